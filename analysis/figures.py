@@ -1,0 +1,436 @@
+"""Figures of the benchmark results, each written as PNG and PDF.
+
+Figures (``{outdir}/{name}.png`` and ``.pdf``):
+
+* ``aggregate_metrics``       median, IQM, mean and optimality gap of final normalised scores,
+                              95% stratified-bootstrap CIs (rliable-style interval plot)
+* ``performance_profile``     fraction of runs whose final normalised score exceeds tau, with CIs
+* ``probability_of_improvement``  P(reference > other) over the shared tasks, with CIs
+* ``iqm_sample_efficiency``   IQM of normalised score against environment steps, with CIs
+* ``learning_curves``         one panel per task: mean normalised return over seeds against
+                              environment steps, with a bootstrap 95% band (seaborn)
+
+Every figure states in its caption the number of seeds per algorithm, the step budget, the tasks
+used and the final-score definition's key point; legend labels say how many of the expected runs
+have data and which are diverged/missing/failed/invalid/running, e.g.
+``sac (4/5 seeds; 1 diverged, 1 missing)``.  Colours are fixed per algorithm
+(:data:`PALETTE`, with a deterministic fallback for new names, :func:`algo_color`).
+
+Python API
+----------
+``make_figures(scores_df, status_df, outdir, reps=2000, seed=0, reference="qsm",
+exclude_prefixes=("toy_",), result=None) -> list[Path]``; one function per figure
+(``plot_aggregate_metrics`` ...) taking a :class:`analysis.stats.StatsResult`.
+
+Command line
+------------
+::
+
+    python -m analysis.figures --scores results/tables/scores.csv \\
+        --status results/tables/run_status.csv --outdir results/figures \\
+        [--reps 2000] [--seed 0] [--reference qsm] [--exclude-prefix toy_ ...] \\
+        [--tables-outdir results/tables]
+
+``--tables-outdir`` also writes the tables of :mod:`analysis.stats` from the same computation.
+The statistics are deterministic given (data, reps, seed), so running ``analysis.stats`` and
+``analysis.figures`` separately with the same arguments gives the same numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from analysis import stats  # noqa: E402
+from analysis.aggregate import DIVERGED_POLICY, SCORED_STATUSES, RUN_STATUSES  # noqa: E402
+
+#: Fixed colours (Okabe–Ito, colour-blind safe) for the algorithms we know about.
+PALETTE = {
+    "qsm": "#0072B2",     # blue
+    "sac": "#D55E00",     # vermillion
+    "td3": "#009E73",     # bluish green
+    "dql": "#CC79A7",     # reddish purple
+    "random": "#7F7F7F",  # grey
+}
+#: Colours for algorithms not in PALETTE, picked by a stable hash of the name.
+FALLBACK_COLORS = ("#E69F00", "#56B4E9", "#F0E442", "#000000", "#8C564B", "#17BECF",
+                   "#BCBD22", "#9467BD", "#1F3A93", "#A50026", "#4D9221", "#B35806")
+FIGURE_NAMES = ("aggregate_metrics", "performance_profile", "probability_of_improvement",
+                "iqm_sample_efficiency", "learning_curves")
+#: Cap on seaborn's bootstrap resamples per point of the learning curves (speed).
+MAX_CURVE_BOOT = 1000
+
+
+def algo_color(algo: str) -> str:
+    """Colour of an algorithm: fixed for known names, else a hash-based pick (same every run)."""
+    if algo in PALETTE:
+        return PALETTE[algo]
+    h = int(hashlib.sha256(str(algo).encode()).hexdigest(), 16)
+    return FALLBACK_COLORS[h % len(FALLBACK_COLORS)]
+
+
+def palette_for(algos) -> dict:
+    return {a: algo_color(a) for a in algos}
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels and captions
+# ---------------------------------------------------------------------------------------------
+
+def _unit_label(scores_df, status_df) -> str:
+    """'return / 1000' when every run has max_return 1000 (DMC), else 'return / max return'."""
+    mr = None
+    if status_df is not None and "max_return" in status_df:
+        vals = pd.to_numeric(status_df["max_return"], errors="coerce").dropna().unique()
+        if len(vals) == 1:
+            mr = float(vals[0])
+    if mr is None:
+        return "return / task max return"
+    return f"return / {mr:g}"
+
+
+def step_budget_text(status_df, scores_df, tasks=None) -> str:
+    """The environment-step budget, from config budgets when known, else the last eval step."""
+    budgets = []
+    if status_df is not None and "budget_steps" in status_df:
+        st = status_df if tasks is None else status_df[status_df["task"].isin(tasks)]
+        budgets = pd.to_numeric(st["budget_steps"], errors="coerce").dropna().unique().tolist()
+    if not budgets and len(scores_df):
+        sc = scores_df if tasks is None else scores_df[scores_df["task"].isin(tasks)]
+        sc = sc[sc["status"] == "complete"] if "status" in sc else sc
+        if len(sc):
+            budgets = sc.groupby(["algo", "task", "seed"])["step"].max().unique().tolist()
+    if not budgets:
+        return "step budget unknown"
+    lo, hi = min(budgets), max(budgets)
+    if lo == hi:
+        return f"step budget {int(lo):,} environment steps"
+    return f"step budget {int(lo):,}–{int(hi):,} environment steps"
+
+
+def run_label(algo, status_df, tasks=None, matrix_shape=None) -> str:
+    """Legend label saying how many runs are shown and what happened to the others.
+
+    One task: ``'sac (4/5 seeds; 1 diverged, 1 missing)'`` - 4 runs with evaluations (complete or
+    diverged) out of the 5 known (any status).  Several tasks with ``matrix_shape`` = (seeds,
+    tasks) of the statistic: ``'sac (12/15 runs: 4 seeds x 3 tasks; 1 diverged, 1 running,
+    2 dropped)'`` where "dropped" = scored runs left out so every task has the same number of seeds.
+    """
+    if status_df is None or not len(status_df):
+        return str(algo)
+    st = status_df[status_df["algo"] == algo]
+    if tasks is not None:
+        st = st[st["task"].isin(list(tasks))]
+    n = len(st)
+    k = int(st["status"].isin(SCORED_STATUSES).sum())
+    counts = st["status"].value_counts()
+    notes = [f"{counts[s]} {s}" for s in RUN_STATUSES if s != "complete" and s in counts]
+    if matrix_shape is not None:
+        used = int(matrix_shape[0] * matrix_shape[1])
+        if used < k:
+            notes.append(f"{k - used} dropped")
+        head = f"{used}/{n} runs: {matrix_shape[0]} seeds × {matrix_shape[1]} tasks"
+    elif st["task"].nunique() <= 1:
+        head = f"{k}/{n} seeds"
+    else:
+        head = f"{k}/{n} runs over {st['task'].nunique()} tasks"
+    return f"{algo} ({head}" + ("; " + ", ".join(notes) if notes else "") + ")"
+
+
+def _shape(result, algo):
+    m = result.matrices.matrices.get(algo)
+    return None if m is None else m.shape
+
+
+def _legend_below(ax, handles, fontsize=8):
+    """Legend under the axes (so it never hides data)."""
+    if handles:
+        ax.legend(handles=_legend_handles(handles), fontsize=fontsize, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
+
+
+DROPPED_NOTE = ("'dropped' = scored runs left out so that every task has the same number of seeds "
+                "(lowest seed numbers kept).")
+
+
+def _caption(fig, text, width=150):
+    wrapped = "\n".join(textwrap.fill(p, width) for p in text.split("\n") if p)
+    fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5, wrap=True)
+    return wrapped.count("\n") + 1
+
+
+def _seeds_text(result) -> str:
+    m = result.matrices
+    if not m.matrices:
+        return ""
+    return "Seeds per task: " + ", ".join(
+        f"{a} {arr.shape[0]}" for a, arr in m.matrices.items()) + "."
+
+
+def _stats_caption(result, status_df, scores_df, extra="") -> str:
+    m = result.matrices
+    p = result.params
+    bits = [extra,
+            f"Final normalised score = last evaluation return / task max return; diverged runs "
+            f"score {'0' if p.get('policy', DIVERGED_POLICY) == 'zero' else 'their last finite evaluation'}.",
+            f"Tasks ({len(m.tasks)}): {', '.join(m.tasks) or 'none'}. {_seeds_text(result)} "
+            f"{step_budget_text(status_df, scores_df, m.tasks).capitalize()}.",
+            f"95% CIs: stratified bootstrap over runs within tasks, {p.get('reps')} resamples, "
+            f"seed {p.get('seed')}. " + (DROPPED_NOTE if any(m.dropped.values()) else "")]
+    excluded = []
+    if m.excluded_tasks:
+        excluded.append("excluded tasks: " + "; ".join(f"{t} ({r})" for t, r in
+                                                        sorted(m.excluded_tasks.items())))
+    if m.excluded_algos:
+        excluded.append("excluded algorithms: " + "; ".join(
+            f"{a} ({r})" for a, r in sorted(m.excluded_algos.items())))
+    if excluded:
+        bits.append("Not in these statistics — " + " | ".join(excluded) + ".")
+    return "\n".join(b for b in bits if b)
+
+
+def _save(fig, outdir, name, caption_lines=0):
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    # caption: 7.5 pt text, about 0.13 inch per line, plus a margin
+    bottom = min(0.5, (0.13 * caption_lines + 0.12) / fig.get_figheight())
+    try:
+        fig.tight_layout(rect=(0, bottom, 1, 0.97))
+    except Exception:
+        pass
+    paths = []
+    for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
+        path = outdir / f"{name}.{ext}"
+        fig.savefig(path, dpi=150, metadata=meta)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _no_data(ax, text="no data"):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
+            color="0.4")
+
+
+def _legend_handles(labels_colors):
+    return [Line2D([0], [0], color=c, lw=2.5, label=l) for l, c in labels_colors]
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+
+def plot_aggregate_metrics(result, scores_df, status_df, outdir):
+    algos = result.matrices.algos
+    unit = _unit_label(scores_df, status_df)
+    fig, axes = plt.subplots(1, len(stats.METRICS), figsize=(14, 2.2 + 0.75 * max(len(algos), 2)),
+                             sharey=True)
+    agg = result.aggregate
+    for ax, metric in zip(axes, stats.METRICS):
+        for i, algo in enumerate(algos):
+            r = agg[(agg["algo"] == algo) & (agg["metric"] == metric)]
+            if not len(r):
+                continue
+            r = r.iloc[0]
+            c = algo_color(algo)
+            ax.barh(i, r["ci_high"] - r["ci_low"], left=r["ci_low"], height=0.6, color=c,
+                    alpha=0.75)
+            ax.vlines(r["estimate"], i - 0.3, i + 0.3, color="k", lw=1.5)
+        ax.set_title(stats.METRIC_LABELS[metric] + (" (lower is better)" if metric ==
+                                                    "optimality_gap" else ""), fontsize=10)
+        ax.set_xlabel(f"1 − mean normalised score,\nscores clipped at 1 ({unit})"
+                      if metric == "optimality_gap" else f"normalised score\n({unit})", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        if not algos:
+            _no_data(ax)
+    axes[0].set_yticks(range(len(algos)))
+    axes[0].set_yticklabels([run_label(a, status_df, result.matrices.tasks, _shape(result, a))
+                             .replace(" (", "\n(").replace("; ", ";\n") for a in algos], fontsize=8)
+    axes[0].invert_yaxis() if algos else None
+    fig.suptitle("Aggregate final performance (bar = 95% CI, black line = point estimate)",
+                 fontsize=11)
+    n = _caption(fig, _stats_caption(result, status_df, scores_df))
+    return _save(fig, outdir, "aggregate_metrics", n)
+
+
+def plot_performance_profile(result, scores_df, status_df, outdir):
+    unit = _unit_label(scores_df, status_df)
+    fig, ax = plt.subplots(figsize=(7.5, 6.2 + 0.2 * len(result.matrices.algos)))
+    prof = result.profile
+    handles = []
+    for algo in result.matrices.algos:
+        p = prof[prof["algo"] == algo]
+        c = algo_color(algo)
+        ax.plot(p["tau"], p["fraction"], color=c, lw=2)
+        ax.fill_between(p["tau"], p["ci_low"], p["ci_high"], color=c, alpha=0.2, lw=0)
+        handles.append((run_label(algo, status_df, result.matrices.tasks, _shape(result, algo)), c))
+    if not handles:
+        _no_data(ax)
+    ax.set_xlabel(f"normalised return threshold τ ({unit})")
+    ax.set_ylabel("fraction of runs with final normalised score > τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    _legend_below(ax, handles)
+    ax.set_title("Performance profile of final scores (shaded: 95% CI)", fontsize=11)
+    n = _caption(fig, _stats_caption(result, status_df, scores_df), width=110)
+    return _save(fig, outdir, "performance_profile", n)
+
+
+def plot_probability_of_improvement(result, scores_df, status_df, outdir):
+    poi = result.poi
+    ref = result.params.get("reference", stats.DEFAULT_REFERENCE)
+    fig, ax = plt.subplots(figsize=(9, 3.2 + 0.8 * max(len(poi), 2)))
+    for i, (_, r) in enumerate(poi.iterrows()):
+        c = algo_color(r["algo_y"])
+        ax.barh(i, r["ci_high"] - r["ci_low"], left=r["ci_low"], height=0.6, color=c, alpha=0.75)
+        ax.vlines(r["estimate"], i - 0.3, i + 0.3, color="k", lw=1.5)
+        ax.plot(r["estimate"], i, "o", color=c, mec="k", ms=6)
+    ax.set_yticks(range(len(poi)))
+    ax.set_yticklabels([f"P({r['algo_x']} > {r['algo_y']})\n" +
+                        run_label(r["algo_y"], status_df, result.matrices.tasks,
+                                  _shape(result, r["algo_y"])).split(" ", 1)[1].replace("; ", ";\n")
+                        for _, r in poi.iterrows()], fontsize=8)
+    if len(poi):
+        ax.invert_yaxis()
+    else:
+        _no_data(ax, f"reference algorithm '{ref}' has no aggregate data"
+                 if ref not in result.matrices.matrices else "no other algorithm to compare")
+    ax.axvline(0.5, color="0.3", ls="--", lw=1)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel(f"probability of improvement: chance that a {ref} run beats a run of the other\n"
+                  "algorithm on the same task, averaged over tasks (final normalised scores)",
+                  fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ref_label = run_label(ref, status_df, result.matrices.tasks, _shape(result, ref))
+    ax.set_title(f"Probability of improvement of {ref} over each algorithm\n(dot = estimate, "
+                 "bar = 95% CI; dashed line = 0.5, no difference)", fontsize=10)
+    n = _caption(fig, _stats_caption(result, status_df, scores_df, extra=f"Reference: {ref_label}."),
+                 width=110)
+    return _save(fig, outdir, "probability_of_improvement", n)
+
+
+def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir):
+    unit = _unit_label(scores_df, status_df)
+    fig, ax = plt.subplots(figsize=(7.5, 6.2 + 0.2 * len(result.matrices.algos)))
+    cur = result.iqm_curve
+    handles = []
+    for algo in result.matrices.algos:
+        d = cur[cur["algo"] == algo]
+        if not len(d):
+            continue
+        c = algo_color(algo)
+        ax.plot(d["step"], d["iqm"], color=c, lw=2, marker="o", ms=2.5)
+        ax.fill_between(d["step"], d["ci_low"], d["ci_high"], color=c, alpha=0.2, lw=0)
+        handles.append((run_label(algo, status_df, result.matrices.tasks, _shape(result, algo)), c))
+    if not handles:
+        _no_data(ax)
+    _legend_below(ax, handles)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(f"IQM normalised return ({unit})")
+    ax.grid(alpha=0.3)
+    ax.set_title("Sample efficiency: IQM over runs and tasks (shaded: 95% CI)", fontsize=11)
+    extra = ("Each run contributes its latest evaluation at or before each step; steps are "
+             "limited to the shortest completed run.")
+    n = _caption(fig, _stats_caption(result, status_df, scores_df, extra=extra), width=110)
+    return _save(fig, outdir, "iqm_sample_efficiency", n)
+
+
+def plot_learning_curves(scores_df, status_df, outdir, reps=stats.DEFAULT_REPS,
+                         seed=stats.DEFAULT_SEED, exclude_prefixes=stats.DEFAULT_EXCLUDE_PREFIXES):
+    unit = _unit_label(scores_df, status_df)
+    tasks = sorted(set(scores_df["task"]) | (set(status_df["task"]) if status_df is not None
+                                            else set()))
+    ncols = min(3, max(len(tasks), 1))
+    nrows = max(1, -(-len(tasks) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.3 * nrows + 0.6), squeeze=False)
+    n_boot = int(min(reps, MAX_CURVE_BOOT))
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
+    if not tasks:
+        _no_data(axes[0, 0])
+    for ax, task in zip(axes.flat, tasks):
+        d = scores_df[(scores_df["task"] == task)]
+        d = d[np.isfinite(d["normalized"].astype(float))]
+        st_algos = set(status_df.loc[status_df["task"] == task, "algo"]) if status_df is not None else set()
+        algos = sorted(set(d["algo"]) | st_algos)
+        if len(d):
+            sns.lineplot(data=d, x="step", y="normalized", hue="algo", hue_order=[a for a in algos if a in set(d["algo"])],
+                         palette=palette_for(algos), errorbar=("ci", 95), n_boot=n_boot,
+                         seed=seed, ax=ax, legend=False, lw=1.8)
+            div = d[d["status"] == "diverged"]
+            for (algo, _s), g in div.groupby(["algo", "seed"]):
+                last = g.sort_values("step").iloc[-1]
+                ax.plot(last["step"], last["normalized"], marker="x", ms=8, mew=2,
+                        color=algo_color(algo), ls="none")
+        else:
+            _no_data(ax, "no scored runs")
+        handles = [(run_label(a, status_df, [task]) if status_df is not None else a, algo_color(a))
+                   for a in algos]
+        if handles:
+            ax.legend(handles=_legend_handles(handles), fontsize=7, loc="upper left")
+        audit = any(str(task).startswith(p) for p in exclude_prefixes or ())
+        ax.set_title(f"{task}" + (" (audit task, not in aggregates)" if audit else "") +
+                     f"\n{step_budget_text(status_df, scores_df, [task])}", fontsize=9)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(f"normalised return ({unit})")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Learning curves: mean evaluation return over seeds (shaded: bootstrap 95% CI "
+                 "over seeds)", fontsize=11)
+    cap = (f"Each panel: one task; lines = mean over the seeds with a score (complete or diverged), "
+           f"band = seaborn percentile bootstrap 95% CI over seeds ({n_boot} resamples, seed {seed}). "
+           f"x = last evaluation of a diverged run (non-finite evaluations are not drawn). "
+           f"Legend: k/n seeds = runs with evaluations / runs known, then the non-complete "
+           f"statuses.")
+    n = _caption(fig, cap, width=60 * ncols)
+    return _save(fig, outdir, "learning_curves", n)
+
+
+def make_figures(scores_df, status_df, outdir, reps=stats.DEFAULT_REPS, seed=stats.DEFAULT_SEED,
+                 reference=stats.DEFAULT_REFERENCE,
+                 exclude_prefixes=stats.DEFAULT_EXCLUDE_PREFIXES, result=None):
+    """Compute the statistics (unless ``result`` is given) and draw every figure; return paths."""
+    if status_df is None:
+        status_df = pd.DataFrame(columns=["algo", "task", "seed", "status", "detail"])
+    if result is None:
+        result = stats.compute_all(scores_df, status_df, reps=reps, seed=seed, reference=reference,
+                                   exclude_prefixes=exclude_prefixes)
+    paths = []
+    paths += plot_aggregate_metrics(result, scores_df, status_df, outdir)
+    paths += plot_performance_profile(result, scores_df, status_df, outdir)
+    paths += plot_probability_of_improvement(result, scores_df, status_df, outdir)
+    paths += plot_iqm_sample_efficiency(result, scores_df, status_df, outdir)
+    paths += plot_learning_curves(scores_df, status_df, outdir, reps=reps, seed=seed,
+                                  exclude_prefixes=exclude_prefixes)
+    return paths, result
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m analysis.figures",
+                                 description="Draw the benchmark figures (PNG + PDF).")
+    stats.add_common_args(ap)
+    ap.add_argument("--outdir", required=True, help="folder for the figures (results/figures)")
+    ap.add_argument("--tables-outdir", help="also write the statistics tables here")
+    args = ap.parse_args(argv)
+    scores, status = stats.load_inputs(args.scores, args.status)
+    paths, result = make_figures(scores, status, args.outdir, reps=args.reps, seed=args.seed,
+                                 reference=args.reference,
+                                 exclude_prefixes=stats.exclude_prefixes_from_args(args))
+    if args.tables_outdir:
+        paths += list(stats.write_tables(result, args.tables_outdir).values())
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,532 @@
+"""Aggregate statistics over tasks and seeds with rliable (stratified bootstrap, 95% CIs).
+
+Input: the two tables written by :mod:`analysis.aggregate` (scores.csv, run_status.csv).
+Each run's final score is computed by :func:`analysis.aggregate.final_scores` (see
+``FINAL_SCORE_DEFINITION`` there); this module never redefines it.
+
+Which runs and tasks enter the aggregate statistics
+---------------------------------------------------
+* Scored runs only: status ``complete`` or ``diverged`` (diverged runs count with the score the
+  final-score definition gives them).  Running / failed / missing / invalid runs are not scored;
+  they are counted in ``final_scores.md`` and in the figure legends.
+* Tasks whose name starts with one of ``exclude_prefixes`` (default ``("toy_",)``: audit tasks,
+  not benchmarks) are left out.
+* Only tasks on which EVERY algorithm has at least one scored run are used ("shared tasks");
+  the others are listed as excluded, with the algorithms that have them.  An algorithm with no
+  scored run on any remaining task is left out (and listed).
+* rliable needs one rectangular (n_runs, n_tasks) matrix per algorithm.  When an algorithm has
+  unequal numbers of scored runs on the shared tasks, every task is cut to that algorithm's
+  smallest count, keeping the runs with the LOWEST seed numbers (a rule fixed in advance, not
+  chosen by score); the dropped runs are listed.  Different algorithms may have different
+  numbers of runs (the probability of improvement handles that natively).
+
+Randomness
+----------
+rliable 1.2.0 draws bootstrap indices from NumPy's global RNG (``np.random.choice``) and ignores
+the ``random_state`` argument for that, so every rliable call here is made as
+``np.random.seed(seed)`` + a call for ONE algorithm (or one pair), and the caller's global RNG
+state is restored afterwards.  An algorithm's intervals therefore do not depend on which other
+algorithms are present, and are reproducible bit for bit.
+
+Python API
+----------
+``compute_all(scores_df, status_df=None, reps=2000, seed=0, reference="qsm",
+exclude_prefixes=("toy_",), policy=DIVERGED_POLICY) -> StatsResult`` (everything below at once)
+``final_score_table``, ``build_matrices``, ``aggregate_metrics``, ``probability_of_improvement``,
+``performance_profiles``, ``iqm_curves``, ``final_scores_markdown``, ``write_tables``.
+
+Command line
+------------
+::
+
+    python -m analysis.stats --scores results/tables/scores.csv \\
+        --status results/tables/run_status.csv --outdir results/tables \\
+        [--reps 2000] [--seed 0] [--reference qsm] [--exclude-prefix toy_ ...]
+
+writes ``aggregate.csv`` (algo, metric, estimate, ci_low, ci_high, n_runs, n_tasks, ...),
+``probability_of_improvement.csv``, ``performance_profile.csv``, ``iqm_curve.csv``,
+``final_scores.csv`` (one row per run) and ``final_scores.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.aggregate import (DIVERGED_POLICY, FINAL_SCORE_DEFINITION, RUN_STATUSES,
+                                SCORED_STATUSES, final_scores, read_scores, read_status)
+
+
+# arch 7.x (rliable 1.2.0 needs arch<8) fails to import under pandas 3: pandas is pinned <3.
+from rliable import library as rly  # noqa: E402
+from rliable import metrics  # noqa: E402
+
+
+DEFAULT_REPS = 2000
+DEFAULT_SEED = 0
+DEFAULT_REFERENCE = "qsm"
+DEFAULT_EXCLUDE_PREFIXES = ("toy_",)
+CONFIDENCE = 0.95
+#: Order of the values returned by :func:`aggregate_func` (rliable's usual four).
+METRICS = ("median", "iqm", "mean", "optimality_gap")
+METRIC_LABELS = {"median": "Median", "iqm": "IQM", "mean": "Mean",
+                 "optimality_gap": "Optimality gap"}
+#: Thresholds of the performance profile, in normalised score.
+DEFAULT_TAUS = np.linspace(0.0, 1.0, 101)
+
+
+def aggregate_func(scores):
+    """The four aggregate metrics of a (n_runs, n_tasks) matrix, in :data:`METRICS` order."""
+    return np.array([metrics.aggregate_median(scores), metrics.aggregate_iqm(scores),
+                     metrics.aggregate_mean(scores), metrics.aggregate_optimality_gap(scores)])
+
+
+def iqm_over_steps(scores):
+    """IQM at every step of a (n_runs, n_tasks, n_steps) array."""
+    return np.array([metrics.aggregate_iqm(scores[..., j]) for j in range(scores.shape[-1])])
+
+
+@contextlib.contextmanager
+def _global_seed(seed):
+    """Seed NumPy's global RNG (which rliable 1.2.0 uses), restoring the caller's state after."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def seeded_interval_estimates(score_dict, func, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
+                              confidence=CONFIDENCE):
+    """``rly.get_interval_estimates`` called once per key, with the global RNG seeded just before.
+
+    Equal, bit for bit, to ``np.random.seed(seed); rly.get_interval_estimates({key: v}, func,
+    reps=reps)`` for each key.  Returns (point_estimates, interval_estimates) dicts like rliable.
+    """
+    points, intervals = {}, {}
+    for key, scores in score_dict.items():
+        with _global_seed(seed):
+            p, i = rly.get_interval_estimates({key: scores}, func, reps=reps,
+                                              confidence_interval_size=confidence)
+        points[key], intervals[key] = p[key], i[key]
+    return points, intervals
+
+
+# ---------------------------------------------------------------------------------------------
+# Final scores and score matrices
+# ---------------------------------------------------------------------------------------------
+
+def final_score_table(scores_df, status_df=None, policy=DIVERGED_POLICY):
+    """Final score of every scored run, plus one row (NaN score) for every unscored run."""
+    fin = final_scores(scores_df, policy=policy)
+    if status_df is None or not len(status_df):
+        return fin
+    st = status_df[["algo", "task", "seed", "status", "detail"]].copy()
+    merged = st.merge(fin, on=["algo", "task", "seed"], how="outer", suffixes=("", "_scored"))
+    # a run in scores but not in status (should not happen) keeps its own status
+    merged["status"] = merged["status"].fillna(merged.pop("status_scored"))
+    merged["detail"] = merged["detail"].fillna("")
+    return merged.sort_values(["algo", "task", "seed"], kind="stable", ignore_index=True)
+
+
+@dataclass
+class MatrixSet:
+    """Rectangular final-score matrices, one per algorithm, over a common task list."""
+    matrices: dict            # algo -> (n_runs, n_tasks) array, columns in `tasks` order
+    tasks: list               # shared benchmark tasks used
+    seeds: dict               # algo -> {task: [seeds used, ascending]}
+    dropped: dict             # algo -> [(task, seed)] scored runs left out to make it rectangular
+    excluded_tasks: dict      # task -> reason it is not in the aggregate
+    excluded_algos: dict      # algo -> reason it is not in the aggregate
+    exclude_prefixes: tuple = DEFAULT_EXCLUDE_PREFIXES
+
+    @property
+    def algos(self):
+        return list(self.matrices)
+
+    def describe(self) -> str:
+        """One paragraph stating what the aggregate is computed over."""
+        parts = []
+        if self.tasks:
+            parts.append(f"Aggregate statistics use {len(self.tasks)} task(s) shared by all "
+                         f"algorithms: {', '.join(self.tasks)}.")
+        else:
+            parts.append("No benchmark task is shared by all algorithms: no aggregate statistics.")
+        if self.excluded_tasks:
+            parts.append("Excluded tasks: " + "; ".join(
+                f"{t} ({r})" for t, r in sorted(self.excluded_tasks.items())) + ".")
+        if self.excluded_algos:
+            parts.append("Excluded algorithms: " + "; ".join(
+                f"{a} ({r})" for a, r in sorted(self.excluded_algos.items())) + ".")
+        for algo, dropped in sorted(self.dropped.items()):
+            if dropped:
+                n = self.matrices[algo].shape[0]
+                parts.append(f"{algo}: unequal seed counts, each task cut to its {n} lowest-numbered "
+                             f"scored seeds; dropped " +
+                             ", ".join(f"{t}/seed{s}" for t, s in dropped) + ".")
+        return " ".join(parts)
+
+
+def _is_excluded(task, prefixes):
+    return any(str(task).startswith(p) for p in prefixes)
+
+
+def build_matrices(final_df, exclude_prefixes=DEFAULT_EXCLUDE_PREFIXES, algos=None):
+    """Per-algorithm rectangular (n_runs, n_tasks) matrices of final normalised scores.
+
+    ``final_df`` is :func:`final_score_table` output (unscored rows are ignored).  ``algos``
+    restricts (and orders) the algorithms; default: every algorithm in the data, sorted.
+    """
+    exclude_prefixes = tuple(exclude_prefixes or ())
+    scored = final_df[final_df["status"].isin(SCORED_STATUSES)
+                      & np.isfinite(final_df["final_normalized"].astype(float))]
+    all_algos = sorted(final_df["algo"].unique()) if algos is None else list(algos)
+    excluded_tasks, excluded_algos = {}, {}
+    for t in sorted(final_df["task"].unique()):
+        if _is_excluded(t, exclude_prefixes):
+            excluded_tasks[t] = "audit task: name starts with " + " / ".join(
+                p for p in exclude_prefixes if str(t).startswith(p))
+    bench = scored[~scored["task"].isin(list(excluded_tasks))]
+    have = {a: set(bench.loc[bench["algo"] == a, "task"]) for a in all_algos}
+    for a in all_algos:
+        if not have[a]:
+            excluded_algos[a] = "no scored run on a benchmark task"
+    use_algos = [a for a in all_algos if have[a]]
+    all_tasks = sorted(set().union(*have.values())) if have else []
+    tasks = [t for t in all_tasks if all(t in have[a] for a in use_algos)]
+    for t in all_tasks:
+        if t not in tasks:
+            with_t = [a for a in use_algos if t in have[a]]
+            excluded_tasks[t] = "not run by every algorithm; scored only for " + ", ".join(with_t)
+    matrices, seeds, dropped = {}, {}, {}
+    for a in use_algos if tasks else []:
+        sub = bench[bench["algo"] == a]
+        per_task = {t: sub[sub["task"] == t].sort_values("seed") for t in tasks}
+        n = min(len(g) for g in per_task.values())
+        seeds[a] = {t: [int(s) for s in g["seed"].iloc[:n]] for t, g in per_task.items()}
+        dropped[a] = [(t, int(s)) for t, g in per_task.items() for s in g["seed"].iloc[n:]]
+        matrices[a] = np.column_stack(
+            [g["final_normalized"].to_numpy(float)[:n] for g in per_task.values()])
+    if not tasks:
+        for a in use_algos:
+            excluded_algos.setdefault(a, "no task shared by all algorithms")
+    return MatrixSet(matrices, tasks, seeds, dropped, excluded_tasks, excluded_algos,
+                     exclude_prefixes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------------------------
+
+def aggregate_metrics(matrices, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
+    """Median, IQM, mean and optimality gap with stratified-bootstrap CIs, one row per (algo, metric).
+
+    ``matrices``: {algo: (n_runs, n_tasks) array} or a :class:`MatrixSet`.
+    """
+    mset = matrices if isinstance(matrices, MatrixSet) else None
+    mats = mset.matrices if mset else matrices
+    points, intervals = seeded_interval_estimates(mats, aggregate_func, reps, seed, confidence)
+    rows = []
+    for algo, m in mats.items():
+        for j, metric in enumerate(METRICS):
+            rows.append({"algo": algo, "metric": metric, "estimate": float(points[algo][j]),
+                         "ci_low": float(intervals[algo][0, j]),
+                         "ci_high": float(intervals[algo][1, j]),
+                         "n_runs": int(m.size), "n_tasks": int(m.shape[1]),
+                         "runs_per_task": int(m.shape[0]),
+                         "tasks": ";".join(mset.tasks) if mset else "",
+                         "reps": int(reps), "seed": int(seed)})
+    return pd.DataFrame(rows, columns=["algo", "metric", "estimate", "ci_low", "ci_high", "n_runs",
+                                       "n_tasks", "runs_per_task", "tasks", "reps", "seed"])
+
+
+def probability_of_improvement(matrices, reference=DEFAULT_REFERENCE, reps=DEFAULT_REPS,
+                               seed=DEFAULT_SEED, confidence=CONFIDENCE):
+    """P(reference > other) averaged over tasks, with CIs, for every other algorithm.
+
+    Runs of the two algorithms are resampled independently within each task (rliable's
+    StratifiedIndependentBootstrap), so their run counts may differ.  Empty if the reference
+    algorithm is absent.
+    """
+    mats = matrices.matrices if isinstance(matrices, MatrixSet) else matrices
+    cols = ["algo_x", "algo_y", "estimate", "ci_low", "ci_high", "n_runs_x", "n_runs_y",
+            "n_tasks", "reps", "seed"]
+    if reference not in mats:
+        return pd.DataFrame(columns=cols)
+    pairs = {other: [mats[reference], mats[other]] for other in mats if other != reference}
+    points, intervals = seeded_interval_estimates(pairs, metrics.probability_of_improvement,
+                                                  reps, seed, confidence)
+    rows = [{"algo_x": reference, "algo_y": other, "estimate": float(points[other]),
+             "ci_low": float(np.ravel(intervals[other])[0]),
+             "ci_high": float(np.ravel(intervals[other])[1]),
+             "n_runs_x": int(mats[reference].size), "n_runs_y": int(mats[other].size),
+             "n_tasks": int(mats[reference].shape[1]), "reps": int(reps), "seed": int(seed)}
+            for other in pairs]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def performance_profiles(matrices, taus=DEFAULT_TAUS, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
+                         confidence=CONFIDENCE):
+    """Score-distribution performance profiles (fraction of runs with score > tau) with CIs.
+
+    One ``rly.create_performance_profile`` call per algorithm, global RNG seeded before each.
+    Tidy output: algo, tau, fraction, ci_low, ci_high.
+    """
+    mats = matrices.matrices if isinstance(matrices, MatrixSet) else matrices
+    taus = np.asarray(taus, dtype=float)
+    frames = []
+    for algo, m in mats.items():
+        with _global_seed(seed):
+            prof, cis = rly.create_performance_profile({algo: m}, taus, reps=reps,
+                                                       confidence_interval_size=confidence)
+        frames.append(pd.DataFrame({"algo": algo, "tau": taus, "fraction": prof[algo],
+                                    "ci_low": cis[algo][0], "ci_high": cis[algo][1],
+                                    "n_runs": int(m.size)}))
+    if not frames:
+        return pd.DataFrame(columns=["algo", "tau", "fraction", "ci_low", "ci_high", "n_runs"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _run_curve(g, policy, grid):
+    """Normalised score of one run on the step grid (latest evaluation at or before each step)."""
+    g = g.sort_values("step")
+    steps = g["step"].to_numpy(float)
+    vals = g["normalized"].to_numpy(float).copy()
+    diverged = str(g["status"].iloc[-1]) == "diverged"
+    if diverged:
+        bad = ~np.isfinite(vals)
+        if policy == "zero":
+            vals[bad] = 0.0
+        else:
+            vals = pd.Series(vals).ffill().fillna(0.0).to_numpy()
+    idx = np.searchsorted(steps, grid, side="right") - 1
+    out = np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan)
+    if diverged:  # after its last evaluation a diverged run keeps its final (policy) score
+        after = grid > steps[-1]
+        fill = 0.0 if policy == "zero" else (vals[-1] if vals.size else 0.0)
+        out[after] = fill
+    return out
+
+
+def curve_arrays(scores_df, mset: MatrixSet, policy=DIVERGED_POLICY, max_points=200):
+    """(n_runs, n_tasks, n_steps) arrays of normalised score over training, per algorithm.
+
+    Uses exactly the runs in ``mset``.  Step grid: every evaluation step of those runs up to the
+    shortest horizon of a complete run (the common budget); each run contributes its latest
+    evaluation at or before a grid step; a diverged run keeps its final-score value after its
+    last evaluation.  Grid steps before some run's first evaluation are dropped; at most
+    ``max_points`` steps (evenly thinned).  Returns (grid, {algo: array}).
+    """
+    if not mset.matrices:
+        return np.array([]), {}
+    keyed = {k: g for k, g in scores_df.groupby(["algo", "task", "seed"], sort=False)}
+    runs = {a: {t: [keyed[(a, t, s)] for s in ss] for t, ss in mset.seeds[a].items()}
+            for a in mset.matrices}
+    all_runs = [g for a in runs for t in runs[a] for g in runs[a][t]]
+    steps = np.unique(np.concatenate([g["step"].to_numpy(float) for g in all_runs]))
+    horizons = [g["step"].max() for g in all_runs if str(g["status"].iloc[-1]) == "complete"]
+    if horizons:
+        steps = steps[steps <= min(horizons)]
+    arrays = {}
+    for a in runs:
+        arrays[a] = np.stack([np.stack([_run_curve(g, policy, steps) for g in runs[a][t]])
+                              for t in mset.tasks], axis=1)
+    ok = np.all([np.isfinite(arr).all(axis=(0, 1)) for arr in arrays.values()], axis=0)
+    steps = steps[ok]
+    arrays = {a: arr[..., ok] for a, arr in arrays.items()}
+    if steps.size > max_points:
+        keep = np.unique(np.round(np.linspace(0, steps.size - 1, max_points)).astype(int))
+        steps = steps[keep]
+        arrays = {a: arr[..., keep] for a, arr in arrays.items()}
+    return steps, arrays
+
+
+def iqm_curves(scores_df, mset: MatrixSet, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
+               policy=DIVERGED_POLICY, confidence=CONFIDENCE):
+    """IQM of normalised score at each evaluation step with stratified-bootstrap CIs (tidy)."""
+    cols = ["algo", "step", "iqm", "ci_low", "ci_high", "n_runs", "n_tasks"]
+    steps, arrays = curve_arrays(scores_df, mset, policy)
+    if steps.size == 0:
+        return pd.DataFrame(columns=cols)
+    points, intervals = seeded_interval_estimates(arrays, iqm_over_steps, reps, seed, confidence)
+    frames = [pd.DataFrame({"algo": a, "step": steps.astype(np.int64), "iqm": points[a],
+                            "ci_low": intervals[a][0], "ci_high": intervals[a][1],
+                            "n_runs": int(arr.shape[0] * arr.shape[1]), "n_tasks": arr.shape[1]})
+              for a, arr in arrays.items()]
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+# ---------------------------------------------------------------------------------------------
+# Final-score report
+# ---------------------------------------------------------------------------------------------
+
+def status_summary(statuses) -> str:
+    """'3 complete, 1 diverged, 1 missing' in the canonical status order."""
+    counts = pd.Series(list(statuses), dtype=object).value_counts()
+    return ", ".join(f"{counts[s]} {s}" for s in RUN_STATUSES if s in counts) or "no runs"
+
+
+def _fmt(x, digits):
+    return "—" if not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def final_scores_markdown(final_df, mset: MatrixSet | None = None) -> str:
+    """Markdown report: the final-score definition, then one table per task."""
+    lines = ["# Final scores", "", FINAL_SCORE_DEFINITION, ""]
+    if mset is not None:
+        lines += [mset.describe(), ""]
+    if not len(final_df):
+        lines.append("No runs found.")
+        return "\n".join(lines) + "\n"
+    for task in sorted(final_df["task"].unique()):
+        sub = final_df[final_df["task"] == task]
+        note = ""
+        if mset is not None and task in mset.excluded_tasks:
+            note = f" (not in aggregate statistics: {mset.excluded_tasks[task]})"
+        lines += [f"## {task}{note}", "",
+                  "Mean ± sample standard deviation (n − 1) over the scored runs (complete or "
+                  "diverged) of each algorithm.", "",
+                  "| algorithm | final return, mean ± std | final normalised score, mean ± std "
+                  "| per-seed final return | runs |",
+                  "|---|---|---|---|---|"]
+        for algo in sorted(sub["algo"].unique()):
+            g = sub[sub["algo"] == algo].sort_values("seed")
+            sc = g[g["status"].isin(SCORED_STATUSES)]
+            r = sc["final_return"].to_numpy(float)
+            z = sc["final_normalized"].to_numpy(float)
+            if len(r):
+                sd_r = np.std(r, ddof=1) if len(r) > 1 else np.nan
+                sd_z = np.std(z, ddof=1) if len(z) > 1 else np.nan
+                mean_r = f"{_fmt(r.mean(), 1)} ± {_fmt(sd_r, 1)}"
+                mean_z = f"{_fmt(z.mean(), 3)} ± {_fmt(sd_z, 3)}"
+            else:
+                mean_r = mean_z = "—"
+            per_seed = []
+            for _, row in g.iterrows():
+                if row["status"] == "complete":
+                    per_seed.append(f"s{row['seed']}: {row['final_return']:.1f}")
+                elif row["status"] == "diverged":
+                    lf = row.get("last_finite_return", np.nan)
+                    extra = (f"; last finite {lf:.1f} at step {int(row['last_finite_step'])}"
+                             if np.isfinite(lf) else "")
+                    per_seed.append(f"s{row['seed']}: {row['final_return']:.1f} (diverged{extra})")
+                else:
+                    per_seed.append(f"s{row['seed']}: {row['status']}")
+            lines.append(f"| {algo} | {mean_r} | {mean_z} | {', '.join(per_seed)} "
+                         f"| {status_summary(g['status'])} |")
+        lines.append("")
+    problems = final_df[~final_df["status"].isin(("complete",))]
+    if len(problems):
+        lines += ["## Runs that are not complete", "", "| algorithm | task | seed | status | detail |",
+                  "|---|---|---|---|---|"]
+        for _, r in problems.iterrows():
+            detail = str(r.get("detail", "") or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {r['algo']} | {r['task']} | {r['seed']} | {r['status']} | {detail} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Everything at once
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class StatsResult:
+    final: pd.DataFrame
+    matrices: MatrixSet
+    aggregate: pd.DataFrame
+    poi: pd.DataFrame
+    profile: pd.DataFrame
+    iqm_curve: pd.DataFrame
+    markdown: str
+    params: dict = field(default_factory=dict)
+
+
+def compute_all(scores_df, status_df=None, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
+                reference=DEFAULT_REFERENCE, exclude_prefixes=DEFAULT_EXCLUDE_PREFIXES,
+                policy=DIVERGED_POLICY, taus=DEFAULT_TAUS):
+    final = final_score_table(scores_df, status_df, policy=policy)
+    mset = build_matrices(final, exclude_prefixes=exclude_prefixes)
+    return StatsResult(
+        final=final, matrices=mset,
+        aggregate=aggregate_metrics(mset, reps=reps, seed=seed),
+        poi=probability_of_improvement(mset, reference=reference, reps=reps, seed=seed),
+        profile=performance_profiles(mset, taus=taus, reps=reps, seed=seed),
+        iqm_curve=iqm_curves(scores_df, mset, reps=reps, seed=seed, policy=policy),
+        markdown=final_scores_markdown(final, mset),
+        params={"reps": reps, "seed": seed, "reference": reference,
+                "exclude_prefixes": tuple(exclude_prefixes), "policy": policy})
+
+
+def _write_text(path, text):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_tables(result: StatsResult, outdir):
+    """Write the tables of a :class:`StatsResult` into ``outdir``; return the paths."""
+    outdir = Path(outdir)
+    paths = {}
+    for name, df in (("aggregate.csv", result.aggregate),
+                     ("probability_of_improvement.csv", result.poi),
+                     ("performance_profile.csv", result.profile),
+                     ("iqm_curve.csv", result.iqm_curve),
+                     ("final_scores.csv", result.final)):
+        paths[name] = outdir / name
+        _write_text(paths[name], df.to_csv(index=False))
+    paths["final_scores.md"] = outdir / "final_scores.md"
+    _write_text(paths["final_scores.md"], result.markdown)
+    return paths
+
+
+def load_inputs(scores_path, status_path=None):
+    scores = read_scores(scores_path)
+    status = read_status(status_path) if status_path else None
+    return scores, status
+
+
+def add_common_args(ap):
+    ap.add_argument("--scores", required=True, help="scores.csv from analysis.aggregate")
+    ap.add_argument("--status", help="run_status.csv from analysis.aggregate")
+    ap.add_argument("--reps", type=int, default=DEFAULT_REPS, help="bootstrap replications")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the bootstrap")
+    ap.add_argument("--reference", default=DEFAULT_REFERENCE,
+                    help="algorithm whose probability of improvement over the others is reported")
+    ap.add_argument("--exclude-prefix", action="append", default=None, metavar="PREFIX",
+                    help="leave tasks with this name prefix out of the aggregates "
+                         "(repeatable; default toy_; pass '' to keep all)")
+    return ap
+
+
+def exclude_prefixes_from_args(args):
+    if args.exclude_prefix is None:
+        return DEFAULT_EXCLUDE_PREFIXES
+    return tuple(p for p in args.exclude_prefix if p)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m analysis.stats",
+                                 description="Aggregate statistics with rliable.")
+    add_common_args(ap)
+    ap.add_argument("--outdir", required=True, help="folder for the tables (results/tables)")
+    args = ap.parse_args(argv)
+    scores, status = load_inputs(args.scores, args.status)
+    result = compute_all(scores, status, reps=args.reps, seed=args.seed, reference=args.reference,
+                         exclude_prefixes=exclude_prefixes_from_args(args))
+    paths = write_tables(result, args.outdir)
+    print(result.matrices.describe(), file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

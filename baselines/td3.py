@@ -1,0 +1,102 @@
+"""TD3 (Fujimoto et al. 2018) with the settings of QSM's official baseline config.
+
+Per update, on a seed-batched replay sample:
+  1. Critic:  a' = clip(mu'(s') + clip(N(0, 0.2^2), -0.5, 0.5), -1, 1)
+              y = r + gamma * mask * min_j Q'_j(s', a');  minimise (Q_j(s, a) - y)^2
+  2. Every `policy_delay` critic updates: actor maximises Q_1(s, mu(s)); Polyak-average the
+     target actor and target critics.
+Exploration: mu(s) + N(0, 0.1^2), clipped. Evaluation: mu(s).
+The noised target action is clipped back into [-1, 1] as in the TD3 paper (the official QSM
+repository does not clip it); the environments would clip it anyway.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from qsm.agent_base import Agent, adam, frozen_copy, no_param_grads
+from qsm.nets import BatchedMLP, TwinCritic, polyak_update
+from qsm.registry import register
+
+
+class DeterministicActor(nn.Module):
+    def __init__(self, generators, obs_dim, act_dim, hidden, device):
+        super().__init__()
+        self.net = BatchedMLP(generators, obs_dim, hidden, act_dim, "relu", device)
+
+    def forward(self, obs):
+        return torch.tanh(self.net(obs))
+
+
+@register("td3")
+class TD3(Agent):
+    @dataclass
+    class Config:
+        actor_lr: float = 3e-4
+        critic_lr: float = 3e-4
+        hidden: tuple = (256, 256)
+        gamma: float = 0.99
+        tau: float = 0.005
+        explore_noise: float = 0.1
+        target_noise: float = 0.2
+        target_noise_clip: float = 0.5
+        policy_delay: int = 2
+
+    def __init__(self, obs_dim, act_dim, seeds, cfg, device="cpu"):
+        super().__init__(obs_dim, act_dim, seeds, cfg, device)
+        g = self.init_gens
+        self.actor = DeterministicActor(g, obs_dim, act_dim, cfg.hidden, self.device)
+        self.critic = TwinCritic(g, obs_dim, act_dim, cfg.hidden, "relu", self.device)
+        self.actor_target = frozen_copy(self.actor)
+        self.critic_target = frozen_copy(self.critic)
+        self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr)
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr)
+
+    @torch.no_grad()
+    def act(self, obs, mode):
+        a = self.actor(obs)
+        if mode == "explore":
+            a = (a + self.cfg.explore_noise * self.act_noise.randn(*a.shape[1:])).clamp(-1, 1)
+        return a
+
+    def update(self, batch, timer):
+        with timer.phase("critic_update"):
+            critic_loss, q = self.update_critic(batch)
+        out = {"critic_loss": critic_loss, "q": q}
+        self.updates += 1
+        if self.updates % self.cfg.policy_delay == 0:
+            with timer.phase("actor_update"):
+                out["actor_loss"] = self.update_actor(batch)
+        return out
+
+    def update_critic(self, b):
+        with torch.no_grad():
+            noise = self.update_noise.randn(*b["action"].shape[1:])
+            target = self.td_target(b["reward"], b["mask"], b["next_obs"], noise)
+        q = self.critic(b["obs"], b["action"])                                          # (S, 2, B)
+        per_seed = ((q - target.unsqueeze(1)) ** 2).mean(dim=(1, 2))
+        self.critic_opt.zero_grad(set_to_none=True)
+        per_seed.sum().backward()
+        self.critic_opt.step()
+        return per_seed.detach(), q.detach().mean(dim=(1, 2))
+
+    def td_target(self, reward, mask, next_obs, noise):
+        """y = r + gamma * mask * min_j Q'_j(s', clip(mu'(s') + clip(0.2 noise, -0.5, 0.5), -1, 1))."""
+        cfg = self.cfg
+        smoothing = (cfg.target_noise * noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+        next_a = (self.actor_target(next_obs) + smoothing).clamp(-1, 1)
+        next_q = self.critic_target(next_obs, next_a).min(dim=1).values
+        return reward + cfg.gamma * mask * next_q
+
+    def update_actor(self, b):
+        with no_param_grads(self.critic):
+            q1 = self.critic(b["obs"], self.actor(b["obs"]))[:, 0]                     # (S, B)
+        per_seed = -q1.mean(dim=1)
+        self.actor_opt.zero_grad(set_to_none=True)
+        per_seed.sum().backward()
+        self.actor_opt.step()
+        polyak_update(self.actor_target, self.actor, self.cfg.tau)
+        polyak_update(self.critic_target, self.critic, self.cfg.tau)
+        return per_seed.detach()

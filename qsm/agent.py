@@ -1,0 +1,138 @@
+"""Q-score matching (Psenka, Escontrela, Abbeel, Ma; ICML 2024), seed-batched.
+
+Algorithm, per environment step after the random warm-up:
+  1. Critic:  a' = clip(sampler(s') + N(0, sigma_target^2)),  y = r + gamma * mask * min_j Q'_j(s', a')
+              minimise (Q_j(s, a) - y)^2 for j = 1, 2 (each critic has its own Adam);
+              Polyak-average the target critics.
+  2. Score:   t ~ U{0..T-1}, eps ~ N(0, I),  a~ = sqrt(abar_t) a + sqrt(1 - abar_t) eps
+              g = mean_j dQ_j/da (s, a~)   (no gradient into the critics)
+              minimise mean_dims (-M_q g - eps_theta(s, a~, t))^2
+     One denoiser call per sample: the update never backpropagates through the sampler.
+  Acting: the DDPM sampler; exploration adds N(0, sigma_explore^2) and clips; evaluation uses the
+  stochastic sampler alone.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .agent_base import Agent, adam, frozen_copy
+from .diffusion import Denoiser, Schedule, ddpm_sample
+from .nets import TwinCritic, polyak_update
+from .registry import register
+
+
+@register("qsm")
+class QSM(Agent):
+    @dataclass
+    class Config:
+        M_q: float = 50.0                 # score scale: eps_theta is regressed onto -M_q dQ/da
+        T: int = 5                        # diffusion steps
+        beta_min: float = 0.1             # VP schedule
+        beta_max: float = 10.0
+        temperature: float = 1.0          # sampler noise multiplier
+        actor_lr: float = 3e-4
+        actor_lr_decay_steps: int = 2_000_000  # cosine decay of the actor lr
+        critic_lr: float = 3e-4
+        actor_hidden: tuple = (512, 512)
+        time_dim: int = 64
+        cond_hidden: tuple = (128, 128)
+        critic_hidden: tuple = (512, 512)
+        gamma: float = 0.99
+        tau: float = 0.005
+        explore_noise: float = 0.1        # added to sampled actions while collecting data
+        target_noise: float = 0.1         # added to sampled next actions in the critic target
+
+    # The official repository suggests a larger score scale on these tasks.
+    TASK_OVERRIDES = {"quadruped_walk": {"M_q": 120.0}, "humanoid_walk": {"M_q": 120.0}}
+
+    def __init__(self, obs_dim, act_dim, seeds, cfg, device="cpu"):
+        super().__init__(obs_dim, act_dim, seeds, cfg, device)
+        g = self.init_gens
+        self.denoiser = Denoiser(g, obs_dim, act_dim, cfg.time_dim, cfg.cond_hidden,
+                                 cfg.actor_hidden, "mish", self.device)
+        self.critic = TwinCritic(g, obs_dim, act_dim, cfg.critic_hidden, "relu", self.device)
+        self.critic_target = frozen_copy(self.critic)
+        self.schedule = Schedule(cfg.T, cfg.beta_min, cfg.beta_max).to(self.device)
+        self.actor_opt = adam(self.denoiser.parameters(), cfg.actor_lr)
+        # Two critics with two Adams in the official code; Adam is elementwise, so one Adam
+        # over both stacked critics performs the identical update.
+        self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr)
+
+    # -- acting ---------------------------------------------------------------------------------
+    def sample(self, obs):
+        return ddpm_sample(self.denoiser, self.schedule, obs, self.act_dim, self.act_noise,
+                           self.cfg.temperature)
+
+    @torch.no_grad()
+    def act(self, obs, mode):
+        a = self.sample(obs)
+        if mode == "explore":
+            a = (a + self.cfg.explore_noise * self.act_noise.randn(*a.shape[1:])).clamp(-1, 1)
+        return a
+
+    # -- learning -------------------------------------------------------------------------------
+    def update(self, batch, timer):
+        with timer.phase("critic_update"):
+            critic_loss, q = self.update_critic(batch)
+        with timer.phase("actor_update"):
+            actor_loss = self.update_score(batch)
+        self.updates += 1
+        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q": q}
+
+    def update_critic(self, b):
+        with torch.no_grad():
+            next_a = ddpm_sample(self.denoiser, self.schedule, b["next_obs"], self.act_dim,
+                                 self.update_noise, self.cfg.temperature)
+            noise = self.update_noise.randn(*next_a.shape[1:])
+            target = self.td_target(b["reward"], b["mask"], b["next_obs"], next_a, noise)
+        q = self.critic(b["obs"], b["action"])                                          # (S, 2, B)
+        per_seed = ((q - target.unsqueeze(1)) ** 2).mean(dim=(1, 2))
+        self.critic_opt.zero_grad(set_to_none=True)
+        per_seed.sum().backward()
+        self.critic_opt.step()
+        polyak_update(self.critic_target, self.critic, self.cfg.tau)
+        return per_seed.detach(), q.detach().mean(dim=(1, 2))
+
+    def td_target(self, reward, mask, next_obs, next_action, noise):
+        """y = r + gamma * mask * min_j Q'_j(s', clip(a' + sigma * noise, -1, 1))."""
+        next_a = (next_action + self.cfg.target_noise * noise).clamp(-1, 1)
+        next_q = self.critic_target(next_obs, next_a).min(dim=1).values                  # (S, B)
+        return reward + self.cfg.gamma * mask * next_q
+
+    def update_score(self, b):
+        S, B, A = b["action"].shape
+        self.set_actor_lr()
+        t = self.update_noise.randint(self.cfg.T, B)                                     # (S, B)
+        eps = self.update_noise.randn(B, A)
+        per_seed = self.score_loss(b["obs"], b["action"], t, eps)
+        self.actor_opt.zero_grad(set_to_none=True)
+        per_seed.sum().backward()
+        self.actor_opt.step()
+        return per_seed.detach()
+
+    def score_loss(self, obs, action, t, eps):
+        """Per seed: mean over batch and action dims of (-M_q dQ/da(s, a~) - eps_theta(s, a~, t))^2
+        with a~ = sqrt(abar_t) a + sqrt(1 - abar_t) eps. One denoiser call, no sampler in the graph."""
+        abar = self.schedule.alpha_bars[t].unsqueeze(-1)
+        noisy = abar.sqrt() * action + (1 - abar).sqrt() * eps
+        q_grad = self.action_gradient(obs, noisy)                                         # (S, B, A)
+        eps_pred = self.denoiser(obs, noisy, t.unsqueeze(-1).float())
+        return ((-self.cfg.M_q * q_grad - eps_pred) ** 2).mean(dim=(1, 2))
+
+    def action_gradient(self, obs, actions):
+        """Mean over the two critics of dQ/da, detached (critic parameters get no gradient)."""
+        a = actions.detach().requires_grad_(True)
+        q = self.critic(obs, a).mean(dim=1)                                       # (S, B)
+        (grad,) = torch.autograd.grad(q.sum(), a)
+        return grad.detach()
+
+    def set_actor_lr(self):
+        """Cosine decay to 0 over `actor_lr_decay_steps` actor updates (optax cosine_decay_schedule)."""
+        cfg = self.cfg
+        frac = min(self.updates, cfg.actor_lr_decay_steps) / cfg.actor_lr_decay_steps
+        lr = cfg.actor_lr * 0.5 * (1 + math.cos(math.pi * frac))
+        for group in self.actor_opt.param_groups:
+            group["lr"] = lr

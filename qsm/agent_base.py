@@ -1,0 +1,106 @@
+"""What every seed-batched agent shares: per-seed random streams, optimiser bookkeeping,
+probe sampling and checkpoint state. Agent files keep only their algorithm.
+
+Shapes: observations (S, B, obs_dim), actions (S, B, act_dim), per-seed scalars (S,), where S is
+the number of seeds in the block. Losses are summed over seeds, so each seed's parameters get
+exactly the gradient of that seed's own loss.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn as nn
+
+from .seeding import SeedStreams
+
+ACT_MODES = ("explore", "eval", "policy")
+
+
+class Agent(nn.Module):
+    name = "agent"
+
+    def __init__(self, obs_dim: int, act_dim: int, seeds, cfg, device="cpu"):
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.seeds = list(seeds)
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.init_gens = SeedStreams(self.seeds, "init", self.device).generators
+        self.update_noise = SeedStreams(self.seeds, "update", self.device)
+        self.act_noise = SeedStreams(self.seeds, "act", self.device)
+        self.updates = 0
+
+    # -- to implement ---------------------------------------------------------------------------
+    def act(self, obs: torch.Tensor, mode: str) -> torch.Tensor:
+        """mode: 'explore' (behaviour while training), 'eval' (evaluation action) or 'policy'
+        (a sample of the learned policy itself, without added exploration noise)."""
+        raise NotImplementedError
+
+    def update(self, batch: dict, timer) -> dict:
+        """One gradient update from a seed-batched replay sample; returns per-seed metrics (S,)."""
+        raise NotImplementedError
+
+    # -- shared ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def probe_samples(self, states: torch.Tensor, n: int):
+        """For probe states (S, P, obs_dim): n draws per state of the policy and the behaviour
+        distribution -> two tensors (S, P, n, act_dim)."""
+        S, P, D = states.shape
+        obs = states.unsqueeze(2).expand(S, P, n, D).reshape(S, P * n, D)
+        policy = self.act(obs, "policy").reshape(S, P, n, self.act_dim)
+        behaviour = self.act(obs, "explore").reshape(S, P, n, self.act_dim)
+        return policy, behaviour
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, torch.optim.Optimizer)}
+
+    def full_state(self):
+        return {"modules": self.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+                "streams": {"update": self.update_noise.state_dict(),
+                            "act": self.act_noise.state_dict()},
+                "updates": self.updates, "extra": self.extra_state()}
+
+    def load_full_state(self, state):
+        self.load_state_dict(state["modules"])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(state["optimizers"][k])
+        self.update_noise.load_state_dict(state["streams"]["update"])
+        self.act_noise.load_state_dict(state["streams"]["act"])
+        self.updates = state["updates"]
+        self.load_extra_state(state["extra"])
+
+    def extra_state(self):
+        return {}
+
+    def load_extra_state(self, state):
+        pass
+
+
+def adam(params, lr: float) -> torch.optim.Adam:
+    # Adam acts elementwise, so one optimiser over stacked per-seed parameters equals one per seed.
+    # foreach kernels keep the Python overhead per step constant in the number of tensors.
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+@contextmanager
+def no_param_grads(module: nn.Module):
+    """Backpropagate through `module` to its inputs without computing its weight gradients
+    (the actor losses need dQ/da, not dQ/dtheta)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    import copy
+    target = copy.deepcopy(module)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target

@@ -1,0 +1,93 @@
+"""Diffusion pieces of the QSM policy: VP schedule, Fourier time features, denoiser, DDPM sampler.
+
+Index convention (as in the official code): diffusion steps are t = 0 .. T-1; step t uses
+alpha[t] = 1 - beta[t] and alpha_bar[t] = prod_{i<=t} alpha[i]. The sampler runs t = T-1 .. 0.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from .nets import BatchedMLP
+
+
+def vp_beta_schedule(T: int, b_min: float = 0.1, b_max: float = 10.0) -> torch.Tensor:
+    """beta_t = 1 - exp(-b_min/T - (b_max - b_min)(2t - 1) / (2 T^2)) for t = 1..T (float64)."""
+    t = torch.arange(1, T + 1, dtype=torch.float64)
+    alpha = torch.exp(-b_min / T - 0.5 * (b_max - b_min) * (2 * t - 1) / T**2)
+    return 1.0 - alpha
+
+
+class Schedule(nn.Module):
+    """The constants the sampler and the score loss need, as float32 buffers."""
+
+    def __init__(self, T: int, b_min: float = 0.1, b_max: float = 10.0):
+        super().__init__()
+        betas = vp_beta_schedule(T, b_min, b_max)
+        alphas = 1.0 - betas
+        alpha_bars = torch.cumprod(alphas, 0)
+        self.T = T
+        self.register_buffer("betas", betas.float())
+        self.register_buffer("alphas", alphas.float())
+        self.register_buffer("alpha_bars", alpha_bars.float())
+        # Sampler coefficients: a <- (a - eps_coef[t] * eps) * inv_sqrt_alpha[t] + noise_scale[t] z
+        self.register_buffer("eps_coef", ((1 - alphas) / torch.sqrt(1 - alpha_bars)).float())
+        self.register_buffer("inv_sqrt_alpha", (1 / torch.sqrt(alphas)).float())
+        self.register_buffer("noise_scale", torch.sqrt(betas).float())
+
+
+class FourierFeatures(nn.Module):
+    """Learnable Fourier features of the (scalar) diffusion step: [cos(2 pi t w), sin(2 pi t w)]."""
+
+    def __init__(self, generators, out_dim: int = 64, init_std: float = 0.2, device=None):
+        super().__init__()
+        half = out_dim // 2
+        w = torch.empty(len(generators), 1, half, device=device)
+        for m, g in enumerate(generators):
+            w[m].normal_(0.0, init_std, generator=g)
+        self.kernel = nn.Parameter(w)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        """t (S, B, 1) float -> (S, B, out_dim)."""
+        f = 2 * math.pi * torch.bmm(t, self.kernel)
+        return torch.cat([torch.cos(f), torch.sin(f)], dim=-1)
+
+
+class Denoiser(nn.Module):
+    """eps_theta(s, a, t): Fourier(t) -> MLP(128, 128) = cond; [a, s, cond] -> MLP(512, 512) -> act_dim."""
+
+    def __init__(self, generators, obs_dim, act_dim, time_dim=64, cond_hidden=(128, 128),
+                 hidden=(512, 512), activation="mish", device=None):
+        super().__init__()
+        self.time_features = FourierFeatures(generators, time_dim, device=device)
+        self.cond = BatchedMLP(generators, time_dim, cond_hidden[:-1], cond_hidden[-1],
+                               activation, device)
+        self.net = BatchedMLP(generators, act_dim + obs_dim + cond_hidden[-1], hidden, act_dim,
+                              activation, device)
+
+    def forward(self, obs, noisy_action, t):
+        """obs (S, B, o), noisy_action (S, B, a), t (S, B, 1) float step index -> eps (S, B, a)."""
+        cond = self.cond(self.time_features(t))
+        return self.net(torch.cat([noisy_action, obs, cond], dim=-1))
+
+
+@torch.no_grad()
+def ddpm_sample(denoiser: Denoiser, schedule: Schedule, obs: torch.Tensor, act_dim: int,
+                noise, temperature: float = 1.0, clip: bool = True) -> torch.Tensor:
+    """Draw one action per observation by running the reverse chain from a_T ~ N(0, I).
+
+    `noise` is a SeedStreams; the draws depend only on each seed's own stream.
+    """
+    S, B, _ = obs.shape
+    a = noise.randn(B, act_dim)
+    t_in = torch.empty(S, B, 1, device=obs.device)
+    for t in range(schedule.T - 1, -1, -1):
+        eps = denoiser(obs, a, t_in.fill_(float(t)))
+        a = (a - schedule.eps_coef[t] * eps) * schedule.inv_sqrt_alpha[t]
+        if t > 0:
+            a = a + schedule.noise_scale[t] * temperature * noise.randn(B, act_dim)
+        if clip:
+            a = a.clamp(-1.0, 1.0)
+    return a

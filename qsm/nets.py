@@ -1,0 +1,93 @@
+"""Seed-batched networks.
+
+Every parameter carries a leading "member" dimension: one member per seed (or per seed x
+ensemble member for twin critics). A linear layer is one batched matmul, so members never mix:
+slice m of the output depends only on slice m of the weights and of the input.
+
+Initialisation follows the official (Flax) code, not torch's default: Xavier-uniform weights and
+zero biases. Each member is initialised from its own seed's generator so that a seed's initial
+weights do not depend on the block it is trained in.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": F.relu,
+    "mish": F.mish,
+    "tanh": torch.tanh,
+}
+
+
+class BatchedLinear(nn.Module):
+    """y[m] = x[m] @ W[m] + b[m] for every member m; x is (M, B, in)."""
+
+    def __init__(self, generators: Sequence[torch.Generator], in_dim: int, out_dim: int,
+                 device=None):
+        super().__init__()
+        members = len(generators)
+        bound = math.sqrt(6.0 / (in_dim + out_dim))  # Xavier-uniform
+        weight = torch.empty(members, in_dim, out_dim, device=device)
+        for m, g in enumerate(generators):
+            weight[m].uniform_(-bound, bound, generator=g)
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(torch.zeros(members, 1, out_dim, device=device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class BatchedMLP(nn.Module):
+    """Dense layers with an activation between them and none after the last one."""
+
+    def __init__(self, generators, in_dim: int, hidden: Sequence[int], out_dim: int,
+                 activation: str = "relu", device=None):
+        super().__init__()
+        dims = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(
+            BatchedLinear(generators, dims[i], dims[i + 1], device) for i in range(len(dims) - 1))
+        self.activation = ACTIVATIONS[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+
+def ensemble_generators(generators, copies: int):
+    """Member order for an ensemble of `copies` networks per seed: seed-major (s0e0, s0e1, s1e0 ...).
+
+    The same seed generator is listed `copies` times in a row; layers are built member by member,
+    so ensemble members of one seed draw consecutive numbers from that seed's stream only.
+    """
+    return [g for g in generators for _ in range(copies)]
+
+
+class TwinCritic(nn.Module):
+    """Two independent Q(s, a) networks per seed, evaluated in one batched matmul per layer."""
+
+    def __init__(self, generators, obs_dim, act_dim, hidden, activation="relu", device=None):
+        super().__init__()
+        self.seeds = len(generators)
+        self.net = BatchedMLP(ensemble_generators(generators, 2), obs_dim + act_dim, hidden, 1,
+                              activation, device)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """obs (S, B, o), act (S, B, a) -> Q values (S, 2, B)."""
+        x = torch.cat([obs, act], dim=-1)
+        S, B, D = x.shape
+        x = x.unsqueeze(1).expand(S, 2, B, D).reshape(S * 2, B, D)
+        return self.net(x).reshape(S, 2, B)
+
+
+def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """target <- (1 - tau) * target + tau * source, elementwise (so per seed)."""
+    with torch.no_grad():
+        t_params = list(target.parameters())
+        s_params = list(source.parameters())
+        torch._foreach_lerp_(t_params, s_params, tau)

@@ -1,0 +1,271 @@
+"""The run-directory contract: what every run of every algorithm writes, and its validator.
+
+Layout (documented for users in docs/run_directory.md):
+
+    DIR/seed<k>/
+        config.json         resolved hyperparameters, budget, task facts, provenance
+        eval.csv            step, return, return_std, episodes, wall_time_s
+        timing.csv          phase, calls, total_s, env_steps, block_size, device
+        probe_actions.npz   states (P, obs_dim); policy, behaviour (P, N, act_dim) in [-1, 1]
+        status.json         status in {running, complete, diverged, failed}, step, reason
+
+Every file is written to a temporary name in the same directory and renamed into place, so a
+killed job leaves either the old complete file or the new complete file, never half of one.
+Analysis code reads runs only through `load_run`, which validates all of the above.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CONTRACT_VERSION = 1
+STATUSES = ("running", "complete", "diverged", "failed")
+EVAL_COLUMNS = ("step", "return", "return_std", "episodes", "wall_time_s")
+TIMING_COLUMNS = ("phase", "calls", "total_s", "env_steps", "block_size", "device")
+# Phases every training loop records; extra phases are allowed.
+TIMING_PHASES = ("env_step", "act", "critic_update", "actor_update")
+CONFIG_KEYS = ("contract_version", "algo", "task", "seed", "hparams", "budget", "env",
+               "provenance")
+REQUIRED_FILES = ("config.json", "eval.csv", "timing.csv", "probe_actions.npz", "status.json")
+
+
+class ContractError(ValueError):
+    """A run directory that does not satisfy the contract; the message names the file."""
+
+    def __init__(self, path, problem: str):
+        self.path = Path(path)
+        super().__init__(f"{path}: {problem}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writes
+# ---------------------------------------------------------------------------------------------
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def atomic_write_csv(path, columns, rows) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_fmt(row[c]) for c in columns])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return repr(v)  # round-trips exactly
+    return v
+
+
+def atomic_write_npz(path, **arrays) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------------------------------------
+# Writer used by the training loop (any external program may write the same files itself)
+# ---------------------------------------------------------------------------------------------
+
+class SeedRunWriter:
+    def __init__(self, seed_dir):
+        self.dir = Path(seed_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.eval_rows: list[dict] = []
+
+    def write_config(self, config: dict) -> None:
+        atomic_write_json(self.dir / "config.json", {"contract_version": CONTRACT_VERSION, **config})
+
+    def write_status(self, status: str, step: int, reason: str = "") -> None:
+        assert status in STATUSES, status
+        atomic_write_json(self.dir / "status.json",
+                          {"status": status, "step": int(step), "reason": reason})
+
+    def add_eval(self, step, returns, wall_time_s) -> None:
+        returns = np.asarray(returns, dtype=np.float64)
+        self.eval_rows.append({"step": int(step), "return": float(returns.mean()),
+                               "return_std": float(returns.std()), "episodes": int(returns.size),
+                               "wall_time_s": float(wall_time_s)})
+        atomic_write_csv(self.dir / "eval.csv", EVAL_COLUMNS, self.eval_rows)
+
+    def write_timing(self, rows: list[dict]) -> None:
+        atomic_write_csv(self.dir / "timing.csv", TIMING_COLUMNS, rows)
+
+    def write_probe_actions(self, states, policy, behaviour) -> None:
+        atomic_write_npz(self.dir / "probe_actions.npz", states=np.asarray(states, np.float32),
+                         policy=np.asarray(policy, np.float32),
+                         behaviour=np.asarray(behaviour, np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# Validator used by every analysis
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    path: Path
+    config: dict
+    status: dict
+    eval: "object"  # pandas.DataFrame
+    timing: "object"  # pandas.DataFrame
+    probe_file: Path
+    problems: list = field(default_factory=list)
+
+    @property
+    def algo(self):
+        return self.config["algo"]
+
+    @property
+    def task(self):
+        return self.config["task"]
+
+    @property
+    def seed(self):
+        return int(self.config["seed"])
+
+    def probe_actions(self, which: str = "behaviour"):
+        return load_probe_actions(self.probe_file, which)
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ContractError(path, f"is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def _read_csv(path, columns):
+    import pandas as pd
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # pandas raises several types for mangled files
+        raise ContractError(path, f"cannot be parsed as CSV ({type(e).__name__}: {e})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ContractError(path, f"is missing columns {missing} (has {list(df.columns)})")
+    return df
+
+
+def load_probe_actions(path, which="behaviour"):
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            states = z["states"]
+            actions = z[which]
+    except KeyError as e:
+        raise ContractError(path, f"has no array {e}") from None
+    except Exception as e:
+        raise ContractError(path, f"cannot be read as .npz ({type(e).__name__}: {e})") from None
+    return states, actions
+
+
+def load_run(seed_dir, check_probes: bool = True) -> Run:
+    """Read and validate one seed directory; raise ContractError naming the bad file."""
+    d = Path(seed_dir)
+    if not d.is_dir():
+        raise ContractError(d, "is not a directory")
+    for name in ("config.json", "status.json"):
+        if not (d / name).is_file():
+            raise ContractError(d / name, "is missing")
+    config = _read_json(d / "config.json")
+    missing = [k for k in CONFIG_KEYS if k not in config]
+    if missing:
+        raise ContractError(d / "config.json", f"is missing keys {missing}")
+    if config["contract_version"] != CONTRACT_VERSION:
+        raise ContractError(d / "config.json",
+                            f"has contract_version {config['contract_version']}, expected {CONTRACT_VERSION}")
+    for key in ("obs_dim", "act_dim", "max_return"):
+        if key not in config["env"]:
+            raise ContractError(d / "config.json", f"env is missing {key!r}")
+    status = _read_json(d / "status.json")
+    if status.get("status") not in STATUSES:
+        raise ContractError(d / "status.json", f"status must be one of {STATUSES}, got {status.get('status')!r}")
+
+    if status["status"] in ("running", "failed"):
+        # Incomplete runs are reported by the caller; their partial files are not trusted.
+        return Run(d, config, status, None, None, d / "probe_actions.npz")
+
+    for name in REQUIRED_FILES:
+        if not (d / name).is_file():
+            raise ContractError(d / name, "is missing")
+    ev = _read_csv(d / "eval.csv", EVAL_COLUMNS)
+    if len(ev) == 0:
+        raise ContractError(d / "eval.csv", "has no rows")
+    if not np.isfinite(ev["step"].to_numpy(dtype=float)).all() or (ev["step"] < 0).any():
+        raise ContractError(d / "eval.csv", "has invalid steps")
+    if not ev["step"].is_monotonic_increasing:
+        raise ContractError(d / "eval.csv", "steps are not increasing")
+    if status["status"] == "complete" and not np.isfinite(ev["return"].to_numpy(dtype=float)).all():
+        raise ContractError(d / "eval.csv", "has non-finite returns in a complete run")
+    timing = _read_csv(d / "timing.csv", TIMING_COLUMNS)
+    absent = [p for p in TIMING_PHASES if p not in set(timing["phase"])]
+    if absent:
+        raise ContractError(d / "timing.csv", f"is missing phases {absent}")
+    if check_probes:
+        states, actions = load_probe_actions(d / "probe_actions.npz")
+        act_dim = int(config["env"]["act_dim"])
+        if actions.ndim != 3 or actions.shape[0] != states.shape[0] or actions.shape[2] != act_dim:
+            raise ContractError(d / "probe_actions.npz",
+                                f"behaviour has shape {actions.shape}, expected (P, N, {act_dim}) "
+                                f"with P = {states.shape[0]}")
+        finite = np.isfinite(actions)
+        if status["status"] == "complete" and (not finite.all() or np.abs(actions).max() > 1 + 1e-6):
+            raise ContractError(d / "probe_actions.npz", "actions must be finite and in [-1, 1]")
+    return Run(d, config, status, ev, timing, d / "probe_actions.npz")
+
+
+def find_seed_dirs(root) -> list[Path]:
+    """Every directory under root that looks like a seed directory (holds config.json)."""
+    root = Path(root)
+    return sorted(p.parent for p in root.rglob("config.json") if p.parent.name.startswith("seed"))
+
+
+def is_finite_number(x) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False

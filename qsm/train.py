@@ -1,0 +1,441 @@
+"""Train one algorithm on one task for a block of seeds at once.
+
+    python -m qsm.train --algo qsm --task cheetah_run --seeds 0 1 2 --steps 100000 --out DIR
+
+Writes the run-directory contract (docs/run_directory.md) to DIR/seed<k>/ for every seed.
+With --checkpoint-every N the whole training state (networks, optimisers, replay buffers,
+environments, every random stream) is saved atomically every N steps; running the same command
+again resumes from it, and on CPU the result is bitwise identical to an uninterrupted run.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import rundir
+from .envs import TaskError, make_env, validate_task
+from .probes import probe_states
+from .registry import AgentError, get_agent, parse_overrides, resolve_config
+from .replay import SeedBatchedReplay
+from .seeding import SeedStreams, derive_seed
+from .timing import PhaseTimer
+
+DIVERGENCE_CHECK_EVERY = 1000  # steps between (synchronising) checks for NaN/inf losses
+
+
+class UsageError(ValueError):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m qsm.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algo", required=True, help="registered agent name (qsm, sac, td3, ...)")
+    p.add_argument("--task", required=True,
+                   help="DMC task (cheetah_run), toy task (toy_bimodal) or gymnasium id")
+    p.add_argument("--seeds", type=int, nargs="+", required=True, help="run seeds of this block")
+    p.add_argument("--steps", type=int, required=True, help="environment steps per seed")
+    p.add_argument("--out", required=True, help="output directory; seeds go to OUT/seed<k>/")
+    p.add_argument("--start-steps", type=int, default=10_000,
+                   help="uniform-random steps before learning starts (default 10000)")
+    p.add_argument("--eval-every", type=int, default=10_000)
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--replay-capacity", type=int, default=1_000_000)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch/BLAS threads (default: torch's choice)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an agent hyperparameter (repeatable), e.g. --set M_q=120")
+    p.add_argument("--probe-states", type=int, default=8)
+    p.add_argument("--probe-samples", type=int, default=1000)
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="save a resumable checkpoint every N steps (0: never)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="where checkpoints live (default OUT/.checkpoints)")
+    p.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep the checkpoint after the run completes")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace complete runs whose configuration differs")
+    # Fault injection for the divergence tests: poison one seed's critic at a given step.
+    p.add_argument("--debug-poison", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def check_args(a) -> None:
+    if a.steps <= 0:
+        raise UsageError(f"--steps must be positive, got {a.steps}")
+    if a.start_steps < 0:
+        raise UsageError(f"--start-steps must be >= 0, got {a.start_steps}")
+    for name in ("eval_every", "eval_episodes", "batch_size", "replay_capacity", "probe_states",
+                 "probe_samples"):
+        if getattr(a, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
+    if a.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be >= 0, got {a.checkpoint_every}")
+    if any(s < 0 for s in a.seeds) or len(set(a.seeds)) != len(a.seeds):
+        raise UsageError(f"--seeds must be distinct non-negative integers, got {a.seeds}")
+    if a.threads is not None and a.threads <= 0:
+        raise UsageError(f"--threads must be positive, got {a.threads}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device must be cpu, cuda, cuda:N or auto, got {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda requested but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be cpu, cuda, cuda:N or auto, got {name!r}")
+    return dev
+
+
+def provenance(device) -> dict:
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    packages = {}
+    for name in ("torch", "numpy", "dm_control", "mujoco", "gymnasium"):
+        try:
+            from importlib.metadata import version
+            packages[name] = version(name)
+        except Exception:
+            packages[name] = None
+    return {
+        "git_commit": git("rev-parse", "HEAD") or None,
+        "git_dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "packages": packages,
+        "python": platform.python_version(),
+        "hostname": socket.gethostname(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(),
+        "command": shlex.join([sys.executable, "-m", "qsm.train", *sys.argv[1:]]),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The training loop
+# ---------------------------------------------------------------------------------------------
+
+class Trainer:
+    def __init__(self, args, device: torch.device):
+        self.args = args
+        self.device = device
+        self.seeds = list(args.seeds)
+        S = len(self.seeds)
+        agent_cls = get_agent(args.algo)
+        self.cfg = resolve_config(agent_cls, args.task, parse_overrides(args.overrides))
+
+        self.envs = [make_env(args.task, derive_seed(s, "train_env")) for s in self.seeds]
+        self.eval_envs = [[make_env(args.task, derive_seed(s, "eval_env"))
+                           for _ in range(args.eval_episodes)] for s in self.seeds]
+        env0 = self.envs[0]
+        self.obs_dim, self.act_dim, self.max_return = env0.obs_dim, env0.act_dim, env0.max_return
+
+        self.agent = agent_cls(self.obs_dim, self.act_dim, self.seeds, self.cfg, device)
+        self.replay = SeedBatchedReplay(self.seeds, self.obs_dim, self.act_dim,
+                                        min(args.replay_capacity, args.steps), device)
+        self.random_actions = SeedStreams(self.seeds, "random_actions")
+        self.timer = PhaseTimer(device)
+        self.writers = [rundir.SeedRunWriter(Path(args.out) / f"seed{s}") for s in self.seeds]
+        self.status = ["running"] * S
+        self.reasons = [""] * S
+        self.nonfinite = torch.zeros(S, dtype=torch.bool, device=device)
+        self.step = 0
+        self.evals_done = 0
+        self.elapsed_before = 0.0
+        self.obs = None
+        ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else Path(args.out) / ".checkpoints"
+        self.ckpt_path = ckpt_dir / f"seeds-{'-'.join(map(str, self.seeds))}.pt"
+
+    # -- identity of a run: what must match to resume or to skip --------------------------------
+    def signature(self, seed) -> dict:
+        a = self.args
+        return {"algo": a.algo, "task": a.task, "seed": int(seed),
+                "hparams": dataclasses.asdict(self.cfg), "budget": self.budget()}
+
+    def budget(self) -> dict:
+        a = self.args
+        return {"steps": a.steps, "start_steps": a.start_steps, "eval_every": a.eval_every,
+                "eval_episodes": a.eval_episodes, "batch_size": a.batch_size,
+                "replay_capacity": a.replay_capacity, "probe_states": a.probe_states,
+                "probe_samples": a.probe_samples}
+
+    def config_for(self, seed) -> dict:
+        hp = self.signature(seed)
+        return {**hp, "hparams": _jsonable(hp["hparams"]),
+                "env": {"obs_dim": self.obs_dim, "act_dim": self.act_dim,
+                        "max_return": self.max_return},
+                "block": {"seeds": self.seeds, "size": len(self.seeds)},
+                "provenance": provenance(self.device)}
+
+    def existing_complete(self) -> bool:
+        """True when every seed already holds a complete run of this exact configuration."""
+        done = 0
+        for s, w in zip(self.seeds, self.writers):
+            status_file, config_file = w.dir / "status.json", w.dir / "config.json"
+            if not (status_file.is_file() and config_file.is_file()):
+                continue
+            try:
+                run = rundir.load_run(w.dir)
+            except rundir.ContractError:
+                continue  # a broken earlier attempt: retrain
+            if run.status["status"] != "complete":
+                continue
+            old = {k: run.config.get(k) for k in ("algo", "task", "seed", "hparams", "budget")}
+            if old != _jsonable(self.signature(s)) and not self.args.overwrite:
+                raise UsageError(f"{w.dir} holds a complete run with a different configuration; "
+                                 f"pass --overwrite to replace it or choose another --out")
+            done += old == _jsonable(self.signature(s))
+        return done == len(self.seeds)
+
+    # -- main loop ------------------------------------------------------------------------------
+    def run(self) -> int:
+        a = self.args
+        if self.existing_complete():
+            print(f"[{a.algo} {a.task} seeds {self.seeds}] already complete in {a.out}; nothing to do",
+                  file=sys.stderr)
+            return 0
+        resumed = self.try_resume()
+        if not resumed:
+            for s, w in zip(self.seeds, self.writers):
+                w.write_config(self.config_for(s))
+                w.write_status("running", 0)
+            self.obs = np.stack([env.reset() for env in self.envs])
+            self.evaluate()
+        wall0 = time.perf_counter()
+        from tqdm import tqdm
+        bar = tqdm(total=a.steps, initial=self.step, disable=None, dynamic_ncols=True,
+                   desc=f"{a.algo}/{a.task} seeds {','.join(map(str, self.seeds))}",
+                   unit="step", file=sys.stderr)
+        poison = _parse_poison(a.debug_poison, self.seeds)
+        while self.step < a.steps:
+            self.train_step()
+            self.step += 1
+            bar.update(1)
+            if poison and self.step == poison[0]:
+                self.poison_seed(poison[1])
+            if self.step % DIVERGENCE_CHECK_EVERY == 0 or self.step % a.eval_every == 0:
+                self.check_divergence()
+            if self.step % a.eval_every == 0 or self.step == a.steps:
+                self.evaluate()
+                bar.set_postfix_str(self.last_eval_summary)
+            if a.checkpoint_every and self.step % a.checkpoint_every == 0 and self.step < a.steps:
+                self.save_checkpoint(self.elapsed_before + time.perf_counter() - wall0)
+        bar.close()
+        self.finish()
+        return 0
+
+    def train_step(self):
+        a, t = self.args, self.timer
+        alive = self.alive_mask()
+        with t.phase("act"):
+            if self.step < a.start_steps:
+                actions = (self.random_actions.rand(self.act_dim) * 2 - 1).numpy()
+            else:
+                obs = torch.as_tensor(self.obs, device=self.device).unsqueeze(1)
+                actions = self.agent.act(obs, "explore")[:, 0].cpu().numpy()
+            actions[~alive] = 0.0  # diverged seeds only keep their environment in step
+        with t.phase("env_step"):
+            results = [env.step(act) for env, act in zip(self.envs, actions)]
+            next_obs = np.stack([r[0] for r in results])
+            rewards = np.array([r[1] for r in results], dtype=np.float32)
+            terminated = np.array([r[2] for r in results], dtype=np.float32)
+            done = [r[2] or r[3] for r in results]
+        with t.phase("replay"):
+            self.replay.add(self.obs, actions, rewards, next_obs, terminated)
+        for i, d in enumerate(done):
+            if d:
+                next_obs[i] = self.envs[i].reset()
+        self.obs = next_obs
+        if self.step >= a.start_steps:
+            with t.phase("replay"):
+                batch = self.replay.sample(a.batch_size)
+            metrics = self.agent.update(batch, t)
+            for value in metrics.values():
+                self.nonfinite |= ~torch.isfinite(value)
+
+    def alive_mask(self) -> np.ndarray:
+        return np.array([s == "running" for s in self.status])
+
+    def check_divergence(self):
+        bad = self.nonfinite.cpu().numpy()
+        for i, s in enumerate(self.seeds):
+            if bad[i] and self.status[i] == "running":
+                self.status[i] = "diverged"
+                self.reasons[i] = f"non-finite loss or Q value detected by step {self.step}"
+                self.writers[i].write_status("diverged", self.step, self.reasons[i])
+                print(f"[{self.args.algo} {self.args.task}] seed {s} diverged at step <= {self.step}; "
+                      f"other seeds continue", file=sys.stderr)
+
+    def poison_seed(self, index):
+        with torch.no_grad():
+            for p in self.agent.critic.parameters():
+                p[index].fill_(float("nan"))
+
+    @torch.no_grad()
+    def evaluate(self):
+        a = self.args
+        S, E = len(self.seeds), a.eval_episodes
+        t0 = time.perf_counter()
+        with self.timer.phase("eval"):
+            obs = np.zeros((S, E, self.obs_dim), np.float32)
+            for i, s in enumerate(self.seeds):
+                for e, env in enumerate(self.eval_envs[i]):
+                    env.reseed(derive_seed(s, f"eval_env/{self.evals_done}/{e}"))
+                    obs[i, e] = env.reset()
+            returns = np.zeros((S, E))
+            running = np.ones((S, E), dtype=bool)
+            alive = self.alive_mask()
+            while running.any():
+                act = self.agent.act(torch.as_tensor(obs, device=self.device), "eval").cpu().numpy()
+                act[~alive] = 0.0
+                for i in range(S):
+                    for e in range(E):
+                        if running[i, e]:
+                            o, r, term, trunc = self.eval_envs[i][e].step(act[i, e])
+                            obs[i, e] = o
+                            returns[i, e] += r
+                            running[i, e] = not (term or trunc)
+        self.evals_done += 1
+        for i in range(S):
+            if self.status[i] == "running":
+                self.writers[i].add_eval(self.step, returns[i], time.perf_counter() - t0)
+        self.write_timing()
+        live = returns[alive].mean(axis=1) if alive.any() else np.array([np.nan])
+        self.last_eval_summary = f"return {np.mean(live):.1f}"
+        if not sys.stderr.isatty():
+            per_seed = " ".join(f"{r:.1f}" for r in returns.mean(axis=1))
+            print(f"[{a.algo} {a.task}] step {self.step}/{a.steps}: eval return per seed {per_seed}",
+                  file=sys.stderr, flush=True)
+
+    def write_timing(self):
+        rows = [{"phase": phase, "calls": calls, "total_s": total, "env_steps": self.step,
+                 "block_size": len(self.seeds), "device": str(self.device)}
+                for phase, (calls, total) in sorted(self.timer.summary().items())]
+        for name in rundir.TIMING_PHASES:  # phases not reached yet (e.g. before learning starts)
+            if name not in self.timer.calls:
+                rows.append({"phase": name, "calls": 0, "total_s": 0.0, "env_steps": self.step,
+                             "block_size": len(self.seeds), "device": str(self.device)})
+        for w in self.writers:
+            w.write_timing(rows)
+
+    def finish(self):
+        a = self.args
+        self.check_divergence()
+        states = probe_states(a.task, a.probe_states)
+        st = torch.as_tensor(states, device=self.device).unsqueeze(0).expand(len(self.seeds), -1, -1)
+        policy, behaviour = self.agent.probe_samples(st.contiguous(), a.probe_samples)
+        policy, behaviour = policy.cpu().numpy(), behaviour.cpu().numpy()
+        self.write_timing()
+        for i, w in enumerate(self.writers):
+            w.write_probe_actions(states, policy[i], behaviour[i])
+            if self.status[i] == "running":
+                self.status[i] = "complete"
+                w.write_status("complete", self.step)
+        if self.ckpt_path.exists() and not a.keep_checkpoint:
+            self.ckpt_path.unlink()
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def save_checkpoint(self, elapsed):
+        state = {
+            "signature": [_jsonable(self.signature(s)) for s in self.seeds],
+            "step": self.step, "evals_done": self.evals_done, "elapsed": elapsed,
+            "agent": self.agent.full_state(), "replay": self.replay.state_dict(),
+            "envs": [env.get_state() for env in self.envs], "obs": self.obs,
+            "random_actions": self.random_actions.state_dict(), "timer": self.timer.state_dict(),
+            "eval_rows": [w.eval_rows for w in self.writers], "status": self.status,
+            "reasons": self.reasons, "nonfinite": self.nonfinite.cpu(),
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        rundir.atomic_write_bytes(self.ckpt_path, buf.getvalue())
+
+    def try_resume(self) -> bool:
+        if not self.ckpt_path.is_file():
+            return False
+        try:
+            state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        except Exception as e:
+            print(f"warning: ignoring unreadable checkpoint {self.ckpt_path} ({type(e).__name__})",
+                  file=sys.stderr)
+            return False
+        if state["signature"] != [_jsonable(self.signature(s)) for s in self.seeds]:
+            raise UsageError(f"checkpoint {self.ckpt_path} belongs to a different configuration; "
+                             f"delete it or use another --checkpoint-dir")
+        self.step, self.evals_done, self.elapsed_before = state["step"], state["evals_done"], state["elapsed"]
+        self.agent.load_full_state(state["agent"])
+        self.replay.load_state_dict(state["replay"])
+        for env, blob in zip(self.envs, state["envs"]):
+            env.set_state(blob)
+        self.obs = state["obs"]
+        self.random_actions.load_state_dict(state["random_actions"])
+        self.timer.load_state_dict(state["timer"])
+        for w, rows in zip(self.writers, state["eval_rows"]):
+            w.eval_rows = rows
+        self.status, self.reasons = state["status"], state["reasons"]
+        self.nonfinite = state["nonfinite"].to(self.device)
+        print(f"[{self.args.algo} {self.args.task}] resumed from {self.ckpt_path} at step {self.step}",
+              file=sys.stderr)
+        return True
+
+
+def _parse_poison(spec, seeds):
+    if not spec:
+        return None
+    step, seed = (int(x) for x in spec.split(":"))
+    return step, seeds.index(seed)
+
+
+def _jsonable(obj):
+    import json
+    return json.loads(json.dumps(obj, default=rundir._json_default))
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_args(args)
+        validate_task(args.task)
+        get_agent(args.algo)
+        resolve_config(get_agent(args.algo), args.task, parse_overrides(args.overrides))
+        device = resolve_device(args.device)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        return Trainer(args, device).run()
+    except (UsageError, TaskError, AgentError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

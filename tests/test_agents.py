@@ -1,0 +1,307 @@
+"""Shapes and maths of every agent against hand computations on tiny inputs."""
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import reference as ref
+from qsm.diffusion import Schedule, ddpm_sample, vp_beta_schedule
+from qsm.registry import get_agent, resolve_config
+from qsm.timing import PhaseTimer
+
+OBS, ACT, B = 3, 2, 5
+
+
+def make(algo, seeds=(0,), **over):
+    cls = get_agent(algo)
+    small = {"qsm": dict(actor_hidden=(8, 8), cond_hidden=(6, 6), time_dim=4, critic_hidden=(7, 7)),
+             "sac": dict(hidden=(6, 6)), "td3": dict(hidden=(6, 6))}[algo]
+    cfg = resolve_config(cls, "cheetah_run", {**small, **over})
+    return cls(OBS, ACT, list(seeds), cfg)
+
+
+def batch(S, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"obs": torch.randn(S, B, OBS, generator=g),
+            "action": torch.rand(S, B, ACT, generator=g) * 2 - 1,
+            "reward": torch.randn(S, B, generator=g),
+            "next_obs": torch.randn(S, B, OBS, generator=g),
+            "mask": (torch.rand(S, B, generator=g) > 0.3).float()}
+
+
+def np_(x):
+    return x.detach().double().numpy()
+
+
+# -- diffusion pieces ------------------------------------------------------------------------
+
+def test_vp_schedule_matches_design_numbers():
+    betas = vp_beta_schedule(5).numpy()
+    np.testing.assert_allclose(betas, [0.196, 0.459, 0.636, 0.755, 0.835], atol=1e-3)
+    abar = np.cumprod(1 - betas)
+    np.testing.assert_allclose(abar, [0.80, 0.44, 0.16, 0.039, 0.0064], rtol=0.03)
+    np.testing.assert_allclose(betas, ref.vp_schedule(5)[0], rtol=1e-12)
+
+
+class FixedStreams:
+    """Stands in for SeedStreams: hands out pre-chosen normal draws in order."""
+
+    def __init__(self, draws):
+        self.draws = list(draws)
+
+    def randn(self, *shape):
+        return self.draws.pop(0).reshape(1, *shape)
+
+
+class ConstantDenoiser(torch.nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.value = value
+
+    def forward(self, obs, a, t):
+        return torch.full_like(a, self.value)
+
+
+def test_sampler_update_matches_hand_computation():
+    T, temp, eps = 3, 0.7, 0.4
+    sch = Schedule(T)
+    betas, alphas, abar = ref.vp_schedule(T)
+    rng = np.random.default_rng(0)
+    draws = [torch.tensor(rng.normal(size=(1, 1)), dtype=torch.float32) for _ in range(T)]
+    out = ddpm_sample(ConstantDenoiser(eps), sch, torch.zeros(1, 1, 4), 1,
+                      FixedStreams(draws), temperature=temp)
+    a = float(draws[0])
+    for i, t in enumerate(range(T - 1, -1, -1)):
+        a = (a - (1 - alphas[t]) / math.sqrt(1 - abar[t]) * eps) / math.sqrt(alphas[t])
+        if t > 0:
+            a += math.sqrt(betas[t]) * temp * float(draws[i + 1])
+        a = min(max(a, -1.0), 1.0)
+    assert out.shape == (1, 1, 1)
+    assert float(out) == pytest.approx(a, abs=1e-6)
+
+
+def test_sampler_clips_every_step_and_shapes():
+    agent = make("qsm", seeds=(0, 1))
+    a = agent.act(torch.randn(2, 7, OBS), "eval")
+    assert a.shape == (2, 7, ACT) and a.abs().max() <= 1
+
+
+# -- QSM -------------------------------------------------------------------------------------
+
+def test_qsm_score_loss_matches_hand_computation():
+    agent = make("qsm", M_q=3.0)
+    b = batch(1)
+    t = torch.tensor([[0, 4, 2, 1, 3]])
+    eps = torch.randn(1, B, ACT, generator=torch.Generator().manual_seed(5))
+    loss = float(agent.score_loss(b["obs"], b["action"], t, eps).detach())
+
+    _, _, abar = ref.vp_schedule(5)
+    tt = t[0].numpy()
+    noisy = np.sqrt(abar[tt])[:, None] * np_(b["action"][0]) + np.sqrt(1 - abar[tt])[:, None] * np_(eps[0])
+    obs = np_(b["obs"][0])
+    # dQ/da by central differences on the mean of the two critics
+    h, grad = 1e-5, np.zeros_like(noisy)
+    for j in range(ACT):
+        d = np.zeros_like(noisy)
+        d[:, j] = h
+        grad[:, j] = (ref.twin_q(agent.critic, 0, obs, noisy + d).mean(0)
+                      - ref.twin_q(agent.critic, 0, obs, noisy - d).mean(0)) / (2 * h)
+    eps_pred = ref.denoiser(agent.denoiser, 0, obs, noisy, tt.astype(float))
+    expected = np.mean((-3.0 * grad - eps_pred) ** 2)
+    assert loss == pytest.approx(expected, rel=1e-4)
+
+
+def test_qsm_td_target_matches_hand_computation():
+    agent = make("qsm")
+    b = batch(1)
+    next_a = torch.rand(1, B, ACT) * 2 - 1
+    noise = torch.randn(1, B, ACT)
+    y = agent.td_target(b["reward"], b["mask"], b["next_obs"], next_a, noise)
+    a2 = np.clip(np_(next_a[0]) + 0.1 * np_(noise[0]), -1, 1)
+    q = ref.twin_q(agent.critic_target, 0, np_(b["next_obs"][0]), a2).min(0)
+    expected = np_(b["reward"][0]) + 0.99 * np_(b["mask"][0]) * q
+    np.testing.assert_allclose(np_(y[0]), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_qsm_score_update_calls_denoiser_once_whatever_T():
+    """The efficiency claim: the score update never runs (or backpropagates through) the sampler."""
+    for T in (2, 5, 20):
+        agent = make("qsm", T=T)
+        calls = []
+        original = agent.denoiser.forward
+        agent.denoiser.forward = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
+        agent.update_score(batch(1))
+        assert len(calls) == 1, f"score update ran the denoiser {len(calls)} times at T={T}"
+        calls.clear()
+        agent.act(torch.randn(1, 1, OBS), "eval")
+        assert len(calls) == T  # sampling does grow with T
+
+
+def test_qsm_actor_lr_follows_cosine_decay():
+    agent = make("qsm")
+    agent.updates = 1_000_000
+    agent.set_actor_lr()
+    assert agent.actor_opt.param_groups[0]["lr"] == pytest.approx(1.5e-4)
+    agent.updates = 3_000_000
+    agent.set_actor_lr()
+    assert agent.actor_opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_qsm_per_task_default_and_override():
+    cls = get_agent("qsm")
+    assert resolve_config(cls, "quadruped_walk", {}).M_q == 120.0
+    assert resolve_config(cls, "cheetah_run", {}).M_q == 50.0
+    assert resolve_config(cls, "quadruped_walk", {"M_q": 7}).M_q == 7.0
+
+
+class QuadraticCritic(torch.nn.Module):
+    """Q(s, a) = -|a - a*|^2 for both critics; shape (S, 2, B)."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    def forward(self, obs, act):
+        q = -((act - self.target) ** 2).sum(-1)
+        return torch.stack([q, q], dim=1)
+
+
+def test_qsm_denoiser_moves_samples_toward_max_of_known_q():
+    """With Q = -|a - a*|^2 the regression target is eps = 2 M_q (a~ - a*). At M_q = 1 the last
+    reverse step (coefficient ~0.49 on eps at T=5) lands near a*; larger M_q overshoots and the
+    clipped chain piles mass on the action bounds (the bang-bang actions seen in the paper)."""
+    torch.manual_seed(0)
+    target = torch.tensor([0.5, -0.3])
+    agent = make("qsm", actor_hidden=(64, 64), cond_hidden=(32, 32), time_dim=16, M_q=1.0,
+                 actor_lr=3e-3)
+    agent.critic = QuadraticCritic(target)
+    obs = torch.zeros(1, 512, OBS)
+    before = (agent.act(obs, "eval")[0] - target).norm(dim=-1).mean()
+    g = torch.Generator().manual_seed(1)
+    for _ in range(300):
+        # replay actions spread over the whole action box, as under a random policy
+        b = {"obs": torch.zeros(1, 128, OBS), "action": torch.rand(1, 128, ACT, generator=g) * 2 - 1}
+        agent.update_score(b)
+    after_samples = agent.act(obs, "eval")[0]
+    after = (after_samples - target).norm(dim=-1).mean()
+    assert after < 0.25 * before, (before, after)
+    assert (after_samples.mean(0) - target).norm() < 0.1
+
+
+# -- SAC -------------------------------------------------------------------------------------
+
+def np_tanh_gauss(mean, log_std, noise):
+    u = mean + np.exp(log_std) * noise
+    logp = (-0.5 * noise**2 - log_std - 0.5 * np.log(2 * np.pi) - np.log(1 - np.tanh(u) ** 2)).sum(-1)
+    return np.tanh(u), logp
+
+
+def np_sac_actor(agent, obs):
+    h = ref.np_relu(ref.mlp(agent.actor.trunk.layers, 0, obs, ref.np_relu))
+    mean = ref.mlp([agent.actor.mean], 0, h, None)
+    log_std = np.clip(ref.mlp([agent.actor.log_std], 0, h, None), -20, 2)
+    return mean, log_std
+
+
+def test_sac_td_target_matches_hand_computation():
+    agent = make("sac", init_temperature=0.3)
+    b = batch(1)
+    noise = torch.randn(1, B, ACT, generator=torch.Generator().manual_seed(2))
+    y = agent.td_target(b["reward"], b["mask"], b["next_obs"], noise)
+    nobs = np_(b["next_obs"][0])
+    a, logp = np_tanh_gauss(*np_sac_actor(agent, nobs), np_(noise[0]))
+    q = ref.twin_q(agent.critic_target, 0, nobs, a).min(0)
+    expected = np_(b["reward"][0]) + 0.99 * np_(b["mask"][0]) * (q - 0.3 * logp)
+    np.testing.assert_allclose(np_(y[0]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_sac_actor_loss_and_target_entropy():
+    agent = make("sac", init_temperature=0.5)
+    assert agent.target_entropy == -ACT / 2
+    b = batch(1)
+    noise = torch.randn(1, B, ACT, generator=torch.Generator().manual_seed(3))
+    loss, entropy = agent.actor_loss(b["obs"], noise)
+    obs = np_(b["obs"][0])
+    a, logp = np_tanh_gauss(*np_sac_actor(agent, obs), np_(noise[0]))
+    q = ref.twin_q(agent.critic, 0, obs, a).mean(0)
+    assert float(loss.detach()) == pytest.approx(np.mean(0.5 * logp - q), rel=1e-4)
+    assert float(entropy) == pytest.approx(-logp.mean(), rel=1e-4)
+
+
+def test_sac_temperature_step_direction():
+    agent = make("sac")
+    # entropy above target -> temperature must decrease; below -> increase
+    before = float(agent.log_alpha)
+    agent.update_temperature(torch.tensor([agent.target_entropy + 1.0]))
+    assert float(agent.log_alpha) < before
+    before = float(agent.log_alpha)
+    agent.update_temperature(torch.tensor([agent.target_entropy - 1.0]))
+    assert float(agent.log_alpha) > before
+
+
+def test_sac_eval_is_tanh_mean():
+    agent = make("sac")
+    obs = torch.randn(1, 4, OBS)
+    mean, _ = np_sac_actor(agent, np_(obs[0]))
+    np.testing.assert_allclose(np_(agent.act(obs, "eval")[0]), np.tanh(mean), rtol=1e-5, atol=1e-6)
+
+
+# -- TD3 -------------------------------------------------------------------------------------
+
+def test_td3_td_target_matches_hand_computation():
+    agent = make("td3")
+    b = batch(1)
+    noise = torch.randn(1, B, ACT, generator=torch.Generator().manual_seed(4)) * 3  # exercise the clip
+    y = agent.td_target(b["reward"], b["mask"], b["next_obs"], noise)
+    nobs = np_(b["next_obs"][0])
+    mu = np.tanh(ref.mlp(agent.actor_target.net.layers, 0, nobs, ref.np_relu))
+    a = np.clip(mu + np.clip(0.2 * np_(noise[0]), -0.5, 0.5), -1, 1)
+    q = ref.twin_q(agent.critic_target, 0, nobs, a).min(0)
+    expected = np_(b["reward"][0]) + 0.99 * np_(b["mask"][0]) * q
+    np.testing.assert_allclose(np_(y[0]), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_td3_delays_actor_and_targets():
+    agent = make("td3")
+    timer = PhaseTimer()
+    actor0 = copy.deepcopy(agent.actor.state_dict())
+    target0 = copy.deepcopy(agent.critic_target.state_dict())
+    out = agent.update(batch(1), timer)
+    assert "actor_loss" not in out
+    assert all(torch.equal(actor0[k], v) for k, v in agent.actor.state_dict().items())
+    assert all(torch.equal(target0[k], v) for k, v in agent.critic_target.state_dict().items())
+    out = agent.update(batch(1, seed=1), timer)
+    assert "actor_loss" in out
+    assert not all(torch.equal(actor0[k], v) for k, v in agent.actor.state_dict().items())
+
+
+# -- every agent -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("algo", ["qsm", "sac", "td3"])
+def test_xavier_uniform_init_and_zero_bias(algo):
+    agent = make(algo)
+    for name, p in agent.named_parameters():
+        if name.endswith("bias"):
+            assert torch.all(p == 0), name
+        elif name.endswith("weight"):
+            fan_in, fan_out = p.shape[1], p.shape[2]
+            bound = math.sqrt(6 / (fan_in + fan_out))
+            assert p.abs().max() <= bound + 1e-7, name
+
+
+@pytest.mark.parametrize("algo", ["qsm", "sac", "td3"])
+def test_update_shapes_and_finite(algo):
+    agent = make(algo, seeds=(0, 1, 2))
+    timer = PhaseTimer()
+    for i in range(2):
+        out = agent.update(batch(3, seed=i), timer)
+    for k, v in out.items():
+        assert v.shape == (3,), k
+        assert torch.isfinite(v).all(), k
+    for mode in ("explore", "eval", "policy"):
+        a = agent.act(torch.randn(3, 4, OBS), mode)
+        assert a.shape == (3, 4, ACT) and a.abs().max() <= 1
+    policy, behaviour = agent.probe_samples(torch.randn(3, 2, OBS), 6)
+    assert policy.shape == behaviour.shape == (3, 2, 6, ACT)

@@ -1,0 +1,341 @@
+"""Tests of analysis.aggregate, analysis.stats and analysis.figures on synthetic runs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import aggregate, stats
+from qsm.rundir import CONFIG_KEYS, TIMING_PHASES, SeedRunWriter
+
+REPO = Path(__file__).resolve().parents[1]
+REPS = 200
+ALGO_LEVEL = {"qsm": 0.8, "sac": 0.5, "random": 0.2}  # known structure: qsm > sac > random
+TASKS = ("cheetah_run", "walker_walk", "hopper_hop")
+SEEDS = range(5)
+STEPS = np.arange(0, 10_001, 2_000)  # 6 evaluations, budget 10,000 steps
+
+
+# ---------------------------------------------------------------------------------------------
+# A tiny run writer
+# ---------------------------------------------------------------------------------------------
+
+def write_run(root, algo, task, seed, level, status="complete", diverge_at=None, reason=""):
+    """Write one seed directory following the run-directory contract."""
+    w = SeedRunWriter(Path(root) / algo / task / f"seed{seed}")
+    rng = np.random.default_rng(zlib.crc32(f"{algo}/{task}/{seed}".encode()))
+    config = {"algo": algo, "task": task, "seed": seed,
+              "hparams": {"lr": 3e-4}, "budget": {"env_steps": int(STEPS[-1])},
+              "env": {"obs_dim": 3, "act_dim": 2, "max_return": 1000.0},
+              "provenance": {"git": "test"}}
+    w.write_config(config)
+    with open(w.dir / "config.json") as f:
+        assert set(CONFIG_KEYS) <= set(json.load(f))
+    final = 1000 * level + rng.normal(0, 20)
+    for i, step in enumerate(STEPS):
+        if diverge_at is not None and step > diverge_at:
+            w.add_eval(step, [np.nan, np.nan], wall_time_s=float(i))
+            break
+        mean = final * (i / (len(STEPS) - 1))
+        w.add_eval(step, [mean - 5, mean + 5], wall_time_s=float(i))
+    w.write_timing([{"phase": p, "calls": 10, "total_s": 1.0, "env_steps": int(STEPS[-1]),
+                     "block_size": 1, "device": "cpu"} for p in TIMING_PHASES])
+    w.write_probe_actions(np.zeros((4, 3)), np.zeros((4, 2, 2)), np.zeros((4, 2, 2)))
+    w.write_status(status, int(STEPS[-1] if diverge_at is None else diverge_at), reason)
+    return w.dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """3 algos x 3 tasks x 5 seeds, with one diverged, one missing, one mangled, one running,
+    plus a toy audit task for qsm only."""
+    root = tmp_path_factory.mktemp("runs")
+    expected = []
+    for algo, level in ALGO_LEVEL.items():
+        for task in TASKS:
+            for seed in SEEDS:
+                expected.append((algo, task, seed))
+                if (algo, task, seed) == ("random", "hopper_hop", 4):
+                    continue  # missing
+                if (algo, task, seed) == ("sac", "walker_walk", 2):
+                    write_run(root, algo, task, seed, level, status="diverged", diverge_at=6000,
+                              reason="non-finite critic loss")
+                else:
+                    write_run(root, algo, task, seed, level)
+    # mangled eval.csv
+    bad = root / "qsm" / "cheetah_run" / "seed3" / "eval.csv"
+    bad.write_text("step,retu\x00rn\n1,2,3,4\n\"unterminated\n")
+    # a run still in progress
+    d = write_run(root, "sac", "hopper_hop", 0, 0.5)
+    SeedRunWriter(d).write_status("running", 4000)
+    # a toy audit task, only for qsm
+    for seed in range(2):
+        write_run(root, "qsm", "toy_bandit", seed, 0.9)
+        expected.append(("qsm", "toy_bandit", seed))
+    return root, expected
+
+
+@pytest.fixture(scope="module")
+def collected(runs):
+    root, expected = runs
+    return aggregate.collect(root, expected)
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) collect()
+# ---------------------------------------------------------------------------------------------
+
+def test_collect_statuses(collected):
+    scores, status = collected
+    assert len(status) == 3 * 3 * 5 + 2
+    assert not status.duplicated(["algo", "task", "seed"]).any()
+    st = status.set_index(["algo", "task", "seed"])
+    assert st.loc[("random", "hopper_hop", 4), "status"] == "missing"
+    assert st.loc[("sac", "walker_walk", 2), "status"] == "diverged"
+    assert "non-finite critic loss" in st.loc[("sac", "walker_walk", 2), "detail"]
+    assert st.loc[("sac", "hopper_hop", 0), "status"] == "running"
+    assert st.loc[("qsm", "cheetah_run", 3), "status"] == "invalid"
+    assert "eval.csv" in st.loc[("qsm", "cheetah_run", 3), "detail"]
+    counts = status["status"].value_counts().to_dict()
+    assert counts == {"complete": 43, "diverged": 1, "running": 1, "missing": 1, "invalid": 1}
+    assert (status.loc[status["status"] == "complete", "budget_steps"] == 10_000).all()
+
+
+def test_collect_scores(collected):
+    scores, status = collected
+    assert list(scores.columns) == aggregate.SCORE_COLUMNS
+    keys = set(map(tuple, scores[["algo", "task", "seed"]].drop_duplicates().to_numpy()))
+    assert ("qsm", "cheetah_run", 3) not in keys      # invalid
+    assert ("random", "hopper_hop", 4) not in keys    # missing
+    assert ("sac", "hopper_hop", 0) not in keys       # running
+    assert ("sac", "walker_walk", 2) in keys          # diverged runs keep their evaluations
+    assert len(keys) == 44
+    finite = scores[np.isfinite(scores["return"])]
+    np.testing.assert_allclose(finite["normalized"], finite["return"] / 1000.0)
+
+
+def test_collect_never_crashes_on_empty_or_odd_trees(tmp_path):
+    scores, status = aggregate.collect(tmp_path / "does_not_exist", [("qsm", "t", 0)])
+    assert len(scores) == 0 and status["status"].tolist() == ["missing"]
+    (tmp_path / "a" / "t" / "seed0").mkdir(parents=True)          # no files at all
+    (tmp_path / "a" / "t" / "seed1").mkdir(parents=True)
+    (tmp_path / "a" / "t" / "seed1" / "config.json").write_text("{not json")
+    (tmp_path / "a" / "t" / "seed1" / "status.json").write_text('{"status": "complete"}')
+    scores, status = aggregate.collect(tmp_path)
+    assert status["status"].tolist() == ["invalid", "invalid"]
+    assert "config.json: is missing" in status["detail"].iloc[0]
+    assert "config.json: is not valid JSON" in status["detail"].iloc[1]
+    assert status["seed"].tolist() == [0, 1] and set(status["algo"]) == {"a"}
+
+
+def test_final_score_definition(collected):
+    scores, status = collected
+    fin = aggregate.final_scores(scores)
+    row = fin.set_index(["algo", "task", "seed"]).loc[("qsm", "walker_walk", 0)]
+    last = scores[(scores.algo == "qsm") & (scores.task == "walker_walk") & (scores.seed == 0)]
+    assert row["final_return"] == last["return"].iloc[-1]
+    assert row["final_step"] == 10_000
+    div = fin.set_index(["algo", "task", "seed"]).loc[("sac", "walker_walk", 2)]
+    assert div["status"] == "diverged" and div["final_normalized"] == 0.0
+    assert div["last_finite_step"] == 6000 and np.isfinite(div["last_finite_return"])
+    alt = aggregate.final_scores(scores, policy="last_finite")
+    alt_div = alt.set_index(["algo", "task", "seed"]).loc[("sac", "walker_walk", 2)]
+    assert alt_div["final_return"] == div["last_finite_return"]
+    assert "LAST" in aggregate.FINAL_SCORE_DEFINITION
+
+
+def test_aggregate_cli(runs, tmp_path):
+    root, expected = runs
+    exp = tmp_path / "expected.json"
+    exp.write_text(json.dumps(expected))
+    out, st = tmp_path / "scores.csv", tmp_path / "run_status.csv"
+    assert aggregate.main(["--runs", str(root), "--out", str(out), "--status-out", str(st),
+                           "--expected-json", str(exp)]) == 0
+    scores = aggregate.read_scores(out)
+    status = aggregate.read_status(st)
+    s2, st2 = aggregate.collect(root, expected)
+    assert len(scores) == len(s2) and len(status) == len(st2)
+    assert (status["status"].to_numpy() == st2["status"].to_numpy()).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# stats on the collected runs
+# ---------------------------------------------------------------------------------------------
+
+def test_stats_on_collected_runs(collected):
+    scores, status = collected
+    res = stats.compute_all(scores, status, reps=REPS, seed=0)
+    m = res.matrices
+    assert m.tasks == sorted(TASKS)                       # toy task excluded
+    assert "toy_bandit" in m.excluded_tasks
+    # qsm lost cheetah_run/seed3 (invalid) -> 4 seeds on every task, seed4 dropped elsewhere
+    assert m.matrices["qsm"].shape == (4, 3)
+    assert ("hopper_hop", 4) in m.dropped["qsm"]
+    assert m.matrices["sac"].shape == (4, 3)               # running seed on hopper_hop
+    assert m.matrices["random"].shape == (4, 3)            # missing seed on hopper_hop
+    iqm = res.aggregate[res.aggregate.metric == "iqm"].set_index("algo")["estimate"]
+    assert iqm["qsm"] > iqm["sac"] > iqm["random"]
+    assert abs(iqm["qsm"] - 0.8) < 0.05 and abs(iqm["random"] - 0.2) < 0.05
+    assert (res.aggregate["ci_low"] <= res.aggregate["estimate"] + 1e-12).all()
+    assert (res.aggregate["estimate"] <= res.aggregate["ci_high"] + 1e-12).all()
+    assert set(res.aggregate["n_runs"]) == {12} and set(res.aggregate["n_tasks"]) == {3}
+    poi = res.poi.set_index("algo_y")
+    assert poi.loc["random", "estimate"] == 1.0
+    assert set(res.iqm_curve["step"]) == set(STEPS.tolist())
+    assert "1 diverged" in res.markdown and "1 invalid" in res.markdown
+    assert "1 missing" in res.markdown and "toy_bandit" in res.markdown
+
+
+def test_stats_cli_is_deterministic(runs, tmp_path):
+    root, expected = runs
+    sc, st = tmp_path / "scores.csv", tmp_path / "status.csv"
+    aggregate.write_tables(*aggregate.collect(root, expected), sc, st)
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"tables{k}"
+        np.random.seed(1234 + k)  # the caller's global RNG must not matter
+        assert stats.main(["--scores", str(sc), "--status", str(st), "--outdir", str(out),
+                           "--reps", str(REPS), "--seed", "3"]) == 0
+        outs.append(out)
+    for name in ("aggregate.csv", "probability_of_improvement.csv", "iqm_curve.csv",
+                 "final_scores.md", "performance_profile.csv", "final_scores.csv"):
+        assert (outs[0] / name).read_text() == (outs[1] / name).read_text(), name
+    agg = pd.read_csv(outs[0] / "aggregate.csv")
+    assert {"algo", "metric", "estimate", "ci_low", "ci_high", "n_runs", "n_tasks"} <= set(agg)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) synthetic matrices against rliable called directly
+# ---------------------------------------------------------------------------------------------
+
+def _synthetic_matrices():
+    rng = np.random.default_rng(7)
+    return {"A": np.clip(0.8 + 0.05 * rng.standard_normal((5, 4)), 0, 1),
+            "B": np.clip(0.5 + 0.05 * rng.standard_normal((5, 4)), 0, 1),
+            "C": np.clip(0.2 + 0.05 * rng.standard_normal((3, 4)), 0, 1)}
+
+
+def test_aggregate_metrics_match_rliable_exactly():
+    mats = _synthetic_matrices()
+    seed = 11
+    got = stats.aggregate_metrics(mats, reps=REPS, seed=seed)
+    for algo, m in mats.items():
+        np.random.seed(seed)
+        points, intervals = stats.rly.get_interval_estimates({algo: m}, stats.aggregate_func,
+                                                             reps=REPS)
+        g = got[got["algo"] == algo].set_index("metric")
+        for j, metric in enumerate(stats.METRICS):
+            assert g.loc[metric, "estimate"] == points[algo][j]
+            assert g.loc[metric, "ci_low"] == intervals[algo][0, j]
+            assert g.loc[metric, "ci_high"] == intervals[algo][1, j]
+    iqm = got[got.metric == "iqm"].set_index("algo")["estimate"]
+    assert abs(iqm["A"] - 0.8) < 0.05 and abs(iqm["B"] - 0.5) < 0.05
+    # an algorithm's intervals do not depend on which other algorithms are present
+    alone = stats.aggregate_metrics({"B": mats["B"]}, reps=REPS, seed=seed)
+    pd.testing.assert_frame_equal(alone.reset_index(drop=True),
+                                  got[got.algo == "B"].reset_index(drop=True))
+
+
+def test_probability_of_improvement_matches_rliable():
+    mats = _synthetic_matrices()
+    got = stats.probability_of_improvement(mats, reference="A", reps=REPS, seed=5)
+    assert list(got["algo_y"]) == ["B", "C"]
+    for _, r in got.iterrows():
+        np.random.seed(5)
+        p, ci = stats.rly.get_interval_estimates({"x": [mats["A"], mats[r["algo_y"]]]},
+                                                 stats.metrics.probability_of_improvement,
+                                                 reps=REPS)
+        assert r["estimate"] == p["x"] and r["ci_low"] == np.ravel(ci["x"])[0]
+        assert r["ci_high"] == np.ravel(ci["x"])[1]
+        assert r["estimate"] == pytest.approx(1.0) and r["ci_low"] > 0.95
+    reverse = stats.probability_of_improvement(mats, reference="C", reps=REPS, seed=5)
+    assert (reverse["estimate"] == 0.0).all()
+    assert stats.probability_of_improvement(mats, reference="absent", reps=REPS).empty
+
+
+def test_performance_profile_and_iqm_curve_match_rliable():
+    mats = _synthetic_matrices()
+    taus = np.linspace(0, 1, 21)
+    prof = stats.performance_profiles(mats, taus=taus, reps=REPS, seed=2)
+    for algo, m in mats.items():
+        np.random.seed(2)
+        p, ci = stats.rly.create_performance_profile({algo: m}, taus, reps=REPS)
+        g = prof[prof.algo == algo]
+        assert (g["fraction"].to_numpy() == p[algo]).all()
+        assert (g["ci_low"].to_numpy() == ci[algo][0]).all()
+        assert (g["ci_high"].to_numpy() == ci[algo][1]).all()
+    curves = {a: np.stack([m * f for f in (0.0, 0.5, 1.0)], axis=-1) for a, m in mats.items()}
+    pts, cis = stats.seeded_interval_estimates(curves, stats.iqm_over_steps, reps=REPS, seed=4)
+    np.random.seed(4)
+    p, ci = stats.rly.get_interval_estimates({"A": curves["A"]}, stats.iqm_over_steps, reps=REPS)
+    assert (pts["A"] == p["A"]).all() and (cis["A"] == ci["A"]).all()
+
+
+def test_unequal_seeds_and_partial_tasks():
+    rows = []
+    for algo, n_by_task in {"qsm": {"t1": 5, "t2": 3, "t3": 5, "toy_x": 2},
+                            "newbaseline": {"t1": 4, "t2": 4}}.items():
+        for task, n in n_by_task.items():
+            for s in range(n):
+                rows.append({"algo": algo, "task": task, "seed": s, "status": "complete",
+                             "final_normalized": 0.5 + 0.01 * s, "final_return": 500.0 + 10 * s})
+    m = stats.build_matrices(pd.DataFrame(rows))
+    assert m.tasks == ["t1", "t2"]
+    assert set(m.excluded_tasks) == {"t3", "toy_x"}
+    assert m.matrices["qsm"].shape == (3, 2) and m.matrices["newbaseline"].shape == (4, 2)
+    assert m.dropped["qsm"] == [("t1", 3), ("t1", 4)]
+    assert m.seeds["qsm"]["t1"] == [0, 1, 2]
+    assert "shared by all" in m.describe() and "t3" in m.describe()
+    kept = stats.build_matrices(pd.DataFrame(rows), exclude_prefixes=())
+    assert "toy_x" in kept.excluded_tasks and "audit" not in kept.excluded_tasks["toy_x"]
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) the figure CLI
+# ---------------------------------------------------------------------------------------------
+
+def test_figures_cli_writes_png_and_pdf(runs, tmp_path):
+    from analysis import figures
+    root, expected = runs
+    sc, st = tmp_path / "scores.csv", tmp_path / "run_status.csv"
+    aggregate.write_tables(*aggregate.collect(root, expected), sc, st)
+    outdir = tmp_path / "figures"
+    proc = subprocess.run([sys.executable, "-m", "analysis.figures", "--scores", str(sc),
+                           "--status", str(st), "--outdir", str(outdir), "--reps", str(REPS),
+                           "--reference", "qsm", "--seed", "0",
+                           "--tables-outdir", str(tmp_path / "tables")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name in figures.FIGURE_NAMES:
+        for ext in ("png", "pdf"):
+            f = outdir / f"{name}.{ext}"
+            assert f.is_file() and f.stat().st_size > 1000, f
+    assert (tmp_path / "tables" / "aggregate.csv").is_file()
+
+
+def test_figure_labels_and_colours(collected):
+    from analysis import figures
+    scores, status = collected
+    assert figures.run_label("sac", status, ["walker_walk"]) == "sac (5/5 seeds; 1 diverged)"
+    assert figures.run_label("random", status, ["hopper_hop"]) == "random (4/5 seeds; 1 missing)"
+    assert figures.algo_color("qsm") == figures.PALETTE["qsm"]
+    assert figures.algo_color("brand_new") == figures.algo_color("brand_new")
+    assert figures.step_budget_text(status, scores) == "step budget 10,000 environment steps"
+
+
+def test_figures_survive_empty_and_audit_only_data(collected, tmp_path):
+    from analysis import figures
+    scores, status = collected
+    empty_scores, empty_status = aggregate.collect(tmp_path / "no_runs")
+    toy = scores[scores["task"] == "toy_bandit"], status[status["task"] == "toy_bandit"]
+    for k, (sc, st) in enumerate([(empty_scores, empty_status), toy]):
+        paths, result = figures.make_figures(sc, st, tmp_path / f"f{k}", reps=20)
+        assert result.aggregate.empty and result.poi.empty
+        assert len(paths) == 2 * len(figures.FIGURE_NAMES)
+        assert all(p.stat().st_size > 0 for p in paths)
