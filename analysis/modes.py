@@ -45,6 +45,56 @@ def _knn(x, k, chunk=1024):
     return np.take_along_axis(dist, o, 1), np.take_along_axis(idx, o, 1)
 
 
+def _spkde(q, x, h, m, loo, chunk=512):
+    """log of a sample-point (variable bandwidth) Gaussian KDE, up to a constant."""
+    from scipy.special import logsumexp
+    out = np.empty(len(q))
+    xm = x.mean(axis=0)
+    xc = x - xm
+    sq = np.einsum("ij,ij->i", xc, xc)
+    logw = -m * np.log(h)
+    inv = 0.5 / h ** 2
+    for s in range(0, len(q), chunk):
+        qc = q[s:s + chunk] - xm
+        d2 = np.einsum("ij,ij->i", qc, qc)[:, None] + sq[None, :] - 2.0 * (qc @ xc.T)
+        np.maximum(d2, 0.0, out=d2)
+        a = logw[None, :] - d2 * inv[None, :]
+        if loo:
+            r = np.arange(a.shape[0])
+            a[r, s + r] = -np.inf
+        out[s:s + chunk] = logsumexp(a, axis=1)
+    return out
+
+
+def _kth_dist(q, x, k, chunk=1024):
+    """Distance from each query row to its k-th nearest row of x."""
+    out = np.empty(len(q))
+    xm = x.mean(axis=0)
+    xc = x - xm
+    sq = np.einsum("ij,ij->i", xc, xc)
+    for s in range(0, len(q), chunk):
+        qc = q[s:s + chunk] - xm
+        d2 = np.einsum("ij,ij->i", qc, qc)[:, None] + sq[None, :] - 2.0 * (qc @ xc.T)
+        out[s:s + chunk] = np.partition(d2, k - 1, axis=1)[:, k - 1]
+    return np.sqrt(np.maximum(out, 0.0))
+
+
+def _component_bridges(x, comp, ncomp):
+    """For every pair of kNN-graph components, the closest pair of points (i, j)."""
+    ci, cj = [], []
+    members = [np.flatnonzero(comp == c) for c in range(ncomp)]
+    for a in range(ncomp):
+        xa = x[members[a]]
+        for b in range(a + 1, ncomp):
+            xb = x[members[b]]
+            d2 = (np.einsum("ij,ij->i", xa, xa)[:, None] + np.einsum("ij,ij->i", xb, xb)[None, :]
+                  - 2.0 * xa @ xb.T)
+            p = np.unravel_index(np.argmin(d2), d2.shape)
+            ci.append(members[a][p[0]])
+            cj.append(members[b][p[1]])
+    return np.array(ci, dtype=np.int64), np.array(cj, dtype=np.int64)
+
+
 def _intrinsic_dim(dist, floor, d):
     k = dist.shape[1]
     ok = dist[:, 0] > floor
@@ -56,8 +106,8 @@ def _intrinsic_dim(dist, floor, d):
     return float(np.clip(m, 1.0, d))
 
 
-def prepare(samples, k=None, bound_margin=1e-4, low=-1.0, high=1.0,
-            smooth=False):
+def prepare(samples, k=None, bound_margin=0.0, low=-1.0, high=1.0,
+            smooth=False, midpoint=True, density='kde', bw=1.0):
     x = _validate(samples, low, high)
     n, d = x.shape
     half = 0.5 * (high - low)
@@ -73,8 +123,16 @@ def prepare(samples, k=None, bound_margin=1e-4, low=-1.0, high=1.0,
     floor = 1e-6 * scale
     m = _intrinsic_dim(dist, floor, d)
     f = -m * np.log(np.maximum(dist[:, -1], floor))
-    if smooth:
+    if density == 'kde':
+        h = np.maximum(bw * dist[:, -1] / np.sqrt(m), floor)
+        f = _spkde(x, x, h, m, loo=True)
+    if smooth == 'median':
         f = np.median(np.concatenate([f[:, None], f[idx]], axis=1), axis=1)
+    elif smooth == 'mean':
+        f = np.mean(np.concatenate([f[:, None], f[idx]], axis=1), axis=1)
+    elif smooth == 'half':
+        h = max(2, k // 2)
+        f = np.mean(np.concatenate([f[:, None], f[idx[:, :h]]], axis=1), axis=1)
     order = np.argsort(-f, kind="stable")
     rank = np.empty(n, np.int64)
     rank[order] = np.arange(n)
@@ -88,15 +146,33 @@ def prepare(samples, k=None, bound_margin=1e-4, low=-1.0, high=1.0,
             break
         parent = p2
     basin = parent
-    # inter-basin edges
+    # inter-basin edges (undirected, deduplicated)
     ii = np.repeat(np.arange(n), k)
     jj = idx.ravel()
-    a, b = basin[ii], basin[jj]
-    mask = a != b
-    a, b = a[mask], b[mask]
-    s = np.minimum(f[ii[mask]], f[jj[mask]])
+    mask = basin[ii] != basin[jj]
+    ei, ej = np.minimum(ii[mask], jj[mask]), np.maximum(ii[mask], jj[mask])
+    # connect components of the kNN graph by their closest pairs
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    G = coo_matrix((np.ones(n * k), (ii, jj)), shape=(n, n))
+    ncomp, comp = connected_components(G, directed=False)
+    if ncomp > 1:
+        ci, cj = _component_bridges(x, comp, ncomp)
+        ei = np.concatenate([ei, np.minimum(ci, cj)])
+        ej = np.concatenate([ej, np.maximum(ci, cj)])
+    key = np.unique(ei * n + ej)
+    ei, ej = key // n, key % n
+    s = np.minimum(f[ei], f[ej])
+    if midpoint and len(ei):
+        mid = 0.5 * (x[ei] + x[ej])
+        if density == 'kde':
+            fmid = _spkde(mid, x, h, m, loo=False)
+        else:
+            rmid = _kth_dist(mid, x, k)
+            fmid = -m * np.log(np.maximum(rmid, floor))
+        s = np.minimum(s, fmid)
+    a, b = basin[ei], basin[ej]
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    # max saddle per pair
     key = lo * n + hi
     o = np.lexsort((-s, key))
     key, s, lo, hi = key[o], s[o], lo[o], hi[o]

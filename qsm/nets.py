@@ -77,6 +77,11 @@ class TwinCritic(nn.Module):
         self.net = BatchedMLP(ensemble_generators(generators, 2), obs_dim + act_dim, hidden, 1,
                               activation, device)
 
+    @staticmethod
+    def members_of(seed_index: int) -> slice:
+        """Rows of every parameter that belong to one seed (members are seed-major)."""
+        return slice(2 * seed_index, 2 * seed_index + 2)
+
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """obs (S, B, o), act (S, B, a) -> Q values (S, 2, B)."""
         x = torch.cat([obs, act], dim=-1)

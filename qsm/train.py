@@ -298,8 +298,9 @@ class Trainer:
 
     def poison_seed(self, index):
         with torch.no_grad():
+            rows = self.agent.critic.members_of(index)
             for p in self.agent.critic.parameters():
-                p[index].fill_(float("nan"))
+                p[rows].fill_(float("nan"))
 
     @torch.no_grad()
     def evaluate(self):

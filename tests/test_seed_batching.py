@@ -17,8 +17,7 @@ def params_of(agent, seed_index):
 
 
 def _critic_params(agent, i):
-    # twin critics store members seed-major: seed i owns rows 2i and 2i+1
-    return {f"critic.{n}": p.detach()[2 * i: 2 * i + 2].clone()
+    return {f"critic.{n}": p.detach()[agent.critic.members_of(i)].clone()
             for n, p in agent.critic.named_parameters()}
 
 

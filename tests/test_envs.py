@@ -1,0 +1,102 @@
+"""The environment wrapper: DMC tasks, gymnasium ids, toy bandits, seeding, truncation."""
+import numpy as np
+import pytest
+
+from qsm.envs import DEFAULT_TASKS, TaskError, ToyBandit, make_env, validate_task
+from qsm.probes import probe_states
+from qsm.seeding import derive_seed
+
+
+@pytest.mark.parametrize("task", DEFAULT_TASKS)
+def test_default_tasks_load_and_step(task):
+    env = make_env(task, seed=1)
+    obs = env.reset()
+    assert obs.dtype == np.float32 and obs.shape == (env.obs_dim,)
+    for _ in range(3):
+        obs, r, term, trunc = env.step(np.ones(env.act_dim))
+        assert obs.shape == (env.obs_dim,) and np.isfinite(obs).all()
+        assert 0.0 <= r <= 1.0 and not term and not trunc
+    assert env.max_return == 1000.0
+
+
+def test_time_limit_is_truncation_not_termination():
+    env = make_env("cheetah_run", seed=0)
+    env.reset()
+    for i in range(1000):
+        _, _, term, trunc = env.step(np.zeros(env.act_dim))
+        if term or trunc:
+            break
+    assert i == 999 and trunc and not term
+
+
+def test_actions_rescaled_to_task_bounds():
+    env = make_env("cheetah_run", seed=0)
+    env.reset()
+    env.step(np.full(env.act_dim, 5.0))  # out of range: clipped to +1 -> the task's maximum
+    physics = env._env.physics
+    np.testing.assert_allclose(physics.data.ctrl, env._high)
+    env.step(np.full(env.act_dim, -1.0))
+    np.testing.assert_allclose(physics.data.ctrl, env._low)
+
+
+def test_seeding_gives_each_seed_its_own_randomness():
+    def first_obs(seed):
+        return make_env("walker_run", seed).reset()
+    np.testing.assert_array_equal(first_obs(5), first_obs(5))
+    assert not np.array_equal(first_obs(derive_seed(0, "train_env")), first_obs(derive_seed(1, "train_env")))
+    assert not np.array_equal(first_obs(derive_seed(0, "train_env")), first_obs(derive_seed(0, "eval_env")))
+
+
+def test_reseed_restarts_the_stream():
+    env = make_env("reacher_hard", 3)
+    a = env.reset()
+    env.reseed(3)
+    np.testing.assert_array_equal(env.reset(), a)
+
+
+def test_env_state_roundtrip_continues_identically():
+    env = make_env("hopper_hop", 2)
+    env.reset()
+    for _ in range(10):
+        env.step(np.full(env.act_dim, 0.3))
+    blob = env.get_state()
+    ref = [env.step(np.full(env.act_dim, -0.2))[0] for _ in range(5)]
+    env.set_state(blob)
+    again = [env.step(np.full(env.act_dim, -0.2))[0] for _ in range(5)]
+    np.testing.assert_array_equal(np.stack(ref), np.stack(again))
+
+
+def test_gymnasium_id_through_the_same_interface():
+    env = make_env("HalfCheetah-v5", seed=0)
+    obs = env.reset()
+    assert obs.dtype == np.float32 and obs.shape == (17,) and env.act_dim == 6
+    obs, r, term, trunc = env.step(np.zeros(6))
+    assert obs.shape == (17,) and isinstance(r, float)
+
+
+def test_unknown_task_is_one_line_listing_valid_names():
+    with pytest.raises(TaskError) as e:
+        make_env("cheetah_runn", 0)
+    msg = str(e.value)
+    assert "\n" not in msg and "cheetah_run" in msg and "toy_bimodal" in msg and "Did you mean" in msg
+    with pytest.raises(TaskError):
+        validate_task("nope")
+
+
+def test_toy_bandit_optima_are_equally_good():
+    env = make_env("toy_quadmodal", 0)
+    for opt in env.optima:
+        assert env.reward(opt) == pytest.approx(1.0)
+    assert env.reward(np.zeros(2)) < 0.01
+    env.reset()
+    _, r, term, trunc = env.step(np.array([0.5, -0.5]))
+    assert r == pytest.approx(1.0) and term and not trunc
+    assert isinstance(make_env("toy_bimodal", 0), ToyBandit)
+
+
+def test_probe_states_are_fixed_per_task():
+    a = probe_states("finger_spin", 4)
+    b = probe_states("finger_spin", 4)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (4, make_env("finger_spin", 0).obs_dim)
+    assert len({tuple(s) for s in a}) == 4

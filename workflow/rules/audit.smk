@@ -1,0 +1,29 @@
+AUDIT = config["audit"]
+
+
+rule audit:
+    """Multimodality audit: mode counts and KL estimates at the probe states, with intervals."""
+    input:
+        flags=training_flags(),
+        status=rules.aggregate.output.status,
+    output:
+        modes=report(f"{TABLES}/modes.csv", category="Multimodality audit",
+                     caption="../report/modes.rst"),
+        modes_summary=f"{TABLES}/modes_summary.csv",
+        kl=report(f"{TABLES}/kl.csv", category="Multimodality audit", caption="../report/kl.rst"),
+        toy=f"{TABLES}/toy_optima.csv",
+        figures=[report(f"{FIGURES}/{name}.png", category="Multimodality audit",
+                        caption=f"../report/{name}.rst") for name in AUDIT_FIGURES],
+        pdfs=[f"{FIGURES}/{name}.pdf" for name in AUDIT_FIGURES],
+    log:
+        f"{LOGS}/audit.log",
+    params:
+        distribution=AUDIT["distribution"],
+        hist=AUDIT["histogram_states"],
+        reps=STATS["reps"],
+        seed=STATS["seed"],
+    threads: 1
+    shell:
+        "OMP_NUM_THREADS=1 python -m analysis.audit --runs {RUNS} --tables {TABLES} "
+        "--figures {FIGURES} --distribution {params.distribution} --histogram-states {params.hist} "
+        "--reps {params.reps} --seed {params.seed} > {log} 2>&1"
