@@ -37,8 +37,9 @@ PER_CALL = ("env_step", "act", "replay")
 PER_LEARNING_STEP = ("critic_update", "actor_update")
 
 
-def block_timings(runs_root) -> pd.DataFrame:
-    """One row per (block, phase): a block's seeds share one timing record, so read it once."""
+def block_timings(runs_root, exclude_prefixes=("toy_",)) -> pd.DataFrame:
+    """One row per (block, phase): a block's seeds share one timing record, so read it once.
+    Toy audit tasks (tiny observations, one-step episodes) are left out of the profile."""
     rows, seen, problems = [], set(), []
     for d in find_seed_dirs(runs_root):
         try:
@@ -46,7 +47,7 @@ def block_timings(runs_root) -> pd.DataFrame:
         except ContractError as e:
             problems.append(str(e))
             continue
-        if run.timing is None:
+        if run.timing is None or run.task.startswith(tuple(exclude_prefixes)):
             continue
         block = tuple(run.config.get("block", {}).get("seeds", [run.seed]))
         key = (str(d.parent), block)

@@ -5,11 +5,14 @@ rule expected_runs:
     """The grid the configuration asks for, so that missing runs are reported, not dropped."""
     output:
         f"{TABLES}/expected_runs.json",
+    log:
+        f"{LOGS}/expected_runs.log",
     params:
-        runs=expected_runs(),
-    run:
-        Path(output[0]).parent.mkdir(parents=True, exist_ok=True)
-        Path(output[0]).write_text(json.dumps(params.runs))
+        runs=json.dumps(expected_runs()),
+    conda:
+        "../../environment.yml"
+    shell:
+        "printf '%s\\n' {params.runs:q} > {output} 2> {log}"
 
 
 rule aggregate:
@@ -23,8 +26,12 @@ rule aggregate:
                       caption="../report/run_status.rst"),
     log:
         f"{LOGS}/aggregate.log",
+    params:
+        runs=lambda wc, input: runs_root(input.flags),
+    conda:
+        "../../environment.yml"
     shell:
-        "python -m analysis.aggregate --runs {RUNS} --out {output.scores} "
+        "python -m analysis.aggregate --runs {params.runs} --out {output.scores} "
         "--status-out {output.status} --expected-json {input.expected} > {log} 2>&1"
 
 
@@ -49,7 +56,11 @@ rule stats:
         reps=STATS["reps"],
         seed=STATS["seed"],
         reference=STATS["reference"],
+        figures=lambda wc, output: Path(output.figures[0]).parent,
+        tables=lambda wc, output: Path(output.aggregate).parent,
+    conda:
+        "../../environment.yml"
     shell:
         "python -m analysis.figures --scores {input.scores} --status {input.status} "
-        "--outdir {FIGURES} --tables-outdir {TABLES} --reps {params.reps} --seed {params.seed} "
+        "--outdir {params.figures} --tables-outdir {params.tables} --reps {params.reps} --seed {params.seed} "
         "--reference {params.reference} > {log} 2>&1"

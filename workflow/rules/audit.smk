@@ -22,8 +22,13 @@ rule audit:
         hist=AUDIT["histogram_states"],
         reps=STATS["reps"],
         seed=STATS["seed"],
+        runs=lambda wc, input: runs_root(input.flags),
+        tables=lambda wc, output: Path(output.modes).parent,
+        figures=lambda wc, output: Path(output.figures[0]).parent,
     threads: 1
+    conda:
+        "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS=1 python -m analysis.audit --runs {RUNS} --tables {TABLES} "
-        "--figures {FIGURES} --distribution {params.distribution} --histogram-states {params.hist} "
+        "OMP_NUM_THREADS=1 python -m analysis.audit --runs {params.runs} --tables {params.tables} "
+        "--figures {params.figures} --distribution {params.distribution} --histogram-states {params.hist} "
         "--reps {params.reps} --seed {params.seed} > {log} 2>&1"

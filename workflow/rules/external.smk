@@ -12,10 +12,15 @@ rule random_policy:
     params:
         seeds=lambda wc: " ".join(map(str, seed_blocks(config["seeds"], config["seed_block"])[int(wc.block)])),
         budget=lambda wc: budget_for(wc.task),
+        probe_states=config["probes"]["states"],
+        probe_samples=config["probes"]["samples"],
+        script=f"{workflow.basedir}/scripts/random_policy.py",
+        out=lambda wc: f"{RUNS}/random/{wc.task}",
+    conda:
+        "../../environment.yml"
     shell:
-        "MUJOCO_GL=disable python workflow/scripts/random_policy.py --task {wildcards.task} "
+        "MUJOCO_GL=disable python {params.script} --task {wildcards.task} "
         "--seeds {params.seeds} --steps {params.budget[steps]} "
         "--eval-every {params.budget[eval_every]} --eval-episodes {params.budget[eval_episodes]} "
-        "--probe-states " + str(config["probes"]["states"]) + " "
-        "--probe-samples " + str(config["probes"]["samples"]) + " "
-        "--out {RUNS}/random/{wildcards.task} > {log} 2>&1"
+        "--probe-states {params.probe_states} --probe-samples {params.probe_samples} "
+        "--out {params.out} > {log} 2>&1"

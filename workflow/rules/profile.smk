@@ -10,9 +10,14 @@ rule step_profile:
         pdf=f"{FIGURES}/step_profile.pdf",
     log:
         f"{LOGS}/step_profile.log",
+    params:
+        runs=lambda wc, input: runs_root(input.flags),
+        stem=lambda wc, output: Path(output.figure).with_suffix(""),
+    conda:
+        "../../environment.yml"
     shell:
-        "python -m analysis.profile steps --runs {RUNS} --table {output.table} "
-        "--figure {FIGURES}/step_profile > {log} 2>&1"
+        "python -m analysis.profile steps --runs {params.runs} --table {output.table} "
+        "--figure {params.stem} > {log} 2>&1"
 
 
 rule tsweep_profile:
@@ -28,6 +33,10 @@ rule tsweep_profile:
         pdf=f"{FIGURES}/tsweep_profile.pdf",
     log:
         f"{LOGS}/tsweep_profile.log",
+    params:
+        stem=lambda wc, output: Path(output.figure).with_suffix(""),
+    conda:
+        "../../environment.yml"
     shell:
         "python -m analysis.profile tsweep --runs results/tsweep --table {output.table} "
-        "--figure {FIGURES}/tsweep_profile > {log} 2>&1"
+        "--figure {params.stem} > {log} 2>&1"

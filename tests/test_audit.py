@@ -1,0 +1,244 @@
+"""Tests of analysis.audit on synthetic run directories whose probe actions have known modes."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import audit
+from qsm.rundir import TIMING_PHASES, SeedRunWriter
+
+REPO = Path(__file__).resolve().parents[1]
+REPS = 200
+P, N = 4, 400  # probe states, samples per state (small: the file must stay fast)
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic runs
+# ---------------------------------------------------------------------------------------------
+
+def mixture(rng, centres, sd, n):
+    """n samples from an equal-weight Gaussian mixture, clipped to [-1, 1]."""
+    centres = np.atleast_2d(np.asarray(centres, dtype=float))
+    k = rng.integers(0, len(centres), size=n)
+    return np.clip(centres[k] + rng.normal(0.0, sd, size=(n, centres.shape[1])), -1, 1)
+
+
+# Per (algo, task): a sampler rng -> (N, act_dim) behaviour samples, and the true mode count.
+DIM = {"toy_bimodal": 1, "toy_quadmodal": 2, "cheetah_run": 6}
+BEHAVIOUR = {
+    ("qsm", "toy_bimodal"): (lambda r: mixture(r, [[-0.5], [0.5]], 0.05, N), 2),
+    ("sac", "toy_bimodal"): (lambda r: mixture(r, [[0.5]], 0.08, N), 1),
+    ("qsm", "toy_quadmodal"): (lambda r: mixture(r, [[-.5, -.5], [-.5, .5], [.5, -.5], [.5, .5]],
+                                                 0.05, N), 4),
+    ("qsm", "cheetah_run"): (lambda r: mixture(r, [np.full(6, -0.5), np.full(6, 0.5)], 0.08, N), 2),
+    ("sac", "cheetah_run"): (lambda r: mixture(r, [np.zeros(6)], 0.15, N), 1),
+    # mu + N(0, 0.1) with mu at 0.97 in the first dimension: a mode piled up at the bound +1
+    ("td3", "cheetah_run"): (lambda r: mixture(r, [[0.97, 0, 0, 0, 0, 0]], 0.1, N), 1),
+}
+SEEDS = {"toy_bimodal": (0, 1, 2), "toy_quadmodal": (0,), "cheetah_run": (0, 1)}
+STATES = {task: np.random.default_rng(7).uniform(-1, 1, size=(P, 3)) for task in DIM}
+
+
+def write_run(root, algo, task, seed, status="complete"):
+    """One seed directory following the run-directory contract, with known probe actions."""
+    w = SeedRunWriter(Path(root) / algo / task / f"seed{seed}")
+    rng = np.random.default_rng(zlib.crc32(f"{algo}/{task}/{seed}".encode()))
+    w.write_config({"algo": algo, "task": task, "seed": seed, "hparams": {},
+                    "budget": {"env_steps": 1000},
+                    "env": {"obs_dim": 3, "act_dim": DIM[task], "max_return": 1000.0},
+                    "provenance": {"git": "test"}})
+    for step in (0, 500, 1000):
+        w.add_eval(step, [1.0, 2.0], wall_time_s=float(step))
+    w.write_timing([{"phase": p, "calls": 1, "total_s": 1.0, "env_steps": 1000, "block_size": 1,
+                     "device": "cpu"} for p in TIMING_PHASES])
+    sampler, _ = BEHAVIOUR[(algo, task)]
+    behaviour = np.stack([sampler(rng) for _ in range(P)])
+    if algo == "td3":  # deterministic policy: a point mass at mu
+        policy = np.broadcast_to(np.array([0.97, 0, 0, 0, 0, 0]), behaviour.shape).copy()
+    else:
+        policy = behaviour
+    w.write_probe_actions(STATES[task], policy, behaviour)
+    w.write_status(status, 1000, "" if status == "complete" else "stopped early")
+    return w.dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for (algo, task) in BEHAVIOUR:
+        for seed in SEEDS[task]:
+            write_run(root, algo, task, seed)
+    # an invalid run (mangled probe file) and one still running: listed, never audited
+    bad = write_run(root, "sac", "toy_bimodal", 3)
+    (bad / "probe_actions.npz").write_bytes(b"not a zip file")
+    write_run(root, "qsm", "cheetah_run", 5, status="running")
+    # a seed directory without config.json at all
+    (root / "td3" / "toy_bimodal" / "seed0").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def cli_out(runs, tmp_path_factory):
+    """The command line exactly as the Snakemake rule calls it (with fewer bootstrap reps)."""
+    out = tmp_path_factory.mktemp("audit")
+    cmd = [sys.executable, "-m", "analysis.audit", "--runs", str(runs),
+           "--tables", str(out / "tables"), "--figures", str(out / "figures"),
+           "--distribution", "behaviour", "--histogram-states", "2", "--reps", str(REPS),
+           "--seed", "0"]
+    from conftest import python_env
+    res = subprocess.run(cmd, cwd=REPO, env=python_env(), capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    tables = {name: pd.read_csv(out / "tables" / name, keep_default_na=True)
+              for name in audit.TABLE_NAMES}
+    return out, tables, res.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------
+
+def test_cli_writes_every_output(cli_out):
+    out, tables, _ = cli_out
+    for name in audit.TABLE_NAMES:
+        assert (out / "tables" / name).stat().st_size > 0
+    for name in audit.FIGURE_NAMES:
+        for ext in ("png", "pdf"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
+    assert list(tables["modes.csv"].columns) == audit.MODES_COLUMNS
+    assert list(tables["modes_summary.csv"].columns) == audit.SUMMARY_COLUMNS
+    assert list(tables["kl.csv"].columns) == audit.KL_COLUMNS
+    assert list(tables["toy_optima.csv"].columns) == audit.TOY_COLUMNS
+
+
+def test_mode_counts_match_truth(cli_out):
+    modes = cli_out[1]["modes.csv"]
+    ok = modes[modes["status"] == "complete"]
+    assert len(ok) == sum(P * len(SEEDS[t]) for (_, t) in BEHAVIOUR)
+    for (algo, task), (_, truth) in BEHAVIOUR.items():
+        got = ok[(ok["algo"] == algo) & (ok["task"] == task)]["n_modes"]
+        assert len(got) == P * len(SEEDS[task])
+        assert (got == truth).mean() >= 0.9, (algo, task, got.tolist())
+    # the TD3-like distribution has its mode at the bound +1; the interior mixtures do not
+    td3 = ok[(ok["algo"] == "td3")]
+    assert (td3["n_bound_modes"] >= 1).mean() >= 0.75, td3["n_bound_modes"].tolist()
+    inner = ok[(ok["algo"] == "qsm") & (ok["task"] == "toy_bimodal")]
+    assert (inner["n_bound_modes"] == 0).all()
+    assert np.isfinite(ok["kl_gaussian_fit"]).all()
+
+
+def test_bad_runs_are_listed_not_audited(cli_out):
+    modes = cli_out[1]["modes.csv"]
+    key = modes.set_index(["algo", "task", "seed"])
+    bad = key.loc[("sac", "toy_bimodal", 3)]
+    assert bad["status"] == "invalid" and "probe_actions.npz" in bad["detail"]
+    assert pd.isna(bad["state"]) and pd.isna(bad["n_modes"])
+    assert key.loc[("qsm", "cheetah_run", 5), "status"] == "running"
+    assert key.loc[("td3", "toy_bimodal", 0), "status"] == "invalid"
+    assert "config.json" in key.loc[("td3", "toy_bimodal", 0), "detail"]
+    toy = cli_out[1]["toy_optima.csv"].set_index(["algo", "task", "seed"])
+    assert toy.loc[("sac", "toy_bimodal", 3), "status"] == "invalid"
+    summary = cli_out[1]["modes_summary.csv"].set_index(["algo", "task"])
+    assert summary.loc[("sac", "toy_bimodal"), "n_skipped"] == 1
+    assert summary.loc[("sac", "toy_bimodal"), "n_seeds"] == 3
+    assert summary.loc[("td3", "toy_bimodal"), "n_seeds"] == 0
+
+
+def test_modes_summary(cli_out):
+    s = cli_out[1]["modes_summary.csv"].set_index(["algo", "task"])
+    q = s.loc[("qsm", "toy_bimodal")]
+    assert q["n_seeds"] == 3 and q["n_states"] == P and q["true_modes"] == 2
+    assert q["mean_modes"] == pytest.approx(2, abs=0.2) and q["frac_multimodal"] > 0.8
+    assert q["ci_low"] <= q["mean_modes"] <= q["ci_high"]
+    assert s.loc[("sac", "toy_bimodal"), "mean_modes"] == pytest.approx(1, abs=0.2)
+    assert s.loc[("sac", "toy_bimodal"), "frac_multimodal"] < 0.2
+    single = s.loc[("qsm", "toy_quadmodal")]  # one seed: no interval, and the note says so
+    assert single["n_seeds"] == 1 and single["true_modes"] == 4
+    assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
+    assert "1 seed" in single["note"]
+    assert math.isnan(s.loc[("qsm", "cheetah_run"), "true_modes"])
+
+
+def test_toy_optima(cli_out):
+    toy = cli_out[1]["toy_optima.csv"]
+    ok = toy[toy["status"] == "complete"].set_index(["algo", "task", "seed"])
+    for seed in SEEDS["toy_bimodal"]:
+        q, s = ok.loc[("qsm", "toy_bimodal", seed)], ok.loc[("sac", "toy_bimodal", seed)]
+        assert q["optima_covered"] == 2 and s["optima_covered"] == 1
+        assert q["frac_opt1"] == pytest.approx(0.5, abs=0.1)
+        assert s["frac_opt2"] > 0.9 and s["frac_opt1"] < 0.05
+        assert math.isnan(q["frac_opt3"])
+        assert q["true_modes"] == 2 and q["n_modes_median"] == 2 and s["n_modes_median"] == 1
+        assert q["n_samples"] == P * N
+    quad = ok.loc[("qsm", "toy_quadmodal", 0)]
+    assert quad["optima_covered"] == 4 and quad["true_modes"] == 4
+    assert not (toy["task"] == "cheetah_run").any()
+
+
+def test_kl_rows(cli_out):
+    kl = cli_out[1]["kl.csv"]
+    kl["other_algo"] = kl["other_algo"].fillna("")
+    g = kl[kl["kind"] == "gaussian_fit"].set_index(["algo", "task"])
+    audited = {k for k in BEHAVIOUR}
+    assert audited <= set(g.index)
+    assert (g.loc[list(audited), "other_algo"] == "").all()
+    # a well-separated bimodal mixture is far from its Gaussian fit; a Gaussian is not
+    assert g.loc[("qsm", "toy_bimodal"), "estimate"] > g.loc[("sac", "toy_bimodal"), "estimate"] + 0.3
+    assert g.loc[("qsm", "toy_bimodal"), "n_seeds"] == 3
+    b = kl[kl["kind"] == "between_algos"]
+    pairs = set(zip(b["algo"], b["other_algo"], b["task"]))
+    expected = {("qsm", "sac", "toy_bimodal"), ("sac", "qsm", "toy_bimodal")}
+    expected |= {(a, o, "cheetah_run") for a in ("qsm", "sac", "td3")
+                 for o in ("qsm", "sac", "td3") if a != o}
+    assert pairs == expected  # toy_quadmodal has a single algorithm: no pair
+    r = b.set_index(["algo", "other_algo", "task"]).loc[("qsm", "sac", "toy_bimodal")]
+    assert r["n_seeds"] == 3 and r["estimate"] > 0.3 and r["ci_low"] <= r["estimate"] <= r["ci_high"]
+    two = b.set_index(["algo", "other_algo", "task"]).loc[("qsm", "td3", "cheetah_run")]
+    assert two["n_seeds"] == 2 and np.isfinite(two["estimate"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy distribution (TD3 point mass), empty input, bootstrap
+# ---------------------------------------------------------------------------------------------
+
+def test_policy_point_mass_is_handled(runs, tmp_path):
+    audit.run_audit(runs, tmp_path / "t", tmp_path / "f", distribution="policy",
+                    histogram_states=1, reps=50, seed=0, log=lambda m: None)
+    modes = pd.read_csv(tmp_path / "t" / "modes.csv")
+    td3 = modes[(modes["algo"] == "td3") & (modes["status"] == "complete")]
+    assert len(td3) == P * 2 and (td3["n_modes"] == 1).all()
+    assert td3["kl_gaussian_fit"].isna().all() and td3["detail"].str.contains("point mass").all()
+    kl = pd.read_csv(tmp_path / "t" / "kl.csv")
+    row = kl[(kl["kind"] == "gaussian_fit") & (kl["algo"] == "td3")].iloc[0]
+    assert math.isnan(row["estimate"]) and "point mass" in row["note"] and row["n_seeds"] == 0
+    pair = kl[(kl["kind"] == "between_algos") & (kl["algo"] == "qsm") & (kl["other_algo"] == "td3")]
+    assert pair["estimate"].isna().all() and pair["note"].str.contains("point mass").all()
+    for name in audit.FIGURE_NAMES:
+        assert (tmp_path / "f" / f"{name}.png").exists()
+
+
+def test_no_runs_gives_empty_tables_and_no_data_figures(tmp_path):
+    (tmp_path / "runs").mkdir()
+    paths = audit.run_audit(tmp_path / "runs", tmp_path / "t", tmp_path / "f", reps=10,
+                            log=lambda m: None)
+    assert len(paths) == len(audit.TABLE_NAMES) + 2 * len(audit.FIGURE_NAMES)
+    for name, cols in zip(audit.TABLE_NAMES, (audit.MODES_COLUMNS, audit.SUMMARY_COLUMNS,
+                                              audit.KL_COLUMNS, audit.TOY_COLUMNS)):
+        df = pd.read_csv(tmp_path / "t" / name)
+        assert list(df.columns) == cols and len(df) == 0
+
+
+def test_bootstrap_mean_ci():
+    est, lo, hi = audit.bootstrap_mean_ci([1.0, 2.0, 3.0, 4.0], reps=500, seed=3)
+    assert est == 2.5 and 1.0 <= lo < est < hi <= 4.0
+    assert audit.bootstrap_mean_ci([1.0, 2.0, 3.0, 4.0], reps=500, seed=3) == (est, lo, hi)
+    est, lo, hi = audit.bootstrap_mean_ci([5.0, np.nan], reps=500, seed=0)
+    assert est == 5.0 and math.isnan(lo) and math.isnan(hi)
+    assert all(math.isnan(v) for v in audit.bootstrap_mean_ci([], reps=10))

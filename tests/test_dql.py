@@ -1,0 +1,195 @@
+"""The Diffusion-QL-style baseline (baselines/dql.py): interface, seed batching, and the defining
+property that its actor update backpropagates through all T denoiser calls of the sampler."""
+import copy
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import python_env
+from qsm import rundir
+from qsm.diffusion import ddpm_sample
+from qsm.registry import get_agent, resolve_config
+from qsm.seeding import SeedStreams
+from qsm.timing import PhaseTimer
+from test_agents import ACT, OBS, QuadraticCritic, batch
+from test_seed_batching import assert_same, params_of
+
+SMALL = dict(actor_hidden=(8, 8), cond_hidden=(6, 6), time_dim=4, critic_hidden=(7, 7))
+
+
+def make(seeds=(0,), **over):
+    cls = get_agent("dql")
+    return cls(OBS, ACT, list(seeds), resolve_config(cls, "cheetah_run", {**SMALL, **over}))
+
+
+def count_denoiser_calls(agent):
+    """Wrap the denoiser; every call records whether autograd was on and keeps its output."""
+    calls = []
+    original = agent.denoiser.forward
+
+    def wrapped(*args, **kwargs):
+        out = original(*args, **kwargs)
+        if out.requires_grad:
+            out.retain_grad()
+        calls.append((torch.is_grad_enabled(), out))
+        return out
+
+    agent.denoiser.forward = wrapped
+    return calls
+
+
+# -- interface ---------------------------------------------------------------------------------
+
+def test_registered_with_its_own_config():
+    cls = get_agent("dql")
+    assert cls.name == "dql"
+    cfg = resolve_config(cls, "quadruped_walk", {})
+    assert cfg.bc_weight == 1.0 and cfg.T == 5 and not hasattr(cfg, "M_q")
+
+
+def test_update_shapes_and_finite():
+    agent = make(seeds=(0, 1, 2))
+    timer = PhaseTimer()
+    for i in range(2):
+        out = agent.update(batch(3, seed=i), timer)
+    assert {"critic_loss", "actor_loss", "q", "q_loss", "bc_loss"} <= set(out)
+    for k, v in out.items():
+        assert v.shape == (3,) and torch.isfinite(v).all(), k
+    assert timer.calls["critic_update"] == 2 and timer.calls["actor_update"] == 2
+    for mode in ("explore", "eval", "policy"):
+        a = agent.act(torch.randn(3, 4, OBS), mode)
+        assert a.shape == (3, 4, ACT) and a.abs().max() <= 1
+    policy, behaviour = agent.probe_samples(torch.randn(3, 2, OBS), 6)
+    assert policy.shape == behaviour.shape == (3, 2, 6, ACT)
+    assert type(agent.critic).__name__ == "TwinCritic"  # fault injection relies on its layout
+
+
+# -- the defining property -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("T", [2, 5])
+def test_actor_update_backpropagates_through_all_T_denoiser_calls(T):
+    for bc_weight, expected in ((0.0, T), (1.0, T + 1)):  # the BC term adds one call
+        agent = make(T=T, bc_weight=bc_weight)
+        calls = count_denoiser_calls(agent)
+        # The chain clips after every step (as when acting), which cuts the gradient of clipped
+        # entries; a batch of 256 keeps some entries unclipped along the whole chain.
+        agent.update_actor({"obs": torch.randn(1, 256, OBS), "action": torch.rand(1, 256, ACT) * 2 - 1})
+        assert len(calls) == expected, f"T={T}, bc_weight={bc_weight}: {len(calls)} calls"
+        assert all(grad_on for grad_on, _ in calls)
+        # the critic's value reached every step of the chain, the first (t = T-1) included
+        for i, (_, out) in enumerate(calls[:T]):
+            assert out.grad is not None and out.grad.abs().sum() > 0, f"no gradient at call {i}"
+
+
+@pytest.mark.parametrize("T", [2, 5])
+def test_critic_update_samples_without_gradient_and_qsm_differs(T):
+    agent = make(T=T)
+    calls = count_denoiser_calls(agent)
+    agent.update_critic(batch(1))
+    assert len(calls) == T and not any(grad_on for grad_on, _ in calls)
+    # contrast: QSM's actor step needs one call whatever T
+    qsm_cls = get_agent("qsm")
+    qsm = qsm_cls(OBS, ACT, [0], resolve_config(qsm_cls, "cheetah_run", {**SMALL, "T": T}))
+    calls = count_denoiser_calls(qsm)
+    qsm.update_score(batch(1))
+    assert len(calls) == 1
+
+
+def test_differentiable_sampler_is_the_acting_sampler():
+    from baselines.dql import ddpm_sample_with_grad
+    agent = make(seeds=(0, 1), T=5)
+    obs = torch.randn(2, 9, OBS)
+    with torch.no_grad():
+        a = ddpm_sample_with_grad(agent.denoiser, agent.schedule, obs, ACT, SeedStreams([0, 1], "x"))
+    b = ddpm_sample(agent.denoiser, agent.schedule, obs, ACT, SeedStreams([0, 1], "x"))
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_q_loss_is_scale_free_and_moves_samples_uphill():
+    """L_q = -mean Q / sg(mean |Q|) does not change when Q is rescaled, and with a known
+    Q = -|a - a*|^2 (BC off) the sampler's output climbs to a*."""
+    target = torch.tensor([0.5, -0.3])
+    agent = make(actor_hidden=(64, 64), cond_hidden=(32, 32), time_dim=16, bc_weight=0.0,
+                 actor_lr=1e-3)
+    obs = torch.zeros(1, 64, OBS)
+    losses = []
+    for scale in (1.0, 40.0):
+        agent.critic = QuadraticCritic(target)
+        agent.critic.forward = (lambda f, s: lambda o, a: s * f(o, a))(agent.critic.forward, scale)
+        agent.update_noise = SeedStreams([0], "fixed")
+        losses.append(agent.actor_losses(obs, torch.zeros(1, 64, ACT))[0])
+    torch.testing.assert_close(losses[0], losses[1])
+
+    agent.critic = QuadraticCritic(target)
+    eval_obs = torch.zeros(1, 256, OBS)
+    before = (agent.act(eval_obs, "eval")[0] - target).norm(dim=-1).mean()
+    for _ in range(150):
+        agent.update_actor({"obs": obs, "action": torch.zeros(1, 64, ACT)})
+    after = (agent.act(eval_obs, "eval")[0] - target).norm(dim=-1).mean()
+    assert after < 0.5 * before, (before, after)
+
+
+# -- seed batching (as tests/test_seed_batching.py) ------------------------------------------------
+
+def test_changing_another_seeds_data_leaves_seed_untouched():
+    agent = make(seeds=(0, 1, 2))
+    other = copy.deepcopy(agent)
+    b1 = batch(3)
+    b2 = {k: v.clone() for k, v in b1.items()}
+    for k in b2:
+        b2[k][2] = b2[k][2] * 5 + 1
+    for _ in range(2):
+        agent.update(b1, PhaseTimer())
+        other.update(b2, PhaseTimer())
+    assert_same(params_of(agent, 0), params_of(other, 0))
+    assert_same(params_of(agent, 1), params_of(other, 1))
+    assert not torch.equal(params_of(agent, 2)["denoiser.net.layers.0.weight"],
+                           params_of(other, 2)["denoiser.net.layers.0.weight"])
+
+
+def test_changing_another_seeds_init_leaves_seed_untouched():
+    a, b = make(seeds=(0, 1, 2)), make(seeds=(0, 1, 9))
+    data = batch(3)
+    for _ in range(2):
+        a.update(data, PhaseTimer())
+        b.update(data, PhaseTimer())
+    assert_same(params_of(a, 0), params_of(b, 0))
+    assert_same(params_of(a, 1), params_of(b, 1))
+
+
+def test_block_of_one_is_the_ordinary_algorithm():
+    block, single = make(seeds=(3, 4, 5)), make(seeds=(4,))
+    data = batch(3)
+    one = {k: v[1:2].clone() for k, v in data.items()}
+    for _ in range(3):
+        block.update(data, PhaseTimer())
+        single.update(one, PhaseTimer())
+    pb, ps = params_of(block, 1), params_of(single, 0)
+    for k in pb:
+        torch.testing.assert_close(pb[k], ps[k], rtol=1e-5, atol=1e-6)
+
+
+# -- the training command --------------------------------------------------------------------------
+
+def test_train_command_writes_valid_contract_and_isolates_a_poisoned_seed(tmp_path):
+    args = ["--algo", "dql", "--task", "toy_bimodal", "--seeds", "0", "1", "--out", str(tmp_path),
+            "--steps", "60", "--start-steps", "20", "--eval-every", "30", "--eval-episodes", "2",
+            "--batch-size", "16", "--probe-states", "3", "--probe-samples", "50", "--threads", "1",
+            "--set", "actor_hidden=[32,32]", "--set", "critic_hidden=[32,32]",
+            "--set", "cond_hidden=[16,16]", "--set", "time_dim=8", "--set", "T=3",
+            "--debug-poison", "50:1"]
+    proc = subprocess.run([sys.executable, "-m", "qsm.train", *args], capture_output=True,
+                          text=True, env=python_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    ok = rundir.load_run(tmp_path / "seed0")
+    assert ok.status["status"] == "complete" and ok.algo == "dql" and ok.seed == 0
+    assert list(ok.eval["step"]) == [0, 30, 60]
+    assert ok.config["hparams"]["bc_weight"] == 1.0 and ok.config["hparams"]["T"] == 3
+    timing = ok.timing.set_index("phase")["calls"]
+    assert timing["critic_update"] == timing["actor_update"] == 40
+    states, actions = ok.probe_actions("policy")
+    assert states.shape == (3, 2) and actions.shape == (3, 50, 1)
+    bad = rundir.load_run(tmp_path / "seed1")  # --debug-poison NaNs seed 1's TwinCritic rows
+    assert bad.status["status"] == "diverged" and list(bad.eval["step"]) == [0, 30]
