@@ -546,7 +546,8 @@ def _save(fig, outdir, name, caption=""):
     outdir.mkdir(parents=True, exist_ok=True)
     bottom = 0.0
     if caption:
-        wrapped = "\n".join(textwrap.fill(p, 160) for p in caption.split("\n") if p)
+        width = max(60, int(fig.get_figwidth() * 15.5))  # 7.5 pt text: ~15 characters/inch
+        wrapped = "\n".join(textwrap.fill(p, width) for p in caption.split("\n") if p)
         lines = wrapped.count("\n") + 1
         fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)
         bottom = min(0.45, (0.14 * lines + 0.1) / fig.get_figheight())
@@ -597,6 +598,10 @@ def _skipped_text(entries) -> str:
             + " run(s) (see modes.csv).")
 
 
+def _n_seeds(n) -> str:
+    return f"{int(n)} seed" + ("" if int(n) == 1 else "s")
+
+
 def _grid(n, ncols=4):
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
@@ -639,7 +644,7 @@ def plot_mode_counts(summary, modes_df, entries, distribution, outdir):
             ax.legend(fontsize=7, loc="upper right")
             ymax = max(ymax, tm)
         ax.set_xticks(range(len(s)))
-        ax.set_xticklabels([f"{a}\n({n} seeds)" for a, n in zip(s["algo"], s["n_seeds"])],
+        ax.set_xticklabels([f"{a}\n({_n_seeds(n)})" for a, n in zip(s["algo"], s["n_seeds"])],
                            fontsize=8)
         ax.set_ylim(0, ymax * 1.25 + 0.2)
         ax.set_ylabel("modes per probe state")
@@ -702,19 +707,21 @@ def plot_kl(kl_df, entries, distribution, outdir):
         btasks = sorted(b["task"].unique())
         mat = np.full((len(pairs), len(btasks)), np.nan)
         nse = np.zeros_like(mat, dtype=int)
+        present = np.zeros_like(mat, dtype=bool)
         for r in b.itertuples():
             mat[pairs.index((r.algo, r.other_algo)), btasks.index(r.task)] = r.estimate
             nse[pairs.index((r.algo, r.other_algo)), btasks.index(r.task)] = r.n_seeds
+            present[pairs.index((r.algo, r.other_algo)), btasks.index(r.task)] = True
         finite = mat[np.isfinite(mat)]
         vmax = float(np.quantile(finite, 0.95)) if finite.size else 1.0
         vmax = vmax if vmax > 0 else 1.0
-        cmap = plt.get_cmap("viridis").copy()
-        cmap.set_bad("0.85")
+        cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
         im = ax2.imshow(np.ma.masked_invalid(mat), aspect="auto", cmap=cmap, vmin=0, vmax=vmax)
         for i in range(len(pairs)):
             for j in range(len(btasks)):
                 v = mat[i, j]
-                txt = "n/a" if not np.isfinite(v) else f"{v:.2g}\n({nse[i, j]})"
+                txt = (f"{v:.2g}\n({nse[i, j]})" if np.isfinite(v)
+                       else "n/a" if present[i, j] else "not run")
                 ax2.text(j, i, txt, ha="center", va="center", fontsize=6.5,
                          color="k" if (not np.isfinite(v) or v > 0.6 * vmax) else "w")
         ax2.set_xticks(range(len(btasks)))
@@ -722,7 +729,8 @@ def plot_kl(kl_df, entries, distribution, outdir):
         ax2.set_yticks(range(len(pairs)))
         ax2.set_yticklabels([f"KL({a} || {o})" for a, o in pairs], fontsize=8)
         fig.colorbar(im, ax=ax2, label="KL [nats] (mean over seeds)", shrink=0.85)
-    ax2.set_title("Between algorithms at the same probe states\n(cell: estimate, (seeds))",
+    ax2.set_title("Between algorithms at the same probe states\n(cell: estimate (seeds); "
+                  "n/a = undefined, e.g. a point mass)",
                   fontsize=10)
     fig.suptitle(f"KL divergence of the action distributions — {distribution} distribution",
                  fontsize=11)
@@ -746,51 +754,65 @@ def plot_action_histograms(entries, distribution, outdir, n_states=3):
     audited = [e for e in entries if e.audited]
     tasks = sorted({e.task for e in audited})
     n_states = max(1, int(n_states))
-    ncols = n_states * 2
-    nrows = max(len(tasks), 1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.3 * ncols, 1.9 * nrows + 1.2),
-                             squeeze=False)
-    if not tasks:
-        for ax in axes.ravel()[1:]:
-            ax.set_visible(False)
-        _no_data(axes[0, 0], "no audited runs")
-    bins = np.linspace(-1.0, 1.0, 41)
-    for row, task in enumerate(tasks):
+    # per task: the panels (probe state, action dim), first 1-2 dims of the first n_states states
+    layout = {}
+    for task in tasks:
         te = [e for e in audited if e.task == task]
         seed = _histogram_seed(te)
         te = sorted([e for e in te if e.seed == seed], key=lambda e: e.algo)
-        act_dim = te[0].actions.shape[2]
-        n_dims = min(2, act_dim)
-        for col in range(ncols):
+        P = min(n_states, max(e.actions.shape[0] for e in te))
+        dims = min(2, max(e.actions.shape[2] for e in te))
+        layout[task] = (seed, te, [(s, d) for s in range(P) for d in range(dims)])
+    ncols = max([len(v[2]) for v in layout.values()] + [1])
+    nrows = max(len(tasks), 1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(2.3 * ncols, 6.5), 1.95 * nrows + 1.6),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    if not tasks:
+        axes[0, 0].set_visible(True)
+        _no_data(axes[0, 0], "no audited runs")
+    bins = np.linspace(-1.0, 1.0, 41)
+    algos_shown = set()
+    for row, task in enumerate(tasks):
+        seed, te, panels = layout[task]
+        for col, (s, dim) in enumerate(panels):
             ax = axes[row, col]
-            s, dim = divmod(col, 2)
-            if dim >= n_dims or s >= te[0].actions.shape[0]:
-                ax.set_visible(False)
-                continue
+            ax.set_visible(True)
+            bound_bits = []
             for e in te:
                 if s >= e.actions.shape[0] or dim >= e.actions.shape[2]:
                     continue
                 v = e.actions[s, :, dim]
-                at_bound = float(np.mean(np.abs(v) >= 1 - 1e-3))
                 ax.hist(v, bins=bins, range=(-1, 1), density=True, histtype="step", lw=1.4,
-                        color=algo_color(e.algo),
-                        label=f"{e.algo} ({at_bound:.0%} at ±1)")
+                        color=algo_color(e.algo))
+                algos_shown.add(e.algo)
+                at_bound = float(np.mean(np.abs(v) >= 1 - 1e-3))
+                if at_bound >= 0.01:
+                    bound_bits.append(f"{e.algo} {at_bound:.0%}")
+            if bound_bits:
+                ax.text(0.02, 0.97, "at ±1: " + ", ".join(bound_bits), transform=ax.transAxes,
+                        fontsize=6, va="top", ha="left",
+                        bbox=dict(fc="white", ec="none", alpha=0.7, pad=1))
             ax.set_xlim(-1.05, 1.05)
             for xb in (-1, 1):
                 ax.axvline(xb, color="0.6", lw=0.8, ls=":")
-            ax.set_title(f"{task}, seed {seed}\nprobe state {s}, action dim {dim}", fontsize=7.5)
+            ax.set_title(f"{task} (seed {seed})\nprobe state {s}, action dim {dim}", fontsize=7.5)
             ax.tick_params(labelsize=7)
-            ax.legend(fontsize=5.5, loc="upper center", frameon=False)
             if col == 0:
                 ax.set_ylabel("density", fontsize=8)
-            if row == len(tasks) - 1:
-                ax.set_xlabel("action", fontsize=8)
+            ax.set_xlabel("action", fontsize=7)
+    if algos_shown:
+        fig.legend(handles=[plt.Line2D([0], [0], color=algo_color(a), lw=2, label=a)
+                            for a in sorted(algos_shown)],
+                   loc="upper right", ncol=len(algos_shown), fontsize=9, frameon=False)
     fig.suptitle(f"Action samples at the first {n_states} probe states — {distribution} "
                  f"distribution (one seed per task)", fontsize=11)
     cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}. Per task the seed audited for the most "
-           f"algorithms (lowest on ties); histograms of the first 1-2 action dimensions over "
-           f"[-1, 1] (40 bins); legend: share of samples within 0.001 of a bound. "
-           f"{_seeds_text(entries)}. {_skipped_text(entries)}")
+           f"algorithms (lowest on ties); density histograms of the first 1-2 action dimensions "
+           f"over [-1, 1] (40 bins; dotted lines: the bounds). 'at ±1': share of samples "
+           f"within 0.001 of a bound (shown from 1%). {_seeds_text(entries).capitalize()}. "
+           f"{_skipped_text(entries)}")
     return _save(fig, outdir, "action_histograms", cap)
 
 
@@ -840,16 +862,18 @@ def plot_toy_optima(entries, toy_df, distribution, outdir, max_points=1500, seed
                     ax.add_patch(plt.Circle(o, TOY_RADIUS, fill=False, ls="--", color="k", lw=1))
                 ax.plot(optima[:, 0], optima[:, 1], "kx", ms=7, mew=1.5, label="true optima")
                 ax.set_aspect("equal")
-                ax.set_ylim(-1.05, 1.05)
+                ax.set_ylim(-1.05, 1.4)  # room for the legend above the action square
                 ax.set_xlabel("action dim 0", fontsize=8)
                 ax.set_ylabel("action dim 1", fontsize=8)
-                leg = ax.legend(fontsize=6.5, frameon=False, markerscale=3, loc="upper center",
-                                ncol=2)
-                for h in leg.legend_handles:
-                    h.set_alpha(1)
+                handles = [plt.Line2D([0], [0], ls="", marker=markers[i % len(markers)], color=c,
+                                      ms=4, label=f"seed {e.seed}") for i, e in enumerate(runs)]
+                handles.append(plt.Line2D([0], [0], ls="", marker="x", color="k", ms=5,
+                                          label="true optima"))
+                ax.legend(handles=handles, fontsize=6.5, frameon=False, loc="upper center",
+                          ncol=min(len(handles), 4), columnspacing=0.8, handletextpad=0.2)
             ax.set_xlim(-1.05, 1.05)
             ax.tick_params(labelsize=7)
-            ax.set_title(f"{task} — {algo} ({len(runs)} seeds)\noptima covered per seed: "
+            ax.set_title(f"{task} — {algo} ({_n_seeds(len(runs))})\noptima covered per seed: "
                          f"{cov or 'n/a'} of {len(optima)}", fontsize=8.5)
     fig.suptitle(f"Toy bandits with known optima — {distribution} distribution", fontsize=11)
     cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}. Samples pooled over the probe states "

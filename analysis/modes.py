@@ -107,7 +107,7 @@ def _intrinsic_dim(dist, floor, d):
 
 
 def prepare(samples, k=None, bound_margin=0.0, low=-1.0, high=1.0,
-            smooth=False, midpoint=True, density='kde', bw=1.0, abram=False):
+            smooth=False, midpoint=True, density='kde', bw=1.0, abram=False, alpha=None):
     x = _validate(samples, low, high)
     n, d = x.shape
     half = 0.5 * (high - low)
@@ -125,7 +125,7 @@ def prepare(samples, k=None, bound_margin=0.0, low=-1.0, high=1.0,
     f = -m * np.log(np.maximum(dist[:, -1], floor))
     if density == 'kde':
         rk = np.maximum(dist[:, -1], floor)
-        alpha = min(1.0, m / 2.0) if abram else 1.0
+        alpha = (min(1.0, m / 2.0) if abram else 1.0) if alpha is None else alpha
         rg = np.exp(np.mean(np.log(rk)))
         h = np.maximum(bw * rg * (rk / rg) ** alpha / np.sqrt(m), floor)
         f = _spkde(x, x, h, m, loo=True)

@@ -38,24 +38,8 @@ import torch
 
 from qsm.agent import QSM
 from qsm.agent_base import no_param_grads
-from qsm.diffusion import Denoiser, Schedule
+from qsm.diffusion import reverse_chain
 from qsm.registry import register
-
-
-def ddpm_sample_with_grad(denoiser: Denoiser, schedule: Schedule, obs: torch.Tensor, act_dim: int,
-                          noise, temperature: float = 1.0) -> torch.Tensor:
-    """The reverse chain of `qsm.diffusion.ddpm_sample` (same draws, same clipping after every
-    step), but keeping the autograd graph through all T denoiser calls."""
-    S, B, _ = obs.shape
-    a = noise.randn(B, act_dim)
-    for t in range(schedule.T - 1, -1, -1):
-        t_in = torch.full((S, B, 1), float(t), device=obs.device)
-        eps = denoiser(obs, a, t_in)
-        a = (a - schedule.eps_coef[t] * eps) * schedule.inv_sqrt_alpha[t]
-        if t > 0:
-            a = a + schedule.noise_scale[t] * temperature * noise.randn(B, act_dim)
-        a = a.clamp(-1.0, 1.0)
-    return a
 
 
 @register("dql")
@@ -81,7 +65,8 @@ class DiffusionQL(QSM):
 
     TASK_OVERRIDES = {}  # QSM's per-task overrides concern M_q, which this agent does not have
 
-    # __init__, act, update_critic, td_target and set_actor_lr are QSM's.
+    # __init__, act, update_critic, td_target and set_actor_lr are QSM's; its score-matching
+    # methods (update_score, score_loss) are not used.
 
     def update(self, batch, timer):
         with timer.phase("critic_update"):
@@ -95,7 +80,7 @@ class DiffusionQL(QSM):
     def update_actor(self, b):
         self.set_actor_lr()
         q_loss, bc_loss = self.actor_losses(b["obs"], b["action"])
-        per_seed = q_loss + self.cfg.bc_weight * bc_loss if self.cfg.bc_weight else q_loss
+        per_seed = q_loss + self.cfg.bc_weight * bc_loss
         self.actor_opt.zero_grad(set_to_none=True)
         per_seed.sum().backward()
         self.actor_opt.step()
@@ -103,7 +88,7 @@ class DiffusionQL(QSM):
 
     def actor_losses(self, obs, action):
         """Per seed (S,): the normalised Q loss through the sampler, and the denoising loss."""
-        a0 = ddpm_sample_with_grad(self.denoiser, self.schedule, obs, self.act_dim,
+        a0 = reverse_chain(self.denoiser, self.schedule, obs, self.act_dim,
                                    self.update_noise, self.cfg.temperature)
         with no_param_grads(self.critic):
             q = self.critic(obs, a0)                                                     # (S, 2, B)

@@ -73,21 +73,26 @@ class Denoiser(nn.Module):
         return self.net(torch.cat([noisy_action, obs, cond], dim=-1))
 
 
-@torch.no_grad()
-def ddpm_sample(denoiser: Denoiser, schedule: Schedule, obs: torch.Tensor, act_dim: int,
-                noise, temperature: float = 1.0, clip: bool = True) -> torch.Tensor:
-    """Draw one action per observation by running the reverse chain from a_T ~ N(0, I).
+def reverse_chain(denoiser: Denoiser, schedule: Schedule, obs: torch.Tensor, act_dim: int,
+                  noise, temperature: float = 1.0, clip: bool = True) -> torch.Tensor:
+    """Draw one action per observation by running the reverse chain from a_T ~ N(0, I):
+    a <- (a - (1 - alpha_t) / sqrt(1 - abar_t) * eps_theta(s, a, t)) / sqrt(alpha_t)
+         + sqrt(beta_t) * temperature * z   (z only for t > 0), clipped to [-1, 1] every step.
 
-    `noise` is a SeedStreams; the draws depend only on each seed's own stream.
+    `noise` is a SeedStreams: the draws depend only on each seed's own stream. Autograd follows
+    the whole chain when called with gradients enabled (a baseline may want that; QSM never does).
     """
     S, B, _ = obs.shape
     a = noise.randn(B, act_dim)
-    t_in = torch.empty(S, B, 1, device=obs.device)
     for t in range(schedule.T - 1, -1, -1):
-        eps = denoiser(obs, a, t_in.fill_(float(t)))
+        eps = denoiser(obs, a, torch.full((S, B, 1), float(t), device=obs.device))
         a = (a - schedule.eps_coef[t] * eps) * schedule.inv_sqrt_alpha[t]
         if t > 0:
             a = a + schedule.noise_scale[t] * temperature * noise.randn(B, act_dim)
         if clip:
             a = a.clamp(-1.0, 1.0)
     return a
+
+
+# Acting and critic targets: no graph is ever built through the sampler.
+ddpm_sample = torch.no_grad()(reverse_chain)

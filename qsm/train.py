@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import os
 import platform
 import shlex
 import socket

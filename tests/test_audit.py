@@ -136,7 +136,9 @@ def test_mode_counts_match_truth(cli_out):
 
 def test_bad_runs_are_listed_not_audited(cli_out):
     modes = cli_out[1]["modes.csv"]
-    key = modes.set_index(["algo", "task", "seed"])
+    assert not modes.duplicated(["algo", "task", "seed", "state"]).any()
+    key = modes[modes["state"].isna()].set_index(["algo", "task", "seed"])
+    assert key.index.is_unique
     bad = key.loc[("sac", "toy_bimodal", 3)]
     assert bad["status"] == "invalid" and "probe_actions.npz" in bad["detail"]
     assert pd.isna(bad["state"]) and pd.isna(bad["n_modes"])

@@ -9,7 +9,6 @@ import torch
 
 from conftest import python_env
 from qsm import rundir
-from qsm.diffusion import ddpm_sample
 from qsm.registry import get_agent, resolve_config
 from qsm.seeding import SeedStreams
 from qsm.timing import PhaseTimer
@@ -95,16 +94,6 @@ def test_critic_update_samples_without_gradient_and_qsm_differs(T):
     calls = count_denoiser_calls(qsm)
     qsm.update_score(batch(1))
     assert len(calls) == 1
-
-
-def test_differentiable_sampler_is_the_acting_sampler():
-    from baselines.dql import ddpm_sample_with_grad
-    agent = make(seeds=(0, 1), T=5)
-    obs = torch.randn(2, 9, OBS)
-    with torch.no_grad():
-        a = ddpm_sample_with_grad(agent.denoiser, agent.schedule, obs, ACT, SeedStreams([0, 1], "x"))
-    b = ddpm_sample(agent.denoiser, agent.schedule, obs, ACT, SeedStreams([0, 1], "x"))
-    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
 
 
 def test_q_loss_is_scale_free_and_moves_samples_uphill():

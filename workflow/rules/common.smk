@@ -6,7 +6,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir).parent.parent))
+sys.path.insert(0, str(Path(workflow.current_basedir).parent.parent))  # the repository root
 from qsm.envs import TaskError, validate_task  # noqa: E402
 from qsm.registry import agent_names  # noqa: E402
 

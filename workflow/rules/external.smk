@@ -14,7 +14,7 @@ rule random_policy:
         budget=lambda wc: budget_for(wc.task),
         probe_states=config["probes"]["states"],
         probe_samples=config["probes"]["samples"],
-        script=f"{workflow.basedir}/scripts/random_policy.py",
+        script=str(Path(workflow.current_basedir).parent / "scripts" / "random_policy.py"),
         out=lambda wc: f"{RUNS}/random/{wc.task}",
     conda:
         "../../environment.yml"
