@@ -54,9 +54,13 @@ class BatchedMLP(nn.Module):
         self.activation = ACTIVATIONS[activation]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers[:-1]:
-            x = self.activation(layer(x))
-        return self.layers[-1](x)
+        return self.forward_hidden(self.layers[0](x))
+
+    def forward_hidden(self, h: torch.Tensor) -> torch.Tensor:
+        """The network from the first layer's pre-activation output on."""
+        for layer in self.layers[1:]:
+            h = layer(self.activation(h))
+        return h
 
 
 def ensemble_generators(generators, copies: int):

@@ -60,8 +60,11 @@ class ConstantDenoiser(torch.nn.Module):
         super().__init__()
         self.value = value
 
-    def forward(self, obs, a, t):
+    def forward(self, obs, a, t, obs_projection=None):
         return torch.full_like(a, self.value)
+
+    def project_obs(self, obs):
+        return None
 
 
 def test_sampler_update_matches_hand_computation():
@@ -80,6 +83,17 @@ def test_sampler_update_matches_hand_computation():
         a = min(max(a, -1.0), 1.0)
     assert out.shape == (1, 1, 1)
     assert float(out) == pytest.approx(a, abs=1e-6)
+
+
+def test_denoiser_shared_step_path_equals_per_row_path():
+    """The sampler's fast path (first layer split by input, cond(t) for one row) is the same
+    function as the per-row training path."""
+    den = make("qsm").denoiser
+    obs, a = torch.randn(1, 9, OBS), torch.randn(1, 9, ACT)
+    for t in range(5):
+        per_row = den(obs, a, torch.full((1, 9, 1), float(t)))
+        torch.testing.assert_close(den(obs, a, t), per_row, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(den(obs, a, t, den.project_obs(obs)), per_row, rtol=1e-5, atol=1e-6)
 
 
 def test_sampler_clips_every_step_and_shapes():
