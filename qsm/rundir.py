@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -264,8 +263,30 @@ def find_seed_dirs(root) -> list[Path]:
     return sorted(p.parent for p in root.rglob("config.json") if p.parent.name.startswith("seed"))
 
 
-def is_finite_number(x) -> bool:
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
+def main(argv=None) -> int:
+    """python -m qsm.rundir PATH [PATH ...]: validate seed directories (or every seed directory
+    under a root); one line per run, exit status 1 if any is invalid."""
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m qsm.rundir", description=main.__doc__)
+    ap.add_argument("paths", nargs="+")
+    args = ap.parse_args(argv)
+    bad = 0
+    for path in map(Path, args.paths):
+        dirs = [path] if (path / "config.json").exists() or path.name.startswith("seed") \
+            else find_seed_dirs(path)
+        if not dirs:
+            print(f"error: {path}: no seed directories found", file=sys.stderr)
+            bad += 1
+        for d in dirs:
+            try:
+                run = load_run(d)
+                print(f"ok: {d} ({run.status['status']})")
+            except ContractError as e:
+                print(f"error: {e}", file=sys.stderr)
+                bad += 1
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

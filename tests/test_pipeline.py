@@ -36,15 +36,16 @@ def planned_jobs(output: str) -> dict:
     return counts
 
 
-@pytest.mark.parametrize("preset,train,tsweep", [
-    ("config/config.yaml", 3 * 6 + 3 * 2 * 2, 5),   # 6 tasks x 1 block; 2 toy tasks x 2 blocks
-    ("config/smoke.yaml", 3 * 2 + 3 * 1, 2),
-    ("config/paper.yaml", 3 * 6 + 3 * 2, 6),        # 10 seeds packed in one block per job
+@pytest.mark.parametrize("preset,train,tsweep,external", [
+    ("config/config.yaml", 3 * 6 + 3 * 2 * 2, 2 * 5, 6),  # 6 tasks x 1 block; 2 toy tasks x 2 blocks
+    ("config/smoke.yaml", 4 * 2 + 3 * 1, 2 * 2, 2),
+    ("config/paper.yaml", 3 * 6 + 3 * 2, 2 * 6, 6),      # 10 seeds packed in one block per job
 ])
-def test_dry_run_plans_one_job_per_algo_task_block(preset, train, tsweep):
+def test_dry_run_plans_one_job_per_algo_task_block(preset, train, tsweep, external):
     proc = snakemake("-n", "--configfile", preset, check=True)
     jobs = planned_jobs(proc.stdout + proc.stderr)
     assert jobs["train"] == train and jobs["train_tsweep"] == tsweep, jobs
+    assert jobs["random_policy"] == external, jobs
     for rule in ("aggregate", "stats", "audit", "step_profile", "tsweep_profile"):
         assert jobs[rule] == 1, rule
 
@@ -105,7 +106,7 @@ def test_smoke_pipeline_killed_mid_grid_then_rerun(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = len(list(runs.glob("*/*/block*.done")))
-    assert 2 <= done_before < 9
+    assert 2 <= done_before < 13
     # 2. re-run: unlock (a killed Snakemake leaves its lock), then finish the grid
     snakemake(*base, "--unlock", check=True)
     snakemake(*base, "--rerun-incomplete", check=True, timeout=900)
@@ -117,12 +118,15 @@ def test_smoke_pipeline_killed_mid_grid_then_rerun(tmp_path):
         for ext in ("png", "pdf"):
             assert (figures / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
     scores = pd.read_csv(tables / "scores.csv")
-    assert set(scores["algo"]) == {"qsm", "sac", "td3"}
+    # both worked examples of "adding a baseline" appear with no edit to the analysis code
+    assert set(scores["algo"]) == {"qsm", "sac", "td3", "dql", "random"}
     assert set(scores["task"]) == {"cheetah_run", "reacher_hard", "toy_bimodal"}
     status = pd.read_csv(tables / "run_status.csv")
-    assert len(status) == 3 * 2 * 2 + 3 * 2 and (status["status"] == "complete").all(), status
+    assert len(status) == 4 * 2 * 2 + 3 * 2 + 2 * 2 and (status["status"] == "complete").all(), status
     agg = pd.read_csv(tables / "aggregate.csv")
     assert {"iqm", "mean", "median", "optimality_gap"} <= set(agg["metric"])
+    assert {"dql", "random"} <= set(agg["algo"])
+    assert {"qsm", "dql"} == set(pd.read_csv(tables / "tsweep_profile.csv")["algo"])
     assert (tables / "final_scores.md").read_text().startswith("# Final scores")
     assert not list((tmp_path / "results" / "checkpoints").rglob("*.pt")), "checkpoints left behind"
     # 3. nothing left to do, and the HTML report builds
