@@ -11,8 +11,8 @@ Prints one table. For every algorithm and seed-block size S:
   % of matmul     achieved FLOP rate / this machine's measured matmul rate (same threads, same
                   device): how close the update is to the floor set by its matrix products
   env steps/s     the whole training loop (act + environment step + replay + update) on
-                  cheetah_run, per seed, i.e. S x loop iterations per second / S ... reported per
-                  block as seed-steps per second.
+                  cheetah_run after the warm-up: environment steps per second summed over the
+                  block's seeds (S x loop iterations per second).
 All numbers come from this run on this machine; nothing is assumed.
 """
 from __future__ import annotations
@@ -127,11 +127,11 @@ def loop_steps_per_second(algo, S, device, steps):
     with tempfile.TemporaryDirectory() as out:
         args = build_parser().parse_args(
             ["--algo", algo, "--task", "cheetah_run", "--seeds", *map(str, range(S)),
-             "--steps", str(10 * steps), "--start-steps", "0", "--out", out,
+             "--steps", str(10 * steps), "--start-steps", str(BATCH), "--out", out,
              "--eval-episodes", "1", "--batch-size", str(BATCH)])
         trainer = Trainer(args, device)
         trainer.obs = __import__("numpy").stack([env.reset() for env in trainer.envs])
-        for _ in range(BATCH):  # fill enough replay to sample from, untimed
+        for _ in range(BATCH):  # random-action warm-up fills the replay buffers, untimed
             trainer.train_step()
             trainer.step += 1
         sync(device)

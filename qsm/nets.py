@@ -17,9 +17,35 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+class _SigmoidMish(torch.autograd.Function):
+    """mish(x) = x tanh(softplus(x)) written through q = sigmoid(-x):
+    tanh(softplus(x)) = (1 - q^2) / (1 + q^2). Same function as F.mish (max difference ~1e-6 in
+    float32, tested), but sigmoid is vectorised on CPU where tanh and softplus are not: the
+    forward pass costs about a third of F.mish's there, and the sampler runs it 15 times per
+    QSM update."""
+
+    @staticmethod
+    def forward(ctx, x):
+        q = torch.sigmoid(-x)
+        q2 = q * q
+        tsp = (1 - q2).div_(1 + q2)
+        ctx.save_for_backward(x, tsp, q)
+        return x * tsp
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, tsp, q = ctx.saved_tensors
+        # d/dx [x tanh(softplus(x))] = tanh(softplus(x)) + x (1 - tanh^2(softplus(x))) sigmoid(x)
+        return grad * (tsp + x * (1 - tsp * tsp) * (1 - q))
+
+
+def mish(x: torch.Tensor) -> torch.Tensor:
+    return F.mish(x) if x.is_cuda else _SigmoidMish.apply(x)  # CUDA has a fused kernel
+
+
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
-    "mish": F.mish,
+    "mish": mish,
     "tanh": torch.tanh,
 }
 

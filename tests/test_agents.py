@@ -96,6 +96,15 @@ def test_denoiser_shared_step_path_equals_per_row_path():
         torch.testing.assert_close(den(obs, a, t, den.project_obs(obs)), per_row, rtol=1e-5, atol=1e-6)
 
 
+def test_cpu_mish_is_torchs_mish():
+    from qsm.nets import mish
+    x = torch.linspace(-60, 60, 20001)
+    torch.testing.assert_close(mish(x), torch.nn.functional.mish(x), rtol=0, atol=2e-6)
+    xd = torch.linspace(-20, 20, 401, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(mish, (xd,))
+    np.testing.assert_allclose(mish(xd).detach().numpy(), ref.np_mish(xd.detach().numpy()), atol=1e-12)
+
+
 def test_sampler_clips_every_step_and_shapes():
     agent = make("qsm", seeds=(0, 1))
     a = agent.act(torch.randn(2, 7, OBS), "eval")

@@ -1,0 +1,25 @@
+"""The benchmark script runs in CI-sized form and prints its table (shape only, not speed)."""
+import re
+import subprocess
+import sys
+
+from conftest import ROOT, python_env
+
+
+def test_benchmark_quick_table_shape():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_update.py"), "--quick",
+                           "--threads", "1", "--blocks", "1", "2"], capture_output=True, text=True,
+                          env=python_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("# device: cpu") and "GFLOP/s" in lines[0]
+    header = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert header == ["algo", "seeds/block", "ms/update", "ms/seed", "GFLOP/update", "% of matmul",
+                      "env steps/s"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
+    assert [(r[0], r[1]) for r in rows] == [(a, s) for a in ("qsm", "sac", "td3") for s in ("1", "2")]
+    for r in rows:
+        assert all(float(x) > 0 for x in (r[2], r[3], r[4], r[6])) and re.fullmatch(r"\d+%", r[5])
+        assert abs(float(r[3]) * int(r[1]) - float(r[2])) < 0.02 * float(r[2]) + 0.02
+    flops = {r[0]: float(r[4]) for r in rows if r[1] == "1"}
+    assert flops["qsm"] > flops["sac"] > flops["td3"]  # QSM's 512-wide nets and sampler cost most
