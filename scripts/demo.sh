@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 export MUJOCO_GL=disable
-.venv/bin/snakemake --cores all "$@"
+# the pipeline's rules call `python`: make it the one with the suite installed
+source .venv/bin/activate
+snakemake --cores all "$@"
 echo "Figures in results/figures/, tables in results/tables/. HTML report:"
 echo "  .venv/bin/snakemake --report results/report.html"

@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 export MUJOCO_GL=disable
-.venv/bin/python -m pytest -n 2 -q "$@"
+# the pipeline's rules call `python`: make it the one with the suite installed
+source .venv/bin/activate
+python -m pytest -n 2 -q "$@"
