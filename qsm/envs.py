@@ -137,7 +137,7 @@ class ToyBandit(Env):
         "toy_bimodal": np.array([[-0.5], [0.5]]),
         "toy_quadmodal": np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]]),
     }
-    WIDTH = 0.15
+    WIDTH = 0.3  # wide enough that dQ/da points to an optimum from most of the box
 
     def __init__(self, name: str, seed: int, obs_dim: int = 2):
         self.name = name

@@ -383,7 +383,9 @@ class Trainer:
         if not self.ckpt_path.is_file():
             return False
         try:
-            state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+            # on CPU first: generator states must stay CPU tensors even for CUDA generators;
+            # load_state_dict moves parameters, optimiser state and buffers to the device
+            state = torch.load(self.ckpt_path, map_location="cpu", weights_only=False)
         except Exception as e:
             print(f"warning: ignoring unreadable checkpoint {self.ckpt_path} ({type(e).__name__})",
                   file=sys.stderr)
