@@ -35,8 +35,8 @@ audited, ``note``.
 or ``between_algos`` (KL(algo || other_algo) at the same probe states and seed).  Per seed the
 estimate is the mean over probe states; ``estimate`` is the mean over seeds, ``ci_low, ci_high``
 its 95% bootstrap interval over seeds, ``n_seeds`` the seeds with a finite estimate (for
-between_algos: seeds audited for both algorithms), ``n_states`` finite state estimates used,
-``note`` (point masses, non-finite estimates, single seed).
+between_algos: among the seeds audited for both algorithms), ``n_states`` finite state estimates
+used, ``note`` (point masses, atoms, failed estimates, few seeds).
 
 ``toy_optima.csv``: one row per run of a toy task (``qsm.envs.ToyBandit.VARIANTS``), samples pooled
 over the probe states (the context does not move the optima).  ``n_samples``, ``optima`` (their
@@ -59,8 +59,19 @@ Cost
 ----
 Mode counting uses every sample.  The kNN KL estimates use at most ``--kl-samples`` (default
 1000) samples per distribution, a fixed random subset (``default_rng(--seed)``) where there are
-more.  Deterministic point masses (every sample identical) have no density: their KL entries are
-NaN with a note, and their mode count is 1.
+more; ``--seed`` is also passed to :mod:`analysis.kl` (its bias-correction references and jitter).
+On the default demo grid (3 algorithms x 8 tasks x 2-3 seeds x 8 probe states x 1000 samples, up
+to 12 action dimensions) the whole audit takes under a minute on one core.
+
+Special distributions
+---------------------
+* A deterministic point mass (every sample identical, e.g. TD3's ``policy``) has no density: its
+  KL entries (to its Gaussian fit and to or from any other algorithm) are NaN with a note and are
+  left out of the means; its mode count is 1.
+* Repeated samples that are not a point mass (an atom, e.g. actions clipped exactly to a bound in
+  1-D) make the true KL infinite; :mod:`analysis.kl` jitters them by 1e-6 and returns a large
+  finite value.  Those estimates are kept, and the note column says at how many states it
+  happened.
 
 Figures (``--figures``, PNG and PDF): ``mode_counts``, ``kl_divergence``, ``action_histograms``,
 ``toy_optima``.
@@ -92,6 +103,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from analysis.figures import algo_color  # noqa: E402
 from qsm.envs import ToyBandit  # noqa: E402
@@ -170,7 +182,8 @@ def _identity(root: Path, d: Path):
     try:
         with open(d / "config.json") as f:
             cfg = json.load(f)
-        return str(cfg.get("algo", p_algo)), str(cfg.get("task", p_task)), int(cfg.get("seed", p_seed))
+        return (str(cfg.get("algo", p_algo)), str(cfg.get("task", p_task)),
+                int(cfg.get("seed", p_seed)))
     except Exception:
         return p_algo, p_task, p_seed
 
@@ -192,7 +205,8 @@ def _check_actions(states, actions, act_dim):
 
 
 def load_entries(runs_root, distribution: str = "behaviour") -> list[RunEntry]:
-    """Every seed directory under ``runs_root`` as a :class:`RunEntry`; never raises for a bad run."""
+    """Every seed directory under ``runs_root`` as a :class:`RunEntry`; never raises for a bad
+    run."""
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
     root = Path(runs_root)
@@ -290,28 +304,46 @@ def _subsample(x, max_n, key: str, seed: int):
     return x[np.sort(rng.choice(len(x), size=max_n, replace=False))]
 
 
-def gaussian_kl(x):
-    """(value, note): KL(x || Gaussian fitted to x), NaN with a note where undefined."""
+NOTE_POINT_MASS = "point mass (deterministic): KL undefined, NaN, left out"
+NOTE_ATOMS = ("atom (repeated samples, e.g. clipped to a bound): true KL infinite, estimate "
+              "finite only via analysis.kl's 1e-6 jitter")
+NOTE_ATOMS_BETWEEN = ("atom in the first distribution (repeated samples, e.g. clipped to a "
+                      "bound): true KL infinite unless the other has the same atom; estimate via "
+                      "analysis.kl's 1e-6 jitter")
+
+
+def has_repeats(x) -> bool:
+    """Some sample occurs more than once (an atom of the distribution)."""
+    x = np.asarray(x)
+    return bool(len(np.unique(x, axis=0)) < len(x))
+
+
+def gaussian_kl(x, seed=DEFAULT_SEED):
+    """(value, note): KL(x || Gaussian fitted to x); NaN with a note where undefined."""
     from analysis import kl
     if is_point_mass(x):
-        return math.nan, "point mass"
+        return math.nan, NOTE_POINT_MASS
     try:
-        v = float(kl.gaussian_fit_kl(x))
+        v = float(kl.gaussian_fit_kl(x, seed=seed))
     except Exception as e:
-        return math.nan, f"gaussian_fit_kl failed ({type(e).__name__}: {e})"
-    return (v, "") if math.isfinite(v) else (math.nan, "non-finite estimate")
+        return math.nan, f"gaussian_fit_kl failed ({type(e).__name__}: {e}), NaN, left out"
+    if not math.isfinite(v):
+        return math.nan, "non-finite estimate, NaN, left out"
+    return v, (NOTE_ATOMS if has_repeats(x) else "")
 
 
-def between_kl(x, y):
-    """(value, note): KL(x || y), NaN with a note where undefined."""
+def between_kl(x, y, seed=DEFAULT_SEED):
+    """(value, note): KL(x || y); NaN with a note where undefined."""
     from analysis import kl
     if is_point_mass(x) or is_point_mass(y):
-        return math.nan, "point mass"
+        return math.nan, NOTE_POINT_MASS
     try:
-        v = float(kl.kl_divergence(x, y))
+        v = float(kl.kl_divergence(x, y, seed=seed))
     except Exception as e:
-        return math.nan, f"kl_divergence failed ({type(e).__name__}: {e})"
-    return (v, "") if math.isfinite(v) else (math.nan, "non-finite estimate")
+        return math.nan, f"kl_divergence failed ({type(e).__name__}: {e}), NaN, left out"
+    if not math.isfinite(v):
+        return math.nan, "non-finite estimate, NaN, left out"
+    return v, (NOTE_ATOMS_BETWEEN if has_repeats(x) else "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,7 +370,7 @@ def bootstrap_mean_ci(values, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=C
 
 def _seed_note(n):
     if n == 0:
-        return "no seed with data"
+        return "no seed with a finite value"
     if n == 1:
         return "1 seed: no bootstrap CI (NaN)"
     if n <= 3:
@@ -375,7 +407,7 @@ def modes_table(entries, kl_samples=DEFAULT_KL_SAMPLES, seed=DEFAULT_SEED) -> pd
                     n_modes, n_bound = math.nan, math.nan
                     notes.append(f"mode count failed ({type(exc).__name__}: {exc})")
             v, note = gaussian_kl(_subsample(x, kl_samples, f"g/{e.algo}/{e.task}/{e.seed}/{s}",
-                                             seed))
+                                             seed), seed=seed)
             if note:
                 notes.append(f"KL to Gaussian: {note}")
             rows.append({**base, "state": s, "n_modes": n_modes, "n_bound_modes": n_bound,
@@ -422,11 +454,11 @@ def modes_summary(modes_df, reps=DEFAULT_REPS, seed=DEFAULT_SEED) -> pd.DataFram
 
 
 def _summarise_notes(notes, total):
-    """'point mass at 8/8 states' style summary of per-state notes."""
+    """'<note> at 8/8 state estimates' summary of per-state notes."""
     out = []
     for note in sorted(set(n for n in notes if n)):
         k = sum(1 for n in notes if n == note)
-        out.append(f"{note} at {k}/{total} state estimates (NaN, left out)")
+        out.append(f"{note}: {k}/{total} state estimates")
     return out
 
 
@@ -443,8 +475,6 @@ def kl_table(entries, modes_df, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
         notes = [d.split("KL to Gaussian: ", 1)[1].split(";")[0] if "KL to Gaussian: " in d else ""
                  for d in g["detail"].fillna("")]
         note = _summarise_notes(notes, len(g))
-        if len(g) and n == 0 and any("point mass" in x for x in notes):
-            note.append("deterministic policy: KL to a Gaussian is undefined")
         note.insert(0, _seed_note(n))
         rows.append({"kind": "gaussian_fit", "algo": algo, "other_algo": "", "task": task,
                      "estimate": est, "ci_low": lo, "ci_high": hi, "n_seeds": n,
@@ -475,7 +505,7 @@ def kl_table(entries, modes_df, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
                     for p in range(ea.actions.shape[0]):
                         x = _subsample(ea.actions[p], kl_samples, f"k/{a}/{task}/{s}/{p}", seed)
                         y = _subsample(eb.actions[p], kl_samples, f"k/{b}/{task}/{s}/{p}", seed)
-                        v, note = between_kl(x, y)
+                        v, note = between_kl(x, y, seed=seed)
                         vals.append(v)
                         notes.append(note)
                     vals = np.asarray(vals)
@@ -552,11 +582,12 @@ def _save(fig, outdir, name, caption=""):
         fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)
         bottom = min(0.45, (0.14 * lines + 0.1) / fig.get_figheight())
     try:
-        fig.tight_layout(rect=(0, bottom, 1, 0.95))
+        fig.tight_layout(rect=(0, bottom, 1, 1 - 0.6 / fig.get_figheight()))  # 2-line title
     except Exception:
         pass
     paths = []
-    for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
+    for ext, meta in (("png", {"Software": None}),
+                      ("pdf", {"CreationDate": None, "Producer": None})):
         path = outdir / f"{name}.{ext}"
         fig.savefig(path, dpi=130, metadata=meta)
         paths.append(path)
@@ -585,6 +616,18 @@ def _seeds_text(entries, tasks=None) -> str:
         lo, hi = min(per[a].values()), max(per[a].values())
         parts.append(f"{a} {lo}" if lo == hi else f"{a} {lo}-{hi}")
     return "seeds per task: " + ", ".join(parts)
+
+
+def _algo_seeds(entries, algo) -> str:
+    """'2-3 seeds': audited seeds per task of one algorithm."""
+    per: dict[str, int] = {}
+    for e in entries:
+        if e.audited and e.algo == algo:
+            per[e.task] = per.get(e.task, 0) + 1
+    if not per:
+        return "0 seeds audited"
+    lo, hi = min(per.values()), max(per.values())
+    return (_n_seeds(lo) if lo == hi else f"{lo}-{hi} seeds") + " per task"
 
 
 def _skipped_text(entries) -> str:
@@ -650,8 +693,8 @@ def plot_mode_counts(summary, modes_df, entries, distribution, outdir):
         ax.set_ylabel("modes per probe state")
         ax.set_title(task, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Number of action modes at the probe states — {distribution} distribution",
-                 fontsize=11)
+    fig.suptitle(f"Number of action modes at the probe states — {distribution} distribution\n"
+                 f"({_seeds_text(entries)})", fontsize=11)
     cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}; {_seeds_text(entries)}. Bar = mean over "
            f"seeds of each seed's mean mode count over probe states; error bar = 95% percentile "
            f"bootstrap CI over seeds (none with 1 seed); circles = individual seeds. Dashed line: "
@@ -682,9 +725,7 @@ def plot_kl(kl_df, entries, distribution, outdir):
                 ys.append(r["estimate"])
                 lo.append(r["estimate"] - r["ci_low"] if np.isfinite(r["ci_low"]) else 0.0)
                 hi.append(r["ci_high"] - r["estimate"] if np.isfinite(r["ci_high"]) else 0.0)
-            n = int(ga["n_seeds"].max()) if len(ga) else 0
-            ax1.bar(xs, ys, width=w, color=algo_color(a), alpha=0.8,
-                    label=f"{a} (up to {n} seeds)")
+            ax1.bar(xs, ys, width=w, color=algo_color(a), alpha=0.8)
             if xs:
                 ax1.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="k", capsize=2, lw=1)
             for x in na:
@@ -693,7 +734,9 @@ def plot_kl(kl_df, entries, distribution, outdir):
         ax1.set_xticks(range(len(tasks)))
         ax1.set_xticklabels(tasks, rotation=30, ha="right", fontsize=8)
         ax1.axhline(0, color="k", lw=0.8)
-        ax1.legend(fontsize=8)
+        ax1.legend(handles=[Patch(color=algo_color(a), alpha=0.8,
+                                  label=f"{a} ({_algo_seeds(entries, a)})") for a in algos],
+                   fontsize=8)
         ax1.grid(axis="y", alpha=0.3)
     ax1.set_ylabel("KL(actions || fitted Gaussian)  [nats]")
     ax1.set_title("Non-Gaussianity (0 = Gaussian-shaped); n/a = point mass / undefined",
@@ -732,8 +775,8 @@ def plot_kl(kl_df, entries, distribution, outdir):
     ax2.set_title("Between algorithms at the same probe states\n(cell: estimate (seeds); "
                   "n/a = undefined, e.g. a point mass)",
                   fontsize=10)
-    fig.suptitle(f"KL divergence of the action distributions — {distribution} distribution",
-                 fontsize=11)
+    fig.suptitle(f"KL divergence of the action distributions — {distribution} distribution\n"
+                 f"({_seeds_text(entries)})", fontsize=11)
     cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}; {_seeds_text(entries)}. kNN KL "
            f"estimates (analysis.kl) per probe state, averaged over probe states per seed, then "
            f"over seeds; error bars: 95% percentile bootstrap CI over seeds. Deterministic point "
@@ -807,7 +850,7 @@ def plot_action_histograms(entries, distribution, outdir, n_states=3):
                             for a in sorted(algos_shown)],
                    loc="upper right", ncol=len(algos_shown), fontsize=9, frameon=False)
     fig.suptitle(f"Action samples at the first {n_states} probe states — {distribution} "
-                 f"distribution (one seed per task)", fontsize=11)
+                 f"distribution\n(one seed per task shown; {_seeds_text(entries)})", fontsize=11)
     cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}. Per task the seed audited for the most "
            f"algorithms (lowest on ties); density histograms of the first 1-2 action dimensions "
            f"over [-1, 1] (40 bins; dotted lines: the bounds). 'at ±1': share of samples "
@@ -875,7 +918,8 @@ def plot_toy_optima(entries, toy_df, distribution, outdir, max_points=1500, seed
             ax.tick_params(labelsize=7)
             ax.set_title(f"{task} — {algo} ({_n_seeds(len(runs))})\noptima covered per seed: "
                          f"{cov or 'n/a'} of {len(optima)}", fontsize=8.5)
-    fig.suptitle(f"Toy bandits with known optima — {distribution} distribution", fontsize=11)
+    fig.suptitle(f"Toy bandits with known optima — {distribution} distribution\n"
+                 f"({_seeds_text(entries, set(ToyBandit.VARIANTS))})", fontsize=11)
     cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}. Samples pooled over the probe states "
            f"(the context does not move the optima); 1-D: histogram per seed, 2-D: scatter "
            f"(up to {max_points} points per seed). Dashed: true optima (2-D: circles of radius "
