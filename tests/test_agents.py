@@ -256,10 +256,10 @@ def test_sac_actor_loss_and_target_entropy():
 def test_sac_temperature_step_direction():
     agent = make("sac")
     # entropy above target -> temperature must decrease; below -> increase
-    before = float(agent.log_alpha)
+    before = float(agent.log_alpha.detach())
     agent.update_temperature(torch.tensor([agent.target_entropy + 1.0]))
     assert float(agent.log_alpha) < before
-    before = float(agent.log_alpha)
+    before = float(agent.log_alpha.detach())
     agent.update_temperature(torch.tensor([agent.target_entropy - 1.0]))
     assert float(agent.log_alpha) > before
 
