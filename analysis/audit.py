@@ -585,14 +585,8 @@ def _save(fig, outdir, name, caption=""):
         fig.tight_layout(rect=(0, bottom, 1, 1 - 0.6 / fig.get_figheight()))  # 2-line title
     except Exception:
         pass
-    paths = []
-    for ext, meta in (("png", {"Software": None}),
-                      ("pdf", {"CreationDate": None, "Producer": None})):
-        path = outdir / f"{name}.{ext}"
-        fig.savefig(path, dpi=130, metadata=meta)
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    from analysis.figures import write_figure
+    return write_figure(fig, outdir, name, dpi=130)
 
 
 def _no_data(ax, text="no data"):

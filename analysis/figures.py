@@ -209,10 +209,18 @@ def _save(fig, outdir, name, caption_lines=0):
         fig.tight_layout(rect=(0, bottom, 1, 0.97))
     except Exception:
         pass
+    return write_figure(fig, outdir, name, dpi=150)
+
+
+def write_figure(fig, outdir, name, dpi=150):
+    """PNG and PDF without timestamps or software stamps, so reruns give identical files; closes
+    the figure. Shared by every analysis that draws."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
         path = outdir / f"{name}.{ext}"
-        fig.savefig(path, dpi=150, metadata=meta)
+        fig.savefig(path, dpi=dpi, metadata=meta)
         paths.append(path)
     plt.close(fig)
     return paths

@@ -153,11 +153,9 @@ def plot_tsweep(table: pd.DataFrame, out_stem) -> None:
 
 
 def _save(fig, out_stem):
+    from analysis.figures import write_figure
     out_stem = Path(out_stem)
-    out_stem.parent.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "pdf"):
-        fig.savefig(out_stem.with_suffix(f".{ext}"), dpi=150)
-    plt.close(fig)
+    write_figure(fig, out_stem.parent, out_stem.name)
 
 
 def main(argv=None) -> int:
