@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.figures import algo_color, write_figure  # noqa: E402
 from qsm.rundir import ContractError, find_seed_dirs, load_run  # noqa: E402
 
 PHASES = ("env_step", "act", "replay", "critic_update", "actor_update")
@@ -139,7 +140,7 @@ def plot_tsweep(table: pd.DataFrame, out_stem) -> None:
     for ax, phase in zip(axes, phases):
         sub = table[table["phase"] == phase]
         for algo, g in sub.groupby("algo"):
-            ax.plot(g["T"], g["ms_per_seed"], marker="o", label=algo)
+            ax.plot(g["T"], g["ms_per_seed"], marker="o", label=algo, color=algo_color(algo))
         ax.set_title(titles[phase], fontsize=10)
         ax.set_xlabel("diffusion steps T")
         ax.set_ylabel("ms per call per seed")
@@ -153,7 +154,6 @@ def plot_tsweep(table: pd.DataFrame, out_stem) -> None:
 
 
 def _save(fig, out_stem):
-    from analysis.figures import write_figure
     out_stem = Path(out_stem)
     write_figure(fig, out_stem.parent, out_stem.name)
 
