@@ -14,9 +14,6 @@ import torch.nn as nn
 
 from .seeding import SeedStreams
 
-ACT_MODES = ("explore", "eval", "policy")
-
-
 class Agent(nn.Module):
     name = "agent"
 

@@ -17,7 +17,8 @@ OBS, ACT, B = 3, 2, 5
 def make(algo, seeds=(0,), **over):
     cls = get_agent(algo)
     small = {"qsm": dict(actor_hidden=(8, 8), cond_hidden=(6, 6), time_dim=4, critic_hidden=(7, 7)),
-             "sac": dict(hidden=(6, 6)), "td3": dict(hidden=(6, 6))}[algo]
+             "sac": dict(hidden=(6, 6)), "td3": dict(hidden=(6, 6)),
+             "dql": dict(actor_hidden=(8, 8), cond_hidden=(6, 6), time_dim=4, critic_hidden=(7, 7))}[algo]
     cfg = resolve_config(cls, "cheetah_run", {**small, **over})
     return cls(OBS, ACT, list(seeds), cfg)
 

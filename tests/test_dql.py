@@ -1,6 +1,5 @@
 """The Diffusion-QL-style baseline (baselines/dql.py): interface, seed batching, and the defining
 property that its actor update backpropagates through all T denoiser calls of the sampler."""
-import copy
 import subprocess
 import sys
 
@@ -13,7 +12,6 @@ from qsm.registry import get_agent, resolve_config
 from qsm.seeding import SeedStreams
 from qsm.timing import PhaseTimer
 from test_agents import ACT, OBS, QuadraticCritic, batch
-from test_seed_batching import assert_same, params_of
 
 SMALL = dict(actor_hidden=(8, 8), cond_hidden=(6, 6), time_dim=4, critic_hidden=(7, 7))
 
@@ -122,46 +120,6 @@ def test_q_loss_is_scale_free_and_moves_samples_uphill():
         if i % 10 == 9:
             distances.append((agent.act(eval_obs, "eval")[0] - target).norm(dim=-1).mean())
     assert min(distances) < 0.25 * before, (before, distances)
-
-
-# -- seed batching (as tests/test_seed_batching.py) ------------------------------------------------
-
-def test_changing_another_seeds_data_leaves_seed_untouched():
-    agent = make(seeds=(0, 1, 2))
-    other = copy.deepcopy(agent)
-    b1 = batch(3)
-    b2 = {k: v.clone() for k, v in b1.items()}
-    for k in b2:
-        b2[k][2] = b2[k][2] * 5 + 1
-    for _ in range(2):
-        agent.update(b1, PhaseTimer())
-        other.update(b2, PhaseTimer())
-    assert_same(params_of(agent, 0), params_of(other, 0))
-    assert_same(params_of(agent, 1), params_of(other, 1))
-    assert not torch.equal(params_of(agent, 2)["denoiser.net.layers.0.weight"],
-                           params_of(other, 2)["denoiser.net.layers.0.weight"])
-
-
-def test_changing_another_seeds_init_leaves_seed_untouched():
-    a, b = make(seeds=(0, 1, 2)), make(seeds=(0, 1, 9))
-    data = batch(3)
-    for _ in range(2):
-        a.update(data, PhaseTimer())
-        b.update(data, PhaseTimer())
-    assert_same(params_of(a, 0), params_of(b, 0))
-    assert_same(params_of(a, 1), params_of(b, 1))
-
-
-def test_block_of_one_is_the_ordinary_algorithm():
-    block, single = make(seeds=(3, 4, 5)), make(seeds=(4,))
-    data = batch(3)
-    one = {k: v[1:2].clone() for k, v in data.items()}
-    for _ in range(3):
-        block.update(data, PhaseTimer())
-        single.update(one, PhaseTimer())
-    pb, ps = params_of(block, 1), params_of(single, 0)
-    for k in pb:
-        torch.testing.assert_close(pb[k], ps[k], rtol=1e-5, atol=1e-6)
 
 
 # -- the training command --------------------------------------------------------------------------

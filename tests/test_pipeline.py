@@ -1,14 +1,11 @@
 """The Snakemake pipeline: DAG of every preset, config validation, lint, the SLURM profile, and an
 end-to-end smoke run that is killed mid-grid and re-run to completion."""
-import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest

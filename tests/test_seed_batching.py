@@ -8,7 +8,7 @@ from qsm.registry import get_agent, resolve_config
 from qsm.replay import SeedBatchedReplay
 from qsm.seeding import SeedStreams, derive_seed
 from qsm.timing import PhaseTimer
-from test_agents import ACT, OBS, batch, make
+from test_agents import OBS, batch, make
 
 
 def params_of(agent, seed_index):
@@ -27,7 +27,7 @@ def assert_same(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("algo", ["qsm", "sac", "td3"])
+@pytest.mark.parametrize("algo", ["qsm", "sac", "td3", "dql"])
 def test_changing_another_seeds_data_leaves_seed_untouched(algo):
     agent = make(algo, seeds=(0, 1, 2))
     other = copy.deepcopy(agent)
@@ -44,7 +44,7 @@ def test_changing_another_seeds_data_leaves_seed_untouched(algo):
                            params_of(other, 2)["critic.net.layers.0.weight"])
 
 
-@pytest.mark.parametrize("algo", ["qsm", "sac", "td3"])
+@pytest.mark.parametrize("algo", ["qsm", "sac", "td3", "dql"])
 def test_changing_another_seeds_init_leaves_seed_untouched(algo):
     a = make(algo, seeds=(0, 1, 2))
     b = make(algo, seeds=(0, 1, 9))  # seed index 2 initialised and noised differently
@@ -57,7 +57,7 @@ def test_changing_another_seeds_init_leaves_seed_untouched(algo):
     assert_same(params_of(a, 1), params_of(b, 1))
 
 
-@pytest.mark.parametrize("algo", ["qsm", "sac", "td3"])
+@pytest.mark.parametrize("algo", ["qsm", "sac", "td3", "dql"])
 def test_block_of_one_is_the_ordinary_algorithm(algo):
     block = make(algo, seeds=(3, 4, 5))
     single = make(algo, seeds=(4,))
