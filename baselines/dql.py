@@ -104,5 +104,5 @@ class DiffusionQL(QSM):
         eps = self.update_noise.randn(B, A)
         abar = self.schedule.alpha_bars[t].unsqueeze(-1)
         noisy = abar.sqrt() * action + (1 - abar).sqrt() * eps
-        eps_pred = self.denoiser(obs, noisy, t.unsqueeze(-1).float())
+        eps_pred = self.denoiser(obs, noisy, t)
         return ((eps - eps_pred) ** 2).mean(dim=(1, 2))

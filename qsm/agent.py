@@ -54,7 +54,7 @@ class QSM(Agent):
     def __init__(self, obs_dim, act_dim, seeds, cfg, device="cpu"):
         super().__init__(obs_dim, act_dim, seeds, cfg, device)
         g = self.init_gens
-        self.denoiser = Denoiser(g, obs_dim, act_dim, cfg.time_dim, cfg.cond_hidden,
+        self.denoiser = Denoiser(g, obs_dim, act_dim, cfg.T, cfg.time_dim, cfg.cond_hidden,
                                  cfg.actor_hidden, "mish", self.device)
         self.critic = TwinCritic(g, obs_dim, act_dim, cfg.critic_hidden, "relu", self.device)
         self.critic_target = frozen_copy(self.critic)
@@ -122,7 +122,7 @@ class QSM(Agent):
         abar = self.schedule.alpha_bars[t].unsqueeze(-1)
         noisy = abar.sqrt() * action + (1 - abar).sqrt() * eps
         q_grad = self.action_gradient(obs, noisy)                                         # (S, B, A)
-        eps_pred = self.denoiser(obs, noisy, t.unsqueeze(-1).float())
+        eps_pred = self.denoiser(obs, noisy, t)
         return ((-self.cfg.M_q * q_grad - eps_pred) ** 2).mean(dim=(1, 2))
 
     def action_gradient(self, obs, actions):

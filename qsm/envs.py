@@ -11,12 +11,24 @@ terminal states. No rendering is ever requested (MUJOCO_GL defaults to "disable"
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import pickle
 
 import numpy as np
 
 os.environ.setdefault("MUJOCO_GL", "disable")
+
+
+class _DropSettotalmassNotice(logging.Filter):
+    """dm_control 1.0.50's cheetah and others set `settotalmass`, which mujoco 3.17 reports as
+    deprecated on every load: one line per environment, in every log, that no user can act on."""
+
+    def filter(self, record):
+        return "settotalmass" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_DropSettotalmassNotice())
 
 # The six tasks of the default grid. The paper's reviews confirm cheetah_run, walker_run and
 # hopper_hop; the official repository's notes point at quadruped_walk; finger_spin and

@@ -39,11 +39,19 @@ class SeedStreams:
     def __len__(self):
         return len(self.generators)
 
+    # Each seed's slice is filled in place from its own generator: the same numbers as
+    # torch.randn(shape, generator=g) (tested), without a stack copy.
     def randn(self, *shape) -> torch.Tensor:
-        return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in self.generators])
+        out = torch.empty((len(self.generators), *shape), device=self.device)
+        for row, g in zip(out, self.generators):
+            row.normal_(generator=g)
+        return out
 
     def rand(self, *shape) -> torch.Tensor:
-        return torch.stack([torch.rand(shape, generator=g, device=self.device) for g in self.generators])
+        out = torch.empty((len(self.generators), *shape), device=self.device)
+        for row, g in zip(out, self.generators):
+            row.uniform_(generator=g)
+        return out
 
     def randint(self, high: int, *shape) -> torch.Tensor:
         return torch.stack([torch.randint(high, shape, generator=g, device=self.device)

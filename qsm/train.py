@@ -25,12 +25,13 @@ import numpy as np
 import torch
 
 from . import rundir
-from .envs import TaskError, make_env, validate_task
+from .envs import TaskError, validate_task
 from .probes import probe_states
 from .registry import AgentError, get_agent, parse_overrides, resolve_config
 from .replay import SeedBatchedReplay
 from .seeding import SeedStreams, derive_seed
 from .timing import PhaseTimer
+from .vecenv import EnvBlock
 
 DIVERGENCE_CHECK_EVERY = 1000  # steps between (synchronising) checks for NaN/inf losses
 
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=None,
                    help="torch/BLAS threads (default: torch's choice)")
+    p.add_argument("--env-workers", type=int, default=0,
+                   help="worker processes that step the block's environments (default 0: in "
+                        "this process); results are identical for any value")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an agent hyperparameter (repeatable), e.g. --set M_q=120")
     p.add_argument("--probe-states", type=int, default=8)
@@ -93,6 +97,8 @@ def check_args(a) -> None:
         raise UsageError(f"--seeds must be distinct non-negative integers, got {a.seeds}")
     if a.threads is not None and a.threads <= 0:
         raise UsageError(f"--threads must be positive, got {a.threads}")
+    if a.env_workers < 0:
+        raise UsageError(f"--env-workers must be >= 0, got {a.env_workers}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -153,11 +159,13 @@ class Trainer:
         agent_cls = get_agent(args.algo)
         self.cfg = resolve_config(agent_cls, args.task, parse_overrides(args.overrides))
 
-        self.envs = [make_env(args.task, derive_seed(s, "train_env")) for s in self.seeds]
-        self.eval_envs = [[make_env(args.task, derive_seed(s, "eval_env"))
-                           for _ in range(args.eval_episodes)] for s in self.seeds]
-        env0 = self.envs[0]
-        self.obs_dim, self.act_dim, self.max_return = env0.obs_dim, env0.act_dim, env0.max_return
+        # Training envs, one per seed; evaluation envs, seed-major (seed i, episode e) -> i*E + e.
+        self.envs = EnvBlock(args.task, [derive_seed(s, "train_env") for s in self.seeds],
+                             args.env_workers)
+        self.eval_envs = EnvBlock(args.task, [derive_seed(s, "eval_env") for s in self.seeds
+                                              for _ in range(args.eval_episodes)], args.env_workers)
+        envs = self.envs
+        self.obs_dim, self.act_dim, self.max_return = envs.obs_dim, envs.act_dim, envs.max_return
 
         self.agent = agent_cls(self.obs_dim, self.act_dim, self.seeds, self.cfg, device)
         self.replay = SeedBatchedReplay(self.seeds, self.obs_dim, self.act_dim,
@@ -228,7 +236,7 @@ class Trainer:
             for s, w in zip(self.seeds, self.writers):
                 w.write_config(self.config_for(s))
                 w.write_status("running", 0)
-            self.obs = np.stack([env.reset() for env in self.envs])
+            self.obs = self.envs.reset()
             self.evaluate()
         wall0 = time.perf_counter()
         from tqdm import tqdm
@@ -264,16 +272,13 @@ class Trainer:
                 actions = self.agent.act(obs, "explore")[:, 0].cpu().numpy()
             actions[~alive] = 0.0  # diverged seeds only keep their environment in step
         with t.phase("env_step"):
-            results = [env.step(act) for env, act in zip(self.envs, actions)]
-            next_obs = np.stack([r[0] for r in results])
-            rewards = np.array([r[1] for r in results], dtype=np.float32)
-            terminated = np.array([r[2] for r in results], dtype=np.float32)
-            done = [r[2] or r[3] for r in results]
+            next_obs, rewards, terminated, truncated = self.envs.step(actions)
         with t.phase("replay"):
-            self.replay.add(self.obs, actions, rewards, next_obs, terminated)
-        for i, d in enumerate(done):
-            if d:
-                next_obs[i] = self.envs[i].reset()
+            self.replay.add(self.obs, actions, rewards.astype(np.float32), next_obs,
+                            terminated.astype(np.float32))
+        done = np.flatnonzero(terminated | truncated)
+        if done.size:
+            next_obs[done] = self.envs.reset(done)
         self.obs = next_obs
         if self.step >= a.start_steps:
             with t.phase("replay"):
@@ -307,24 +312,20 @@ class Trainer:
         S, E = len(self.seeds), a.eval_episodes
         t0 = time.perf_counter()
         with self.timer.phase("eval"):
-            obs = np.zeros((S, E, self.obs_dim), np.float32)
-            for i, s in enumerate(self.seeds):
-                for e, env in enumerate(self.eval_envs[i]):
-                    env.reseed(derive_seed(s, f"eval_env/{self.evals_done}/{e}"))
-                    obs[i, e] = env.reset()
+            self.eval_envs.reseed({i * E + e: derive_seed(s, f"eval_env/{self.evals_done}/{e}")
+                                   for i, s in enumerate(self.seeds) for e in range(E)})
+            obs = self.eval_envs.reset().reshape(S, E, self.obs_dim)
             returns = np.zeros((S, E))
-            running = np.ones((S, E), dtype=bool)
+            running = np.ones(S * E, dtype=bool)
             alive = self.alive_mask()
             while running.any():
                 act = self.agent.act(torch.as_tensor(obs, device=self.device), "eval").cpu().numpy()
                 act[~alive] = 0.0
-                for i in range(S):
-                    for e in range(E):
-                        if running[i, e]:
-                            o, r, term, trunc = self.eval_envs[i][e].step(act[i, e])
-                            obs[i, e] = o
-                            returns[i, e] += r
-                            running[i, e] = not (term or trunc)
+                which = np.flatnonzero(running)
+                o, r, term, trunc = self.eval_envs.step(act.reshape(S * E, -1)[which], which)
+                obs.reshape(S * E, -1)[which] = o
+                returns.reshape(S * E)[which] += r
+                running[which] = ~(term | trunc)
         self.evals_done += 1
         for i in range(S):
             if self.status[i] == "running":
@@ -370,7 +371,7 @@ class Trainer:
             "signature": [_jsonable(self.signature(s)) for s in self.seeds],
             "step": self.step, "evals_done": self.evals_done, "elapsed": elapsed,
             "agent": self.agent.full_state(), "replay": self.replay.state_dict(),
-            "envs": [env.get_state() for env in self.envs], "obs": self.obs,
+            "envs": self.envs.get_states(), "obs": self.obs,
             "random_actions": self.random_actions.state_dict(), "timer": self.timer.state_dict(),
             "eval_rows": [w.eval_rows for w in self.writers], "status": self.status,
             "reasons": self.reasons, "nonfinite": self.nonfinite.cpu(),
@@ -396,8 +397,7 @@ class Trainer:
         self.step, self.evals_done, self.elapsed_before = state["step"], state["evals_done"], state["elapsed"]
         self.agent.load_full_state(state["agent"])
         self.replay.load_state_dict(state["replay"])
-        for env, blob in zip(self.envs, state["envs"]):
-            env.set_state(blob)
+        self.envs.set_states(state["envs"])
         self.obs = state["obs"]
         self.random_actions.load_state_dict(state["random_actions"])
         self.timer.load_state_dict(state["timer"])
@@ -433,7 +433,12 @@ def main(argv=None) -> int:
         device = resolve_device(args.device)
         if args.threads:
             torch.set_num_threads(args.threads)
-        return Trainer(args, device).run()
+        trainer = Trainer(args, device)
+        try:
+            return trainer.run()
+        finally:
+            trainer.envs.close()
+            trainer.eval_envs.close()
     except (UsageError, TaskError, AgentError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

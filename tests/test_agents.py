@@ -61,11 +61,8 @@ class ConstantDenoiser(torch.nn.Module):
         super().__init__()
         self.value = value
 
-    def forward(self, obs, a, t, obs_projection=None):
-        return torch.full_like(a, self.value)
-
-    def project_obs(self, obs):
-        return None
+    def at(self, obs):
+        return lambda a, t: torch.full_like(a, self.value)
 
 
 def test_sampler_update_matches_hand_computation():
@@ -86,15 +83,26 @@ def test_sampler_update_matches_hand_computation():
     assert float(out) == pytest.approx(a, abs=1e-6)
 
 
-def test_denoiser_shared_step_path_equals_per_row_path():
-    """The sampler's fast path (first layer split by input, cond(t) for one row) is the same
-    function as the per-row training path."""
-    den = make("qsm").denoiser
-    obs, a = torch.randn(1, 9, OBS), torch.randn(1, 9, ACT)
-    for t in range(5):
-        per_row = den(obs, a, torch.full((1, 9, 1), float(t)))
-        torch.testing.assert_close(den(obs, a, t), per_row, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(den(obs, a, t, den.project_obs(obs)), per_row, rtol=1e-5, atol=1e-6)
+def test_denoiser_split_first_layer_equals_concatenated_layer():
+    """The denoiser's split first layer (observation term once, cond(t) once per step value) is
+    the network as written, [a, s, cond(t)] through the MLP, for per-row steps and for the
+    sampler's single step, with and without gradients."""
+    den = make("qsm", seeds=(0, 3)).denoiser
+    obs, a = torch.randn(2, 9, OBS), torch.randn(2, 9, ACT)
+
+    def as_written(t_float):
+        cond = den.cond(den.time_features(t_float))
+        return den.net(torch.cat([a, obs, cond], dim=-1))
+
+    t = torch.randint(5, (2, 9), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(den(obs, a, t), as_written(t.unsqueeze(-1).float()), rtol=1e-5, atol=1e-6)
+    eps_theta = den.at(obs)
+    for step in range(5):
+        torch.testing.assert_close(eps_theta(a, step), as_written(torch.full((2, 9, 1), float(step))),
+                                   rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        torch.testing.assert_close(den.at(obs)(a, 2), as_written(torch.full((2, 9, 1), 2.0)),
+                                   rtol=1e-5, atol=1e-6)
 
 
 def test_cpu_mish_is_torchs_mish():
@@ -154,8 +162,9 @@ def test_qsm_score_update_calls_denoiser_once_whatever_T():
     for T in (2, 5, 20):
         agent = make("qsm", T=T)
         calls = []
-        original = agent.denoiser.forward
-        agent.denoiser.forward = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
+        net = agent.denoiser.net  # every denoiser evaluation, training or chain path, runs its hidden layers
+        original = net.forward_hidden
+        net.forward_hidden = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
         agent.update_score(batch(1))
         assert len(calls) == 1, f"score update ran the denoiser {len(calls)} times at T={T}"
         calls.clear()

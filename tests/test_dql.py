@@ -22,9 +22,10 @@ def make(seeds=(0,), **over):
 
 
 def count_denoiser_calls(agent):
-    """Wrap the denoiser; every call records whether autograd was on and keeps its output."""
+    """Wrap the denoiser's hidden layers (run by every evaluation, training or chain path); every
+    call records whether autograd was on and keeps its output."""
     calls = []
-    original = agent.denoiser.forward
+    original = agent.denoiser.net.forward_hidden
 
     def wrapped(*args, **kwargs):
         out = original(*args, **kwargs)
@@ -33,7 +34,7 @@ def count_denoiser_calls(agent):
         calls.append((torch.is_grad_enabled(), out))
         return out
 
-    agent.denoiser.forward = wrapped
+    agent.denoiser.net.forward_hidden = wrapped
     return calls
 
 

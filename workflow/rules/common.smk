@@ -111,6 +111,7 @@ def train_args(wc):
         f"--steps {b['steps']} --start-steps {b['start_steps']} --eval-every {b['eval_every']} "
         f"--eval-episodes {b['eval_episodes']} --batch-size {b['batch_size']} "
         f"--replay-capacity {b['replay_capacity']} --device {config['device']} "
+        f"--env-workers {TRAIN_RES.get('env_workers', 0)} "
         f"--probe-states {config['probes']['states']} --probe-samples {config['probes']['samples']} "
         f"--checkpoint-every {config.get('checkpoint_every', 0)} "
         f"--checkpoint-dir {CHECKPOINTS}/{wc.algo}/{wc.task} "
