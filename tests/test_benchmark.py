@@ -23,3 +23,17 @@ def test_benchmark_quick_table_shape():
         assert abs(float(r[3]) * int(r[1]) - float(r[2])) < 0.02 * float(r[2]) + 0.02
     flops = {r[0]: float(r[4]) for r in rows if r[1] == "1"}
     assert flops["qsm"] > flops["sac"] > flops["td3"]  # QSM's 512-wide nets and sampler cost most
+
+
+def test_env_benchmark_table_shape():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_envs.py"), "--tasks",
+                           "cheetah_run", "--envs", "1", "3", "--workers", "0", "2", "--steps", "3"],
+                          capture_output=True, text=True, env=python_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert [c.strip() for c in lines[1].strip("|").split("|")] == [
+        "task", "envs", "workers", "ms/block step", "env steps/s"]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[3:]]
+    # one environment never gets two workers; every cell is a positive measurement
+    assert [(r[1], r[2]) for r in rows] == [("1", "0"), ("3", "0"), ("3", "2")]
+    assert all(float(r[3]) > 0 and int(r[4]) > 0 for r in rows)
