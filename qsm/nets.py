@@ -17,6 +17,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+def _tanh_softplus(x: torch.Tensor):
+    """tanh(softplus(x)) and q = sigmoid(-x), from which it is computed."""
+    q = torch.sigmoid(-x)
+    q2 = q * q
+    return (1 - q2).div_(1 + q2), q
+
+
 class _SigmoidMish(torch.autograd.Function):
     """mish(x) = x tanh(softplus(x)) written through q = sigmoid(-x):
     tanh(softplus(x)) = (1 - q^2) / (1 + q^2). Same function as F.mish (max difference ~1e-6 in
@@ -26,9 +33,7 @@ class _SigmoidMish(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
-        q = torch.sigmoid(-x)
-        q2 = q * q
-        tsp = (1 - q2).div_(1 + q2)
+        tsp, q = _tanh_softplus(x)
         ctx.save_for_backward(x, tsp, q)
         return x * tsp
 
@@ -44,9 +49,7 @@ def mish(x: torch.Tensor) -> torch.Tensor:
         return F.mish(x)  # a fused kernel
     if x.requires_grad and torch.is_grad_enabled():
         return _SigmoidMish.apply(x)
-    q = torch.sigmoid(-x)  # the sampler's calls: the same arithmetic without autograd's bookkeeping
-    q2 = q * q
-    return x * (1 - q2).div_(1 + q2)
+    return x * _tanh_softplus(x)[0]  # the sampler's calls: no autograd bookkeeping
 
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

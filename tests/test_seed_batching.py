@@ -4,6 +4,7 @@ import copy
 import pytest
 import torch
 
+from qsm.nets import BatchedLinear, _NarrowBatchedLinear
 from qsm.registry import get_agent, resolve_config
 from qsm.replay import SeedBatchedReplay
 from qsm.seeding import SeedStreams, derive_seed
@@ -112,3 +113,27 @@ def test_resolve_config_rejects_bad_values():
         parse_overrides(["M_q"])
     assert parse_overrides(["T=3", "actor_hidden=[16, 16]"]) == {"T": 3, "actor_hidden": [16, 16]}
     assert resolve_config(cls, "x", {"actor_hidden": [16, 16]}).actor_hidden == (16, 16)
+
+
+@pytest.mark.parametrize("members,out_dim", [(1, 1), (2, 1), (2, 6), (5, 16), (3, 17)])
+def test_batched_linear_narrow_path_is_baddbmm(members, out_dim):
+    """Layers with few outputs take transposed products on CPU; forward and every gradient are
+    those of the plain batched matmul, and the double-precision gradients pass gradcheck."""
+    gens = [torch.Generator().manual_seed(m) for m in range(members)]
+    layer = BatchedLinear(gens, 12, out_dim)
+    assert layer.narrow == (out_dim <= 16)
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(members, 9, 12, requires_grad=True)
+    g = torch.randn(members, 9, out_dim)
+    y = layer(x)
+    grads = torch.autograd.grad(y, (x, layer.weight, layer.bias), g)
+    ref = torch.baddbmm(layer.bias, x, layer.weight)
+    ref_grads = torch.autograd.grad(ref, (x, layer.weight, layer.bias), g)
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    xd = torch.randn(members, 4, 12, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(members, 12, out_dim, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(members, 1, out_dim, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_NarrowBatchedLinear.apply, (xd, w, b))
