@@ -8,6 +8,8 @@ Prints one table. For every algorithm and seed-block size S:
   ms/update       wall-clock of one update of the whole block (critic + actor; TD3's actor every 2nd),
                   fastest of 5 rounds (shared machines: neighbours only ever slow a round down)
   ms/seed         ms/update divided by S: what one seed costs inside the block
+  per-seed speed-up  ms/update of a one-seed block / ms/seed here: how much more throughput
+                  per seed the block gives (the GPU target is >= 8x at 10 seeds); needs 1 in --blocks
   GFLOP/update    matmul FLOPs of one update per seed (torch.utils.flop_counter), times S for the block
   % of matmul     achieved FLOP rate / this machine's measured matmul rate (same threads, same
                   device): how close the update is to the floor set by its matrix products
@@ -179,18 +181,22 @@ def main(argv=None):
           f"matmul 256x512@512x512: {rate / 1e9:.1f} GFLOP/s")
     print(f"# batch {BATCH}, obs {OBS_DIM}, act {ACT_DIM} (cheetah_run); paper sizes "
           f"(QSM 512x512 mish denoiser T=5, 512x512 critics; SAC/TD3 256x256)")
-    header = ["algo", "seeds/block", "ms/update", "ms/seed", "GFLOP/update", "% of matmul", "env steps/s"]
+    header = ["algo", "seeds/block", "ms/update", "ms/seed", "per-seed speed-up", "GFLOP/update",
+              "% of matmul", "env steps/s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for algo in a.algos:
         flops = flops_per_update(algo, device)
+        single = None  # ms per update of a one-seed block, when measured
         for S in a.blocks:
             agent = make_agent(algo, S, device)
             t = time_updates(agent, S, device, a.min_time, max_iters)
+            single = t if S == 1 else single
+            speedup = f"{single / (t / S):.2f}x" if single else "-"
             frac = S * flops / t / rate
             sps = loop_steps_per_second(algo, S, device, a.loop_steps, a.env_workers)
-            print(f"| {algo} | {S} | {t * 1e3:.2f} | {t * 1e3 / S:.2f} | {S * flops / 1e9:.3f} | "
-                  f"{100 * frac:.0f}% | {sps:.0f} |", flush=True)
+            print(f"| {algo} | {S} | {t * 1e3:.2f} | {t * 1e3 / S:.2f} | {speedup} | "
+                  f"{S * flops / 1e9:.3f} | {100 * frac:.0f}% | {sps:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT, python_env
 
 
@@ -14,14 +16,17 @@ def test_benchmark_quick_table_shape():
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("# device: cpu") and "GFLOP/s" in lines[0]
     header = [c.strip() for c in lines[2].strip("|").split("|")]
-    assert header == ["algo", "seeds/block", "ms/update", "ms/seed", "GFLOP/update", "% of matmul",
-                      "env steps/s"]
+    assert header == ["algo", "seeds/block", "ms/update", "ms/seed", "per-seed speed-up",
+                      "GFLOP/update", "% of matmul", "env steps/s"]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[4:]]
     assert [(r[0], r[1]) for r in rows] == [(a, s) for a in ("qsm", "sac", "td3") for s in ("1", "2")]
     for r in rows:
-        assert all(float(x) > 0 for x in (r[2], r[3], r[4], r[6])) and re.fullmatch(r"\d+%", r[5])
+        assert all(float(x) > 0 for x in (r[2], r[3], r[5], r[7])) and re.fullmatch(r"\d+%", r[6])
         assert abs(float(r[3]) * int(r[1]) - float(r[2])) < 0.02 * float(r[2]) + 0.02
-    flops = {r[0]: float(r[4]) for r in rows if r[1] == "1"}
+        # speed-up = one seed's ms/update over this block's ms/seed (rounding of the printed ms)
+        single = next(float(q[2]) for q in rows if q[0] == r[0] and q[1] == "1")
+        assert float(r[4].rstrip("x")) == pytest.approx(single / float(r[3]), rel=0.02, abs=0.01)
+    flops = {r[0]: float(r[5]) for r in rows if r[1] == "1"}
     assert flops["qsm"] > flops["sac"] > flops["td3"]  # QSM's 512-wide nets and sampler cost most
 
 
