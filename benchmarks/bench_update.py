@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import flop_registry  # noqa: E402
 
+from qsm.allocator import keep_freed_memory  # noqa: E402
 from qsm.registry import get_agent, resolve_config  # noqa: E402
 from qsm.timing import PhaseTimer  # noqa: E402
 
@@ -173,6 +174,7 @@ def main(argv=None):
     else:
         max_iters = 10_000
     torch.set_num_threads(a.threads)
+    keep_freed_memory()  # as the trainer does
     device = torch.device(a.device)
     rate = matmul_rate(device, 0.2 if a.quick else 1.5)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())

@@ -52,8 +52,11 @@ def mish(x: torch.Tensor) -> torch.Tensor:
     return x * _tanh_softplus(x)[0]  # the sampler's calls: no autograd bookkeeping
 
 
+# Applied only to a layer's fresh output (see BatchedMLP.forward_hidden), so ReLU may overwrite its
+# input: the matmul's backward needs its inputs, not its output. Saves an allocation and a pass per
+# layer (23.3 -> 23.0 ms per QSM update, one interleaved measurement).
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "relu": F.relu,
+    "relu": lambda x: F.relu(x, inplace=True),
     "mish": mish,
     "tanh": torch.tanh,
 }
@@ -82,7 +85,8 @@ class _NarrowBatchedLinear(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         weight_t = _dense(weight.transpose(1, 2))                               # (M, out, in)
         ctx.save_for_backward(x, weight_t)
-        return torch.baddbmm(bias.transpose(1, 2), weight_t, x.transpose(1, 2)).transpose(1, 2)
+        out_t = torch.baddbmm(bias.transpose(1, 2), weight_t, x.transpose(1, 2))   # (M, out, B)
+        return _dense(out_t.transpose(1, 2))  # a tensor of its own (small), not a view
 
     @staticmethod
     def backward(ctx, grad):
@@ -137,7 +141,8 @@ class BatchedMLP(nn.Module):
         return self.forward_hidden(self.layers[0](x))
 
     def forward_hidden(self, h: torch.Tensor) -> torch.Tensor:
-        """The network from the first layer's pre-activation output on."""
+        """The network from the first layer's pre-activation output on. h must be a fresh tensor
+        that nothing else reads: the activation may work in place."""
         for layer in self.layers[1:]:
             h = layer(self.activation(h))
         return h

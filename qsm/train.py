@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import rundir
+from .allocator import keep_freed_memory
 from .envs import TaskError, validate_task
 from .probes import probe_states
 from .registry import AgentError, get_agent, parse_overrides, resolve_config
@@ -433,6 +434,7 @@ def main(argv=None) -> int:
         device = resolve_device(args.device)
         if args.threads:
             torch.set_num_threads(args.threads)
+        keep_freed_memory()
         trainer = Trainer(args, device)
         try:
             return trainer.run()

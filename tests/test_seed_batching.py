@@ -137,3 +137,10 @@ def test_batched_linear_narrow_path_is_baddbmm(members, out_dim):
     w = torch.randn(members, 12, out_dim, dtype=torch.float64, requires_grad=True)
     b = torch.randn(members, 1, out_dim, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(_NarrowBatchedLinear.apply, (xd, w, b))
+
+
+def test_allocator_settings_take_on_linux():
+    import sys
+
+    from qsm.allocator import keep_freed_memory
+    assert keep_freed_memory() == sys.platform.startswith("linux")
