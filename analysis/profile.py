@@ -137,20 +137,25 @@ def plot_tsweep(table: pd.DataFrame, out_stem) -> None:
     titles = {"act": "acting (sampler, batch 1)", "critic_update": "critic update (samples a')",
               "actor_update": "actor update"}
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), sharex=True)
+    settings = sorted(map(tuple, table[["device", "block_size"]].drop_duplicates().values))
     for ax, phase in zip(axes, phases):
         sub = table[table["phase"] == phase]
-        growth = []  # measured, not claimed: cost at the largest T over cost at the smallest
-        for algo, g in sub.groupby("algo"):
+        # one line per algorithm and setting (runs on other devices or block sizes never mix);
+        # each label carries the measured growth, cost at the largest T over the smallest
+        for (algo, device, block), g in sub.groupby(["algo", "device", "block_size"]):
             g = g.sort_values("T")
-            ax.plot(g["T"], g["ms_per_seed"], marker="o", label=algo, color=algo_color(algo))
-            if len(g) > 1 and g["ms_per_seed"].iloc[0] > 0:
-                growth.append(f"{algo} x{g['ms_per_seed'].iloc[-1] / g['ms_per_seed'].iloc[0]:.1f}")
-        span = f"\nT {sub['T'].min()} to {sub['T'].max()}: {', '.join(growth)}" if growth else ""
-        ax.set_title(titles[phase] + span, fontsize=9)
+            name = f"{algo} ({device}, {block} seeds)" if len(settings) > 1 else algo
+            ms = g["ms_per_seed"].to_numpy()
+            if len(ms) > 1 and ms[0] > 0:
+                name += f": x{ms[-1] / ms[0]:.1f} from T={g['T'].iloc[0]} to {g['T'].iloc[-1]}"
+            style = ["-", "--", ":", "-."][settings.index((device, block)) % 4]
+            ax.plot(g["T"], ms, marker="o", label=name, color=algo_color(algo), linestyle=style)
+        ax.set_title(titles[phase], fontsize=10)
         ax.set_xlabel("diffusion steps T")
         ax.set_ylabel("ms per call per seed")
         ax.grid(alpha=0.3)
-    axes[0].legend(frameon=False)
+        if len(sub):
+            ax.legend(frameon=False, fontsize=7)
     devices = ", ".join(sorted(table["device"].unique())) if len(table) else "n/a"
     blocks = ", ".join(map(str, sorted(table["block_size"].unique()))) if len(table) else "n/a"
     fig.suptitle(f"Cost against diffusion steps T (device: {devices}; seeds per block: {blocks}). "

@@ -9,7 +9,8 @@ Prints one table. For every algorithm and seed-block size S:
                   fastest of 5 rounds (shared machines: neighbours only ever slow a round down)
   ms/seed         ms/update divided by S: what one seed costs inside the block
   per-seed speed-up  ms/update of a one-seed block / ms/seed here: how much more throughput
-                  per seed the block gives (the GPU target is >= 8x at 10 seeds); needs 1 in --blocks
+                  per seed the block gives (the GPU target is >= 8x at 10 seeds); "-" unless 1
+                  comes first in --blocks
   GFLOP/update    matmul FLOPs of one update per seed (torch.utils.flop_counter), times S for the block
   % of matmul     achieved FLOP rate / this machine's measured matmul rate (same threads, same
                   device): how close the update is to the floor set by its matrix products
@@ -141,19 +142,20 @@ def loop_steps_per_second(algo, S, device, steps, env_workers=0):
              "--steps", str(10 * steps), "--start-steps", str(BATCH), "--out", out,
              "--eval-episodes", "1", "--batch-size", str(BATCH), "--env-workers", str(env_workers)])
         trainer = Trainer(args, device)
-        trainer.obs = trainer.envs.reset()
-        for _ in range(BATCH):  # random-action warm-up fills the replay buffers, untimed
-            trainer.train_step()
-            trainer.step += 1
-        sync(device)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            trainer.train_step()
-            trainer.step += 1
-        sync(device)
-        rate = S * steps / (time.perf_counter() - t0)
-        trainer.envs.close()
-        trainer.eval_envs.close()
+        try:
+            trainer.obs = trainer.envs.reset()
+            for _ in range(BATCH):  # random-action warm-up fills the replay buffers, untimed
+                trainer.train_step()
+                trainer.step += 1
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                trainer.train_step()
+                trainer.step += 1
+            sync(device)
+            rate = S * steps / (time.perf_counter() - t0)
+        finally:
+            trainer.close()
         return rate
 
 

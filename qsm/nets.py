@@ -62,15 +62,10 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def _dense(t: torch.Tensor) -> torch.Tensor:
-    """t with row-major strides. `.contiguous()` is not enough: a (M, 1, n) view keeps the odd
-    stride of its size-1 dimension, and CPU bmm then takes a path 4x slower."""
-    expected, step = [], 1
-    for size in reversed(t.shape):
-        expected.append(step)
-        step *= size
-    if t.stride() == tuple(reversed(expected)):
-        return t
+def _fresh(t: torch.Tensor) -> torch.Tensor:
+    """A new tensor with t's values and row-major strides. `.contiguous()` is not enough: a
+    (M, 1, n) view keeps the odd stride of its size-1 dimension, and CPU bmm then takes a path 4x
+    slower; it may also return t itself, a view."""
     return torch.empty(t.shape, dtype=t.dtype, device=t.device).copy_(t)
 
 
@@ -83,18 +78,19 @@ class _NarrowBatchedLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias):
-        weight_t = _dense(weight.transpose(1, 2))                               # (M, out, in)
+        weight_t = _fresh(weight.transpose(1, 2))                               # (M, out, in)
         ctx.save_for_backward(x, weight_t)
         out_t = torch.baddbmm(bias.transpose(1, 2), weight_t, x.transpose(1, 2))   # (M, out, B)
-        return _dense(out_t.transpose(1, 2))  # a tensor of its own (small), not a view
+        return _fresh(out_t.transpose(1, 2))  # a tensor of its own (small), never a view
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # weight_t is a copy: no double backward
     def backward(ctx, grad):
         x, weight_t = ctx.saved_tensors
-        grad_t = _dense(grad.transpose(1, 2))                                   # (M, out, B)
+        grad_t = _fresh(grad.transpose(1, 2))                                   # (M, out, B)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = torch.bmm(_dense(grad), weight_t)
+            grad_x = torch.bmm(_fresh(grad), weight_t)
         if ctx.needs_input_grad[1]:
             grad_w = torch.bmm(grad_t, x).transpose(1, 2)
         if ctx.needs_input_grad[2]:

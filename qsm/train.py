@@ -35,6 +35,9 @@ from .timing import PhaseTimer
 from .vecenv import EnvBlock
 
 DIVERGENCE_CHECK_EVERY = 1000  # steps between (synchronising) checks for NaN/inf losses
+# Bumped whenever the training arithmetic changes, so a run never resumes half in one version of
+# the code and half in another. 2: fused Adam, split-input denoiser in training, in-place sampler.
+CHECKPOINT_FORMAT = 2
 
 
 class UsageError(ValueError):
@@ -156,16 +159,23 @@ class Trainer:
         self.args = args
         self.device = device
         self.seeds = list(args.seeds)
-        S = len(self.seeds)
         agent_cls = get_agent(args.algo)
         self.cfg = resolve_config(agent_cls, args.task, parse_overrides(args.overrides))
 
         # Training envs, one per seed; evaluation envs, seed-major (seed i, episode e) -> i*E + e.
         self.envs = EnvBlock(args.task, [derive_seed(s, "train_env") for s in self.seeds],
                              args.env_workers)
-        self.eval_envs = EnvBlock(args.task, [derive_seed(s, "eval_env") for s in self.seeds
-                                              for _ in range(args.eval_episodes)], args.env_workers)
-        envs = self.envs
+        try:
+            self.eval_envs = EnvBlock(args.task, [derive_seed(s, "eval_env") for s in self.seeds
+                                                  for _ in range(args.eval_episodes)],
+                                      args.env_workers)
+            self._build(agent_cls, device)
+        except BaseException:  # no worker process outlives a failed start
+            self.close()
+            raise
+
+    def _build(self, agent_cls, device):
+        args, envs, S = self.args, self.envs, len(self.seeds)
         self.obs_dim, self.act_dim, self.max_return = envs.obs_dim, envs.act_dim, envs.max_return
 
         self.agent = agent_cls(self.obs_dim, self.act_dim, self.seeds, self.cfg, device)
@@ -183,6 +193,12 @@ class Trainer:
         self.obs = None
         ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else Path(args.out) / ".checkpoints"
         self.ckpt_path = ckpt_dir / f"seeds-{'-'.join(map(str, self.seeds))}.pt"
+
+    def close(self):
+        """Stop the environment workers (if any)."""
+        for block in (getattr(self, "envs", None), getattr(self, "eval_envs", None)):
+            if block is not None:
+                block.close()
 
     # -- identity of a run: what must match to resume or to skip --------------------------------
     def signature(self, seed) -> dict:
@@ -313,20 +329,24 @@ class Trainer:
         S, E = len(self.seeds), a.eval_episodes
         t0 = time.perf_counter()
         with self.timer.phase("eval"):
+            # Flat arrays, row i * E + e for seed i, episode e (the eval block's order).
             self.eval_envs.reseed({i * E + e: derive_seed(s, f"eval_env/{self.evals_done}/{e}")
                                    for i, s in enumerate(self.seeds) for e in range(E)})
-            obs = self.eval_envs.reset().reshape(S, E, self.obs_dim)
-            returns = np.zeros((S, E))
+            obs = self.eval_envs.reset()
+            returns = np.zeros(S * E)
             running = np.ones(S * E, dtype=bool)
             alive = self.alive_mask()
+            alive_rows = np.repeat(alive, E)
             while running.any():
-                act = self.agent.act(torch.as_tensor(obs, device=self.device), "eval").cpu().numpy()
-                act[~alive] = 0.0
+                act = self.agent.act(torch.as_tensor(obs.reshape(S, E, -1), device=self.device),
+                                     "eval").cpu().numpy().reshape(S * E, -1)
+                act[~alive_rows] = 0.0
                 which = np.flatnonzero(running)
-                o, r, term, trunc = self.eval_envs.step(act.reshape(S * E, -1)[which], which)
-                obs.reshape(S * E, -1)[which] = o
-                returns.reshape(S * E)[which] += r
+                o, r, term, trunc = self.eval_envs.step(act[which], which)
+                obs[which] = o
+                returns[which] += r
                 running[which] = ~(term | trunc)
+            returns = returns.reshape(S, E)
         self.evals_done += 1
         for i in range(S):
             if self.status[i] == "running":
@@ -369,6 +389,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
     def save_checkpoint(self, elapsed):
         state = {
+            "format": CHECKPOINT_FORMAT,
             "signature": [_jsonable(self.signature(s)) for s in self.seeds],
             "step": self.step, "evals_done": self.evals_done, "elapsed": elapsed,
             "agent": self.agent.full_state(), "replay": self.replay.state_dict(),
@@ -392,6 +413,11 @@ class Trainer:
             print(f"warning: ignoring unreadable checkpoint {self.ckpt_path} ({type(e).__name__})",
                   file=sys.stderr)
             return False
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise UsageError(f"checkpoint {self.ckpt_path} was written by another version of the "
+                             f"training code (format {state.get('format', 1)}, this is "
+                             f"{CHECKPOINT_FORMAT}); resuming would mix the two: delete it to "
+                             f"restart these seeds")
         if state["signature"] != [_jsonable(self.signature(s)) for s in self.seeds]:
             raise UsageError(f"checkpoint {self.ckpt_path} belongs to a different configuration; "
                              f"delete it or use another --checkpoint-dir")
@@ -439,8 +465,7 @@ def main(argv=None) -> int:
         try:
             return trainer.run()
         finally:
-            trainer.envs.close()
-            trainer.eval_envs.close()
+            trainer.close()
     except (UsageError, TaskError, AgentError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -6,8 +6,8 @@
     obs[done] = envs.reset(np.flatnonzero(done))
 
 Environments always run on the CPU. With workers=0 they step one after another in this process;
-with workers=W each of W processes owns a contiguous slice of them, so a large block's physics
-runs in parallel while the learner waits on its update. Every environment is the same object
+with workers=W each of W processes owns a contiguous slice of them, so a large block's physics is
+spread over W cores (the learner waits for the step either way). Every environment is the same object
 either way (built from the same seed, fed the same actions), so results are bit-identical
 whatever the worker count (tested): it is a speed setting, not part of a run's identity.
 """
@@ -37,7 +37,11 @@ def _serve(task: str, seeds: list[int]) -> None:
     inp = sys.stdin.buffer
 
     def reply(kind, payload):
-        pickle.dump((kind, payload), out, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # serialise first: a half-written reply would desynchronise the stream
+            data = pickle.dumps(("error", traceback.format_exc()))
+        out.write(data)
         out.flush()
 
     try:
@@ -65,6 +69,7 @@ class EnvBlock:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         self.task, self.n = task, len(seeds)
+        self._procs, self._closed = [], False
         probe = make_env(task, seeds[0])  # dimensions, and the in-process envs when workers=0
         self.obs_dim, self.act_dim, self.max_return = probe.obs_dim, probe.act_dim, probe.max_return
         self.workers = min(workers, self.n)
@@ -79,7 +84,6 @@ class EnvBlock:
         env = dict(os.environ)  # the workers import this package from where the parent did
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        self._procs = []
         for lo, hi in self._slices:
             cmd = [sys.executable, "-m", "qsm.vecenv", task, *map(str, seeds[lo:hi])]
             self._procs.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -90,18 +94,27 @@ class EnvBlock:
     # -- the calls ------------------------------------------------------------------------------
     def _call(self, method: str, calls: dict[int, tuple]) -> dict[int, object]:
         """Run envs[i].method(*args) for every (i, args) in calls; results keyed by i."""
+        if self._closed:
+            raise EnvWorkerError(f"the environments of {self.task} are closed (after an error "
+                                 f"or close())")
         if self.workers == 0:
             return {i: getattr(self._envs[i], method)(*args) for i, args in calls.items()}
-        sent = []
-        for proc, (lo, hi) in zip(self._procs, self._slices):
-            mine = [(i, args) for i, args in calls.items() if lo <= i < hi]
-            if mine:
-                self._send(proc, (method, [(i - lo, args) for i, args in mine]))
-                sent.append((proc, [i for i, _ in mine]))
-        results = {}
-        for proc, indices in sent:  # every worker steps its slice while the others do theirs
-            results.update(zip(indices, self._receive(proc)))
-        return results
+        try:
+            sent = []
+            for proc, (lo, hi) in zip(self._procs, self._slices):
+                mine = [(i, args) for i, args in calls.items() if lo <= i < hi]
+                if mine:
+                    self._send(proc, (method, [(i - lo, args) for i, args in mine]))
+                    sent.append((proc, [i for i, _ in mine]))
+            results = {}
+            for proc, indices in sent:  # every worker steps its slice while the others do theirs
+                results.update(zip(indices, self._receive(proc)))
+            return results
+        except BaseException:
+            # Replies may be left unread (an error, Ctrl-C between send and receive): the next
+            # call would read them as its own, so the block is unusable from here on.
+            self.close()
+            raise
 
     def _send(self, proc, message):
         try:
@@ -154,6 +167,7 @@ class EnvBlock:
         self._call("set_state", {i: (b,) for i, b in enumerate(blobs)})
 
     def close(self) -> None:
+        self._closed = True
         procs, self._procs = getattr(self, "_procs", []), []
         for proc in procs:
             try:
@@ -171,6 +185,12 @@ class EnvBlock:
 
     def __len__(self):
         return self.n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def __del__(self):
         try:

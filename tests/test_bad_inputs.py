@@ -197,3 +197,13 @@ def test_bad_pipeline_config_names_the_key(override, key):
     proc = run(["-m", "snakemake", "-n", "--config", override])
     assert proc.returncode != 0
     assert key in proc.stdout + proc.stderr
+
+
+def test_env_workers_must_leave_a_thread_for_torch(tmp_path):
+    extra = tmp_path / "workers.yaml"
+    extra.write_text("resources:\n  train: {threads: 2, env_workers: 2, gpu: 0, mem_mb: 1000, "
+                     "runtime: 5}\n")
+    proc = run(["-m", "snakemake", "-n", "--configfile", "config/config.yaml", str(extra)])
+    assert proc.returncode != 0
+    assert "resources.train.env_workers" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

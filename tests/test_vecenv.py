@@ -44,11 +44,22 @@ def test_workers_step_bit_identically_to_in_process(workers):
     assert np.array_equal(local[-3], local[-2])
 
 
-def test_worker_errors_carry_their_traceback():
+def test_worker_errors_carry_their_traceback_and_close_the_block():
     envs = EnvBlock("toy_bimodal", [0, 1], workers=2)
+    procs = list(envs._procs)
     with pytest.raises(EnvWorkerError, match="Traceback"):
         envs.set_states([b"not a pickle", b"either"])  # raises inside the workers
-    envs.close()
+    # the other worker's reply may be unread: the block refuses further calls, workers are gone
+    with pytest.raises(EnvWorkerError, match="closed"):
+        envs.reset()
+    assert all(p.poll() is not None for p in procs)
+
+
+def test_block_as_context_manager_stops_its_workers():
+    with EnvBlock("toy_bimodal", [0, 1, 2], workers=2) as envs:
+        procs = list(envs._procs)
+        assert envs.reset().shape == (3, envs.obs_dim)
+    assert all(p.poll() is not None for p in procs)
 
 
 def test_more_workers_than_envs_and_bad_count():

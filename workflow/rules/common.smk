@@ -38,6 +38,11 @@ def _check_names():
                 validate_task(task)
             except TaskError as e:
                 raise WorkflowError(f"config key {key}: {e}")
+    train = config["resources"]["train"]
+    if train.get("env_workers", 0) >= train["threads"]:
+        raise WorkflowError(f"config key resources.train.env_workers: {train['env_workers']} "
+                            f"workers leave none of the job's {train['threads']} threads for "
+                            f"torch; env_workers must be below resources.train.threads")
     if config["stats"]["reference"] not in config["algos"]:
         raise WorkflowError(f"config key stats.reference: {config['stats']['reference']!r} is not "
                             f"in algos {config['algos']}")
@@ -90,6 +95,12 @@ def training_flags():
 
 
 TRAIN_RES = config["resources"]["train"]
+
+
+def torch_threads(wildcards, threads):
+    """A training job's threads are its cores: env_workers of them step environments, torch gets
+    the rest (threads may come from a profile's set-threads)."""
+    return max(1, threads - TRAIN_RES.get("env_workers", 0))
 TSWEEP = config["profile"]["tsweep"]
 
 

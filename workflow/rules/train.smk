@@ -13,6 +13,7 @@ rule train:
     params:
         args=train_args,
         out=lambda wc: f"{RUNS}/{wc.algo}/{wc.task}",
+        torch_threads=torch_threads,
     threads: TRAIN_RES["threads"]
     resources:
         gpu=TRAIN_RES["gpu"],
@@ -21,8 +22,9 @@ rule train:
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} MUJOCO_GL=disable "
-        "python -m qsm.train {params.args} --threads {threads} --out {params.out} > {log} 2>&1"
+        "OMP_NUM_THREADS={params.torch_threads} MKL_NUM_THREADS={params.torch_threads} "
+        "MUJOCO_GL=disable python -m qsm.train {params.args} --threads {params.torch_threads} "
+        "--out {params.out} > {log} 2>&1"
 
 
 rule train_tsweep:
