@@ -101,6 +101,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .samples import sample_matrix
+
 __all__ = ["kl_divergence", "gaussian_fit_kl", "gaussian_kl", "DEFAULT_K", "DEFAULT_N_REF",
            "DEFAULT_JITTER"]
 
@@ -114,23 +116,6 @@ _RANK_TOL = 1e-10
 
 # --------------------------------------------------------------------------------------------
 # validation helpers
-
-def _samples(a: Any, name: str) -> np.ndarray:
-    try:
-        x = np.asarray(a, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array: {exc}") from None
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array of shape (n, d); got shape {x.shape}")
-    if x.shape[1] < 1:
-        raise ValueError(f"{name} must have at least one dimension; got shape {x.shape}")
-    finite = np.isfinite(x)
-    if not finite.all():
-        raise ValueError(f"{name} contains {int((~finite).sum())} NaN or infinite value(s)")
-    return x
-
 
 def _resolve_bounds(bounds: Any, *arrays: np.ndarray) -> tuple[float, float] | None:
     """None (no transform) or the (low, high) box to map to R^d with atanh."""
@@ -237,8 +222,8 @@ def kl_divergence(p_samples: Any, q_samples: Any, k: int = DEFAULT_K, *,
                   n_ref: int = DEFAULT_N_REF, jitter: float = DEFAULT_JITTER,
                   seed: int = 0) -> float:
     """kNN estimate of KL(p || q) in nats (see the module docstring for the method)."""
-    x = _samples(p_samples, "p_samples")
-    y = _samples(q_samples, "q_samples")
+    x = sample_matrix(p_samples, "p_samples")
+    y = sample_matrix(q_samples, "q_samples")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"p_samples and q_samples must have the same dimension; got "
                          f"{x.shape[1]} and {y.shape[1]}")
@@ -328,7 +313,7 @@ def gaussian_fit_kl(samples: Any, k: int = DEFAULT_K, *, bounds: Any = "auto",
 
     Estimated as a bias-cancelled negentropy, in atanh coordinates when the samples live in a box
     (see the module docstring)."""
-    x = _samples(samples, "samples")
+    x = sample_matrix(samples, "samples")
     n, d = x.shape
     k = _check_k(k, n)
     if not isinstance(n_ref, (int, np.integer)) or n_ref < 1:

@@ -104,6 +104,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .samples import sample_matrix
+
 __all__ = ["count_modes", "mode_summary", "PERSISTENCE", "MIN_WEIGHT", "BANDWIDTH", "ALPHA",
            "RESOLUTION", "BOUND_TOL", "BOUND_CORE_FRACTION", "MIN_SAMPLES", "default_k"]
 
@@ -132,22 +134,10 @@ def default_k(n: int) -> int:
 def _as_samples(samples: Any, low: float, high: float) -> np.ndarray:
     if not high > low:
         raise ValueError(f"need high > low, got low={low}, high={high}")
-    try:
-        x = np.asarray(samples, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"samples must be a numeric array: {exc}") from None
-    if x.ndim == 1:
-        x = x[:, None]
-    if x.ndim != 2:
-        raise ValueError(f"samples must be a 2-D array of shape (n, d); got shape {x.shape}")
-    n, d = x.shape
-    if d < 1:
-        raise ValueError(f"samples must have at least one action dimension; got shape {x.shape}")
+    x = sample_matrix(samples, "samples")
+    n = x.shape[0]
     if n < MIN_SAMPLES:
         raise ValueError(f"need at least {MIN_SAMPLES} samples to find modes; got n={n}")
-    finite = np.isfinite(x)
-    if not finite.all():
-        raise ValueError(f"samples contain {int((~finite).sum())} NaN or infinite value(s)")
     tol = 1e-6 * (high - low)
     if x.min() < low - tol or x.max() > high + tol:
         raise ValueError(
