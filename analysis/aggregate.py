@@ -1,46 +1,45 @@
-"""Collect every seed directory into two tidy tables: evaluation scores and run status.
+"""The runs a configuration asks for, collected into two tidy tables: evaluation scores and run status.
 
-Layout walked: ``{runs_root}/{algo}/{task}/seed{k}/`` (see ``qsm/rundir.py``).  Every directory
-is read only through :func:`qsm.rundir.load_run`; a directory that breaks the contract is
-reported with status ``invalid`` (and the validator's message) instead of stopping the analysis.
+The runs come from the run manifest (``analysis/manifest.py``): exactly the runs of the
+configuration, matched by identity. Every listed directory is read only through
+:func:`qsm.rundir.load_run`; one that breaks the contract (or holds another run than the one
+listed) is reported with status ``invalid`` and the validator's message instead of stopping the
+analysis. Directories under the manifest's runs root that the configuration does not ask for
+(other budgets, hyperparameters or code versions) are listed as ``not in config`` and never scored.
 
 Python API
 ----------
-``collect(runs_root, expected=None) -> (scores_df, status_df)``
-    scores_df: one row per evaluation of every complete or diverged run, columns
-    ``algo, task, seed, step, return, normalized, status`` (``normalized`` = return /
-    ``config.env.max_return``; 1000 for DeepMind Control).  Running, failed, invalid and missing
-    runs contribute no score rows.
-    status_df: one row per (algo, task, seed), columns ``algo, task, seed, status, detail,
-    last_step, budget_steps, max_return, path``; status is one of :data:`RUN_STATUSES`.
-    ``expected``: optional iterable of (algo, task, seed); those with no directory are ``missing``.
+``collect(manifest) -> (scores_df, status_df)``
+    scores_df: one row per evaluation of every complete or diverged run of the roles
+    ``benchmark`` and ``audit``, columns ``algo, task, seed, role, step, return, normalized,
+    status`` (``normalized`` = return / ``config.env.max_return``; 1000 for DeepMind Control).
+    Running, failed, invalid and missing runs contribute no score rows.
+    status_df: one row per listed run and per unlisted directory, columns ``algo, task, seed,
+    role, run_id, status, detail, last_step, budget_steps, max_return, path``; status is one of
+    :data:`RUN_STATUSES`.
 ``final_scores(scores_df, policy=DIVERGED_POLICY) -> DataFrame``
     The one place where the "final score" of a run is computed (see
     :data:`FINAL_SCORE_DEFINITION`).  One row per scored run.
-``load_expected(path)``
-    Reads an ``--expected-json`` file: either a list of ``[algo, task, seed]`` triples or an object
-    ``{"algos": [...], "tasks": [...], "seeds": [...]}`` meaning their full cross product.
 
 Command line
 ------------
 ::
 
-    python -m analysis.aggregate --runs results/runs --out results/tables/scores.csv \\
-        --status-out results/tables/run_status.csv [--expected-json FILE]
+    python -m analysis.aggregate --manifest results/tables/run_manifest.json \\
+        --out results/tables/scores.csv --status-out results/tables/run_status.csv
 """
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from qsm.rundir import ContractError, find_seed_dirs, load_run
+from analysis.manifest import load_entry, load_manifest
+from qsm.rundir import ContractError, load_run
 
 # ---------------------------------------------------------------------------------------------
 # Definitions used by every table and figure
@@ -64,149 +63,84 @@ FINAL_SCORE_DEFINITION = (
     "have no final score; they are counted and reported by status but not scored."
 )
 
-#: Every status a row of status_df can have, in the order reports list them.
-RUN_STATUSES = ("complete", "diverged", "running", "failed", "missing", "invalid")
+#: Every status a row of status_df can have, in the order reports list them. ``not in config``:
+#: a directory of another configuration or code version, listed for reference only.
+RUN_STATUSES = ("complete", "diverged", "running", "failed", "missing", "invalid",
+                "not in config")
+NOT_IN_CONFIG = "not in config"
+#: Roles whose runs are scored (the T sweep's runs only measure cost).
+SCORED_ROLES = ("benchmark", "audit")
 #: Statuses whose runs have a final score.
 SCORED_STATUSES = ("complete", "diverged")
 
-SCORE_COLUMNS = ["algo", "task", "seed", "step", "return", "normalized", "status"]
-STATUS_COLUMNS = ["algo", "task", "seed", "status", "detail", "last_step", "budget_steps",
-                  "max_return", "path"]
+SCORE_COLUMNS = ["algo", "task", "seed", "role", "step", "return", "normalized", "status"]
+STATUS_COLUMNS = ["algo", "task", "seed", "role", "run_id", "status", "detail", "last_step",
+                  "budget_steps", "max_return", "path"]
 FINAL_COLUMNS = ["algo", "task", "seed", "status", "final_step", "final_return",
                  "final_normalized", "last_finite_step", "last_finite_return"]
 
-_SEED_RE = re.compile(r"^seed(\d+)$")
-_BUDGET_KEYS = ("env_steps", "total_env_steps", "total_steps", "steps", "max_steps",
-                "num_steps", "train_steps", "frames")
-
 
 # ---------------------------------------------------------------------------------------------
-# Walking the run tree
+# Reading the runs of the manifest
 # ---------------------------------------------------------------------------------------------
 
-def _candidate_dirs(root: Path) -> list[Path]:
-    """Seed directories: those the contract helper finds (hold config.json) plus every
-    ``{algo}/{task}/seed{k}`` directory of the layout, even if it lacks config.json."""
-    found = set(find_seed_dirs(root))
-    if root.is_dir():
-        for p in root.glob("*/*/seed*"):
-            if p.is_dir() and _SEED_RE.match(p.name):
-                found.add(p)
-    return sorted(found)
-
-
-def _identity_from_path(root: Path, d: Path):
-    """(algo, task, seed) from the directory layout, with None for parts that cannot be read."""
-    m = _SEED_RE.match(d.name)
-    seed = int(m.group(1)) if m else None
+def _max_return(run) -> float:
+    value = run.config["env"]["max_return"]
     try:
-        rel = d.relative_to(root).parts
-    except ValueError:
-        rel = d.parts
-    algo = rel[-3] if len(rel) >= 3 else None
-    task = rel[-2] if len(rel) >= 2 else None
-    return algo, task, seed
+        value = float(value)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ContractError(run.path / "config.json", f"env.max_return must be a positive number "
+                                                      f"to normalise returns, got {value!r}")
+    return value
 
 
-def _identity_from_config(d: Path):
-    try:
-        with open(d / "config.json") as f:
-            cfg = json.load(f)
-        return cfg.get("algo"), cfg.get("task"), int(cfg.get("seed"))
-    except Exception:
-        return None, None, None
-
-
-def _budget_steps(budget):
-    """Environment-step budget from config['budget'] (an int, or a dict with a step count)."""
-    if isinstance(budget, bool):
-        return math.nan
-    if isinstance(budget, (int, float)):
-        return float(budget)
-    if isinstance(budget, dict):
-        for k in _BUDGET_KEYS:
-            v = budget.get(k)
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                return float(v)
-    return math.nan
-
-
-def collect(runs_root, expected=None):
-    """Validate every seed directory under ``runs_root``; return ``(scores_df, status_df)``.
+def collect(manifest):
+    """``(scores_df, status_df)`` of the manifest's scored runs (a Manifest or a path to one).
 
     Never raises for a bad run: contract violations become status ``invalid`` with the
-    ContractError message as ``detail``; ``expected`` runs without a directory become ``missing``.
+    ContractError message as ``detail``; listed runs without a directory become ``missing``;
+    directories under the runs root that are not listed become ``not in config``.
     """
-    root = Path(runs_root)
-    score_frames = []
-    status_rows: dict[tuple, dict] = {}
-
-    def add_status(key, row):
-        if key in status_rows:  # two directories claim the same run: keep the first, say so
-            status_rows[key]["detail"] = (status_rows[key]["detail"] + "; " if status_rows[key]["detail"]
-                                          else "") + f"duplicate run also at {row['path']} (ignored)"
-            return False
-        status_rows[key] = row
-        return True
-
-    for d in _candidate_dirs(root):
-        p_algo, p_task, p_seed = _identity_from_path(root, d)
+    if not hasattr(manifest, "runs"):
+        manifest = load_manifest(manifest)
+    score_frames, status_rows = [], []
+    for e in manifest.select(*SCORED_ROLES):
+        row = {"algo": e.algo, "task": e.task, "seed": e.seed, "role": e.role,
+               "run_id": e.run_id, "detail": "", "last_step": math.nan,
+               "budget_steps": math.nan, "max_return": math.nan, "path": e.path}
+        if not Path(e.path).is_dir():
+            status_rows.append({**row, "status": "missing", "detail": "no run directory"})
+            continue
         try:
-            run = load_run(d)
-            algo, task, seed = str(run.algo), str(run.task), int(run.seed)
-            max_return = run.config["env"]["max_return"]
-            try:
-                max_return = float(max_return)
-            except (TypeError, ValueError):
-                max_return = math.nan
-            if not (math.isfinite(max_return) and max_return > 0):
-                raise ContractError(d / "config.json",
-                                    f"env.max_return must be a positive number to normalise "
-                                    f"returns, got {run.config['env']['max_return']!r}")
-        except ContractError as e:
-            c_algo, c_task, c_seed = _identity_from_config(d)
-            key = (p_algo or c_algo or "?", p_task or c_task or "?",
-                   p_seed if p_seed is not None else (c_seed if c_seed is not None else -1))
-            add_status(key, {"status": "invalid", "detail": str(e), "last_step": math.nan,
-                             "budget_steps": math.nan, "max_return": math.nan, "path": str(d)})
+            run = load_entry(e)
+            max_return = _max_return(run)
+        except ContractError as err:
+            status_rows.append({**row, "status": "invalid", "detail": str(err)})
             continue
-        except Exception as e:  # anything else the validator did not anticipate
-            key = (p_algo or "?", p_task or "?", p_seed if p_seed is not None else -1)
-            add_status(key, {"status": "invalid",
-                             "detail": f"{d}: unreadable ({type(e).__name__}: {e})",
-                             "last_step": math.nan, "budget_steps": math.nan,
-                             "max_return": math.nan, "path": str(d)})
+        except Exception as err:  # anything else the validator did not anticipate
+            status_rows.append({**row, "status": "invalid",
+                                "detail": f"{e.path}: unreadable ({type(err).__name__}: {err})"})
             continue
-
         st = run.status["status"]
         reason = str(run.status.get("reason", "") or "")
         last_step = run.status.get("step", math.nan)
-        if st == "running":
-            detail = f"still running (at step {last_step})"
-        elif st in ("diverged", "failed"):
-            detail = reason or f"{st} at step {last_step}"
-        else:
-            detail = reason
-        key = (algo, task, seed)
-        first = add_status(key, {"status": st, "detail": detail, "last_step": float(last_step)
-                                 if isinstance(last_step, (int, float)) else math.nan,
-                                 "budget_steps": _budget_steps(run.config.get("budget")),
-                                 "max_return": max_return, "path": str(d)})
-        if first and st in SCORED_STATUSES:
-            ev = run.eval
-            ret = pd.to_numeric(ev["return"], errors="coerce").astype(float)
+        detail = (f"still running (at step {last_step})" if st == "running" else
+                  reason or f"{st} at step {last_step}" if st in ("diverged", "failed") else reason)
+        status_rows.append({**row, "status": st, "detail": detail,
+                            "last_step": float(last_step) if isinstance(last_step, (int, float))
+                            else math.nan,
+                            "budget_steps": float(run.config["budget"]["steps"]),
+                            "max_return": max_return})
+        if st in SCORED_STATUSES:
+            ret = pd.to_numeric(run.eval["return"], errors="coerce").astype(float)
             score_frames.append(pd.DataFrame({
-                "algo": algo, "task": task, "seed": seed,
-                "step": pd.to_numeric(ev["step"]).astype(np.int64),
+                "algo": e.algo, "task": e.task, "seed": e.seed, "role": e.role,
+                "step": pd.to_numeric(run.eval["step"]).astype(np.int64),
                 "return": ret, "normalized": ret / max_return, "status": st}))
-
-    for item in expected or ():
-        algo, task, seed = item
-        key = (str(algo), str(task), int(seed))
-        if key not in status_rows:
-            status_rows[key] = {"status": "missing", "detail": "no run directory",
-                                "last_step": math.nan, "budget_steps": math.nan,
-                                "max_return": math.nan, "path": ""}
+    for d in manifest.unlisted_dirs():
+        status_rows.append(_unlisted_row(d))
 
     if score_frames:
         scores = pd.concat(score_frames, ignore_index=True)[SCORE_COLUMNS]
@@ -214,16 +148,35 @@ def collect(runs_root, expected=None):
                                     ignore_index=True)
     else:
         scores = _empty_scores()
-    status = pd.DataFrame([{"algo": k[0], "task": k[1], "seed": k[2], **v}
-                           for k, v in status_rows.items()], columns=STATUS_COLUMNS)
+    status = pd.DataFrame(status_rows, columns=STATUS_COLUMNS)
     status["seed"] = status["seed"].astype(np.int64)
-    status = status.sort_values(["algo", "task", "seed"], kind="stable", ignore_index=True)
+    # the configuration's runs first, then directories of other configurations
+    status = (status.assign(_other=status["status"] == NOT_IN_CONFIG)
+              .sort_values(["_other", "algo", "task", "seed", "role", "path"], kind="stable")
+              .drop(columns="_other").reset_index(drop=True))
     return scores, status
+
+
+def _unlisted_row(d: Path) -> dict:
+    """A directory of another configuration: what it is, as far as it can be read."""
+    try:
+        run = load_run(d, check_probes=False)
+        cfg, st = run.config, run.status["status"]
+        detail = (f"run {cfg.get('run_id')} ({st}, code {cfg.get('code_version')}) is not asked "
+                  f"for by this configuration; never scored")
+        ident = (str(cfg["algo"]), str(cfg["task"]), int(cfg["seed"]), str(cfg.get("run_id", "")))
+    except (ContractError, KeyError, TypeError, ValueError) as err:
+        detail = f"not asked for by this configuration, and unreadable: {err}"
+        ident = ("?", "?", -1, "")
+    return {"algo": ident[0], "task": ident[1], "seed": ident[2], "role": "", "run_id": ident[3],
+            "status": NOT_IN_CONFIG, "detail": detail, "last_step": math.nan,
+            "budget_steps": math.nan, "max_return": math.nan, "path": str(d)}
 
 
 def _empty_scores():
     return pd.DataFrame({"algo": pd.Series(dtype=str), "task": pd.Series(dtype=str),
-                         "seed": pd.Series(dtype=np.int64), "step": pd.Series(dtype=np.int64),
+                         "seed": pd.Series(dtype=np.int64), "role": pd.Series(dtype=str),
+                         "step": pd.Series(dtype=np.int64),
                          "return": pd.Series(dtype=float), "normalized": pd.Series(dtype=float),
                          "status": pd.Series(dtype=str)})
 
@@ -272,15 +225,6 @@ def final_scores(scores_df, policy: str = DIVERGED_POLICY):
 # Command line
 # ---------------------------------------------------------------------------------------------
 
-def load_expected(path):
-    """Expected (algo, task, seed) triples from a JSON file (list of triples or a cross product)."""
-    with open(path) as f:
-        obj = json.load(f)
-    if isinstance(obj, dict):
-        return [(a, t, int(s)) for a in obj["algos"] for t in obj["tasks"] for s in obj["seeds"]]
-    return [(str(a), str(t), int(s)) for a, t, s in obj]
-
-
 def write_tables(scores_df, status_df, out, status_out):
     for path, df in ((out, scores_df), (status_out, status_df)):
         path = Path(path)
@@ -300,21 +244,20 @@ def read_scores(path):
 
 def read_status(path):
     """Read a run_status.csv written by this module with the right dtypes."""
-    df = pd.read_csv(path, dtype={"algo": str, "task": str, "status": str, "detail": str,
-                                  "path": str}, keep_default_na=False,
+    df = pd.read_csv(path, dtype={"algo": str, "task": str, "role": str, "run_id": str,
+                                  "status": str, "detail": str, "path": str},
+                     keep_default_na=False,
                      na_values={"last_step": [""], "budget_steps": [""], "max_return": [""]})
     return df
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m analysis.aggregate", description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", required=True, help="root of the run tree (results/runs)")
+    ap.add_argument("--manifest", required=True, help="run_manifest.json (analysis/manifest.py)")
     ap.add_argument("--out", required=True, help="scores CSV to write")
     ap.add_argument("--status-out", required=True, help="run-status CSV to write")
-    ap.add_argument("--expected-json", help="JSON list of [algo, task, seed] (or algos/tasks/seeds)")
     args = ap.parse_args(argv)
-    expected = load_expected(args.expected_json) if args.expected_json else None
-    scores, status = collect(args.runs, expected)
+    scores, status = collect(args.manifest)
     write_tables(scores, status, args.out, args.status_out)
     counts = status["status"].value_counts()
     summary = ", ".join(f"{counts[s]} {s}" for s in RUN_STATUSES if s in counts)

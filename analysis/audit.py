@@ -80,7 +80,7 @@ Command line
 ------------
 ::
 
-    python -m analysis.audit --runs results/runs --tables results/tables \\
+    python -m analysis.audit --manifest results/tables/run_manifest.json --tables results/tables \\
         --figures results/figures --distribution behaviour --histogram-states 3 \\
         --reps 2000 --seed 0 [--kl-samples 1000]
 """
@@ -107,7 +107,8 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from analysis.figures import algo_color  # noqa: E402
 from qsm.envs import ToyBandit  # noqa: E402
-from qsm.rundir import ContractError, find_seed_dirs, load_run  # noqa: E402
+from analysis.manifest import load_entry, load_manifest  # noqa: E402
+from qsm.rundir import ContractError  # noqa: E402
 
 DISTRIBUTIONS = ("behaviour", "policy")
 DISTRIBUTION_TEXT = {
@@ -162,32 +163,6 @@ class RunEntry:
         return self.actions is not None
 
 
-def _candidate_dirs(root: Path) -> list[Path]:
-    found = set(find_seed_dirs(root)) if root.is_dir() else set()
-    if root.is_dir():
-        found.update(p for p in root.glob("*/*/seed*") if p.is_dir() and _SEED_RE.match(p.name))
-    return sorted(found)
-
-
-def _identity(root: Path, d: Path):
-    """(algo, task, seed) from config.json where readable, else from the directory layout."""
-    m = _SEED_RE.match(d.name)
-    p_seed = int(m.group(1)) if m else -1
-    try:
-        rel = d.relative_to(root).parts
-    except ValueError:
-        rel = d.parts
-    p_algo = rel[-3] if len(rel) >= 3 else "?"
-    p_task = rel[-2] if len(rel) >= 2 else "?"
-    try:
-        with open(d / "config.json") as f:
-            cfg = json.load(f)
-        return (str(cfg.get("algo", p_algo)), str(cfg.get("task", p_task)),
-                int(cfg.get("seed", p_seed)))
-    except Exception:
-        return p_algo, p_task, p_seed
-
-
 def _check_actions(states, actions, act_dim):
     actions = np.asarray(actions, dtype=np.float64)
     states = np.asarray(states)
@@ -204,19 +179,21 @@ def _check_actions(states, actions, act_dim):
     return None
 
 
-def load_entries(runs_root, distribution: str = "behaviour") -> list[RunEntry]:
-    """Every seed directory under ``runs_root`` as a :class:`RunEntry`; never raises for a bad
-    run."""
+def load_entries(manifest, distribution: str = "behaviour") -> list[RunEntry]:
+    """Every benchmark and audit run of the manifest (a Manifest or a path to one) as a
+    :class:`RunEntry`; never raises for a bad run."""
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
-    root = Path(runs_root)
+    if not hasattr(manifest, "runs"):
+        manifest = load_manifest(manifest)
     entries: list[RunEntry] = []
-    seen: dict[tuple, str] = {}
-    for d in _candidate_dirs(root):
-        algo, task, seed = _identity(root, d)
+    for listed in manifest.select("benchmark", "audit"):
+        algo, task, seed, d = listed.algo, listed.task, listed.seed, Path(listed.path)
+        if not d.is_dir():
+            entries.append(RunEntry(algo, task, seed, "missing", "no run directory", str(d)))
+            continue
         try:
-            run = load_run(d)
-            algo, task, seed = str(run.algo), str(run.task), int(run.seed)
+            run = load_entry(listed)
         except ContractError as e:
             entries.append(RunEntry(algo, task, seed, "invalid", str(e), str(d)))
             continue
@@ -224,12 +201,6 @@ def load_entries(runs_root, distribution: str = "behaviour") -> list[RunEntry]:
             entries.append(RunEntry(algo, task, seed, "invalid",
                                     f"{d}: unreadable ({type(e).__name__}: {e})", str(d)))
             continue
-        key = (algo, task, seed)
-        if key in seen:
-            entries.append(RunEntry(algo, task, seed, "invalid",
-                                    f"duplicate of the run at {seen[key]} (ignored)", str(d)))
-            continue
-        seen[key] = str(d)
         status = str(run.status["status"])
         reason = str(run.status.get("reason", "") or "")
         if status != "complete":
@@ -935,14 +906,14 @@ def write_csv(df, path):
     return path
 
 
-def run_audit(runs, tables, figures, distribution="behaviour", histogram_states=3,
+def run_audit(manifest, tables, figures, distribution="behaviour", histogram_states=3,
               reps=DEFAULT_REPS, seed=DEFAULT_SEED, kl_samples=DEFAULT_KL_SAMPLES, log=None):
     """Compute every table and figure; return the list of written paths."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
-    entries = load_entries(runs, distribution)
+    entries = load_entries(manifest, distribution)
     n_ok = sum(e.audited for e in entries)
-    log(f"audit: {len(entries)} run directories under {runs}, {n_ok} audited "
+    log(f"audit: {len(entries)} runs listed in {manifest}, {n_ok} audited "
         f"({distribution} distribution)")
     for e in entries:
         if not e.audited:
@@ -970,7 +941,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m analysis.audit",
                                  description="Multimodality audit of the probe-state action "
                                              "samples: mode counts, KL estimates, toy optima.")
-    ap.add_argument("--runs", required=True, help="root of the run directories (results/runs)")
+    ap.add_argument("--manifest", required=True,
+                    help="run_manifest.json: the runs to audit (analysis/manifest.py)")
     ap.add_argument("--tables", required=True, help="folder for the CSV tables")
     ap.add_argument("--figures", required=True, help="folder for the PNG/PDF figures")
     ap.add_argument("--distribution", choices=DISTRIBUTIONS, default="behaviour",
@@ -985,7 +957,7 @@ def main(argv=None):
                     help="at most this many samples per distribution in the kNN KL estimates "
                          "(default: 1000)")
     args = ap.parse_args(argv)
-    run_audit(args.runs, args.tables, args.figures, distribution=args.distribution,
+    run_audit(args.manifest, args.tables, args.figures, distribution=args.distribution,
               histogram_states=args.histogram_states, reps=args.reps, seed=args.seed,
               kl_samples=args.kl_samples)
     return 0

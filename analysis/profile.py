@@ -14,8 +14,8 @@ x / S ms per seed. Phases:
 divided by the number of learning steps (critic_update calls), so TD3's delayed actor counts at
 half rate and warm-up steps without updates are not averaged in.
 
-    python -m analysis.profile steps  --runs results/runs  --table results/tables/step_profile.csv --figure results/figures/step_profile
-    python -m analysis.profile tsweep --runs results/tsweep --table results/tables/tsweep_profile.csv --figure results/figures/tsweep_profile
+    python -m analysis.profile steps  --manifest results/tables/run_manifest.json --table results/tables/step_profile.csv --figure results/figures/step_profile
+    python -m analysis.profile tsweep --manifest results/tables/run_manifest.json --table results/tables/tsweep_profile.csv --figure results/figures/tsweep_profile
 """
 from __future__ import annotations
 
@@ -31,27 +31,31 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.figures import algo_color, write_figure  # noqa: E402
-from qsm.rundir import ContractError, find_seed_dirs, load_run  # noqa: E402
+from analysis.manifest import load_entry, load_manifest  # noqa: E402
+from qsm.rundir import ContractError  # noqa: E402
 
 PHASES = ("env_step", "act", "replay", "critic_update", "actor_update")
 PER_CALL = ("env_step", "act", "replay")
 PER_LEARNING_STEP = ("critic_update", "actor_update")
 
 
-def block_timings(runs_root, exclude_prefixes=("toy_",)) -> pd.DataFrame:
-    """One row per (block, phase): a block's seeds share one timing record, so read it once.
-    Toy audit tasks (tiny observations, one-step episodes) are left out of the profile."""
+def block_timings(manifest, role: str) -> pd.DataFrame:
+    """One row per (block, phase) of the manifest's runs of one role (``benchmark``: the audit's
+    toy tasks, with their one-step episodes, are left out; ``tsweep``: the T sweep): a block's
+    seeds share one timing record, so read it once."""
+    if not hasattr(manifest, "runs"):
+        manifest = load_manifest(manifest)
     rows, seen, problems = [], set(), []
-    for d in find_seed_dirs(runs_root):
+    for entry in manifest.select(role):
         try:
-            run = load_run(d, check_probes=False)
+            run = load_entry(entry, check_probes=False)
         except ContractError as e:
             problems.append(str(e))
             continue
-        if run.timing is None or run.task.startswith(tuple(exclude_prefixes)):
+        if run.timing is None:
             continue
         block = tuple(run.config.get("block", {}).get("seeds", [run.seed]))
-        key = (str(d.parent), block)
+        key = (str(run.path.parent), block)
         if key in seen:
             continue
         seen.add(key)
@@ -77,9 +81,9 @@ def _calls(timing, phase):
     return int(hit.iloc[0]) if len(hit) else 0
 
 
-def step_profile(runs_root) -> pd.DataFrame:
+def step_profile(manifest) -> pd.DataFrame:
     """Mean and spread over blocks and tasks of the per-seed cost per learning step, by algo."""
-    df = block_timings(runs_root)
+    df = block_timings(manifest, "benchmark")
     if df.empty:
         return pd.DataFrame(columns=["algo", "device", "block_size", "phase", "ms_per_seed_mean",
                                      "ms_per_seed_std", "n_blocks", "tasks"])
@@ -124,8 +128,8 @@ def plot_step_profile(table: pd.DataFrame, out_stem) -> None:
     _save(fig, out_stem)
 
 
-def tsweep_profile(runs_root) -> pd.DataFrame:
-    df = block_timings(runs_root)
+def tsweep_profile(manifest) -> pd.DataFrame:
+    df = block_timings(manifest, "tsweep")
     if df.empty:
         return pd.DataFrame(columns=["algo", "T", "device", "block_size", "phase", "ms_per_seed"])
     return (df.groupby(["algo", "T", "device", "block_size", "phase"])["ms_per_seed"].mean()
@@ -173,15 +177,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.profile", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kind", choices=["steps", "tsweep"])
-    ap.add_argument("--runs", required=True)
+    ap.add_argument("--manifest", required=True, help="run_manifest.json (analysis/manifest.py)")
     ap.add_argument("--table", required=True)
     ap.add_argument("--figure", required=True, help="output path without extension")
     a = ap.parse_args(argv)
     if a.kind == "steps":
-        table = step_profile(a.runs)
+        table = step_profile(a.manifest)
         plot_step_profile(table, a.figure)
     else:
-        table = tsweep_profile(a.runs)
+        table = tsweep_profile(a.manifest)
         plot_tsweep(table, a.figure)
     Path(a.table).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(a.table, index=False)

@@ -58,8 +58,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.aggregate import (DIVERGED_POLICY, FINAL_SCORE_DEFINITION, RUN_STATUSES,
-                                SCORED_STATUSES, final_scores, read_scores, read_status)
+from analysis.aggregate import (DIVERGED_POLICY, FINAL_SCORE_DEFINITION, NOT_IN_CONFIG,
+                                RUN_STATUSES, SCORED_STATUSES, final_scores, read_scores,
+                                read_status)
 
 
 # arch 7.x (rliable 1.2.0 needs arch<8) fails to import under pandas 3: pandas is pinned <3.
@@ -491,6 +492,8 @@ def write_tables(result: StatsResult, outdir):
 def load_inputs(scores_path, status_path=None):
     scores = read_scores(scores_path)
     status = read_status(status_path) if status_path else None
+    if status is not None:  # runs of other configurations are listed for reference only
+        status = status[status["status"] != NOT_IN_CONFIG].reset_index(drop=True)
     return scores, status
 
 

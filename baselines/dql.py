@@ -39,6 +39,7 @@ import torch
 from qsm.agent import QSM
 from qsm.agent_base import no_param_grads
 from qsm.diffusion import reverse_chain
+from qsm.hparams import hp
 from qsm.registry import register
 
 
@@ -46,22 +47,23 @@ from qsm.registry import register
 class DiffusionQL(QSM):
     @dataclass
     class Config:
-        bc_weight: float = 1.0            # weight of the denoising (behaviour-cloning) loss; 1/eta
-        T: int = 5                        # diffusion steps (the actor graph holds all T calls)
-        beta_min: float = 0.1             # VP schedule, as QSM
-        beta_max: float = 10.0
-        temperature: float = 1.0          # sampler noise multiplier
-        actor_lr: float = 3e-4
-        actor_lr_decay_steps: int = 2_000_000  # cosine decay of the actor lr, as QSM
-        critic_lr: float = 3e-4
-        actor_hidden: tuple = (512, 512)
-        time_dim: int = 64
-        cond_hidden: tuple = (128, 128)
-        critic_hidden: tuple = (512, 512)
-        gamma: float = 0.99
-        tau: float = 0.005
-        explore_noise: float = 0.1        # added to sampled actions while collecting data
-        target_noise: float = 0.1         # added to sampled next actions in the critic target
+        bc_weight: float = hp(1.0, ge=0, doc="weight of the denoising (behaviour-cloning) loss; 1/eta")
+        T: int = hp(5, ge=1, doc="diffusion steps (the actor graph holds all T calls)")
+        beta_min: float = hp(0.1, gt=0, doc="VP schedule, as QSM")
+        beta_max: float = hp(10.0, gt=0, doc="VP schedule, as QSM")
+        temperature: float = hp(1.0, ge=0, doc="sampler noise multiplier")
+        actor_lr: float = hp(3e-4, gt=0, doc="Adam step size of the denoiser")
+        actor_lr_decay_steps: int = hp(2_000_000, ge=1, doc="cosine decay of the actor lr, as QSM")
+        critic_lr: float = hp(3e-4, gt=0, doc="Adam step size of the critics")
+        actor_hidden: tuple = hp((512, 512), sizes=True, doc="denoiser MLP widths")
+        time_dim: int = hp(64, gt=0, even=True, doc="Fourier features of t")
+        cond_hidden: tuple = hp((128, 128), sizes=True, doc="time-conditioning MLP widths")
+        critic_hidden: tuple = hp((512, 512), sizes=True, doc="critic MLP widths")
+        gamma: float = hp(0.99, gt=0, lt=1, doc="discount")
+        tau: float = hp(0.005, gt=0, le=1, doc="Polyak step of the target critics")
+        explore_noise: float = hp(0.1, ge=0, doc="std of the exploration noise")
+        target_noise: float = hp(0.1, ge=0, doc="std of the noise on next actions in the target")
+        RELATIONS = (("beta_min", "<=", "beta_max"),)
 
     TASK_OVERRIDES = {}  # QSM's per-task overrides concern M_q, which this agent does not have
 

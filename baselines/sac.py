@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from qsm.agent_base import Agent, adam, frozen_copy, no_param_grads
+from qsm.hparams import hp
 from qsm.nets import BatchedLinear, BatchedMLP, TwinCritic, polyak_update
 from qsm.registry import register
 
@@ -46,17 +47,18 @@ def tanh_gaussian_log_prob(u, mean, log_std):
 class SAC(Agent):
     @dataclass
     class Config:
-        actor_lr: float = 3e-4
-        critic_lr: float = 3e-4
-        temp_lr: float = 3e-4
-        init_temperature: float = 1.0
-        target_entropy_scale: float = 0.5   # target entropy = -scale * act_dim (official: -act_dim/2)
-        hidden: tuple = (256, 256)
-        gamma: float = 0.99
-        tau: float = 0.005
-        log_std_min: float = -20.0
-        log_std_max: float = 2.0
-        backup_entropy: bool = True
+        actor_lr: float = hp(3e-4, gt=0, doc="Adam step size of the actor")
+        critic_lr: float = hp(3e-4, gt=0, doc="Adam step size of the critics")
+        temp_lr: float = hp(3e-4, gt=0, doc="Adam step size of log(alpha)")
+        init_temperature: float = hp(1.0, gt=0, doc="initial entropy weight alpha")
+        target_entropy_scale: float = hp(0.5, ge=0, doc="target entropy = -scale * act_dim (official: 1/2)")
+        hidden: tuple = hp((256, 256), sizes=True, doc="actor and critic MLP widths")
+        gamma: float = hp(0.99, gt=0, lt=1, doc="discount")
+        tau: float = hp(0.005, gt=0, le=1, doc="Polyak step of the target critics")
+        log_std_min: float = hp(-20.0, doc="lower clip of the policy's log-std")
+        log_std_max: float = hp(2.0, doc="upper clip of the policy's log-std")
+        backup_entropy: bool = hp(True, doc="entropy term in the critic target")
+        RELATIONS = (("log_std_min", "<", "log_std_max"),)
 
     def __init__(self, obs_dim, act_dim, seeds, cfg, device="cpu"):
         super().__init__(obs_dim, act_dim, seeds, cfg, device)

@@ -20,6 +20,7 @@ import torch
 
 from .agent_base import Agent, adam, frozen_copy
 from .diffusion import Denoiser, Schedule, ddpm_sample
+from .hparams import hp
 from .nets import TwinCritic, polyak_update
 from .registry import register
 
@@ -28,22 +29,23 @@ from .registry import register
 class QSM(Agent):
     @dataclass
     class Config:
-        M_q: float = 50.0                 # score scale: eps_theta is regressed onto -M_q dQ/da
-        T: int = 5                        # diffusion steps
-        beta_min: float = 0.1             # VP schedule
-        beta_max: float = 10.0
-        temperature: float = 1.0          # sampler noise multiplier
-        actor_lr: float = 3e-4
-        actor_lr_decay_steps: int = 2_000_000  # cosine decay of the actor lr
-        critic_lr: float = 3e-4
-        actor_hidden: tuple = (512, 512)
-        time_dim: int = 64
-        cond_hidden: tuple = (128, 128)
-        critic_hidden: tuple = (512, 512)
-        gamma: float = 0.99
-        tau: float = 0.005
-        explore_noise: float = 0.1        # added to sampled actions while collecting data
-        target_noise: float = 0.1         # added to sampled next actions in the critic target
+        M_q: float = hp(50.0, gt=0, doc="score scale: eps_theta is regressed onto -M_q dQ/da")
+        T: int = hp(5, ge=1, doc="diffusion steps")
+        beta_min: float = hp(0.1, gt=0, doc="VP schedule")
+        beta_max: float = hp(10.0, gt=0, doc="VP schedule")
+        temperature: float = hp(1.0, ge=0, doc="sampler noise multiplier")
+        actor_lr: float = hp(3e-4, gt=0, doc="Adam step size of the denoiser")
+        actor_lr_decay_steps: int = hp(2_000_000, ge=1, doc="cosine decay of the actor lr to 0")
+        critic_lr: float = hp(3e-4, gt=0, doc="Adam step size of the critics")
+        actor_hidden: tuple = hp((512, 512), sizes=True, doc="denoiser MLP widths")
+        time_dim: int = hp(64, gt=0, even=True, doc="Fourier features of t (cos and sin halves)")
+        cond_hidden: tuple = hp((128, 128), sizes=True, doc="time-conditioning MLP widths")
+        critic_hidden: tuple = hp((512, 512), sizes=True, doc="critic MLP widths")
+        gamma: float = hp(0.99, gt=0, lt=1, doc="discount")
+        tau: float = hp(0.005, gt=0, le=1, doc="Polyak step of the target critics")
+        explore_noise: float = hp(0.1, ge=0, doc="std of N(0, s^2) added to actions while collecting")
+        target_noise: float = hp(0.1, ge=0, doc="std of N(0, s^2) added to next actions in the target")
+        RELATIONS = (("beta_min", "<=", "beta_max"),)
 
     # The official repository suggests a larger score scale on these tasks. On the toy bandits
     # Q lies in [0, 1], about 50x below DMC's r / (1 - gamma) scale, so M_q shrinks by as much to

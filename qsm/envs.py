@@ -175,17 +175,31 @@ class ToyBandit(Env):
         return self._context.copy(), float(self.reward(action)), True, False
 
 
+# dm_control 1.0.50's suite.ALL_TASKS (pinned; a test checks this copy against it). Kept here so
+# that naming and validating tasks (the pipeline does it at DAG time, on login nodes too) never
+# imports dm_control and MuJoCo.
+DMC_TASKS = (
+    ("acrobot", "swingup"), ("acrobot", "swingup_sparse"), ("ball_in_cup", "catch"),
+    ("cartpole", "balance"), ("cartpole", "balance_sparse"), ("cartpole", "swingup"),
+    ("cartpole", "swingup_sparse"), ("cartpole", "two_poles"), ("cartpole", "three_poles"),
+    ("cheetah", "run"), ("dog", "stand"), ("dog", "walk"), ("dog", "trot"), ("dog", "run"),
+    ("dog", "fetch"), ("finger", "spin"), ("finger", "turn_easy"), ("finger", "turn_hard"),
+    ("fish", "upright"), ("fish", "swim"), ("hopper", "stand"), ("hopper", "hop"),
+    ("humanoid", "stand"), ("humanoid", "walk"), ("humanoid", "run"),
+    ("humanoid", "run_pure_state"), ("humanoid_CMU", "stand"), ("humanoid_CMU", "walk"),
+    ("humanoid_CMU", "run"), ("lqr", "lqr_2_1"), ("lqr", "lqr_6_2"),
+    ("manipulator", "bring_ball"), ("manipulator", "bring_peg"), ("manipulator", "insert_ball"),
+    ("manipulator", "insert_peg"), ("pendulum", "swingup"), ("point_mass", "easy"),
+    ("point_mass", "hard"), ("quadruped", "walk"), ("quadruped", "run"), ("quadruped", "escape"),
+    ("quadruped", "fetch"), ("reacher", "easy"), ("reacher", "hard"), ("stacker", "stack_2"),
+    ("stacker", "stack_4"), ("swimmer", "swimmer6"), ("swimmer", "swimmer15"),
+    ("walker", "stand"), ("walker", "walk"), ("walker", "run"),
+)
+_DMC_BY_NAME = {f"{d}_{t}": (d, t) for d, t in DMC_TASKS}
+
+
 def dmc_task_names() -> list[str]:
-    from dm_control import suite
-    return sorted(f"{d}_{t}" for d, t in suite.ALL_TASKS)
-
-
-def _split_dmc(name: str):
-    from dm_control import suite
-    for domain, task in suite.ALL_TASKS:
-        if f"{domain}_{task}" == name:
-            return domain, task
-    return None
+    return sorted(_DMC_BY_NAME)
 
 
 def _gym_ids() -> list[str]:
@@ -200,9 +214,8 @@ def make_env(task: str, seed: int) -> Env:
     """Build `task` (a DMC `domain_task`, a toy name, or a gymnasium id) seeded with `seed`."""
     if task in ToyBandit.VARIANTS:
         return ToyBandit(task, seed)
-    dmc = _split_dmc(task)
-    if dmc is not None:
-        return DMCEnv(*dmc, seed)
+    if task in _DMC_BY_NAME:
+        return DMCEnv(*_DMC_BY_NAME[task], seed)
     gym_ids = _gym_ids()
     if task in gym_ids:
         return GymEnv(task, seed)
@@ -220,6 +233,6 @@ def unknown_task_message(task: str) -> str:
 
 
 def validate_task(task: str) -> None:
-    if task in ToyBandit.VARIANTS or _split_dmc(task) is not None or task in _gym_ids():
+    if task in ToyBandit.VARIANTS or task in _DMC_BY_NAME or task in _gym_ids():
         return
     raise TaskError(unknown_task_message(task))

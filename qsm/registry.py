@@ -1,26 +1,24 @@
-"""Agents registered by name, and their hyperparameters.
+"""Agents registered by name, and their resolved hyperparameters.
 
-An agent is a class decorated with `@register("name")`. It declares its hyperparameters as a
-dataclass `Config` (paper defaults) and, optionally, `TASK_OVERRIDES = {task: {key: value}}` for
-per-task defaults from the paper. Every module in the `baselines` package is imported on first
-lookup, so a new file there is found by `--algo` without editing anything else.
+An agent is a class decorated with `@register("name")` in `qsm/agent.py` or any module of the
+`baselines` package (`qsm.catalog.agent_modules`), so a new file there is found by `--algo` with
+no other edit. It declares its hyperparameters as a dataclass `Config` whose fields are
+`qsm.hparams.hp(default, <valid range>)` (paper defaults), and optionally
+`TASK_OVERRIDES = {task: {key: value}}` for per-task defaults. Both must be literals: the
+pipeline reads them from the source text without importing torch (`qsm.catalog`).
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import pkgutil
 
 import yaml
 
+from .catalog import agent_modules
+from .hparams import HparamError, relations_of, resolve, specs_of
+
 _REGISTRY: dict[str, type] = {}
-_BUILTIN_MODULES = ("qsm.agent",)
-_PLUGIN_PACKAGES = ("baselines",)
 _loaded = False
-
-
-class AgentError(ValueError):
-    """Unknown agent or malformed hyperparameter override."""
+AgentError = HparamError  # unknown agent, malformed or out-of-range hyperparameter
 
 
 def register(name: str):
@@ -36,16 +34,10 @@ def register(name: str):
 
 def _load_all():
     global _loaded
-    if _loaded:
-        return
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
-    for pkg_name in _PLUGIN_PACKAGES:
-        pkg = importlib.import_module(pkg_name)
-        for info in pkgutil.iter_modules(pkg.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{pkg_name}.{info.name}")
-    _loaded = True
+    if not _loaded:
+        for mod in agent_modules():
+            importlib.import_module(mod)
+        _loaded = True
 
 
 def agent_names() -> list[str]:
@@ -76,41 +68,8 @@ def parse_overrides(pairs) -> dict:
 
 
 def resolve_config(agent_cls, task: str, overrides: dict):
-    """Paper defaults, then the agent's per-task defaults, then user overrides; type-checked."""
-    cfg = agent_cls.Config()
-    fields = {f.name: f for f in dataclasses.fields(cfg)}
-    merged = {**getattr(agent_cls, "TASK_OVERRIDES", {}).get(task, {}), **overrides}
-    for key, value in merged.items():
-        if key not in fields:
-            raise AgentError(f"unknown hyperparameter {key!r} for {agent_cls.name}; "
-                             f"valid: {', '.join(sorted(fields))}")
-        default = getattr(cfg, key)
-        setattr(cfg, key, _coerce(agent_cls.name, key, value, default))
-    return cfg
-
-
-def _coerce(algo, key, value, default):
-    def bad():
-        return AgentError(f"hyperparameter {key}={value!r} for {algo} must be "
-                          f"{type(default).__name__} like {default!r}")
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise bad()
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad()
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad()
-        return float(value)
-    if isinstance(default, (tuple, list)):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) for v in value):
-            raise bad()
-        return tuple(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise bad()
-        return value
-    return value
+    """Paper defaults, then the agent's per-task defaults, then user overrides; every value
+    type- and range-checked (qsm.hparams.resolve) -> an instance of the agent's Config."""
+    values = resolve(agent_cls.name, specs_of(agent_cls.Config), relations_of(agent_cls.Config),
+                     getattr(agent_cls, "TASK_OVERRIDES", {}).get(task, {}), overrides, task)
+    return agent_cls.Config(**values)

@@ -1,6 +1,7 @@
 """The run-directory contract: what every run of every algorithm writes, and its validator.
 
-Layout (documented for users in docs/run_directory.md):
+Layout (documented for users in docs/run_directory.md; the pipeline's DIR is
+results/runs/{algo}/{task}/{run_id}, see qsm/identity.py):
 
     DIR/seed<k>/
         config.json         resolved hyperparameters, budget, task facts, provenance
@@ -25,14 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-CONTRACT_VERSION = 1
+# 2: config.json carries run_id and code_version; policy samples are validated too.
+CONTRACT_VERSION = 2
 STATUSES = ("running", "complete", "diverged", "failed")
 EVAL_COLUMNS = ("step", "return", "return_std", "episodes", "wall_time_s")
 TIMING_COLUMNS = ("phase", "calls", "total_s", "env_steps", "block_size", "device")
 # Phases every training loop records; extra phases are allowed.
 TIMING_PHASES = ("env_step", "act", "critic_update", "actor_update")
-CONFIG_KEYS = ("contract_version", "algo", "task", "seed", "hparams", "budget", "env",
-               "provenance")
+CONFIG_KEYS = ("contract_version", "algo", "task", "seed", "run_id", "code_version", "hparams",
+               "budget", "env", "provenance")
 REQUIRED_FILES = ("config.json", "eval.csv", "timing.csv", "probe_actions.npz", "status.json")
 
 
@@ -165,6 +167,10 @@ class Run:
     def seed(self):
         return int(self.config["seed"])
 
+    @property
+    def run_id(self):
+        return str(self.config["run_id"])
+
     def probe_actions(self, which: str = "behaviour"):
         return load_probe_actions(self.probe_file, which)
 
@@ -187,6 +193,23 @@ def _read_csv(path, columns):
     if missing:
         raise ContractError(path, f"is missing columns {missing} (has {list(df.columns)})")
     return df
+
+
+PROBE_ARRAYS = ("policy", "behaviour")
+
+
+def probe_problem(states, actions, act_dim, must_be_valid=True):
+    """What is wrong with probe samples (states (P, obs_dim), actions (P, N, act_dim)), or None."""
+    states, actions = np.asarray(states), np.asarray(actions)
+    if states.ndim != 2 or actions.ndim != 3 or actions.shape[0] != states.shape[0] \
+            or actions.shape[2] != act_dim:
+        return (f"has shape {actions.shape} for states {states.shape}, expected "
+                f"(P, N, {act_dim}) with P = {states.shape[0] if states.ndim else '?'}")
+    if actions.shape[0] == 0 or actions.shape[1] == 0:
+        return f"is empty (shape {actions.shape})"
+    if must_be_valid and (not np.isfinite(actions).all() or np.abs(actions).max() > 1 + 1e-6):
+        return "actions must be finite and in [-1, 1]"
+    return None
 
 
 def load_probe_actions(path, which="behaviour"):
@@ -220,6 +243,13 @@ def load_run(seed_dir, check_probes: bool = True) -> Run:
     for key in ("obs_dim", "act_dim", "max_return"):
         if key not in config["env"]:
             raise ContractError(d / "config.json", f"env is missing {key!r}")
+    optima = config["env"].get("optima")
+    if optima is not None:
+        arr = np.asarray(optima, dtype=float)
+        if arr.ndim != 2 or arr.shape[1] != int(config["env"]["act_dim"]) or not len(arr):
+            raise ContractError(d / "config.json",
+                                f"env.optima must be a list of act_dim-long action vectors, got "
+                                f"shape {arr.shape}")
     status = _read_json(d / "status.json")
     if status.get("status") not in STATUSES:
         raise ContractError(d / "status.json", f"status must be one of {STATUSES}, got {status.get('status')!r}")
@@ -245,15 +275,13 @@ def load_run(seed_dir, check_probes: bool = True) -> Run:
     if absent:
         raise ContractError(d / "timing.csv", f"is missing phases {absent}")
     if check_probes:
-        states, actions = load_probe_actions(d / "probe_actions.npz")
         act_dim = int(config["env"]["act_dim"])
-        if actions.ndim != 3 or actions.shape[0] != states.shape[0] or actions.shape[2] != act_dim:
-            raise ContractError(d / "probe_actions.npz",
-                                f"behaviour has shape {actions.shape}, expected (P, N, {act_dim}) "
-                                f"with P = {states.shape[0]}")
-        finite = np.isfinite(actions)
-        if status["status"] == "complete" and (not finite.all() or np.abs(actions).max() > 1 + 1e-6):
-            raise ContractError(d / "probe_actions.npz", "actions must be finite and in [-1, 1]")
+        for which in PROBE_ARRAYS:
+            states, actions = load_probe_actions(d / "probe_actions.npz", which)
+            problem = probe_problem(states, actions, act_dim,
+                                    must_be_valid=status["status"] == "complete")
+            if problem:
+                raise ContractError(d / "probe_actions.npz", f"{which}: {problem}")
     return Run(d, config, status, ev, timing, d / "probe_actions.npz")
 
 

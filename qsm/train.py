@@ -27,6 +27,7 @@ import torch
 from . import rundir
 from .allocator import keep_freed_memory
 from .envs import TaskError, validate_task
+from .identity import canonical, run_identity, training_code_version
 from .probes import probe_states
 from .registry import AgentError, get_agent, parse_overrides, resolve_config
 from .replay import SeedBatchedReplay
@@ -35,9 +36,6 @@ from .timing import PhaseTimer
 from .vecenv import EnvBlock
 
 DIVERGENCE_CHECK_EVERY = 1000  # steps between (synchronising) checks for NaN/inf losses
-# Bumped whenever the training arithmetic changes, so a run never resumes half in one version of
-# the code and half in another. 2: fused Adam, split-input denoiser in training, in-place sampler.
-CHECKPOINT_FORMAT = 2
 
 
 class UsageError(ValueError):
@@ -81,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the checkpoint after the run completes")
     p.add_argument("--overwrite", action="store_true",
                    help="replace complete runs whose configuration differs")
+    p.add_argument("--run-id", default=None,
+                   help="the run identity the caller expects (the pipeline passes it); the "
+                        "trainer refuses to run if its own differs")
     # Fault injection for the divergence tests: poison one seed's critic at a given step.
     p.add_argument("--debug-poison", default=None, help=argparse.SUPPRESS)
     return p
@@ -158,9 +159,20 @@ class Trainer:
     def __init__(self, args, device: torch.device):
         self.args = args
         self.device = device
-        self.seeds = list(args.seeds)
         agent_cls = get_agent(args.algo)
         self.cfg = resolve_config(agent_cls, args.task, parse_overrides(args.overrides))
+        self.identity = run_identity(args.algo, args.task, dataclasses.asdict(self.cfg),
+                                     self.budget(), training_code_version(agent_cls.__module__))
+        if args.run_id and args.run_id != self.identity["run_id"]:
+            raise UsageError(f"--run-id {args.run_id} was asked for, but this code and "
+                             f"configuration make run {self.identity['run_id']} (the pipeline "
+                             f"and the trainer disagree on the identity: "
+                             f"{canonical(self.identity)})")
+        # Seeds that already hold a complete run of this identity are not trained again.
+        self.complete_seeds = [s for s in args.seeds if self.holds_complete_run(s)]
+        self.seeds = [s for s in args.seeds if s not in self.complete_seeds]
+        if not self.seeds:
+            return
 
         # Training envs, one per seed; evaluation envs, seed-major (seed i, episode e) -> i*E + e.
         self.envs = EnvBlock(args.task, [derive_seed(s, "train_env") for s in self.seeds],
@@ -177,13 +189,14 @@ class Trainer:
     def _build(self, agent_cls, device):
         args, envs, S = self.args, self.envs, len(self.seeds)
         self.obs_dim, self.act_dim, self.max_return = envs.obs_dim, envs.act_dim, envs.max_return
+        self.optima = envs.optima
 
         self.agent = agent_cls(self.obs_dim, self.act_dim, self.seeds, self.cfg, device)
         self.replay = SeedBatchedReplay(self.seeds, self.obs_dim, self.act_dim,
                                         min(args.replay_capacity, args.steps), device)
         self.random_actions = SeedStreams(self.seeds, "random_actions")
         self.timer = PhaseTimer(device)
-        self.writers = [rundir.SeedRunWriter(Path(args.out) / f"seed{s}") for s in self.seeds]
+        self.writers = [rundir.SeedRunWriter(self.seed_dir(s)) for s in self.seeds]
         self.status = ["running"] * S
         self.reasons = [""] * S
         self.nonfinite = torch.zeros(S, dtype=torch.bool, device=device)
@@ -201,10 +214,11 @@ class Trainer:
                 block.close()
 
     # -- identity of a run: what must match to resume or to skip --------------------------------
+    def seed_dir(self, seed) -> Path:
+        return Path(self.args.out) / f"seed{seed}"
+
     def signature(self, seed) -> dict:
-        a = self.args
-        return {"algo": a.algo, "task": a.task, "seed": int(seed),
-                "hparams": dataclasses.asdict(self.cfg), "budget": self.budget()}
+        return {**self.identity, "seed": int(seed)}
 
     def budget(self) -> dict:
         a = self.args
@@ -214,39 +228,42 @@ class Trainer:
                 "probe_samples": a.probe_samples}
 
     def config_for(self, seed) -> dict:
-        hp = self.signature(seed)
-        return {**hp, "hparams": _jsonable(hp["hparams"]),
-                "env": {"obs_dim": self.obs_dim, "act_dim": self.act_dim,
-                        "max_return": self.max_return},
+        env = {"obs_dim": self.obs_dim, "act_dim": self.act_dim, "max_return": self.max_return}
+        if self.optima is not None:
+            env["optima"] = np.asarray(self.optima).tolist()
+        return {**_jsonable(self.signature(seed)), "env": env,
                 "block": {"seeds": self.seeds, "size": len(self.seeds)},
                 "provenance": provenance(self.device)}
 
-    def existing_complete(self) -> bool:
-        """True when every seed already holds a complete run of this exact configuration."""
-        done = 0
-        for s, w in zip(self.seeds, self.writers):
-            status_file, config_file = w.dir / "status.json", w.dir / "config.json"
-            if not (status_file.is_file() and config_file.is_file()):
-                continue
-            try:
-                run = rundir.load_run(w.dir)
-            except rundir.ContractError:
-                continue  # a broken earlier attempt: retrain
-            if run.status["status"] != "complete":
-                continue
-            old = {k: run.config.get(k) for k in ("algo", "task", "seed", "hparams", "budget")}
-            if old != _jsonable(self.signature(s)) and not self.args.overwrite:
-                raise UsageError(f"{w.dir} holds a complete run with a different configuration; "
-                                 f"pass --overwrite to replace it or choose another --out")
-            done += old == _jsonable(self.signature(s))
-        return done == len(self.seeds)
+    def holds_complete_run(self, seed) -> bool:
+        """True when the seed's directory holds a complete run of this identity; raises
+        UsageError when it holds a complete run of another one (unless --overwrite)."""
+        d = self.seed_dir(seed)
+        if not (d / "status.json").is_file() or not (d / "config.json").is_file():
+            return False
+        try:
+            run = rundir.load_run(d)
+        except rundir.ContractError:
+            return False  # a broken earlier attempt: retrain
+        if run.status["status"] != "complete":
+            return False
+        if run.config.get("run_id") == self.identity["run_id"]:
+            return True
+        if self.args.overwrite:
+            return False
+        raise UsageError(f"{d} holds a complete run of another configuration or code version "
+                         f"(run {run.config.get('run_id')}, this is {self.identity['run_id']}); "
+                         f"pass --overwrite to replace it or choose another --out")
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self) -> int:
         a = self.args
-        if self.existing_complete():
-            print(f"[{a.algo} {a.task} seeds {self.seeds}] already complete in {a.out}; nothing to do",
+        if self.complete_seeds:
+            print(f"[{a.algo} {a.task}] seeds {self.complete_seeds} already hold complete runs of "
+                  f"{self.identity['run_id']} in {a.out}; "
+                  + (f"training seeds {self.seeds}" if self.seeds else "nothing to do"),
                   file=sys.stderr)
+        if not self.seeds:
             return 0
         resumed = self.try_resume()
         if not resumed:
@@ -389,7 +406,6 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------------
     def save_checkpoint(self, elapsed):
         state = {
-            "format": CHECKPOINT_FORMAT,
             "signature": [_jsonable(self.signature(s)) for s in self.seeds],
             "step": self.step, "evals_done": self.evals_done, "elapsed": elapsed,
             "agent": self.agent.full_state(), "replay": self.replay.state_dict(),
@@ -413,14 +429,11 @@ class Trainer:
             print(f"warning: ignoring unreadable checkpoint {self.ckpt_path} ({type(e).__name__})",
                   file=sys.stderr)
             return False
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise UsageError(f"checkpoint {self.ckpt_path} was written by another version of the "
-                             f"training code (format {state.get('format', 1)}, this is "
-                             f"{CHECKPOINT_FORMAT}); resuming would mix the two: delete it to "
-                             f"restart these seeds")
-        if state["signature"] != [_jsonable(self.signature(s)) for s in self.seeds]:
-            raise UsageError(f"checkpoint {self.ckpt_path} belongs to a different configuration; "
-                             f"delete it or use another --checkpoint-dir")
+        if state.get("signature") != [_jsonable(self.signature(s)) for s in self.seeds]:
+            # The identity holds the code version: a checkpoint of other code is never resumed
+            # into a hybrid run.
+            raise UsageError(f"checkpoint {self.ckpt_path} belongs to another configuration or "
+                             f"code version; delete it or use another --checkpoint-dir")
         self.step, self.evals_done, self.elapsed_before = state["step"], state["evals_done"], state["elapsed"]
         self.agent.load_full_state(state["agent"])
         self.replay.load_state_dict(state["replay"])

@@ -72,6 +72,7 @@ class EnvBlock:
         self._procs, self._closed = [], False
         probe = make_env(task, seeds[0])  # dimensions, and the in-process envs when workers=0
         self.obs_dim, self.act_dim, self.max_return = probe.obs_dim, probe.act_dim, probe.max_return
+        self.optima = getattr(probe, "optima", None)  # known optimal actions (toy tasks)
         self.workers = min(workers, self.n)
         if self.workers == 0:
             self._envs = [probe] + [make_env(task, s) for s in seeds[1:]]

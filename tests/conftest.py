@@ -20,5 +20,36 @@ def python_env():
     """Environment for subprocesses: the repo importable, one thread, no rendering."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    # the pipeline's rules call `python`: make it this interpreter, activated venv or not
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MUJOCO_GL="disable")
     return env
+
+
+# Tests are hermetic: the checkout's own results/ (e.g. from the demo) and .snakemake/ must come
+# out of a test session byte for byte as they went in. Checked once, by the controlling process.
+_GUARDED = ("results", ".snakemake")
+
+
+def _digest_checkout_outputs() -> str:
+    import hashlib
+    h = hashlib.sha256()
+    for name in _GUARDED:
+        for p in sorted((ROOT / name).rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                h.update(p.relative_to(ROOT).as_posix().encode() + b"\0")
+                h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):
+        session.config._checkout_digest = _digest_checkout_outputs()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_checkout_digest", None)
+    if before is not None and _digest_checkout_outputs() != before:
+        print(f"\nFAILED: the test session changed the checkout's {' or '.join(_GUARDED)}/ "
+              f"(tests must work in temporary directories)", file=sys.stderr)
+        session.exitstatus = 1

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis import audit
+from contract import run_config, seed_dir, write_manifest
 from qsm.rundir import TIMING_PHASES, SeedRunWriter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,17 +44,16 @@ BEHAVIOUR = {
     ("td3", "cheetah_run"): (lambda r: mixture(r, [[0.97, 0, 0, 0, 0, 0]], 0.1, N), 1),
 }
 SEEDS = {"toy_bimodal": (0, 1, 2), "toy_quadmodal": (0,), "cheetah_run": (0, 1)}
+OPTIMA = {"toy_bimodal": [[-0.5], [0.5]],
+          "toy_quadmodal": [[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]]}
 STATES = {task: np.random.default_rng(7).uniform(-1, 1, size=(P, 3)) for task in DIM}
 
 
 def write_run(root, algo, task, seed, status="complete"):
     """One seed directory following the run-directory contract, with known probe actions."""
-    w = SeedRunWriter(Path(root) / algo / task / f"seed{seed}")
+    w = SeedRunWriter(seed_dir(root, algo, task, seed))
     rng = np.random.default_rng(zlib.crc32(f"{algo}/{task}/{seed}".encode()))
-    w.write_config({"algo": algo, "task": task, "seed": seed, "hparams": {},
-                    "budget": {"env_steps": 1000},
-                    "env": {"obs_dim": 3, "act_dim": DIM[task], "max_return": 1000.0},
-                    "provenance": {"git": "test"}})
+    w.write_config(run_config(algo, task, seed, act_dim=DIM[task], optima=OPTIMA.get(task)))
     for step in (0, 500, 1000):
         w.add_eval(step, [1.0, 2.0], wall_time_s=float(step))
     w.write_timing([{"phase": p, "calls": 1, "total_s": 1.0, "env_steps": 1000, "block_size": 1,
@@ -69,26 +69,35 @@ def write_run(root, algo, task, seed, status="complete"):
     return w.dir
 
 
+def role(task):
+    return "audit" if task.startswith("toy_") else "benchmark"
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    """The runs and the manifest that lists them."""
     root = tmp_path_factory.mktemp("runs")
+    listed = []
     for (algo, task) in BEHAVIOUR:
         for seed in SEEDS[task]:
             write_run(root, algo, task, seed)
+            listed.append((algo, task, seed, role(task)))
     # an invalid run (mangled probe file) and one still running: listed, never audited
     bad = write_run(root, "sac", "toy_bimodal", 3)
     (bad / "probe_actions.npz").write_bytes(b"not a zip file")
     write_run(root, "qsm", "cheetah_run", 5, status="running")
     # a seed directory without config.json at all
-    (root / "td3" / "toy_bimodal" / "seed0").mkdir(parents=True)
-    return root
+    seed_dir(root, "td3", "toy_bimodal", 0).mkdir(parents=True)
+    listed += [("sac", "toy_bimodal", 3, "audit"), ("qsm", "cheetah_run", 5, "benchmark"),
+               ("td3", "toy_bimodal", 0, "audit")]
+    return write_manifest(root / "manifest.json", root, listed)
 
 
 @pytest.fixture(scope="module")
 def cli_out(runs, tmp_path_factory):
     """The command line exactly as the Snakemake rule calls it (with fewer bootstrap reps)."""
     out = tmp_path_factory.mktemp("audit")
-    cmd = [sys.executable, "-m", "analysis.audit", "--runs", str(runs),
+    cmd = [sys.executable, "-m", "analysis.audit", "--manifest", str(runs),
            "--tables", str(out / "tables"), "--figures", str(out / "figures"),
            "--distribution", "behaviour", "--histogram-states", "2", "--reps", str(REPS),
            "--seed", "0"]
@@ -230,7 +239,8 @@ def test_policy_point_mass_is_handled(runs, tmp_path):
 
 def test_no_runs_gives_empty_tables_and_no_data_figures(tmp_path):
     (tmp_path / "runs").mkdir()
-    paths = audit.run_audit(tmp_path / "runs", tmp_path / "t", tmp_path / "f", reps=10,
+    manifest = write_manifest(tmp_path / "m.json", tmp_path / "runs", [])
+    paths = audit.run_audit(manifest, tmp_path / "t", tmp_path / "f", reps=10,
                             log=lambda m: None)
     assert len(paths) == len(audit.TABLE_NAMES) + 2 * len(audit.FIGURE_NAMES)
     for name, cols in zip(audit.TABLE_NAMES, (audit.MODES_COLUMNS, audit.SUMMARY_COLUMNS,

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, python_env
+from contract import seed_dir, write_manifest
 
 
 def run(args, cwd=ROOT):
@@ -82,7 +83,9 @@ RUN_DIR_CASES = [
     ("truncated probes", _truncate("probe_actions.npz", 100), "probe_actions.npz: cannot be read"),
     ("probes missing array", _npz(states=np.zeros((2, 2), np.float32)), "probe_actions.npz: has no array"),
     ("probes wrong shape", _npz(states=np.zeros((2, 2), np.float32), behaviour=np.zeros((2, 5, 3), np.float32),
-                                policy=np.zeros((2, 5, 3), np.float32)), "probe_actions.npz: behaviour has shape"),
+                                policy=np.zeros((2, 5, 3), np.float32)), "probe_actions.npz: policy: has shape (2, 5, 3)"),
+    ("policy out of bounds", _npz(states=np.zeros((2, 2), np.float32), behaviour=np.zeros((2, 5, 1), np.float32),
+                                  policy=np.full((2, 5, 1), -2, np.float32)), "policy: actions must be finite and in [-1, 1]"),
     ("probes out of bounds", _npz(states=np.zeros((2, 2), np.float32), behaviour=np.full((2, 5, 1), 3, np.float32),
                                   policy=np.zeros((2, 5, 1), np.float32)), "actions must be finite and in [-1, 1]"),
 ]
@@ -109,18 +112,18 @@ def test_valid_run_directory_passes(good_run):
 
 
 def test_aggregate_reports_corrupted_runs_without_crashing(tmp_path, good_run):
-    root = tmp_path / "runs" / "td3" / "toy_bimodal"
-    for k, (_, corrupt, _) in enumerate(RUN_DIR_CASES[:6]):
-        shutil.copytree(good_run, root / f"seed{k}")
-        cfg = json.loads((root / f"seed{k}" / "config.json").read_text())
-        cfg["seed"] = k
-        (root / f"seed{k}" / "config.json").write_text(json.dumps(cfg))
-        corrupt(root / f"seed{k}")
-    shutil.copytree(good_run, root / "seed9")
-    cfg = json.loads((root / "seed9" / "config.json").read_text())
-    (root / "seed9" / "config.json").write_text(json.dumps({**cfg, "seed": 9}))
+    run_id = json.loads((good_run / "config.json").read_text())["run_id"]
+    root = tmp_path / "runs"
+    for k, (_, corrupt, _) in enumerate(RUN_DIR_CASES[:6] + [(None, lambda d: None, None)]):
+        d = seed_dir(root, "td3", "toy_bimodal", k, run_id)
+        shutil.copytree(good_run, d)
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**cfg, "seed": k}))
+        corrupt(d)
+    manifest = write_manifest(tmp_path / "manifest.json", root,
+                              [("td3", "toy_bimodal", k, "audit", run_id) for k in range(7)])
     out = tmp_path / "tables"
-    proc = run(["-m", "analysis.aggregate", "--runs", str(tmp_path / "runs"), "--out",
+    proc = run(["-m", "analysis.aggregate", "--manifest", str(manifest), "--out",
                 str(out / "scores.csv"), "--status-out", str(out / "status.csv")])
     assert proc.returncode == 0, proc.stderr
     import pandas as pd
@@ -138,7 +141,7 @@ TRAIN_CASES = [
     (["--eval-every", "0"], "--eval-every must be positive"),
     (["--set", "=3"], "malformed --set"),
     (["--set", "hidden=[1,"], "malformed --set"),
-    (["--set", "gamma=fast"], "must be float"),
+    (["--set", "gamma=fast"], "sac: gamma='fast' is invalid: gamma must be a number in (0, 1)"),
     (["--checkpoint-every", "-2"], "--checkpoint-every must be >= 0"),
 ]
 
@@ -175,7 +178,7 @@ def test_complete_run_is_not_overwritten_by_a_different_config(tmp_path, good_ru
     before = digest(d / "seed0")
     proc = run(["-m", "qsm.train", "--algo", "td3", "--task", "toy_bimodal", "--seeds", "0",
                 "--steps", "80", "--out", str(d)])
-    assert proc.returncode == 2 and "different configuration" in proc.stderr
+    assert proc.returncode == 2 and "another configuration or code version" in proc.stderr
     assert digest(d / "seed0") == before
 
 
@@ -192,9 +195,15 @@ CONFIG_CASES = [
 ]
 
 
+def dry_run(tmp_path, *args):
+    """snakemake -n on the default preset, in a temporary working directory."""
+    return run(["-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+                "-n", "--configfile", str(ROOT / "config" / "config.yaml"), *args], cwd=tmp_path)
+
+
 @pytest.mark.parametrize("override,key", CONFIG_CASES, ids=[c[1] for c in CONFIG_CASES])
-def test_bad_pipeline_config_names_the_key(override, key):
-    proc = run(["-m", "snakemake", "-n", "--config", override])
+def test_bad_pipeline_config_names_the_key(tmp_path, override, key):
+    proc = dry_run(tmp_path, "--config", override)
     assert proc.returncode != 0
     assert key in proc.stdout + proc.stderr
 
@@ -203,7 +212,7 @@ def test_env_workers_must_leave_a_thread_for_torch(tmp_path):
     extra = tmp_path / "workers.yaml"
     extra.write_text("resources:\n  train: {threads: 2, env_workers: 2, gpu: 0, mem_mb: 1000, "
                      "runtime: 5}\n")
-    proc = run(["-m", "snakemake", "-n", "--configfile", "config/config.yaml", str(extra)])
+    proc = dry_run(tmp_path, str(extra))
     assert proc.returncode != 0
     assert "resources.train.env_workers" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr

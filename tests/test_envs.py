@@ -101,3 +101,12 @@ def test_probe_states_are_fixed_per_task():
     np.testing.assert_array_equal(a, b)
     assert a.shape == (4, make_env("finger_spin", 0).obs_dim)
     assert len({tuple(s) for s in a}) == 4
+
+
+def test_static_dmc_task_list_matches_the_pinned_dm_control():
+    """qsm.envs names DMC tasks without importing dm_control (the DAG is built on login nodes);
+    its copy must be the pinned dm_control's list."""
+    from dm_control import suite
+
+    from qsm.envs import DMC_TASKS
+    assert tuple(DMC_TASKS) == tuple(suite.ALL_TASKS)

@@ -1,7 +1,6 @@
 """The external-program path of adding a baseline: workflow/scripts/random_policy.py writes the
 run-directory contract on its own, and the analysis picks its runs up like any other."""
 import ast
-import json
 import subprocess
 import sys
 
@@ -10,11 +9,13 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, python_env
+from contract import RUN_ID, seed_dir, write_manifest
 from qsm import rundir
 
 SCRIPT = ROOT / "workflow" / "scripts" / "random_policy.py"
 BUDGET = ["--steps", "2000", "--eval-every", "1000", "--eval-episodes", "1",
-          "--probe-states", "3", "--probe-samples", "20"]
+          "--probe-states", "3", "--probe-samples", "20", "--run-id", RUN_ID,
+          "--code-version", "test"]
 
 
 def run_script(*args, check=True):
@@ -28,10 +29,10 @@ def run_script(*args, check=True):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A run tree results/runs/random/cheetah_run/seed{0,1}, as the Snakemake rule lays it out."""
+    """A run tree runs/random/cheetah_run/{run_id}/seed{0,1}, as the Snakemake rule lays it out."""
     root = tmp_path_factory.mktemp("runs")
     run_script("--task", "cheetah_run", "--seeds", "0", "1", *BUDGET,
-               "--out", str(root / "random" / "cheetah_run"))
+               "--out", str(root / "random" / "cheetah_run" / RUN_ID))
     return root
 
 
@@ -50,10 +51,11 @@ def test_script_imports_only_numpy_json_csv_and_the_environments():
 
 def test_contract_is_valid_for_every_seed(runs):
     for seed in (0, 1):
-        d = runs / "random" / "cheetah_run" / f"seed{seed}"
+        d = seed_dir(runs, "random", "cheetah_run", seed)
         run = rundir.load_run(d)
         assert run.status["status"] == "complete" and run.status["step"] == 2000
         assert run.algo == "random" and run.task == "cheetah_run" and run.seed == seed
+        assert run.run_id == RUN_ID and run.config["code_version"] == "test"
         assert run.config["hparams"] == {} and run.config["budget"]["steps"] == 2000
         assert run.config["env"] == {"obs_dim": 17, "act_dim": 6, "max_return": 1000.0}
         # the learners' evaluation grid, so the floor line spans the whole x axis
@@ -72,10 +74,10 @@ def test_contract_is_valid_for_every_seed(runs):
 def test_seed_does_not_depend_on_its_block_and_reruns_reproduce(runs, tmp_path):
     run_script("--task", "cheetah_run", "--seeds", "1", *BUDGET, "--out", str(tmp_path))
     alone = rundir.load_run(tmp_path / "seed1")
-    in_block = rundir.load_run(runs / "random" / "cheetah_run" / "seed1")
+    in_block = rundir.load_run(seed_dir(runs, "random", "cheetah_run", 1))
     np.testing.assert_array_equal(alone.eval["return"], in_block.eval["return"])
     np.testing.assert_array_equal(alone.probe_actions("policy")[1], in_block.probe_actions("policy")[1])
-    other = rundir.load_run(runs / "random" / "cheetah_run" / "seed0")
+    other = rundir.load_run(seed_dir(runs, "random", "cheetah_run", 0))
     assert not np.array_equal(other.eval["return"], in_block.eval["return"])
 
 
@@ -87,13 +89,11 @@ def test_bad_task_writes_nothing(tmp_path):
 
 
 def test_aggregate_picks_up_the_random_algo(runs, tmp_path):
-    expected = tmp_path / "expected.json"
-    expected.write_text(json.dumps([["random", "cheetah_run", 0], ["random", "cheetah_run", 1],
-                                    ["random", "cheetah_run", 2]]))
+    manifest = write_manifest(tmp_path / "manifest.json", runs,
+                              [("random", "cheetah_run", s, "benchmark") for s in (0, 1, 2)])
     scores_csv, status_csv = tmp_path / "scores.csv", tmp_path / "run_status.csv"
-    proc = subprocess.run([sys.executable, "-m", "analysis.aggregate", "--runs", str(runs),
-                           "--out", str(scores_csv), "--status-out", str(status_csv),
-                           "--expected-json", str(expected)],
+    proc = subprocess.run([sys.executable, "-m", "analysis.aggregate", "--manifest", str(manifest),
+                           "--out", str(scores_csv), "--status-out", str(status_csv)],
                           capture_output=True, text=True, env=python_env(), timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     scores = pd.read_csv(scores_csv)

@@ -1,11 +1,20 @@
 """The Snakemake pipeline: DAG of every preset, config validation, lint, the SLURM profile, and an
-end-to-end smoke run that is killed mid-grid and re-run to completion."""
+end-to-end smoke run that is killed mid-grid, re-run, and then taken through config and code
+changes (run identity: exactly the affected jobs rerun, nothing is overwritten, switching back
+trains nothing).
+
+Hermetic: every call runs in a temporary working directory (`--directory`), never in the
+checkout, whose `results/` and `.snakemake/` these tests never read or write.
+"""
+import hashlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,12 +25,24 @@ from conftest import ROOT, python_env
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def snakemake(*args, cwd=ROOT, timeout=600, check=False):
-    proc = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True,
-                          env=python_env(), timeout=timeout)
+def suite_env(suite: Path = ROOT) -> dict:
+    env = python_env()
+    env["PYTHONPATH"] = str(suite) + os.pathsep + env["PYTHONPATH"]  # jobs run this copy's code
+    return env
+
+
+def snakemake(*args, workdir, suite: Path = ROOT, timeout=600, check=False):
+    proc = subprocess.run([*SNAKEMAKE, "-s", str(suite / "Snakefile"), "--directory", str(workdir),
+                           *args], cwd=workdir, capture_output=True, text=True,
+                          env=suite_env(suite), timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
+    proc.text = proc.stdout + proc.stderr  # Snakemake writes its plan to both
     return proc
+
+
+def preset(name):
+    return str(ROOT / "config" / name)
 
 
 def planned_jobs(output: str) -> dict:
@@ -33,30 +54,33 @@ def planned_jobs(output: str) -> dict:
     return counts
 
 
-@pytest.mark.parametrize("preset,train,tsweep,external", [
-    ("config/config.yaml", 3 * 6 + 3 * 2 * 2, 2 * 5, 6),  # 6 tasks x 1 block; 2 toy tasks x 2 blocks
-    ("config/smoke.yaml", 4 * 2 + 3 * 1, 2 * 2, 2),
-    ("config/paper.yaml", 3 * 6 + 3 * 2, 2 * 6, 6),      # 10 seeds packed in one block per job
+def planned_training(output: str) -> list:
+    """(role, algo, task) of every planned training job, from the jobs' identity lines."""
+    return re.findall(r"^Job \d+: (\w+): (\S+) on (\S+), seeds", output, flags=re.M)
+
+
+@pytest.mark.parametrize("name,train,external", [
+    # benchmark blocks + audit blocks + T sweep
+    ("config.yaml", 3 * 6 + 3 * 2 * 2 + 2 * 5, 6),   # 6 tasks x 1 block; 2 toy tasks x 2 blocks
+    ("smoke.yaml", 4 * 2 + 3 * 1 + 2 * 2, 2),
+    ("paper.yaml", 3 * 6 + 3 * 2 + 2 * 6, 6),        # 10 seeds packed in one block per job
 ])
-def test_dry_run_plans_one_job_per_algo_task_block(preset, train, tsweep, external):
-    proc = snakemake("-n", "--configfile", preset, check=True)
+def test_dry_run_plans_one_job_per_algo_task_block(tmp_path, name, train, external):
+    proc = snakemake("-n", "--configfile", preset(name), workdir=tmp_path, check=True)
     jobs = planned_jobs(proc.stdout + proc.stderr)
-    assert jobs["train"] == train and jobs["train_tsweep"] == tsweep, jobs
-    assert jobs["random_policy"] == external, jobs
-    for rule in ("aggregate", "stats", "audit", "step_profile", "tsweep_profile"):
+    assert jobs["train"] == train and jobs["random_policy"] == external, jobs
+    for rule in ("run_manifest", "aggregate", "stats", "audit", "step_profile", "tsweep_profile"):
         assert jobs[rule] == 1, rule
 
 
-def test_slurm_profile_parses_and_asks_one_gpu_per_training_job():
+def test_slurm_profile_parses_and_asks_one_gpu_per_training_job(tmp_path):
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
-    proc = snakemake("-n", "--configfile", "config/paper.yaml", "--workflow-profile",
-                     "profiles/slurm", check=True)
+    proc = snakemake("-n", "--configfile", preset("paper.yaml"), "--workflow-profile",
+                     str(ROOT / "profiles/slurm"), workdir=tmp_path, check=True)
     out = proc.stdout + proc.stderr
-    assert planned_jobs(out)["train"] == 24
-    train_blocks = [b for b in out.split("rule train:")[1:]]
-    assert train_blocks and all("gpu=1" in b.split("Shell command")[0] for b in train_blocks)
-    assert "--seeds 0 1 2 3 4 5 6 7 8 9" in out
+    assert planned_jobs(out)["train"] == 36
+    assert "seeds 0 1 2 3 4 5 6 7 8 9" in out
     assert yaml.safe_load((ROOT / "profiles/local/config.yaml").read_text())["cores"] == "all"
 
 
@@ -66,14 +90,39 @@ def test_slurm_profile_parses_and_asks_one_gpu_per_training_job():
     ("tasks=[cheetah_runn]", "unknown task 'cheetah_runn'"),
     ("device=tpu", "device"),
 ])
-def test_bad_config_fails_at_once_naming_the_key(override, message):
-    proc = snakemake("-n", "--config", override)
+def test_bad_config_fails_at_once_naming_the_key(tmp_path, override, message):
+    proc = snakemake("-n", "--configfile", preset("config.yaml"), "--config", override,
+                     workdir=tmp_path)
     assert proc.returncode != 0
-    assert message in proc.stdout + proc.stderr
+    assert message in proc.text, proc.text[-3000:]
 
 
-def test_lint_reports_nothing():
-    proc = snakemake("--lint")
+@pytest.mark.parametrize("hparams,message", [
+    ({"qsm": {"all": {"T": 0}}},
+     "config key hparams.qsm.all.T: qsm: T=0 is invalid: T must be an integer >= 1"),
+    ({"sac": {"cheetah_run": {"gamma": 1.5}}},
+     "config key hparams.sac.cheetah_run.gamma: sac: gamma=1.5 is invalid: gamma must be a number "
+     "in (0, 1)"),
+    ({"td3": {"walker_runn": {"tau": 0.1}}},
+     "config key hparams.td3.walker_runn: 'walker_runn' is neither 'all' nor a task"),
+    ({"dql": {"all": {"beta_min": 20.0}}},
+     "config key hparams.dql.all.beta_min: dql: beta_min=20.0 and beta_max=10.0 are invalid "
+     "together: beta_min must be <= beta_max"),
+    ({"qsm": {"all": {"actor_hidden": []}}}, "config key hparams.qsm.all.actor_hidden"),
+    ({"foo": {"all": {"T": 3}}}, "config key hparams.foo: unknown algorithm 'foo'"),
+])
+def test_bad_hyperparameter_in_config_fails_the_dry_run_naming_the_key(tmp_path, hparams, message):
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["hparams"] = hparams
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), workdir=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.text, proc.text[-3000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_lint_reports_nothing(tmp_path):
+    proc = snakemake("--lint", "--configfile", preset("config.yaml"), workdir=tmp_path)
     assert "Lints for" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
@@ -83,37 +132,74 @@ EXPECTED_TABLES = ["scores.csv", "run_status.csv", "aggregate.csv", "probability
 EXPECTED_FIGURES = ["aggregate_metrics", "performance_profile", "probability_of_improvement",
                     "iqm_sample_efficiency", "learning_curves", "mode_counts", "kl_divergence",
                     "action_histograms", "toy_optima", "step_profile", "tsweep_profile"]
+SMOKE_TRAIN_FLAGS = 15 + 2   # the train rule's jobs and random_policy's
+
+
+def tree_digest(root: Path, pattern="**/*") -> dict:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.glob(pattern)) if p.is_file()}
+
+
+def write_config(path: Path, **changes) -> str:
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def copy_suite(dest: Path) -> Path:
+    """A copy of the suite that a test may edit (the checkout is never touched)."""
+    dest.mkdir(parents=True)
+    for part in ("Snakefile", "environment.yml", "qsm", "baselines", "analysis", "workflow",
+                 "config"):
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dest / part)
+    return dest
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_killed_mid_grid_then_rerun(tmp_path):
-    base = ["-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-            str(ROOT / "config/smoke.yaml"), "--cores", "2"]
+def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
+    suite = copy_suite(tmp_path / "suite")
+    work = tmp_path / "work"
+    work.mkdir()
+    smoke = ["--configfile", str(suite / "config" / "smoke.yaml"), "--cores", "2"]
+    runs, tables = work / "results" / "runs", work / "results" / "tables"
+
+    def sm(*args, **kw):
+        return snakemake(*args, workdir=work, suite=suite, **kw)
+
     # 1. start the grid and SIGKILL Snakemake with all its jobs once some training is done
-    proc = subprocess.Popen([*SNAKEMAKE, *base], cwd=ROOT, env=python_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    runs = tmp_path / "results" / "runs"
+    proc = subprocess.Popen([*SNAKEMAKE, "-s", str(suite / "Snakefile"), "--directory", str(work),
+                             *smoke], cwd=work, env=suite_env(suite), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if len(list(runs.glob("*/*/block*.done"))) >= 2:
+        if len(list(runs.glob("*/*/*/block_*.done"))) >= 2:
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the smoke grid finished before it could be interrupted"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list(runs.glob("*/*/block*.done")))
-    assert 2 <= done_before < 13
+    done_before = len(list(runs.glob("*/*/*/block_*.done")))
+    assert 2 <= done_before < SMOKE_TRAIN_FLAGS
+
     # 2. re-run: unlock (a killed Snakemake leaves its lock), then finish the grid
-    snakemake(*base, "--unlock", check=True)
-    snakemake(*base, "--rerun-incomplete", check=True, timeout=900)
-    tables, figures = tmp_path / "results" / "tables", tmp_path / "results" / "figures"
+    sm(*smoke, "--unlock", check=True)
+    sm(*smoke, "--rerun-incomplete", check=True, timeout=900)
     for name in EXPECTED_TABLES:
         assert (tables / name).stat().st_size > 0, name
         pd.read_csv(tables / name)
     for name in EXPECTED_FIGURES:
         for ext in ("png", "pdf"):
-            assert (figures / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
+            assert (work / "results" / "figures" / f"{name}.{ext}").stat().st_size > 1000, f"{name}.{ext}"
     scores = pd.read_csv(tables / "scores.csv")
     # both worked examples of "adding a baseline" appear with no edit to the analysis code
     assert set(scores["algo"]) == {"qsm", "sac", "td3", "dql", "random"}
@@ -125,9 +211,60 @@ def test_smoke_pipeline_killed_mid_grid_then_rerun(tmp_path):
     assert {"dql", "random"} <= set(agg["algo"])
     assert {"qsm", "dql"} == set(pd.read_csv(tables / "tsweep_profile.csv")["algo"])
     assert (tables / "final_scores.md").read_text().startswith("# Final scores")
-    assert not list((tmp_path / "results" / "checkpoints").rglob("*.pt")), "checkpoints left behind"
-    # 3. nothing left to do, and the HTML report builds
-    again = snakemake(*base, "-n", check=True)
-    assert "Nothing to be done" in again.stdout + again.stderr
-    snakemake(*base, "--report", str(tmp_path / "report.html"), check=True)
+    assert not list((work / "results" / "checkpoints").rglob("*.pt")), "checkpoints left behind"
+    assert "Nothing to be done" in sm(*smoke, "-n", check=True).text
+    sm(*smoke, "--report", str(tmp_path / "report.html"), check=True)
     assert (tmp_path / "report.html").stat().st_size > 10_000
+    first_tables = tree_digest(tables, "*.csv")
+    first_runs = tree_digest(runs, "*/*/*/seed*/eval.csv")
+
+    # 3. a budget change trains exactly the affected jobs (the audit's), beside the old runs
+    longer = write_config(tmp_path / "longer.yaml", **{"audit.budget.steps": 250})
+    changed = ["--configfile", longer, "--cores", "2"]
+    plan = sm(*changed, "-n", check=True).text
+    assert sorted(planned_training(plan)) == [("audit", a, "toy_bimodal") for a in ("qsm", "sac", "td3")]
+    sm(*changed, check=True, timeout=900)
+    assert first_runs.items() <= tree_digest(runs, "*/*/*/seed*/eval.csv").items()  # nothing lost
+    status = pd.read_csv(tables / "run_status.csv", keep_default_na=False)
+    old = status[status["status"] == "not in config"]
+    assert len(old) == 3 * 2 and set(old["task"]) == {"toy_bimodal"}
+    assert (status.loc[status["status"] != "not in config", "status"] == "complete").all()
+    assert set(pd.read_csv(tables / "scores.csv").query("task == 'toy_bimodal'")["step"]) >= {250}
+
+    # 4. switching back trains nothing and reproduces the first tables byte for byte
+    plan = sm(*smoke, "-n", check=True).text
+    assert planned_training(plan) == [] and "train" not in planned_jobs(plan)
+    sm(*smoke, check=True)
+    now = tree_digest(tables, "*.csv")
+    assert {k: v for k, v in now.items() if k != "run_status.csv"} == \
+        {k: v for k, v in first_tables.items() if k != "run_status.csv"}
+
+    # 5. an algorithm removed from the config is gone from every table, listed as not in config
+    no_td3 = write_config(tmp_path / "no_td3.yaml", algos=["qsm", "sac", "dql"],
+                          **{"audit.algos": ["qsm", "sac"]})
+    plan = sm("--configfile", no_td3, "-n", check=True).text
+    assert planned_training(plan) == [] and "train" not in planned_jobs(plan)
+    sm("--configfile", no_td3, "--cores", "2", check=True)
+    for name in EXPECTED_TABLES:
+        df = pd.read_csv(tables / name, keep_default_na=False)
+        if name == "run_status.csv":
+            td3 = df[df["algo"] == "td3"]
+            assert len(td3) == 2 * 2 + 2 * 2 and (td3["status"] == "not in config").all()  # 2 audit budgets
+        else:
+            assert not df.isin(["td3"]).any().any(), f"td3 still in {name}"
+
+    # 6. editing an agent's source plans exactly that agent's jobs; editing analysis code plans
+    #    only the analysis
+    sac = suite / "baselines" / "sac.py"
+    sac.write_text(sac.read_text().replace("alpha = self.log_alpha.exp()",
+                                           "alpha = self.log_alpha.exp() * 1.0"))
+    plan = sm(*smoke, "-n", check=True).text
+    assert sorted(planned_training(plan)) == [("audit", "sac", "toy_bimodal"),
+                                              ("benchmark", "sac", "cheetah_run"),
+                                              ("benchmark", "sac", "reacher_hard")]
+    assert "random_policy" not in planned_jobs(plan)
+    sac.write_text((ROOT / "baselines" / "sac.py").read_text())
+    agg = suite / "analysis" / "aggregate.py"
+    agg.write_text(agg.read_text() + "\nUNUSED = 1\n")
+    jobs = planned_jobs(sm(*smoke, "-n", check=True).text)
+    assert "train" not in jobs and "random_policy" not in jobs and jobs.get("aggregate") == 1, jobs

@@ -94,13 +94,14 @@ def test_checkpoint_of_other_config_is_refused(tmp_path):
     other = command("sac", out)
     other[other.index("--batch-size") + 1] = "16"
     res = subprocess.run(other, env=python_env(), capture_output=True, text=True, timeout=120)
-    assert res.returncode == 2 and "different configuration" in res.stderr
+    assert res.returncode == 2 and "another configuration or code version" in res.stderr
     assert "Traceback" not in res.stderr
-    # a checkpoint from an older version of the training code (no format tag) is refused too
+    # a checkpoint written by other training code (another code version) is refused too
     import torch
     state = torch.load(ckpt, weights_only=False)
-    del state["format"]
+    for sig in state["signature"]:
+        sig["code_version"] = "000000000000"
     torch.save(state, ckpt)
     res = subprocess.run(command("sac", out), env=python_env(), capture_output=True, text=True,
                          timeout=120)
-    assert res.returncode == 2 and "another version" in res.stderr and "format 1" in res.stderr
+    assert res.returncode == 2 and "another configuration or code version" in res.stderr

@@ -107,7 +107,7 @@ def test_resolve_config_rejects_bad_values():
     cls = get_agent("qsm")
     with pytest.raises(AgentError, match="unknown hyperparameter"):
         resolve_config(cls, "cheetah_run", {"Mq": 3})
-    with pytest.raises(AgentError, match="must be int"):
+    with pytest.raises(AgentError, match="T=2.5 is invalid: T must be an integer"):
         resolve_config(cls, "cheetah_run", {"T": 2.5})
     with pytest.raises(AgentError, match="malformed"):
         parse_overrides(["M_q"])

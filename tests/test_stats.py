@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis import aggregate, stats
+from contract import run_config, seed_dir, write_manifest
 from qsm.rundir import CONFIG_KEYS, TIMING_PHASES, SeedRunWriter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,13 +29,9 @@ STEPS = np.arange(0, 10_001, 2_000)  # 6 evaluations, budget 10,000 steps
 
 def write_run(root, algo, task, seed, level, status="complete", diverge_at=None, reason=""):
     """Write one seed directory following the run-directory contract."""
-    w = SeedRunWriter(Path(root) / algo / task / f"seed{seed}")
+    w = SeedRunWriter(seed_dir(root, algo, task, seed))
     rng = np.random.default_rng(zlib.crc32(f"{algo}/{task}/{seed}".encode()))
-    config = {"algo": algo, "task": task, "seed": seed,
-              "hparams": {"lr": 3e-4}, "budget": {"env_steps": int(STEPS[-1])},
-              "env": {"obs_dim": 3, "act_dim": 2, "max_return": 1000.0},
-              "provenance": {"git": "test"}}
-    w.write_config(config)
+    w.write_config(run_config(algo, task, seed, steps=int(STEPS[-1])))
     with open(w.dir / "config.json") as f:
         assert set(CONFIG_KEYS) <= set(json.load(f))
     final = 1000 * level + rng.normal(0, 20)
@@ -54,13 +51,13 @@ def write_run(root, algo, task, seed, level, status="complete", diverge_at=None,
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """3 algos x 3 tasks x 5 seeds, with one diverged, one missing, one mangled, one running,
-    plus a toy audit task for qsm only."""
+    plus a toy audit task for qsm only. Returns the runs root and the manifest listing them."""
     root = tmp_path_factory.mktemp("runs")
     expected = []
     for algo, level in ALGO_LEVEL.items():
         for task in TASKS:
             for seed in SEEDS:
-                expected.append((algo, task, seed))
+                expected.append((algo, task, seed, "benchmark"))
                 if (algo, task, seed) == ("random", "hopper_hop", 4):
                     continue  # missing
                 if (algo, task, seed) == ("sac", "walker_walk", 2):
@@ -69,7 +66,7 @@ def runs(tmp_path_factory):
                 else:
                     write_run(root, algo, task, seed, level)
     # mangled eval.csv
-    bad = root / "qsm" / "cheetah_run" / "seed3" / "eval.csv"
+    bad = seed_dir(root, "qsm", "cheetah_run", 3) / "eval.csv"
     bad.write_text("step,retu\x00rn\n1,2,3,4\n\"unterminated\n")
     # a run still in progress
     d = write_run(root, "sac", "hopper_hop", 0, 0.5)
@@ -77,14 +74,19 @@ def runs(tmp_path_factory):
     # a toy audit task, only for qsm
     for seed in range(2):
         write_run(root, "qsm", "toy_bandit", seed, 0.9)
-        expected.append(("qsm", "toy_bandit", seed))
-    return root, expected
+        expected.append(("qsm", "toy_bandit", seed, "audit"))
+    # a run of another configuration: listed as such, never scored
+    other = write_run(root, "qsm", "cheetah_run", 0, 0.1)
+    seed_dir(root, "qsm", "cheetah_run", 0, "ffffffffffff").parent.mkdir(parents=True)
+    other.rename(seed_dir(root, "qsm", "cheetah_run", 0, "ffffffffffff"))
+    write_run(root, "qsm", "cheetah_run", 0, 0.8)
+    return root, write_manifest(root / "manifest.json", root, expected)
 
 
 @pytest.fixture(scope="module")
 def collected(runs):
-    root, expected = runs
-    return aggregate.collect(root, expected)
+    root, manifest = runs
+    return aggregate.collect(manifest)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,6 +95,10 @@ def collected(runs):
 
 def test_collect_statuses(collected):
     scores, status = collected
+    other = status[status["status"] == "not in config"]
+    assert len(other) == 1 and other["path"].iloc[0].endswith("ffffffffffff/seed0")
+    assert "not asked for by this configuration" in other["detail"].iloc[0]
+    status = status[status["status"] != "not in config"]
     assert len(status) == 3 * 3 * 5 + 2
     assert not status.duplicated(["algo", "task", "seed"]).any()
     st = status.set_index(["algo", "task", "seed"])
@@ -104,6 +110,7 @@ def test_collect_statuses(collected):
     assert "eval.csv" in st.loc[("qsm", "cheetah_run", 3), "detail"]
     counts = status["status"].value_counts().to_dict()
     assert counts == {"complete": 43, "diverged": 1, "running": 1, "missing": 1, "invalid": 1}
+    assert set(status.loc[status["task"] == "toy_bandit", "role"]) == {"audit"}
     assert (status.loc[status["status"] == "complete", "budget_steps"] == 10_000).all()
 
 
@@ -116,18 +123,23 @@ def test_collect_scores(collected):
     assert ("sac", "hopper_hop", 0) not in keys       # running
     assert ("sac", "walker_walk", 2) in keys          # diverged runs keep their evaluations
     assert len(keys) == 44
+    qsm0 = scores[(scores.algo == "qsm") & (scores.task == "cheetah_run") & (scores.seed == 0)]
+    assert qsm0["normalized"].iloc[-1] > 0.5  # the listed run (0.8), not the other config's (0.1)
     finite = scores[np.isfinite(scores["return"])]
     np.testing.assert_allclose(finite["normalized"], finite["return"] / 1000.0)
 
 
 def test_collect_never_crashes_on_empty_or_odd_trees(tmp_path):
-    scores, status = aggregate.collect(tmp_path / "does_not_exist", [("qsm", "t", 0)])
+    root = tmp_path / "does_not_exist"
+    scores, status = aggregate.collect(write_manifest(tmp_path / "m1.json", root,
+                                                      [("qsm", "t", 0, "benchmark")]))
     assert len(scores) == 0 and status["status"].tolist() == ["missing"]
-    (tmp_path / "a" / "t" / "seed0").mkdir(parents=True)          # no files at all
-    (tmp_path / "a" / "t" / "seed1").mkdir(parents=True)
-    (tmp_path / "a" / "t" / "seed1" / "config.json").write_text("{not json")
-    (tmp_path / "a" / "t" / "seed1" / "status.json").write_text('{"status": "complete"}')
-    scores, status = aggregate.collect(tmp_path)
+    seed_dir(tmp_path, "a", "t", 0).mkdir(parents=True)          # no files at all
+    seed_dir(tmp_path, "a", "t", 1).mkdir(parents=True)
+    (seed_dir(tmp_path, "a", "t", 1) / "config.json").write_text("{not json")
+    (seed_dir(tmp_path, "a", "t", 1) / "status.json").write_text('{"status": "complete"}')
+    scores, status = aggregate.collect(write_manifest(
+        tmp_path / "m2.json", tmp_path, [("a", "t", 0, "benchmark"), ("a", "t", 1, "benchmark")]))
     assert status["status"].tolist() == ["invalid", "invalid"]
     assert "config.json: is missing" in status["detail"].iloc[0]
     assert "config.json: is not valid JSON" in status["detail"].iloc[1]
@@ -150,16 +162,36 @@ def test_final_score_definition(collected):
     assert "LAST" in aggregate.FINAL_SCORE_DEFINITION
 
 
+def test_collect_refuses_a_directory_that_holds_another_run(runs, tmp_path):
+    root, _ = runs
+    manifest = write_manifest(tmp_path / "m.json", root, [("sac", "cheetah_run", 1, "benchmark"),
+                                                         ("sac", "cheetah_run", 2, "benchmark")])
+    d = seed_dir(root, "sac", "cheetah_run", 1)
+    wrong = tmp_path / "wrong"
+    import shutil
+    shutil.copytree(seed_dir(root, "sac", "cheetah_run", 2), wrong)
+    obj = json.loads((wrong / "config.json").read_text())
+    text = json.dumps({**obj, "run_id": "aaaaaaaaaaaa"})
+    (wrong / "config.json").write_text(text)
+    m = json.loads(manifest.read_text())
+    m["runs"][1]["path"] = str(wrong)
+    manifest.write_text(json.dumps(m))
+    scores, status = aggregate.collect(manifest)
+    st = status[status["status"] != "not in config"].set_index(["algo", "task", "seed"])
+    assert st.loc[("sac", "cheetah_run", 1), "status"] == "complete" and d.is_dir()
+    assert st.loc[("sac", "cheetah_run", 2), "status"] == "invalid"
+    assert "but the configuration asks for" in st.loc[("sac", "cheetah_run", 2), "detail"]
+    assert set(scores["seed"]) == {1}
+
+
 def test_aggregate_cli(runs, tmp_path):
-    root, expected = runs
-    exp = tmp_path / "expected.json"
-    exp.write_text(json.dumps(expected))
+    root, manifest = runs
     out, st = tmp_path / "scores.csv", tmp_path / "run_status.csv"
-    assert aggregate.main(["--runs", str(root), "--out", str(out), "--status-out", str(st),
-                           "--expected-json", str(exp)]) == 0
+    assert aggregate.main(["--manifest", str(manifest), "--out", str(out),
+                           "--status-out", str(st)]) == 0
     scores = aggregate.read_scores(out)
     status = aggregate.read_status(st)
-    s2, st2 = aggregate.collect(root, expected)
+    s2, st2 = aggregate.collect(manifest)
     assert len(scores) == len(s2) and len(status) == len(st2)
     assert (status["status"].to_numpy() == st2["status"].to_numpy()).all()
 
@@ -193,9 +225,9 @@ def test_stats_on_collected_runs(collected):
 
 
 def test_stats_cli_is_deterministic(runs, tmp_path):
-    root, expected = runs
+    root, manifest = runs
     sc, st = tmp_path / "scores.csv", tmp_path / "status.csv"
-    aggregate.write_tables(*aggregate.collect(root, expected), sc, st)
+    aggregate.write_tables(*aggregate.collect(manifest), sc, st)
     outs = []
     for k in range(2):
         out = tmp_path / f"tables{k}"
@@ -302,9 +334,9 @@ def test_unequal_seeds_and_partial_tasks():
 
 def test_figures_cli_writes_png_and_pdf(runs, tmp_path):
     from analysis import figures
-    root, expected = runs
+    root, manifest = runs
     sc, st = tmp_path / "scores.csv", tmp_path / "run_status.csv"
-    aggregate.write_tables(*aggregate.collect(root, expected), sc, st)
+    aggregate.write_tables(*aggregate.collect(manifest), sc, st)
     outdir = tmp_path / "figures"
     proc = subprocess.run([sys.executable, "-m", "analysis.figures", "--scores", str(sc),
                            "--status", str(st), "--outdir", str(outdir), "--reps", str(REPS),
@@ -332,7 +364,8 @@ def test_figure_labels_and_colours(collected):
 def test_figures_survive_empty_and_audit_only_data(collected, tmp_path):
     from analysis import figures
     scores, status = collected
-    empty_scores, empty_status = aggregate.collect(tmp_path / "no_runs")
+    empty_scores, empty_status = aggregate.collect(
+        write_manifest(tmp_path / "m.json", tmp_path / "no_runs", []))
     toy = scores[scores["task"] == "toy_bandit"], status[status["task"] == "toy_bandit"]
     for k, (sc, st) in enumerate([(empty_scores, empty_status), toy]):
         paths, result = figures.make_figures(sc, st, tmp_path / f"f{k}", reps=20)

@@ -49,10 +49,21 @@ def test_dmc_task_contract_and_rerun_is_idempotent(tmp_path):
     train(*args)
     run = rundir.load_run(tmp_path / "seed3")
     assert run.config["env"] == {"obs_dim": 17, "act_dim": 6, "max_return": 1000.0}
+    assert run.config["code_version"] and len(run.run_id) == 12
     stamp = (tmp_path / "seed3" / "eval.csv").stat().st_mtime_ns
     proc = train(*args)
-    assert "already complete" in proc.stderr
+    assert "already hold complete runs" in proc.stderr and "nothing to do" in proc.stderr
     assert (tmp_path / "seed3" / "eval.csv").stat().st_mtime_ns == stamp
+    # a larger block trains only the seed that is not complete yet
+    more = list(args)
+    more[more.index("--seeds") + 1:more.index("--seeds") + 2] = ["3", "4"]
+    proc = train(*more)
+    assert "training seeds [4]" in proc.stderr
+    assert (tmp_path / "seed3" / "eval.csv").stat().st_mtime_ns == stamp
+    assert rundir.load_run(tmp_path / "seed4").run_id == run.run_id
+    # the caller's expected identity is checked: a mismatch is refused before anything runs
+    proc = train(*args, "--run-id", "000000000000", check=False)
+    assert proc.returncode == 2 and "disagree on the identity" in proc.stderr
 
 
 def test_same_command_twice_gives_identical_results_on_cpu(tmp_path):
@@ -94,7 +105,7 @@ BAD_INPUTS = [
     (["--algo", "sac", "--task", "cheetah_run", "--steps", "-5"], "--steps must be positive"),
     (["--algo", "sac", "--task", "cheetah_run", "--set", "hidden"], "malformed --set"),
     (["--algo", "sac", "--task", "cheetah_run", "--set", "bogus=1"], "unknown hyperparameter"),
-    (["--algo", "qsm", "--task", "cheetah_run", "--set", "T=two"], "must be int"),
+    (["--algo", "qsm", "--task", "cheetah_run", "--set", "T=two"], "T='two' is invalid: T must be an integer"),
     (["--algo", "sac", "--task", "cheetah_run", "--start-steps", "-1"], "--start-steps"),
     (["--algo", "sac", "--task", "cheetah_run", "--device", "tpu"], "--device"),
 ]

@@ -1,25 +1,12 @@
 STATS = config["stats"]
 
 
-rule expected_runs:
-    """The grid the configuration asks for, so that missing runs are reported, not dropped."""
-    output:
-        f"{TABLES}/expected_runs.json",
-    log:
-        f"{LOGS}/expected_runs.log",
-    params:
-        runs=json.dumps(expected_runs()),
-    conda:
-        "../../environment.yml"
-    shell:
-        "printf '%s\\n' {params.runs:q} > {output} 2> {log}"
-
-
 rule aggregate:
-    """Every run directory, validated through the contract, into one tidy table."""
+    """The configuration's runs (the manifest), validated through the contract, into one tidy
+    table; run directories of other configurations are listed as 'not in config'."""
     input:
-        flags=training_flags(),
-        expected=rules.expected_runs.output,
+        flags=flags_of("benchmark", "audit"),
+        manifest=MANIFEST,
     output:
         scores=f"{TABLES}/scores.csv",
         status=report(f"{TABLES}/run_status.csv", category="Runs",
@@ -27,12 +14,12 @@ rule aggregate:
     log:
         f"{LOGS}/aggregate.log",
     params:
-        runs=lambda wc, input: runs_root(input.flags),
+        code=analysis_code("analysis.aggregate"),
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.aggregate --runs {params.runs} --out {output.scores} "
-        "--status-out {output.status} --expected-json {input.expected} > {log} 2>&1"
+        "python -m analysis.aggregate --manifest {input.manifest} --out {output.scores} "
+        "--status-out {output.status} > {log} 2>&1"
 
 
 rule stats:
@@ -56,6 +43,7 @@ rule stats:
         reps=STATS["reps"],
         seed=STATS["seed"],
         reference=STATS["reference"],
+        code=analysis_code("analysis.figures"),
         figures=lambda wc, output: Path(output.figures[0]).parent,
         tables=lambda wc, output: Path(output.aggregate).parent,
     conda:

@@ -4,8 +4,8 @@ AUDIT = config["audit"]
 rule audit:
     """Multimodality audit: mode counts and KL estimates at the probe states, with intervals."""
     input:
-        flags=training_flags(),
-        status=rules.aggregate.output.status,
+        flags=flags_of("benchmark", "audit"),
+        manifest=MANIFEST,
     output:
         modes=report(f"{TABLES}/modes.csv", category="Multimodality audit",
                      caption="../report/modes.rst"),
@@ -22,13 +22,13 @@ rule audit:
         hist=AUDIT["histogram_states"],
         reps=STATS["reps"],
         seed=STATS["seed"],
-        runs=lambda wc, input: runs_root(input.flags),
+        code=analysis_code("analysis.audit"),
         tables=lambda wc, output: Path(output.modes).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     threads: 1
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS=1 python -m analysis.audit --runs {params.runs} --tables {params.tables} "
+        "OMP_NUM_THREADS=1 python -m analysis.audit --manifest {input.manifest} --tables {params.tables} "
         "--figures {params.figures} --distribution {params.distribution} --histogram-states {params.hist} "
         "--reps {params.reps} --seed {params.seed} > {log} 2>&1"

@@ -1,133 +1,283 @@
-"""Shared definitions of the pipeline: output locations, the grid of training jobs, and checks of
-the configuration that a JSON schema cannot express (registered algorithm and task names)."""
+"""Shared definitions of the pipeline: output locations, every training job the configuration asks
+for (with its run identity), the run manifest, and the checks of the configuration that a JSON
+schema cannot express.
+
+Building the DAG imports nothing heavy (no torch, no dm_control): agents, their hyperparameters
+and valid ranges are read from their source text (qsm.catalog), task names from a static list
+(qsm.envs), code versions are hashes of source files (qsm.identity).
+
+Run identity (qsm/identity.py): every training job writes its seeds to
+results/runs/{algo}/{task}/{run_id}/seed{k}, where run_id hashes the algorithm, task, resolved
+hyperparameters, budget and code version. A changed budget, hyperparameter or agent source gives
+new run_ids, so exactly those jobs run, beside the old runs; switching back finds the old ones.
+"""
+import functools
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.current_basedir).parent.parent))  # the repository root
+REPO = Path(workflow.current_basedir).parent.parent
+sys.path.insert(0, str(REPO))
+from qsm.catalog import agent_catalog  # noqa: E402
 from qsm.envs import TaskError, validate_task  # noqa: E402
-from qsm.registry import agent_names  # noqa: E402
+from qsm.hparams import HparamError  # noqa: E402
+from qsm.identity import code_version, hash_of, run_identity, training_code_version  # noqa: E402
 
 RUNS = "results/runs"
 TABLES = "results/tables"
 FIGURES = "results/figures"
 LOGS = "results/logs"
 CHECKPOINTS = "results/checkpoints"  # not a declared output: survives failed jobs
+MANIFEST = f"{TABLES}/run_manifest.json"
+
+CATALOG = agent_catalog()
+TSWEEP = config["profile"]["tsweep"]
+TRAIN_RES = config["resources"]["train"]
+EXTERNAL = config.get("external_baselines", [])
+# External programs that write the run-directory contract, by baseline name: their source (and
+# the suite modules they import) is their code version. external.smk registers its rules' programs.
+EXTERNAL_PROGRAMS = {}
+
+
+def _fail(key, message):
+    raise WorkflowError(f"config key {key}: {message}")
 
 
 def _check_names():
-    registered = set(agent_names())
-    tsweep = config["profile"]["tsweep"]
     for key, names in (("algos", config["algos"]), ("audit.algos", config["audit"]["algos"]),
-                       ("profile.tsweep.algos", tsweep["algos"])):
+                       ("profile.tsweep.algos", TSWEEP["algos"])):
         for name in names:
-            if name not in registered:
-                raise WorkflowError(f"config key {key}: unknown algorithm {name!r}; registered: "
-                                    f"{', '.join(sorted(registered))} (external programs go under "
-                                    f"external_baselines)")
-    for name in config.get("external_baselines", []):
-        if name in registered:
-            raise WorkflowError(f"config key external_baselines: {name!r} is a registered agent; "
-                                f"list it under algos instead")
+            if name not in CATALOG:
+                _fail(key, f"unknown algorithm {name!r}; registered: {', '.join(sorted(CATALOG))} "
+                           f"(external programs go under external_baselines)")
+    for name in EXTERNAL:
+        if name in CATALOG:
+            _fail("external_baselines", f"{name!r} is a registered agent; list it under algos instead")
     for key, tasks in (("tasks", config["tasks"]), ("audit.tasks", config["audit"]["tasks"]),
-                       ("profile.tsweep.task", [tsweep["task"]])):
+                       ("profile.tsweep.task", [TSWEEP["task"]])):
         for task in tasks:
             try:
                 validate_task(task)
             except TaskError as e:
-                raise WorkflowError(f"config key {key}: {e}")
-    train = config["resources"]["train"]
-    if train.get("env_workers", 0) >= train["threads"]:
-        raise WorkflowError(f"config key resources.train.env_workers: {train['env_workers']} "
-                            f"workers leave none of the job's {train['threads']} threads for "
-                            f"torch; env_workers must be below resources.train.threads")
-    if config["stats"]["reference"] not in config["algos"]:
-        raise WorkflowError(f"config key stats.reference: {config['stats']['reference']!r} is not "
-                            f"in algos {config['algos']}")
+                _fail(key, str(e))
+    both = sorted(set(config["tasks"]) & set(config["audit"]["tasks"]))
+    if both:
+        _fail("audit.tasks", f"{both} are also benchmark tasks (key tasks); the audit already "
+                             f"covers every benchmark run, so list them once")
+    if TRAIN_RES.get("env_workers", 0) >= TRAIN_RES["threads"]:
+        _fail("resources.train.env_workers",
+              f"{TRAIN_RES['env_workers']} workers leave none of the job's {TRAIN_RES['threads']} "
+              f"threads for torch; env_workers must be below resources.train.threads")
+    if config["stats"]["reference"] not in config["algos"] + EXTERNAL:
+        _fail("stats.reference", f"{config['stats']['reference']!r} is not in algos {config['algos']}")
+
+
+def _check_hparams():
+    """Every `hparams:` entry is checked here, at DAG time, against the agent's declared ranges."""
+    tasks = set(config["tasks"]) | set(config["audit"]["tasks"]) | {TSWEEP["task"]}
+    for algo, scopes in config.get("hparams", {}).items():
+        if algo not in CATALOG:
+            _fail(f"hparams.{algo}", f"unknown algorithm {algo!r}; registered: "
+                                     f"{', '.join(sorted(CATALOG))}")
+        for scope, table in scopes.items():
+            if scope != "all" and scope not in tasks:
+                _fail(f"hparams.{algo}.{scope}", f"{scope!r} is neither 'all' nor a task of this "
+                                                  f"configuration ({', '.join(sorted(tasks))})")
+            for key, value in table.items():
+                try:
+                    CATALOG[algo].resolve("", {key: value})
+                except HparamError as e:
+                    _fail(f"hparams.{algo}.{scope}.{key}", str(e))
 
 
 _check_names()
+_check_hparams()
 
 
 def seed_blocks(seeds, size):
-    return [seeds[i : i + size] for i in range(0, len(seeds), size)]
+    return [tuple(seeds[i : i + size]) for i in range(0, len(seeds), size)]
 
 
-def run_grid():
-    """(algo, task, block index, seeds) of every training job: benchmark grid, then audit grid."""
-    jobs = {}
-    blocks = seed_blocks(config["seeds"], config["seed_block"])
-    for algo in config["algos"]:
-        for task in config["tasks"]:
-            for b, seeds in enumerate(blocks):
-                jobs[(algo, task, b)] = seeds
-    audit_blocks = seed_blocks(config["audit"]["seeds"], config["seed_block"])
-    for algo in config["audit"]["algos"]:
-        for task in config["audit"]["tasks"]:
-            for b, seeds in enumerate(audit_blocks):
-                jobs[(algo, task, b)] = seeds
+def seeds_tag(seeds) -> str:
+    return "_".join(map(str, seeds))
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One training job: one (algorithm, task, configuration) for one block of seeds."""
+    algo: str
+    task: str
+    role: str          # benchmark | audit | tsweep
+    seeds: tuple
+    budget: dict = field(hash=False)
+    overrides: dict = field(hash=False)
+    identity: dict = field(hash=False)
+
+    @property
+    def run_id(self):
+        return self.identity["run_id"]
+
+    @property
+    def run_dir(self):
+        return f"{RUNS}/{self.algo}/{self.task}/{self.run_id}"
+
+    @property
+    def flag(self):
+        return f"{self.run_dir}/block_{seeds_tag(self.seeds)}.done"
+
+
+def _overrides(algo, task):
+    table = config.get("hparams", {}).get(algo, {})
+    return {**table.get("all", {}), **table.get(task, {})}
+
+
+def _budget(budget):
+    return {**budget, "probe_states": config["probes"]["states"],
+            "probe_samples": config["probes"]["samples"]}
+
+
+def _agent_job(algo, task, role, seeds, budget, overrides):
+    entry = CATALOG[algo]
+    try:
+        hparams = entry.resolve(task, overrides)
+    except HparamError as e:
+        _fail(f"hparams.{algo}", f"for task {task}: {e}")
+    ident = run_identity(algo, task, hparams, budget, training_code_version(entry.module))
+    return TrainJob(algo, task, role, tuple(seeds), budget, overrides, ident)
+
+
+def _agent_jobs():
+    jobs = []
+    for role, algos, tasks, seeds, budget in (
+            ("benchmark", config["algos"], config["tasks"], config["seeds"], config["budget"]),
+            ("audit", config["audit"]["algos"], config["audit"]["tasks"], config["audit"]["seeds"],
+             config["audit"]["budget"])):
+        for algo in algos:
+            for task in tasks:
+                for block in seed_blocks(seeds, config["seed_block"]):
+                    jobs.append(_agent_job(algo, task, role, block, _budget(budget),
+                                           _overrides(algo, task)))
+    # The diffusion-step sweep measures cost at the paper's network sizes: only T is changed.
+    sweep_budget = {"steps": TSWEEP["steps"], "start_steps": TSWEEP["start_steps"],
+                    "eval_every": TSWEEP["steps"], "eval_episodes": 1, "batch_size": 256,
+                    "replay_capacity": 1_000_000, "probe_states": 1, "probe_samples": 10}
+    for algo in TSWEEP["algos"]:
+        for T in TSWEEP["Ts"]:
+            jobs.append(_agent_job(algo, TSWEEP["task"], "tsweep", TSWEEP["seeds"], sweep_budget,
+                                   {"T": T}))
     return jobs
 
 
-GRID = run_grid()
-EXTERNAL = config.get("external_baselines", [])
+TRAIN_JOBS = _agent_jobs()
 
 
-def expected_runs():
-    runs = [[a, t, s] for (a, t, _), seeds in GRID.items() for s in seeds]
-    runs += [[name, t, s] for name in EXTERNAL for t in config["tasks"] for s in config["seeds"]]
-    return runs
+def external_jobs():
+    """The jobs of the external baselines (their programs are registered by external.smk)."""
+    jobs = []
+    for name in EXTERNAL:
+        if name not in EXTERNAL_PROGRAMS:
+            _fail("external_baselines", f"no Snakemake file registers a program for {name!r}; "
+                                        f"known: {', '.join(sorted(EXTERNAL_PROGRAMS)) or 'none'} "
+                                        f"(see docs/adding_a_baseline.md)")
+        code = code_version(files=[EXTERNAL_PROGRAMS[name]])
+        for task in config["tasks"]:
+            budget = _budget(config["budget"])
+            for block in seed_blocks(config["seeds"], config["seed_block"]):
+                jobs.append(TrainJob(name, task, "benchmark", block, budget, {},
+                                     run_identity(name, task, {}, budget, code)))
+    return jobs
 
 
-def runs_root(flags):
-    """results/runs, from the block flags results/runs/{algo}/{task}/block{b}.done."""
-    return Path(flags[0]).parents[2]
+@functools.cache  # called after parsing, once external.smk has registered its programs
+def all_jobs():
+    return TRAIN_JOBS + external_jobs()
 
 
-def training_flags():
-    flags = [f"{RUNS}/{a}/{t}/block{b}.done" for (a, t, b) in GRID]
-    blocks = seed_blocks(config["seeds"], config["seed_block"])
-    flags += [f"{RUNS}/{name}/{t}/block{b}.done" for name in EXTERNAL for t in config["tasks"]
-              for b in range(len(blocks))]
-    return flags
+def job_for(wc, algo=None) -> TrainJob:
+    """The job whose flag file these wildcards name (`algo` for rules of one baseline)."""
+    algo = algo or wc.algo
+    for job in all_jobs():
+        if (job.algo, job.task, job.run_id, seeds_tag(job.seeds)) == (
+                algo, wc.task, wc.run_id, wc.seeds):
+            return job
+    raise WorkflowError(f"no job of this configuration trains {algo}/{wc.task}/{wc.run_id} "
+                        f"seeds {wc.seeds}")
 
 
-TRAIN_RES = config["resources"]["train"]
+def describe(job: TrainJob) -> str:
+    """One line per training job in Snakemake's output: what it trains and its identity."""
+    b, ident = job.budget, job.identity
+    overrides = " ".join(f"{k}={v}" for k, v in job.overrides.items()) or "none"
+    return (f"{job.role}: {job.algo} on {job.task}, seeds {' '.join(map(str, job.seeds))}: run "
+            f"{job.run_id} = code {ident['code_version']}, {b['steps']} steps "
+            f"({b['start_steps']} random), overrides {overrides}")
+
+
+def flags_of(*roles):
+    """An input function: the flag files of every job of these roles (evaluated after parsing,
+    once every rule and external program is known)."""
+    return lambda wc: sorted({job.flag for job in all_jobs() if job.role in roles})
+
+
+def run_manifest() -> dict:
+    """Exactly the runs this configuration asks for; the analysis reads these and no others."""
+    runs = []
+    for job in all_jobs():
+        for seed in job.seeds:
+            runs.append({"algo": job.algo, "task": job.task, "seed": int(seed),
+                         "role": job.role, "run_id": job.run_id,
+                         "code_version": job.identity["code_version"],
+                         "path": f"{job.run_dir}/seed{seed}"})
+    return {"config_hash": hash_of(config), "runs_root": RUNS, "runs": runs}
+
+
+def write_manifest(path, log):
+    from qsm.rundir import atomic_write_json
+
+    manifest = run_manifest()
+    atomic_write_json(path, manifest)
+    Path(log).write_text(f"{len(manifest['runs'])} runs, config {manifest['config_hash']}\n")
+
+
+def analysis_code(module: str) -> str:
+    """Code version of an analysis command: a param, so that editing it reruns the rule."""
+    return code_version([module])
+
+
+def train_args(wc):
+    """The trainer's arguments for the job these wildcards name."""
+    job = job_for(wc)
+    b = job.budget
+    return (
+        f"--algo {job.algo} --task {job.task} --seeds {' '.join(map(str, job.seeds))} "
+        f"--run-id {job.run_id} "
+        f"--steps {b['steps']} --start-steps {b['start_steps']} --eval-every {b['eval_every']} "
+        f"--eval-episodes {b['eval_episodes']} --batch-size {b['batch_size']} "
+        f"--replay-capacity {b['replay_capacity']} "
+        f"--probe-states {b['probe_states']} --probe-samples {b['probe_samples']} "
+        f"--device {config['device']} --env-workers {TRAIN_RES.get('env_workers', 0)} "
+        f"--checkpoint-every {config.get('checkpoint_every', 0)} "
+        f"--checkpoint-dir {CHECKPOINTS}/{job.algo}/{job.task}/{job.run_id} "
+        + ("--keep-checkpoint " if config.get("keep_checkpoints") else "")
+        + " ".join(f"--set {k}={json.dumps(v).replace(' ', '')}" for k, v in job.overrides.items())
+    )
+
+
+def external_args(wc, algo):
+    """The contract arguments every external program takes: seeds, identity, budget, output."""
+    job = job_for(wc, algo)
+    b = job.budget
+    return (f"--task {job.task} --seeds {' '.join(map(str, job.seeds))} --run-id {job.run_id} "
+            f"--code-version {job.identity['code_version']} --steps {b['steps']} "
+            f"--eval-every {b['eval_every']} --eval-episodes {b['eval_episodes']} "
+            f"--probe-states {b['probe_states']} --probe-samples {b['probe_samples']} "
+            f"--out {job.run_dir}")
 
 
 def torch_threads(wildcards, threads):
     """A training job's threads are its cores: env_workers of them step environments, torch gets
     the rest (threads may come from a profile's set-threads)."""
     return max(1, threads - TRAIN_RES.get("env_workers", 0))
-TSWEEP = config["profile"]["tsweep"]
-
-
-def budget_for(task):
-    return config["audit"]["budget"] if task in config["audit"]["tasks"] else config["budget"]
-
-
-def hparam_args(algo, task):
-    table = config.get("hparams", {}).get(algo, {})
-    merged = {**table.get("all", {}), **table.get(task, {})}
-    return " ".join(f"--set {k}={json.dumps(v).replace(' ', '')}" for k, v in merged.items())
-
-
-def train_args(wc):
-    b = budget_for(wc.task)
-    seeds = GRID[(wc.algo, wc.task, int(wc.block))]
-    return (
-        f"--algo {wc.algo} --task {wc.task} --seeds {' '.join(map(str, seeds))} "
-        f"--steps {b['steps']} --start-steps {b['start_steps']} --eval-every {b['eval_every']} "
-        f"--eval-episodes {b['eval_episodes']} --batch-size {b['batch_size']} "
-        f"--replay-capacity {b['replay_capacity']} --device {config['device']} "
-        f"--env-workers {TRAIN_RES.get('env_workers', 0)} "
-        f"--probe-states {config['probes']['states']} --probe-samples {config['probes']['samples']} "
-        f"--checkpoint-every {config.get('checkpoint_every', 0)} "
-        f"--checkpoint-dir {CHECKPOINTS}/{wc.algo}/{wc.task} "
-        + ("--keep-checkpoint " if config.get("keep_checkpoints") else "")
-        + hparam_args(wc.algo, wc.task)
-    )
-
-

@@ -1,26 +1,25 @@
-# Baselines produced by programs outside the suite's trainer. Each writes the run-directory
-# contract (docs/run_directory.md) for its seeds and touches a block flag; the analysis rules
-# find, validate and include them like any other run. Enable with `external_baselines: [random]`.
+# Baselines produced by programs outside the suite's trainer. Each program writes the
+# run-directory contract (docs/run_directory.md) for its seeds into the directory of its run
+# identity, and its rule touches the block flag. The analysis reads them like any other run.
+# Enable with `external_baselines: [random]`. To add one: register its program below (its source
+# and the suite modules it imports are its code version) and write a rule like random_policy's.
+
+EXTERNAL_PROGRAMS["random"] = str(REPO / "workflow" / "scripts" / "random_policy.py")
 
 
 rule random_policy:
     """Worked example: a uniform-random policy, written by a standalone script (numpy only)."""
     output:
-        touch(f"{RUNS}/random/{{task}}/block{{block}}.done"),
+        touch(f"{RUNS}/random/{{task}}/{{run_id}}/block_{{seeds}}.done"),
     log:
-        f"{LOGS}/external/random_{{task}}_block{{block}}.log",
+        f"{LOGS}/external/random_{{task}}_{{run_id}}_{{seeds}}.log",
+    message:
+        "{params.identity}"
     params:
-        seeds=lambda wc: " ".join(map(str, seed_blocks(config["seeds"], config["seed_block"])[int(wc.block)])),
-        budget=lambda wc: budget_for(wc.task),
-        probe_states=config["probes"]["states"],
-        probe_samples=config["probes"]["samples"],
-        script=str(Path(workflow.current_basedir).parent / "scripts" / "random_policy.py"),
-        out=lambda wc: f"{RUNS}/random/{wc.task}",
+        args=lambda wc: external_args(wc, "random"),
+        identity=lambda wc: describe(job_for(wc, "random")),
+        program=EXTERNAL_PROGRAMS["random"],
     conda:
         "../../environment.yml"
     shell:
-        "MUJOCO_GL=disable python {params.script} --task {wildcards.task} "
-        "--seeds {params.seeds} --steps {params.budget[steps]} "
-        "--eval-every {params.budget[eval_every]} --eval-episodes {params.budget[eval_episodes]} "
-        "--probe-states {params.probe_states} --probe-samples {params.probe_samples} "
-        "--out {params.out} > {log} 2>&1"
+        "MUJOCO_GL=disable python {params.program} {params.args} > {log} 2>&1"

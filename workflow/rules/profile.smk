@@ -1,7 +1,8 @@
 rule step_profile:
     """Per-phase wall-clock cost per learning step, per seed, from every run's timing.csv."""
     input:
-        flags=training_flags(),
+        flags=flags_of("benchmark"),
+        manifest=MANIFEST,
     output:
         table=report(f"{TABLES}/step_profile.csv", category="Wall-clock",
                      caption="../report/step_profile.rst"),
@@ -11,20 +12,20 @@ rule step_profile:
     log:
         f"{LOGS}/step_profile.log",
     params:
-        runs=lambda wc, input: runs_root(input.flags),
         stem=lambda wc, output: Path(output.figure).with_suffix(""),
+        code=analysis_code("analysis.profile"),
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.profile steps --runs {params.runs} --table {output.table} "
+        "python -m analysis.profile steps --manifest {input.manifest} --table {output.table} "
         "--figure {params.stem} > {log} 2>&1"
 
 
 rule tsweep_profile:
     """How acting and updating costs grow with the number of diffusion steps T."""
     input:
-        expand("results/tsweep/{algo}/{task}/T{T}/block.done", algo=TSWEEP["algos"],
-               task=TSWEEP["task"], T=TSWEEP["Ts"]),
+        flags=flags_of("tsweep"),
+        manifest=MANIFEST,
     output:
         table=report(f"{TABLES}/tsweep_profile.csv", category="Wall-clock",
                      caption="../report/tsweep_profile.rst"),
@@ -35,8 +36,9 @@ rule tsweep_profile:
         f"{LOGS}/tsweep_profile.log",
     params:
         stem=lambda wc, output: Path(output.figure).with_suffix(""),
+        code=analysis_code("analysis.profile"),
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.profile tsweep --runs results/tsweep --table {output.table} "
+        "python -m analysis.profile tsweep --manifest {input.manifest} --table {output.table} "
         "--figure {params.stem} > {log} 2>&1"

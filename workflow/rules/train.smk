@@ -1,18 +1,22 @@
 wildcard_constraints:
-    algo="|".join(sorted(set(config["algos"]) | set(config["audit"]["algos"]) | set(TSWEEP["algos"]))),
-    block=r"\d+",
-    T=r"\d+",
+    algo="|".join(sorted(CATALOG)),  # agents only: external baselines have rules of their own
+    run_id=r"[0-9a-f]{12}",
+    seeds=r"\d+(_\d+)*",
 
 
 rule train:
-    """Train one algorithm on one task for one block of seeds (one process, seed-batched)."""
+    """Train one algorithm on one task for one block of seeds (one process, seed-batched), into the
+    directory of its run identity."""
     output:
-        touch(f"{RUNS}/{{algo}}/{{task}}/block{{block}}.done"),
+        touch(f"{RUNS}/{{algo}}/{{task}}/{{run_id}}/block_{{seeds}}.done"),
     log:
-        f"{LOGS}/train/{{algo}}_{{task}}_block{{block}}.log",
+        f"{LOGS}/train/{{algo}}_{{task}}_{{run_id}}_{{seeds}}.log",
+    message:
+        "{params.identity}"
     params:
         args=train_args,
-        out=lambda wc: f"{RUNS}/{wc.algo}/{wc.task}",
+        identity=lambda wc: describe(job_for(wc)),
+        out=lambda wc: f"{RUNS}/{wc.algo}/{wc.task}/{wc.run_id}",
         torch_threads=torch_threads,
     threads: TRAIN_RES["threads"]
     resources:
@@ -27,29 +31,14 @@ rule train:
         "--out {params.out} > {log} 2>&1"
 
 
-rule train_tsweep:
-    """QSM (and any sampler-based agent) at several diffusion step counts T, for the cost sweep."""
+rule run_manifest:
+    """The runs this configuration asks for, by identity: what every analysis reads."""
     output:
-        touch(f"results/tsweep/{{algo}}/{{task}}/T{{T}}/block.done"),
+        MANIFEST,
     log:
-        f"{LOGS}/tsweep/{{algo}}_{{task}}_T{{T}}.log",
+        f"{LOGS}/run_manifest.log",
     params:
-        seeds=" ".join(map(str, TSWEEP["seeds"])),
-        steps=TSWEEP["steps"],
-        start=TSWEEP["start_steps"],
-        device=config["device"],
-        out=lambda wc: f"results/tsweep/{wc.algo}/{wc.task}/T{wc.T}",
-    threads: TRAIN_RES["threads"]
-    resources:
-        gpu=TRAIN_RES["gpu"],
-        mem_mb=TRAIN_RES["mem_mb"],
-        runtime=TRAIN_RES["runtime"],
-    conda:
-        "../../environment.yml"
-    shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} MUJOCO_GL=disable "
-        "python -m qsm.train --algo {wildcards.algo} --task {wildcards.task} --seeds {params.seeds} "
-        "--steps {params.steps} --start-steps {params.start} --eval-every {params.steps} "
-        "--eval-episodes 1 --probe-states 1 --probe-samples 10 --device {params.device} "
-        "--set T={wildcards.T} "
-        "--threads {threads} --out {params.out} > {log} 2>&1"
+        digest=lambda wc: hash_of(run_manifest()),  # rewritten (and analyses rerun) when it changes
+    localrule: True
+    run:
+        write_manifest(output[0], log[0])

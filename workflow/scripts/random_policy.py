@@ -3,14 +3,15 @@ run-directory contract itself (numpy, json and csv only; no torch, no qsm.rundir
 
     python workflow/scripts/random_policy.py --task cheetah_run --seeds 0 1 --steps 4000 \\
         --eval-every 1000 --eval-episodes 1 --probe-states 8 --probe-samples 1000 \\
-        --out results/runs/random/cheetah_run
+        --run-id 0123456789ab --code-version 0123456789ab --out results/runs/random/cheetah_run/0123456789ab
 
 It imports from the suite only `qsm.envs.make_env` (the same tasks, action scaling and time
 limits as the learners) and `qsm.probes.probe_states` (the same probe states). Everything it
 writes follows the contract as documented (docs/run_directory.md, qsm/rundir.py's docstring):
 
-    OUT/seed<k>/config.json         contract_version, algo, task, seed, hparams, budget, env,
-                                    provenance (+ block: the seeds written together)
+    OUT/seed<k>/config.json         contract_version, algo, task, seed, run_id, code_version,
+                                    hparams, budget, env, provenance (+ block: the seeds
+                                    written together)
     OUT/seed<k>/eval.csv            step, return, return_std, episodes, wall_time_s
     OUT/seed<k>/timing.csv          phase, calls, total_s, env_steps, block_size, device
     OUT/seed<k>/probe_actions.npz   states (P, obs_dim); policy, behaviour (P, N, act_dim)
@@ -52,7 +53,7 @@ from qsm.envs import make_env  # noqa: E402
 from qsm.probes import probe_states  # noqa: E402
 
 ALGO = "random"
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 TAG = 0x52414E44  # "RAND": separates this program's streams from any other use of the seed
 EVAL_COLUMNS = ("step", "return", "return_std", "episodes", "wall_time_s")
 TIMING_COLUMNS = ("phase", "calls", "total_s", "env_steps", "block_size", "device")
@@ -105,6 +106,10 @@ def parse_args(argv=None):
     p.add_argument("--probe-states", type=int, required=True)
     p.add_argument("--probe-samples", type=int, required=True)
     p.add_argument("--out", required=True, help="seeds go to OUT/seed<k>/")
+    p.add_argument("--run-id", required=True,
+                   help="identity of this configuration, given by the pipeline (config.json)")
+    p.add_argument("--code-version", required=True,
+                   help="version of this program's source, given by the pipeline (config.json)")
     a = p.parse_args(argv)
     for name in ("steps", "eval_every", "eval_episodes", "probe_states", "probe_samples"):
         if getattr(a, name) <= 0:
@@ -182,7 +187,7 @@ def main(argv=None) -> int:
         for s, d in zip(seeds, dirs):
             write_json(d / "config.json", {
                 "contract_version": CONTRACT_VERSION, "algo": ALGO, "task": a.task, "seed": s,
-                "hparams": {},
+                "run_id": a.run_id, "code_version": a.code_version, "hparams": {},
                 "budget": {"steps": a.steps, "eval_every": a.eval_every,
                            "eval_episodes": a.eval_episodes, "probe_states": a.probe_states,
                            "probe_samples": a.probe_samples},

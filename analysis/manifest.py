@@ -1,0 +1,137 @@
+"""The run manifest: exactly the runs a configuration asks for. Every analysis reads runs through it.
+
+The pipeline writes ``results/tables/run_manifest.json`` (rule ``run_manifest``)::
+
+    {"config_hash": "9c1e...",          # hash of the resolved pipeline configuration
+     "runs_root": "results/runs",       # where runs of other configurations may also lie
+     "runs": [{"algo": "qsm", "task": "cheetah_run", "seed": 0, "role": "benchmark",
+               "run_id": "3f2a9c0d1e7b", "code_version": "8f3392af23ca",
+               "path": "results/runs/qsm/cheetah_run/3f2a9c0d1e7b/seed0"}, ...]}
+
+``role`` is ``benchmark`` (the benchmark grid: scored by rliable, profiled), ``audit`` (extra
+tasks trained for the multimodality audit) or ``tsweep`` (the diffusion-step cost sweep).
+A listed run is used only if its directory's ``config.json`` carries the listed ``run_id``,
+algorithm, task and seed; directories under ``runs_root`` that are not listed belong to other
+configurations and are reported as ``not in config``, never used.
+
+For analysing run directories outside the pipeline, ``python -m analysis.manifest DIR ...
+--out manifest.json`` writes a manifest that lists every seed directory found (role from the
+option ``--role``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from qsm.rundir import ContractError, Run, atomic_write_json, find_seed_dirs, load_run
+
+ROLES = ("benchmark", "audit", "tsweep")
+ENTRY_KEYS = ("algo", "task", "seed", "role", "run_id", "code_version", "path")
+
+
+class ManifestError(ValueError):
+    """A manifest file that cannot be used (names the file and the problem)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    algo: str
+    task: str
+    seed: int
+    role: str
+    run_id: str
+    code_version: str
+    path: str
+
+    @property
+    def key(self):
+        return (self.algo, self.task, self.seed)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    config_hash: str
+    runs_root: str
+    runs: tuple          # of Entry
+
+    def select(self, *roles) -> list[Entry]:
+        return [e for e in self.runs if e.role in roles]
+
+    def listed_paths(self) -> set:
+        return {Path(e.path).resolve() for e in self.runs}
+
+    def unlisted_dirs(self) -> list[Path]:
+        """Seed directories under runs_root that this configuration does not ask for."""
+        root = Path(self.runs_root)
+        listed = self.listed_paths()
+        return [d for d in find_seed_dirs(root) if d.resolve() not in listed] if root.is_dir() else []
+
+    def provenance(self, roles=ROLES) -> dict:
+        """What a table or figure built from these runs says about where it came from."""
+        runs = self.select(*roles)
+        return {"config_hash": self.config_hash, "n_runs": len(runs),
+                "code_versions": {a: sorted({e.code_version for e in runs if e.algo == a})
+                                  for a in sorted({e.algo for e in runs})}}
+
+
+def load_manifest(path) -> Manifest:
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+        runs = []
+        for i, r in enumerate(obj["runs"]):
+            missing = [k for k in ENTRY_KEYS if k not in r]
+            if missing:
+                raise ManifestError(f"{path}: run {i} is missing {missing}")
+            if r["role"] not in ROLES:
+                raise ManifestError(f"{path}: run {i} has role {r['role']!r}, not one of {ROLES}")
+            runs.append(Entry(str(r["algo"]), str(r["task"]), int(r["seed"]), r["role"],
+                              str(r["run_id"]), str(r["code_version"]), str(r["path"])))
+        return Manifest(str(obj["config_hash"]), str(obj["runs_root"]), tuple(runs))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ManifestError(f"{path}: not a run manifest ({type(e).__name__}: {e})") from None
+
+
+def load_entry(entry: Entry, check_probes: bool = True) -> Run:
+    """The listed run, validated through the contract and checked to be the run the manifest
+    asks for; ContractError (naming the file) otherwise."""
+    run = load_run(entry.path, check_probes=check_probes)
+    found = (run.algo, run.task, run.seed, run.config.get("run_id"))
+    wanted = (entry.algo, entry.task, entry.seed, entry.run_id)
+    if tuple(map(str, found)) != tuple(map(str, wanted)):
+        raise ContractError(Path(entry.path) / "config.json",
+                            f"holds run {found}, but the configuration asks for {wanted}")
+    return run
+
+
+def manifest_for_dirs(dirs, role: str = "benchmark", runs_root=None) -> dict:
+    """A manifest (as a dict) listing the given seed directories as they are (ad-hoc analysis)."""
+    runs = []
+    for d in dirs:
+        cfg = json.loads((Path(d) / "config.json").read_text())
+        runs.append({"algo": cfg["algo"], "task": cfg["task"], "seed": int(cfg["seed"]),
+                     "role": role, "run_id": cfg.get("run_id", ""),
+                     "code_version": cfg.get("code_version", ""), "path": str(d)})
+    return {"config_hash": "", "runs_root": str(runs_root or ""), "runs": runs}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.manifest",
+                                 description="Write a manifest listing every seed directory "
+                                             "under the given directories.")
+    ap.add_argument("dirs", nargs="+")
+    ap.add_argument("--role", choices=ROLES, default="benchmark")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    dirs = [d for root in a.dirs for d in find_seed_dirs(root)]
+    atomic_write_json(a.out, manifest_for_dirs(dirs, a.role))
+    print(f"{len(dirs)} runs -> {a.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

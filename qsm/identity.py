@@ -1,0 +1,187 @@
+"""What identifies a run, and which code made it. Imports nothing heavy (the DAG uses it).
+
+Code version
+------------
+The code version of a program is a hash of the source files that compute its numbers: the
+program's module and, transitively, every module of this suite that it imports (`qsm`,
+`baselines`, `analysis`), minus `NOT_NUMERIC`: modules that write files, time phases, tune the
+allocator or read declarations, none of which changes a number a run produces. Each file enters
+the hash as its syntax tree with docstrings removed (`ast.dump`), so editing comments,
+docstrings, blank lines or formatting changes no version, and editing any statement does. For an
+agent it is `training_code_version(algo)`: the agent's module closure plus the trainer's.
+
+Run identity
+------------
+A run is (algorithm, task, seed, resolved hyperparameters, budget, code version). Seeds of one
+configuration share everything else, so the pipeline stores them under one directory named by
+`run_id` = the first 12 hex digits of the SHA-256 of the canonical JSON of the rest:
+
+    results/runs/{algo}/{task}/{run_id}/seed{k}/
+
+Two configurations never share a directory, a config change never touches another
+configuration's runs, and switching back finds the earlier runs where they were. Execution
+details that do not change what is computed (device, threads, environment workers, checkpoint
+interval) are not part of the identity.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("qsm", "baselines", "analysis")
+NOT_NUMERIC = frozenset({
+    "qsm", "baselines", "analysis",          # package __init__ files: docstrings and a version
+    "qsm.rundir", "qsm.timing", "qsm.allocator", "qsm.registry", "qsm.catalog",
+    "qsm.hparams", "qsm.identity",
+})
+TRAINER_MODULE = "qsm.train"
+BUDGET_KEYS = ("steps", "start_steps", "eval_every", "eval_episodes", "batch_size",
+               "replay_capacity", "probe_states", "probe_samples")
+RUN_ID_LENGTH = 12
+
+
+def module_path(module: str) -> Path:
+    base = ROOT.joinpath(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def _resolve_relative(module: str, level: int, name: str | None) -> str:
+    parts = module.split(".")
+    is_package = module_path(module).name == "__init__.py"
+    base = parts if is_package else parts[:-1]
+    base = base[: len(base) - (level - 1)] if level > 1 else base
+    return ".".join(base + ([name] if name else []))
+
+
+def _suite_module(name: str) -> str | None:
+    """The longest prefix of a dotted name that is a module file of this suite, if any."""
+    if name.split(".")[0] not in PACKAGES:
+        return None
+    parts = name.split(".")
+    while parts:
+        candidate = ".".join(parts)
+        if module_path(candidate).is_file():
+            return candidate
+        parts.pop()
+    return None
+
+
+@lru_cache(maxsize=None)
+def imports_of(module: str) -> frozenset:
+    """Suite modules that `module` imports anywhere in its body (static reading)."""
+    tree = ast.parse(module_path(module).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = (_resolve_relative(module, node.level, node.module) if node.level
+                    else node.module or "")
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
+        for n in names:
+            m = _suite_module(n)
+            if m and m != module:
+                found.add(m)
+    return frozenset(found)
+
+
+def closure(modules) -> list[str]:
+    """The modules and every suite module they import, transitively (sorted)."""
+    seen, todo = set(), list(modules)
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        todo.extend(imports_of(m))
+    return sorted(seen)
+
+
+def _strip_docstrings(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@lru_cache(maxsize=None)
+def _file_digest(path: Path) -> str:
+    tree = _strip_docstrings(ast.parse(path.read_text(), filename=str(path)))
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+
+
+def numeric_sources(modules) -> list[Path]:
+    """The files whose code versions a program: its closure minus NOT_NUMERIC (sorted)."""
+    return [module_path(m) for m in closure(modules) if m not in NOT_NUMERIC]
+
+
+def code_version(modules=(), files=()) -> str:
+    """Hash of the numeric sources of `modules` plus any extra `files` (e.g. a script outside the
+    packages, whose suite imports are followed too). 12 hex digits."""
+    files = [Path(f).resolve() for f in files]
+    for f in files:  # a standalone script: follow its imports of the suite
+        modules = list(modules) + list(_script_imports(f))
+    paths = sorted(set(numeric_sources(modules)) | set(files))
+    h = hashlib.sha256()
+    for p in paths:
+        rel = p.relative_to(ROOT).as_posix() if p.is_relative_to(ROOT) else p.name
+        h.update(f"{rel}\0{_file_digest(p)}\n".encode())
+    return h.hexdigest()[:RUN_ID_LENGTH]
+
+
+def _script_imports(path: Path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                 [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                 if isinstance(node, ast.ImportFrom) and node.module and not node.level else [])
+        for n in names:
+            m = _suite_module(n)
+            if m:
+                yield m
+
+
+def training_code_version(algo_module: str) -> str:
+    """Code version of runs of the agent defined in `algo_module`, trained by qsm.train."""
+    return code_version([algo_module, TRAINER_MODULE])
+
+
+def canonical(obj) -> str:
+    """Canonical JSON (sorted keys, tuples as lists, no spaces): equal configurations, equal text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_plain)
+
+
+def _plain(o):
+    if isinstance(o, tuple):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "item"):  # numpy scalars
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def budget_of(values: dict) -> dict:
+    missing = [k for k in BUDGET_KEYS if k not in values]
+    if missing:
+        raise KeyError(f"budget is missing {missing}")
+    return {k: int(values[k]) for k in BUDGET_KEYS}
+
+
+def run_identity(algo: str, task: str, hparams: dict, budget: dict, code: str) -> dict:
+    """The identity of a configuration's runs (seed excluded) and its run_id."""
+    ident = {"algo": algo, "task": task, "hparams": json.loads(canonical(hparams)),
+             "budget": budget_of(budget), "code_version": code}
+    return {**ident, "run_id": hash_of(ident)}
+
+
+def hash_of(obj, length: int = RUN_ID_LENGTH) -> str:
+    return hashlib.sha256(canonical(obj).encode()).hexdigest()[:length]

@@ -1,0 +1,119 @@
+"""Run identity and code versions (qsm/identity.py), and the static agent catalog (qsm/catalog.py)
+that lets the pipeline build its DAG without importing torch."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, python_env
+from qsm import catalog, identity
+from qsm.hparams import relations_of, specs_of
+from qsm.registry import get_agent
+
+AGENTS = catalog.agent_names()
+
+
+@pytest.mark.parametrize("algo", AGENTS)
+def test_static_catalog_reads_what_the_classes_declare(algo):
+    entry, cls = catalog.get_entry(algo), get_agent(algo)
+    assert entry.module == cls.__module__ and entry.class_name == cls.__name__
+    assert entry.specs == specs_of(cls.Config)
+    assert entry.relations == relations_of(cls.Config)
+    assert entry.task_overrides == getattr(cls, "TASK_OVERRIDES", {})
+    assert set(AGENTS) >= {"qsm", "sac", "td3", "dql"}
+
+
+def test_closure_follows_imports_and_leaves_out_what_cannot_change_numbers():
+    sac = identity.closure(["baselines.sac", "qsm.train"])
+    assert {"qsm.nets", "qsm.agent_base", "qsm.envs", "qsm.vecenv", "qsm.replay"} <= set(sac)
+    assert "baselines.td3" not in sac and "qsm.agent" not in sac
+    numeric = {p.relative_to(ROOT).as_posix() for p in identity.numeric_sources(["baselines.sac",
+                                                                                  "qsm.train"])}
+    assert "qsm/nets.py" in numeric and "baselines/sac.py" in numeric
+    assert not numeric & {"qsm/rundir.py", "qsm/timing.py", "qsm/registry.py"}
+    # dql subclasses QSM: its runs depend on QSM's file too
+    assert "qsm.agent" in identity.closure(["baselines.dql"])
+
+
+def test_run_identity_is_canonical_and_sensitive_to_every_part():
+    budget = {k: 10 for k in identity.BUDGET_KEYS}
+    base = identity.run_identity("qsm", "cheetah_run", {"h": (64, 64), "M_q": 50.0}, budget, "abc")
+    same = identity.run_identity("qsm", "cheetah_run", {"M_q": 50.0, "h": [64, 64]}, dict(budget), "abc")
+    assert base["run_id"] == same["run_id"] and len(base["run_id"]) == 12
+    changed = [identity.run_identity("sac", "cheetah_run", {"h": [64, 64], "M_q": 50.0}, budget, "abc"),
+               identity.run_identity("qsm", "walker_run", {"h": [64, 64], "M_q": 50.0}, budget, "abc"),
+               identity.run_identity("qsm", "cheetah_run", {"h": [64, 64], "M_q": 51.0}, budget, "abc"),
+               identity.run_identity("qsm", "cheetah_run", {"h": [64, 64], "M_q": 50.0},
+                                     {**budget, "steps": 11}, "abc"),
+               identity.run_identity("qsm", "cheetah_run", {"h": [64, 64], "M_q": 50.0}, budget, "abd")]
+    assert len({c["run_id"] for c in changed} | {base["run_id"]}) == 6
+
+
+@pytest.fixture
+def repo_copy(tmp_path, monkeypatch):
+    """A copy of the suite's packages that tests may edit; identity reads it instead of ROOT."""
+    for pkg in identity.PACKAGES:
+        shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(identity, "ROOT", tmp_path)
+    for fn in (identity.imports_of, identity._file_digest):
+        fn.cache_clear()
+    yield tmp_path
+    for fn in (identity.imports_of, identity._file_digest):
+        fn.cache_clear()
+
+
+def _versions():
+    return {a: identity.training_code_version(catalog.get_entry(a).module) for a in AGENTS}
+
+
+def test_code_version_changes_with_statements_not_with_comments_or_docstrings(repo_copy):
+    before = _versions()
+    sac = repo_copy / "baselines" / "sac.py"
+    text = sac.read_text()
+    sac.write_text("# a new comment\n" + text.replace('"""Soft actor-critic', '"""Reworded: soft actor-critic', 1)
+                   .replace("        return self.log_alpha.detach().exp()",
+                            "        # why: a comment inside a function\n"
+                            "        return self.log_alpha.detach().exp()"))
+    identity._file_digest.cache_clear()
+    assert _versions() == before
+    sac.write_text(text.replace("alpha = self.log_alpha.exp()", "alpha = 1.0 * self.log_alpha.exp()"))
+    identity._file_digest.cache_clear()
+    after = _versions()
+    assert after["sac"] != before["sac"]
+    assert {a: v for a, v in after.items() if a != "sac"} == {a: v for a, v in before.items() if a != "sac"}
+
+
+def test_shared_code_versions_every_agent_that_uses_it_and_analysis_none(repo_copy):
+    before = _versions()
+    agent = repo_copy / "qsm" / "agent.py"
+    agent.write_text(agent.read_text() + "\nUNUSED_CONSTANT = 1\n")
+    stats = repo_copy / "analysis" / "stats.py"
+    stats.write_text(stats.read_text() + "\nUNUSED_CONSTANT = 1\n")
+    identity._file_digest.cache_clear()
+    after = _versions()
+    assert after["qsm"] != before["qsm"] and after["dql"] != before["dql"]  # dql subclasses QSM
+    assert after["sac"] == before["sac"] and after["td3"] == before["td3"]
+    nets = repo_copy / "qsm" / "nets.py"
+    nets.write_text(nets.read_text() + "\nUNUSED_CONSTANT = 1\n")
+    identity._file_digest.cache_clear()
+    assert all(v != after[a] for a, v in _versions().items())
+
+
+def test_dag_is_built_without_torch_or_dm_control(tmp_path):
+    """Login nodes: the paper preset's DAG must build when torch and dm_control cannot be imported."""
+    blocker = tmp_path / "blocked"
+    for name in ("torch", "dm_control", "mujoco"):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / "__init__.py").write_text(
+            f"raise ImportError('{name} imported while building the DAG')\n")
+    env = python_env()
+    env["PYTHONPATH"] = f"{blocker}:{env['PYTHONPATH']}"
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
+                           "--directory", str(work), "--configfile",
+                           str(ROOT / "config" / "paper.yaml"), "-n", "--quiet", "rules"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "train" in proc.stdout + proc.stderr
