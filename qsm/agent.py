@@ -47,11 +47,8 @@ class QSM(Agent):
         target_noise: float = hp(0.1, ge=0, doc="std of N(0, s^2) added to next actions in the target")
         RELATIONS = (("beta_min", "<=", "beta_max"),)
 
-    # The official repository suggests a larger score scale on these tasks. On the toy bandits
-    # Q lies in [0, 1], about 50x below DMC's r / (1 - gamma) scale, so M_q shrinks by as much to
-    # keep M_q * dQ/da (the regression target) on the scale the sampler's T = 5 steps can follow.
-    TASK_OVERRIDES = {"quadruped_walk": {"M_q": 120.0}, "humanoid_walk": {"M_q": 120.0},
-                      "toy_bimodal": {"M_q": 1.0}, "toy_quadmodal": {"M_q": 1.0}}
+    # The official repository suggests a larger score scale on these tasks.
+    TASK_OVERRIDES = {"quadruped_walk": {"M_q": 120.0}, "humanoid_walk": {"M_q": 120.0}}
 
     def __init__(self, obs_dim, act_dim, seeds, cfg, device="cpu"):
         super().__init__(obs_dim, act_dim, seeds, cfg, device)

@@ -134,12 +134,21 @@ class GymEnv(Env):
 
 
 class ToyBandit(Env):
-    """A one-step contextual bandit whose reward has several equally good, separated optima.
+    """A contextual bandit with several equally good, separated optima, at DeepMind Control's
+    value scale.
 
-    Each episode: observe a context c ~ U[-1, 1]^obs_dim (it does not move the optima), choose
-    a in [-1, 1]^d, receive r = max_k exp(-|a - mu_k|^2 / (2 * width^2)) and the episode ends
-    (terminated). Every optimum mu_k earns reward 1, so an ideal multi-modal policy may put mass
-    on all of them.
+    Every step: observe a context c ~ U[-1, 1]^obs_dim (drawn afresh, whatever the action; it does
+    not move the optima), choose a in [-1, 1]^d, receive r = max_k exp(-|a - mu_k|^2 /
+    (2 * width^2)) in [0, 1], DMC's per-step reward range. Every optimum mu_k earns reward 1, so an
+    ideal multi-modal policy may put mass on all of them.
+
+    Episodes end by time limit after EPISODE_STEPS steps, reported as truncation (the agent
+    bootstraps through it, as through DMC's 1000-step limit), never as a terminal state. So
+    Q(s, a) = r(a) + gamma * V has DMC's level r / (1 - gamma) (~100 at gamma = 0.99), while its
+    action-dependent part is r(a) itself, because the next context ignores the action. That part
+    is what QSM's target -M_q dQ/da and SAC's trade-off against alpha * entropy see; measured on
+    DMC (benchmarks/action_sensitivity.py, README "Toy tasks") it is of the same size, which is
+    why the reward is not rescaled.
 
       toy_bimodal : d = 1, optima at -0.5 and +0.5
       toy_quadmodal : d = 2, optima at (+-0.5, +-0.5)
@@ -150,14 +159,18 @@ class ToyBandit(Env):
         "toy_quadmodal": np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]]),
     }
     WIDTH = 0.3  # wide enough that dQ/da points to an optimum from most of the box
+    # The return is the sum over the episode, so only evaluation cost depends on this: the level
+    # of Q is set by gamma because time-limit ends are bootstrapped.
+    EPISODE_STEPS = 100
 
     def __init__(self, name: str, seed: int, obs_dim: int = 2):
         self.name = name
         self.optima = self.VARIANTS[name].astype(np.float64)
         self.act_dim = self.optima.shape[1]
         self.obs_dim = obs_dim
-        self.max_return = 1.0
+        self.max_return = float(self.EPISODE_STEPS)  # reward 1 at every step
         self._rng = np.random.default_rng(int(seed))
+        self._t = 0
 
     def reward(self, action: np.ndarray) -> np.ndarray:
         a = np.clip(np.asarray(action, dtype=np.float64), -1, 1)
@@ -167,12 +180,18 @@ class ToyBandit(Env):
     def reseed(self, seed):
         self._rng = np.random.default_rng(int(seed))
 
-    def reset(self):
+    def _draw_context(self):
         self._context = self._rng.uniform(-1, 1, self.obs_dim).astype(np.float32)
         return self._context.copy()
 
+    def reset(self):
+        self._t = 0
+        return self._draw_context()
+
     def step(self, action):
-        return self._context.copy(), float(self.reward(action)), True, False
+        r = float(self.reward(action))
+        self._t += 1
+        return self._draw_context(), r, False, self._t >= self.EPISODE_STEPS
 
 
 # dm_control 1.0.50's suite.ALL_TASKS (pinned; a test checks this copy against it). Kept here so

@@ -89,10 +89,21 @@ def test_toy_bandit_optima_are_equally_good():
         assert env.reward(opt) == pytest.approx(1.0)
     assert env.reward(np.zeros(2)) < 0.1  # the centre is a valley between the optima
     assert make_env("toy_bimodal", 0).reward(np.zeros(1)) < 0.3
-    env.reset()
-    _, r, term, trunc = env.step(np.array([0.5, -0.5]))
-    assert r == pytest.approx(1.0) and term and not trunc
     assert isinstance(make_env("toy_bimodal", 0), ToyBandit)
+
+
+def test_toy_bandit_episodes_end_by_time_limit_and_contexts_ignore_the_action():
+    """Time-limit ends are truncations (bootstrapped, like DMC's), and the next context is the
+    same whatever the action: Q's action-dependent part is the reward itself."""
+    a, b = make_env("toy_quadmodal", 3), make_env("toy_quadmodal", 3)
+    np.testing.assert_array_equal(a.reset(), b.reset())
+    for t in range(ToyBandit.EPISODE_STEPS):
+        oa, ra, term_a, trunc_a = a.step(np.array([0.5, -0.5]))
+        ob, rb, term_b, trunc_b = b.step(np.array([-1.0, 1.0]))
+        np.testing.assert_array_equal(oa, ob)
+        assert ra == pytest.approx(1.0) and rb < 0.1
+        assert not term_a and trunc_a == (t == ToyBandit.EPISODE_STEPS - 1)
+    assert a.max_return == ToyBandit.EPISODE_STEPS
 
 
 def test_probe_states_are_fixed_per_task():
