@@ -24,7 +24,9 @@ Definitions used by the generators
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import integrate, stats
@@ -34,7 +36,9 @@ from analysis.kl import gaussian_fit_kl, gaussian_kl, kl_divergence
 from analysis.modes import mode_summary
 
 __all__ = ["random_rotation", "sample_mixture", "sample_unimodal", "sample_tanh_gaussian",
-           "sample_clipped_mixture", "random_gaussian_pair", "mode_accuracy", "main"]
+           "sample_clipped_mixture", "random_gaussian_pair", "mode_accuracy", "FacePart",
+           "sample_mixed", "mixed_truth", "mixed_kl_truth", "mixed_mode_settings",
+           "mixed_kl_settings", "main"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -342,13 +346,248 @@ def kl_tables(draws: int, seed: int) -> None:
                                                     bias_correction=False), nd)
 
 
+# --------------------------------------------------------------------------------------------
+# mixed distributions: atoms on the faces of the box plus interior modes (analysis.mixed)
+
+@dataclass(frozen=True)
+class FacePart:
+    """One part of a mixed distribution: probability ``weight`` on the face given by ``pattern``
+    (per dimension -1 / +1: on that bound, 0: free), with an equal-weight mixture of isotropic
+    Gaussians (centres ``means``, shape (K, free dims); standard deviation ``sd``) in the free
+    coordinates, truncated to the open box.  A corner has no free coordinates: a point mass."""
+    weight: float
+    pattern: tuple
+    means: tuple = ()
+    sd: float = 0.0
+
+    @property
+    def n_free(self) -> int:
+        return sum(1 for v in self.pattern if v == 0)
+
+    @property
+    def n_modes(self) -> int:
+        return 1 if self.n_free == 0 else len(self.means)
+
+
+def _truncated_components(rng, n, means, sd):
+    means = np.asarray(means, dtype=float)
+    out = np.empty((n, means.shape[1]))
+    todo = np.arange(n)
+    comp = rng.integers(0, len(means), n)
+    while todo.size:  # redraw the rare values outside the open box (clipping would make atoms)
+        out[todo] = means[comp[todo]] + sd * rng.standard_normal((todo.size, means.shape[1]))
+        todo = todo[np.abs(out[todo]).max(axis=1) >= 1 - 1e-3]
+    return out
+
+
+def sample_mixed(rng: np.random.Generator, n: int, face_parts) -> np.ndarray:
+    """n samples of the mixture of :class:`FacePart`s (weights must sum to 1)."""
+    w = np.array([p.weight for p in face_parts])
+    if abs(w.sum() - 1) > 1e-9:
+        raise ValueError(f"part weights must sum to 1, got {w.sum()}")
+    d = len(face_parts[0].pattern)
+    comp = rng.choice(len(face_parts), size=n, p=w)
+    x = np.empty((n, d))
+    for i, part in enumerate(face_parts):
+        rows = np.flatnonzero(comp == i)
+        pattern = np.asarray(part.pattern)
+        x[rows] = pattern  # fixed coordinates; free ones are overwritten below
+        free = np.flatnonzero(pattern == 0)
+        if free.size and rows.size:
+            x[np.ix_(rows, free)] = _truncated_components(rng, rows.size, part.means, part.sd)
+    return x
+
+
+def mixed_truth(face_parts) -> dict:
+    """The true values of analysis.mixed.mixed_summary's measures for a mixture of FaceParts."""
+    from analysis.mixed import MIN_PART_WEIGHT
+    d = len(face_parts[0].pattern)
+    lower, upper = np.zeros(d), np.zeros(d)
+    interior, interior_modes = 0.0, 0
+    for p in face_parts:
+        lower += p.weight * (np.asarray(p.pattern) == -1)
+        upper += p.weight * (np.asarray(p.pattern) == 1)
+        if p.n_free == d:
+            interior, interior_modes = interior + p.weight, p.n_modes
+    heavy = [p for p in face_parts if p.weight >= MIN_PART_WEIGHT]
+    return {"lower": lower, "upper": upper, "interior": interior,
+            "interior_modes": interior_modes, "components": sum(p.n_modes for p in heavy)}
+
+
+def mixed_kl_truth(p_parts, q_parts) -> float:
+    """KL(P || Q) of two FacePart mixtures whose free parts are single Gaussians (truncation at
+    the box ignored: keep them 5 sd inside).  Infinite if P has a face that Q lacks."""
+    q_by = {q.pattern: q for q in q_parts}
+    total = 0.0
+    for p in p_parts:
+        q = q_by.get(p.pattern)
+        if q is None:
+            return math.inf
+        total += p.weight * math.log(p.weight / q.weight)
+        if p.n_free:
+            if len(p.means) != 1 or len(q.means) != 1:
+                raise ValueError("analytic truth needs one Gaussian per free part")
+            k = p.n_free
+            total += p.weight * gaussian_kl(np.asarray(p.means[0]), p.sd ** 2 * np.eye(k),
+                                            np.asarray(q.means[0]), q.sd ** 2 * np.eye(k))
+    return total
+
+
+def _corner(d, sign=1, flip=()):
+    return tuple(-sign if i in flip else sign for i in range(d))
+
+
+def mixed_mode_settings() -> list:
+    """(name, d, sampler rng -> (n, d) samples, truth dict) for the mixed-distribution table."""
+    def face(**kw):
+        return FacePart(**kw)
+
+    quad = ((-.5, -.5), (-.5, .5), (.5, -.5), (.5, .5))
+    rows = [
+        ("1-D: atoms 20% at -1, 10% at +1; 70% interior, 2 modes", 1,
+         [face(weight=.2, pattern=(-1,)), face(weight=.1, pattern=(1,)),
+          face(weight=.7, pattern=(0,), means=((-.4,), (.4,)), sd=.08)]),
+        ("1-D: atoms 45% at each bound; 10% interior, 1 mode", 1,
+         [face(weight=.45, pattern=(-1,)), face(weight=.45, pattern=(1,)),
+          face(weight=.1, pattern=(0,), means=((0.,),), sd=.2)]),
+        ("2-D: 2 corners 15% each; face a0=+1 20%; interior 50%, 4 modes", 2,
+         [face(weight=.15, pattern=(1, 1)), face(weight=.15, pattern=(-1, -1)),
+          face(weight=.2, pattern=(1, 0), means=((0.,),), sd=.15),
+          face(weight=.5, pattern=(0, 0), means=quad, sd=.08)]),
+        ("6-D: 2 corners 20% each; interior 60%, 3 modes", 6,
+         [face(weight=.2, pattern=_corner(6)), face(weight=.2, pattern=_corner(6, -1, (0, 1))),
+          face(weight=.6, pattern=(0,) * 6, means=(np.full(6, -.4), np.zeros(6), np.full(6, .4)),
+               sd=.06)]),
+        ("21-D: one corner 30%; interior 70%, 2 modes", 21,
+         [face(weight=.3, pattern=_corner(21, 1, range(0, 21, 2))),
+          face(weight=.7, pattern=(0,) * 21, means=(np.full(21, -.3), np.full(21, .3)), sd=.1)]),
+    ]
+    out = [(name, d, (lambda rng, n, parts=parts: sample_mixed(rng, n, parts)), mixed_truth(parts))
+           for name, d, parts in rows]
+
+    # QSM-like saturation: a 2-mode interior mixture whose coordinates are each moved to a
+    # random bound with probability 0.3, independently; the fully interior part keeps 0.7^6.
+    def saturated(rng, n, d=6, p=0.3):
+        x = _truncated_components(rng, n, (np.full(d, -.4), np.full(d, .4)), .08)
+        hit = rng.random((n, d)) < p
+        x[hit] = rng.choice([-1.0, 1.0], size=int(hit.sum()))
+        return x
+    out.append(("6-D: each coordinate at a bound w.p. 0.3 (0.7^6 = 11.8% interior), 2 modes", 6,
+                saturated, {"lower": np.full(6, .15), "upper": np.full(6, .15),
+                            "interior": .7 ** 6, "interior_modes": 2, "components": 2}))
+
+    # SAC-like: a wide tanh-Gaussian has no atom, but 15% of its mass lies within ATOM_TOL
+    # (1e-6) of the bounds, finer than float32 actions resolve: the measure reports that mass.
+    from analysis.mixed import ATOM_TOL
+    edge = float(stats.norm.sf(np.arctanh(1 - ATOM_TOL) / 5.0))
+    out.append(("1-D: tanh(N(0, 5^2)) (SAC-like): mass within 1e-6 of the bounds", 1,
+                lambda rng, n: sample_tanh_gaussian(rng, n, 1, 5.0),
+                {"lower": np.array([edge]), "upper": np.array([edge]), "interior": 1 - 2 * edge,
+                 "interior_modes": 2, "components": 4}))
+    return out
+
+
+def mixed_kl_settings() -> list:
+    """(name, P parts, Q parts) with KL(P || Q) known in closed form (mixed_kl_truth)."""
+    F = FacePart
+    c6, c6b = _corner(6), _corner(6, -1, (0, 1, 2))
+    return [
+        ("1-D: atoms at both bounds + interior Gaussian",
+         [F(.2, (-1,)), F(.1, (1,)), F(.7, (0,), ((.2,),), .1)],
+         [F(.1, (-1,)), F(.3, (1,)), F(.6, (0,), ((-.1,),), .15)]),
+        ("2-D: corners + a face + interior Gaussian",
+         [F(.2, (1, 1)), F(.1, (-1, -1)), F(.2, (-1, 0), ((.3,),), .1),
+          F(.5, (0, 0), ((.1, -.1),), .12)],
+         [F(.1, (1, 1)), F(.2, (-1, -1)), F(.3, (-1, 0), ((0.,),), .15),
+          F(.4, (0, 0), ((-.1, .1),), .15)]),
+        ("6-D: 2 corners + interior Gaussian",
+         [F(.3, c6), F(.1, c6b), F(.6, (0,) * 6, (np.zeros(6),), .1)],
+         [F(.2, c6), F(.2, c6b), F(.6, (0,) * 6, (np.full(6, .05),), .12)]),
+        ("2-D: P = Q (atoms and interior), truth 0",
+         [F(.3, (1, -1)), F(.7, (0, 0), ((0., .2),), .1)],
+         [F(.3, (1, -1)), F(.7, (0, 0), ((0., .2),), .1)]),
+        ("1-D: P has an atom at +1 that Q lacks (truth infinite)",
+         [F(.1, (1,)), F(.9, (0,), ((0.,),), .1)],
+         [F(1.0, (0,), ((0.,),), .12)]),
+    ]
+
+
+def mixed_tables(draws: int, seed: int) -> None:
+    from analysis.mixed import interior_gaussian_fit_kl, mixed_kl, mixed_summary
+    n = 1000
+    print("MIXED DISTRIBUTIONS: bound masses and modes (analysis.mixed.mixed_summary, n = 1000)")
+    print("bound mass error: max over dimensions and both bounds of |estimate - truth| (mean over"
+          " draws; binomial sd of a 15% share at n = 1000: 0.011)")
+    print(f"{'setting':76s} {'draws':>5s} {'mass err':>8s} {'interior err':>12s} "
+          f"{'interior modes ok':>17s} {'components ok':>13s}")
+    for i, (name, d, make, truth) in enumerate(mixed_mode_settings()):
+        rng = np.random.default_rng(seed + 7000 + i)
+        mass_err, int_err, modes_ok, comp_ok = [], [], [], []
+        for _ in range(draws):
+            s = mixed_summary(make(rng, n))
+            mass_err.append(max(np.abs(s["lower"] - truth["lower"]).max(),
+                                np.abs(s["upper"] - truth["upper"]).max()))
+            int_err.append(abs(s["interior"] - truth["interior"]))
+            modes_ok.append(s["interior_modes"] == truth["interior_modes"])
+            comp_ok.append(s["components"] == truth["components"])
+        print(f"{name:76s} {draws:5d} {np.mean(mass_err):8.4f} {np.mean(int_err):12.4f} "
+              f"{100 * np.mean(modes_ok):16.0f}% {100 * np.mean(comp_ok):12.0f}%", flush=True)
+
+    kl_draws = max(5, draws // 5)
+    print()
+    print("MIXED DISTRIBUTIONS: KL(P || Q) (analysis.mixed.mixed_kl, n = m = 2000); 'ok' = within"
+          " max(10%, 0.05 nats); 'kNN on raw samples' = analysis.kl.kl_divergence with atoms "
+          "jittered (what a density estimator reports)")
+    print(f"{'setting':56s} {'draws':>5s} {'truth':>6s} {'estimate':>14s} {'ok':>5s} "
+          f"{'covered':>7s} {'missing flagged':>15s} {'kNN on raw samples':>19s}")
+    for i, (name, p_parts, q_parts) in enumerate(mixed_kl_settings()):
+        rng = np.random.default_rng(seed + 8000 + i)
+        truth = mixed_kl_truth(p_parts, q_parts)
+        est, ok, cov, flagged, raw = [], [], [], [], []
+        for _ in range(kl_draws):
+            p, q = sample_mixed(rng, 2000, p_parts), sample_mixed(rng, 2000, q_parts)
+            r = mixed_kl(p, q)
+            est.append(r["kl"])
+            cov.append(r["covered_mass"])
+            flagged.append(r["missing_mass"] > 0)
+            ok.append(abs(r["kl"] - truth) <= max(0.1 * truth, 0.05) if math.isfinite(truth)
+                      else False)
+            raw.append(kl_divergence(p, q))
+        est, raw = np.asarray(est), np.asarray(raw)
+        ok_text = f"{100 * np.mean(ok):4.0f}%" if math.isfinite(truth) else "  n/a"
+        print(f"{name:56s} {kl_draws:5d} {truth:6.3f} {est.mean():7.3f}+-{est.std():<5.3f} "
+              f"{ok_text:>5s} {np.mean(cov):7.2f} {100 * np.mean(flagged):14.0f}% "
+              f"{raw.mean():10.2f}+-{raw.std():<6.2f}", flush=True)
+
+    print()
+    print("Non-Gaussianity of a distribution with atoms: the interior part's Gaussian-fit KL "
+          "(analysis.mixed.interior_gaussian_fit_kl; interior part Gaussian, truth 0) against "
+          "analysis.kl.gaussian_fit_kl of all samples (undefined: atoms have no density)")
+    gauss_rows = [
+        ("1-D: 30% atoms at the bounds + N(0.1, 0.15^2)",
+         [FacePart(.2, (-1,)), FacePart(.1, (1,)), FacePart(.7, (0,), ((.1,),), .15)]),
+        ("6-D: 40% on 2 corners + N(0, 0.1^2 I)",
+         [FacePart(.2, _corner(6)), FacePart(.2, _corner(6, -1)),
+          FacePart(.6, (0,) * 6, (np.zeros(6),), .1)]),
+    ]
+    for i, (name, parts_) in enumerate(gauss_rows):
+        rng = np.random.default_rng(seed + 9000 + i)
+        inner, whole = [], []
+        for _ in range(kl_draws):
+            x = sample_mixed(rng, n, parts_)
+            inner.append(interior_gaussian_fit_kl(x)[0])
+            whole.append(gaussian_fit_kl(x))
+        print(f"  {name:56s} interior part {np.mean(inner):6.3f} +- {np.std(inner):.3f}   "
+              f"all samples {np.mean(whole):7.2f} +- {np.std(whole):.2f}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer draws (about a minute)")
     ap.add_argument("--draws", type=int, default=None,
                     help="draws per mode setting (default 100, quick 20); KL uses a fifth")
     ap.add_argument("--seed", type=int, default=20240)
-    ap.add_argument("--only", choices=("modes", "kl"), default=None)
+    ap.add_argument("--only", choices=("modes", "kl", "mixed"), default=None)
     args = ap.parse_args(argv)
     draws = args.draws or (20 if args.quick else 100)
     t0 = time.perf_counter()
@@ -357,6 +596,9 @@ def main(argv=None) -> None:
         print()
     if args.only in (None, "kl"):
         kl_tables(max(5, draws // 5), args.seed + 1)
+        print()
+    if args.only in (None, "mixed"):
+        mixed_tables(draws, args.seed + 2)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 
 
