@@ -9,7 +9,9 @@ The pipeline writes ``results/tables/run_manifest.json`` (rule ``run_manifest``)
                "path": "results/runs/qsm/cheetah_run/3f2a9c0d1e7b/seed0"}, ...]}
 
 ``role`` is ``benchmark`` (the benchmark grid: scored by rliable, profiled), ``audit`` (extra
-tasks trained for the multimodality audit) or ``tsweep`` (the diffusion-step cost sweep).
+tasks trained for the multimodality audit), ``mq_sweep`` (the audit's sweep of QSM's score scale
+M_q: ordinary runs with an M_q override; the point at the default M_q is the benchmark or audit
+run itself, listed a second time under this role) or ``tsweep`` (the diffusion-step cost sweep).
 A listed run is used only if its directory's ``config.json`` carries the listed ``run_id``,
 algorithm, task and seed; directories under ``runs_root`` that are not listed belong to other
 configurations and are reported as ``not in config``, never used.
@@ -28,7 +30,7 @@ from pathlib import Path
 
 from qsm.rundir import ContractError, Run, atomic_write_json, find_seed_dirs, load_run
 
-ROLES = ("benchmark", "audit", "tsweep")
+ROLES = ("benchmark", "audit", "mq_sweep", "tsweep")
 ENTRY_KEYS = ("algo", "task", "seed", "role", "run_id", "code_version", "path")
 
 

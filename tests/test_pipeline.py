@@ -60,10 +60,11 @@ def planned_training(output: str) -> list:
 
 
 @pytest.mark.parametrize("name,train,external", [
-    # benchmark blocks + audit blocks + T sweep
-    ("config.yaml", 3 * 6 + 3 * 2 * 2 + 2 * 5, 6),   # 6 tasks x 1 block; 2 toy tasks x 2 blocks
-    ("smoke.yaml", 4 * 2 + 3 * 1 + 2 * 2, 2),
-    ("paper.yaml", 3 * 6 + 3 * 2 + 2 * 6, 6),        # 10 seeds packed in one block per job
+    # benchmark blocks + audit blocks + M_q sweep (its M_q = 50 points are audit or benchmark
+    # runs: only the other values train) + T sweep
+    ("config.yaml", 3 * 6 + 3 * 2 * 2 + 2 * 3 + 2 * 5, 6),  # 2 toy tasks x 2 blocks; sweep: 3 tasks
+    ("smoke.yaml", 4 * 2 + 3 * 1 + 1 * 2 + 2 * 2, 2),
+    ("paper.yaml", 3 * 6 + 3 * 2 + 3 * 3 + 2 * 6, 6),       # 10 seeds packed in one block per job
 ])
 def test_dry_run_plans_one_job_per_algo_task_block(tmp_path, name, train, external):
     proc = snakemake("-n", "--configfile", preset(name), workdir=tmp_path, check=True)
@@ -79,7 +80,7 @@ def test_slurm_profile_parses_and_asks_one_gpu_per_training_job(tmp_path):
     proc = snakemake("-n", "--configfile", preset("paper.yaml"), "--workflow-profile",
                      str(ROOT / "profiles/slurm"), workdir=tmp_path, check=True)
     out = proc.stdout + proc.stderr
-    assert planned_jobs(out)["train"] == 36
+    assert planned_jobs(out)["train"] == 45
     assert "seeds 0 1 2 3 4 5 6 7 8 9" in out
     assert yaml.safe_load((ROOT / "profiles/local/config.yaml").read_text())["cores"] == "all"
 
@@ -132,7 +133,7 @@ EXPECTED_TABLES = ["scores.csv", "run_status.csv", "aggregate.csv", "probability
 EXPECTED_FIGURES = ["aggregate_metrics", "performance_profile", "probability_of_improvement",
                     "iqm_sample_efficiency", "learning_curves", "mode_counts", "kl_divergence",
                     "action_histograms", "toy_optima", "step_profile", "tsweep_profile"]
-SMOKE_TRAIN_FLAGS = 15 + 2   # the train rule's jobs and random_policy's
+SMOKE_TRAIN_FLAGS = 17 + 2   # the train rule's jobs and random_policy's
 
 
 def tree_digest(root: Path, pattern="**/*") -> dict:
@@ -222,12 +223,13 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     longer = write_config(tmp_path / "longer.yaml", **{"audit.budget.steps": 250})
     changed = ["--configfile", longer, "--cores", "2"]
     plan = sm(*changed, "-n", check=True).text
-    assert sorted(planned_training(plan)) == [("audit", a, "toy_bimodal") for a in ("qsm", "sac", "td3")]
+    assert sorted(planned_training(plan)) == ([("audit", a, "toy_bimodal") for a in ("qsm", "sac", "td3")]
+                                              + [("mq_sweep", "qsm", "toy_bimodal")])  # M_q = 5
     sm(*changed, check=True, timeout=900)
     assert first_runs.items() <= tree_digest(runs, "*/*/*/seed*/eval.csv").items()  # nothing lost
     status = pd.read_csv(tables / "run_status.csv", keep_default_na=False)
     old = status[status["status"] == "not in config"]
-    assert len(old) == 3 * 2 and set(old["task"]) == {"toy_bimodal"}
+    assert len(old) == 4 * 2 and set(old["task"]) == {"toy_bimodal"}
     assert (status.loc[status["status"] != "not in config", "status"] == "complete").all()
     assert set(pd.read_csv(tables / "scores.csv").query("task == 'toy_bimodal'")["step"]) >= {250}
 

@@ -4,7 +4,7 @@ AUDIT = config["audit"]
 rule audit:
     """Multimodality audit: mode counts and KL estimates at the probe states, with intervals."""
     input:
-        flags=flags_of("benchmark", "audit"),
+        flags=flags_of("benchmark", "audit", "mq_sweep"),
         manifest=MANIFEST,
     output:
         modes=report(f"{TABLES}/modes.csv", category="Multimodality audit",

@@ -35,6 +35,9 @@ MANIFEST = f"{TABLES}/run_manifest.json"
 
 CATALOG = agent_catalog()
 TSWEEP = config["profile"]["tsweep"]
+# The M_q sweep of the audit (optional): ordinary runs with an M_q override, role mq_sweep.
+MQ_SWEEP = {"algos": [], "values": [], "tasks": [], "seeds": [],
+            **config["audit"].get("mq_sweep", {})}
 TRAIN_RES = config["resources"]["train"]
 EXTERNAL = config.get("external_baselines", [])
 # External programs that write the run-directory contract, by baseline name: their source (and
@@ -56,7 +59,15 @@ def _check_names():
     for name in EXTERNAL:
         if name in CATALOG:
             _fail("external_baselines", f"{name!r} is a registered agent; list it under algos instead")
+    for name in MQ_SWEEP["algos"]:
+        if name not in CATALOG:
+            _fail("audit.mq_sweep.algos", f"unknown algorithm {name!r}; registered: "
+                                          f"{', '.join(sorted(CATALOG))}")
+        if "M_q" not in CATALOG[name].specs:
+            _fail("audit.mq_sweep.algos", f"{name!r} has no hyperparameter M_q; algorithms with "
+                                          f"one: {', '.join(sorted(a for a, e in CATALOG.items() if 'M_q' in e.specs))}")
     for key, tasks in (("tasks", config["tasks"]), ("audit.tasks", config["audit"]["tasks"]),
+                       ("audit.mq_sweep.tasks", MQ_SWEEP["tasks"]),
                        ("profile.tsweep.task", [TSWEEP["task"]])):
         for task in tasks:
             try:
@@ -77,7 +88,8 @@ def _check_names():
 
 def _check_hparams():
     """Every `hparams:` entry is checked here, at DAG time, against the agent's declared ranges."""
-    tasks = set(config["tasks"]) | set(config["audit"]["tasks"]) | {TSWEEP["task"]}
+    tasks = (set(config["tasks"]) | set(config["audit"]["tasks"]) | set(MQ_SWEEP["tasks"])
+             | {TSWEEP["task"]})
     for algo, scopes in config.get("hparams", {}).items():
         if algo not in CATALOG:
             _fail(f"hparams.{algo}", f"unknown algorithm {algo!r}; registered: "
@@ -110,7 +122,7 @@ class TrainJob:
     """One training job: one (algorithm, task, configuration) for one block of seeds."""
     algo: str
     task: str
-    role: str          # benchmark | audit | tsweep
+    role: str          # benchmark | audit | mq_sweep | tsweep
     seeds: tuple
     budget: dict = field(hash=False)
     overrides: dict = field(hash=False)
@@ -160,6 +172,18 @@ def _agent_jobs():
                 for block in seed_blocks(seeds, config["seed_block"]):
                     jobs.append(_agent_job(algo, task, role, block, _budget(budget),
                                            _overrides(algo, task)))
+    # The M_q sweep: each task at the budget it has elsewhere in this config (audit tasks at
+    # audit.budget, the others at budget), with the config's other overrides. The point at the
+    # default M_q has the identity of the audit or benchmark run and is that run (same flag file),
+    # listed once more in the manifest under this role.
+    audit_tasks = set(config["audit"]["tasks"])
+    for algo in MQ_SWEEP["algos"]:
+        for task in MQ_SWEEP["tasks"]:
+            budget = config["audit"]["budget"] if task in audit_tasks else config["budget"]
+            for value in MQ_SWEEP["values"]:
+                for block in seed_blocks(MQ_SWEEP["seeds"], config["seed_block"]):
+                    jobs.append(_agent_job(algo, task, "mq_sweep", block, _budget(budget),
+                                           {**_overrides(algo, task), "M_q": float(value)}))
     # The diffusion-step sweep measures cost at the paper's network sizes: only T is changed.
     sweep_budget = {"steps": TSWEEP["steps"], "start_steps": TSWEEP["start_steps"],
                     "eval_every": TSWEEP["steps"], "eval_episodes": 1, "batch_size": 256,
