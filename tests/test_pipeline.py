@@ -7,6 +7,7 @@ Hermetic: every call runs in a temporary working directory (`--directory`), neve
 checkout, whose `results/` and `.snakemake/` these tests never read or write.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import yaml
 from conftest import ROOT, python_env
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+MANIFEST_TARGET = "results/tables/run_manifest.json"
 
 
 def suite_env(suite: Path = ROOT) -> dict:
@@ -120,6 +122,36 @@ def test_bad_hyperparameter_in_config_fails_the_dry_run_naming_the_key(tmp_path,
     assert proc.returncode != 0
     assert message in proc.text, proc.text[-3000:]
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("sweep,message", [
+    ({"algos": ["sac"]}, "config key audit.mq_sweep.algos: 'sac' has no hyperparameter M_q"),
+    ({"algos": ["foo"]}, "config key audit.mq_sweep.algos: unknown algorithm 'foo'"),
+    ({"tasks": ["cheetah_runn"]}, "config key audit.mq_sweep.tasks: unknown task 'cheetah_runn'"),
+    ({"values": [0]}, "mq_sweep"),  # the schema: M_q > 0
+])
+def test_bad_mq_sweep_fails_the_dry_run_naming_the_key(tmp_path, sweep, message):
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["audit"]["mq_sweep"].update(sweep)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), workdir=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.text, proc.text[-3000:]
+
+
+def test_mq_sweep_runs_differ_only_in_m_q_and_reuse_the_paper_setting(tmp_path):
+    """The sweep's runs are ordinary runs: the M_q = 50 point is the audit run (same run id),
+    the other values have their own run ids, and the manifest lists them under role mq_sweep."""
+    snakemake(MANIFEST_TARGET, "--configfile", preset("smoke.yaml"), "--cores", "1",
+              workdir=tmp_path, check=True)
+    runs = json.loads((tmp_path / MANIFEST_TARGET).read_text())["runs"]
+    sweep = [r for r in runs if r["role"] == "mq_sweep"]
+    assert {(r["task"], r["seed"]) for r in sweep} == {(t, s) for t in ("toy_bimodal", "cheetah_run")
+                                                       for s in (0, 1)} and len(sweep) == 8
+    others = {(r["algo"], r["task"], r["seed"]): r["run_id"] for r in runs
+              if r["role"] in ("audit", "benchmark")}
+    reused = [r for r in sweep if others[(r["algo"], r["task"], r["seed"])] == r["run_id"]]
+    assert len(reused) == 4 and len({r["run_id"] for r in sweep}) == 4  # 2 tasks x 2 values
 
 
 def test_lint_reports_nothing(tmp_path):
