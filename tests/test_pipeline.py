@@ -66,7 +66,7 @@ def planned_training(output: str) -> list:
     # runs: only the other values train) + T sweep
     ("config.yaml", 3 * 6 + 3 * 2 * 2 + 2 * 3 + 2 * 5, 6),  # 2 toy tasks x 2 blocks; sweep: 3 tasks
     ("smoke.yaml", 4 * 2 + 3 * 1 + 1 * 2 + 2 * 2, 2),
-    ("paper.yaml", 3 * 6 + 3 * 2 + 3 * 3 + 2 * 6, 6),       # 10 seeds packed in one block per job
+    ("paper.yaml", 3 * 6 + 3 * 2 + 3 * 6 + 2 * 6, 6),       # 10 seeds packed in one block per job
 ])
 def test_dry_run_plans_one_job_per_algo_task_block(tmp_path, name, train, external):
     proc = snakemake("-n", "--configfile", preset(name), workdir=tmp_path, check=True)
@@ -82,7 +82,7 @@ def test_slurm_profile_parses_and_asks_one_gpu_per_training_job(tmp_path):
     proc = snakemake("-n", "--configfile", preset("paper.yaml"), "--workflow-profile",
                      str(ROOT / "profiles/slurm"), workdir=tmp_path, check=True)
     out = proc.stdout + proc.stderr
-    assert planned_jobs(out)["train"] == 45
+    assert planned_jobs(out)["train"] == 54
     assert "seeds 0 1 2 3 4 5 6 7 8 9" in out
     assert yaml.safe_load((ROOT / "profiles/local/config.yaml").read_text())["cores"] == "all"
 
@@ -256,7 +256,7 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     changed = ["--configfile", longer, "--cores", "2"]
     plan = sm(*changed, "-n", check=True).text
     assert sorted(planned_training(plan)) == ([("audit", a, "toy_bimodal") for a in ("qsm", "sac", "td3")]
-                                              + [("mq_sweep", "qsm", "toy_bimodal")])  # M_q = 5
+                                              + [("mq_sweep", "qsm", "toy_bimodal")])  # M_q = 1
     sm(*changed, check=True, timeout=900)
     assert first_runs.items() <= tree_digest(runs, "*/*/*/seed*/eval.csv").items()  # nothing lost
     status = pd.read_csv(tables / "run_status.csv", keep_default_na=False)
