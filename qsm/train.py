@@ -37,7 +37,9 @@ from .vecenv import EnvBlock
 DIVERGENCE_CHECK_EVERY = 1000  # steps between (synchronising) checks for NaN/inf losses
 # Bumped whenever the training arithmetic changes, so a run never resumes half in one version of
 # the code and half in another. 2: fused Adam, split-input denoiser in training, in-place sampler.
-CHECKPOINT_FORMAT = 2
+# 3: the official updates (QSM/dql critic losses summed, TD3 actor on the mean of both critics
+# and targets every critic update, dql's official actor loss).
+CHECKPOINT_FORMAT = 3
 
 
 class UsageError(ValueError):
