@@ -2,7 +2,8 @@
 
 An agent is a class decorated with `@register("name")`. It declares its hyperparameters as a
 dataclass `Config` (paper defaults) and, optionally, `TASK_OVERRIDES = {task: {key: value}}` for
-per-task defaults from the paper. Every module in the `baselines` package is imported on first
+per-task defaults from the paper, and optionally a classmethod `check_config(cfg)` that raises
+AgentError for values its type alone does not rule out. Every module in the `baselines` package is imported on first
 lookup, so a new file there is found by `--algo` without editing anything else.
 """
 from __future__ import annotations
@@ -86,6 +87,9 @@ def resolve_config(agent_cls, task: str, overrides: dict):
                              f"valid: {', '.join(sorted(fields))}")
         default = getattr(cfg, key)
         setattr(cfg, key, _coerce(agent_cls.name, key, value, default))
+    check = getattr(agent_cls, "check_config", None)
+    if check is not None:
+        check(cfg)
     return cfg
 
 
