@@ -9,6 +9,7 @@ import torch
 import reference as ref
 from qsm.diffusion import Schedule, ddpm_sample, vp_beta_schedule
 from qsm.registry import get_agent, resolve_config
+from qsm.seeding import ReplayedDraws
 from qsm.timing import PhaseTimer
 
 OBS, ACT, B = 3, 2, 5
@@ -46,14 +47,21 @@ def test_vp_schedule_matches_design_numbers():
     np.testing.assert_allclose(betas, ref.vp_schedule(5)[0], rtol=1e-12)
 
 
-class FixedStreams:
-    """Stands in for SeedStreams: hands out pre-chosen normal draws in order."""
+def FixedStreams(draws):
+    """Pre-chosen normal draws for one seed, handed out in order (qsm.seeding.ReplayedDraws)."""
+    return ReplayedDraws([d.unsqueeze(0) for d in draws])
 
-    def __init__(self, draws):
-        self.draws = list(draws)
 
-    def randn(self, *shape):
-        return self.draws.pop(0).reshape(1, *shape)
+def test_replayed_draws_check_kind_and_shape():
+    draws = ReplayedDraws([torch.zeros(2, 3), torch.tensor([[1], [0]])])
+    with pytest.raises(RuntimeError, match="shape"):
+        draws.randn(4)
+    draws = ReplayedDraws([torch.zeros(2, 3), torch.tensor([[1], [0]])])
+    assert draws.randn(3).shape == (2, 3)
+    with pytest.raises(RuntimeError, match="outside"):
+        draws.randint(1, 1)
+    with pytest.raises(RuntimeError, match="no replayed draw left"):
+        draws.randn(3)
 
 
 class ConstantDenoiser(torch.nn.Module):
