@@ -135,6 +135,16 @@ def load_learner(algo: str, path=None):
     return getattr(importlib.import_module(module_name), class_name)
 
 
+def gym_spaces(obs_dim: int, act_dim: int):
+    """The spaces a learner's create() takes (it reads their shapes and one sample to initialise
+    the networks; the values do not matter). The suite's actions are already scaled to [-1, 1]."""
+    import numpy as np
+    with contextlib.redirect_stderr(io.StringIO()):
+        import gym
+    return (gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
+            gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32))
+
+
 def load_module(name: str, path=None):
     """Any official module by dotted name (e.g. jaxrl5.networks.diffusion), imported the same way."""
     check_extra()

@@ -78,10 +78,7 @@ def wider(tol: oi.Tolerance, by: float) -> oi.Tolerance:
     return oi.Tolerance(tol.rtol * by, tol.atol * by)
 
 
-def spaces(obs_dim, act_dim):
-    import gym  # already imported (quietly) by official.load_learner
-    return (gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32),
-            gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32))
+spaces = official.gym_spaces
 
 
 def make_batches(n_updates, seeds, obs_dim, act_dim, batch_size, seed=0):
