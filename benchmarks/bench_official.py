@@ -9,7 +9,7 @@ drifts over minutes, so the three variants are interleaved round by round and th
 besides each one's fastest and median round, the ratio official / ours within every round:
   ours              qsm.agent.QSM.update (critic, then score update)
   official          ScoreMatchingLearner.update, one jitted call (its own update)
-  official split    update_q and update_actor jitted separately (what official_qsm.py times)
+  official split    update_q and update_actor jitted separately (what workflow/scripts/official_baseline.py times)
 Needs the optional extra (pip install -e ".[official]") and the official checkout.
 """
 from __future__ import annotations

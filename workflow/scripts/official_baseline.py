@@ -1,39 +1,45 @@
-"""Train the authors' official JAX QSM learner under this suite's protocol: the external baseline
-`qsm_official`.
+"""Train the authors' official JAX learners under this suite's protocol: the external baselines
+`qsm_official`, `sac_official` and `td3_official`.
 
-    python workflow/scripts/official_qsm.py --task cheetah_run --seeds 0 1 --steps 100000 \\
-        --out results/runs/qsm_official/cheetah_run [--official-path PATH] [--set M_q=120]
+    python workflow/scripts/official_baseline.py --algo qsm --task cheetah_run --seeds 0 1 \\
+        --steps 100000 --out results/runs/qsm_official/cheetah_run [--official-path PATH] [--set M_q=120]
 
-The learner is the official one, imported unmodified from a checkout of
-Alescontrela/score_matching_rl (qsm/official.py: --official-path, else QSM_OFFICIAL_PATH, else
-../shared/official/score_matching_rl); it needs the optional extra (pip install -e ".[official]").
-Its hyperparameters are the official "paper settings" config (examples/states/configs/
-score_matching_config.py: M_q = 50, 512x512 networks, T = 5, lr 3e-4, tau 0.005, gamma 0.99) and
-the defaults of ScoreMatchingLearner.create for the rest; --set overrides any create() argument.
+The learners are the official ones (ScoreMatchingLearner, SACLearner, TD3Learner), imported
+unmodified from a checkout of Alescontrela/score_matching_rl (qsm/official.py: --official-path,
+else QSM_OFFICIAL_PATH, else ../shared/official/score_matching_rl); they need the optional extra
+(pip install -e ".[official]"). Hyperparameters: the official configs (examples/states/configs/
+score_matching_config.py, the "paper settings": M_q = 50, 512x512 networks, T = 5; sac_config.py
+and td3_config.py on td_config.py: 256x256 networks), then the defaults of the learner's create()
+for the rest; --set overrides any create() argument.
 
-Everything around the learner is this suite's, so that `qsm` and `qsm_official` differ only in
-the learner:
+Everything around the learner is this suite's, so that e.g. `qsm` and `qsm_official` differ only
+in the learner:
   * environments: qsm.vecenv.EnvBlock, training streams derive_seed(seed, "train_env"), evaluation
     episodes reseeded with derive_seed(seed, "eval_env/<evaluation>/<episode>") (as qsm/train.py);
   * the first --start-steps actions: uniform, from the suite's "random_actions" streams (the very
-    actions `qsm` takes), then the learner's sample_actions (sampler + N(0, 0.1^2), clipped);
+    actions the suite's agents take), then the learner's sample_actions;
   * replay: qsm.replay.SeedBatchedReplay, one buffer per seed sampled from its own stream;
     mask = 0 only at true terminals (time limits are truncations); one update per step from
     --start-steps on, each seed's learner on its own batch;
   * evaluation at step 0, every --eval-every steps and at the last step, --eval-episodes fresh
-    episodes per seed, acting with the official ddpm_sampler as eval_actions does (the stochastic
-    sampler, no added noise), batched over a seed's episodes, from the learner's current key,
-    which is not fed back (as the official evaluate() does);
-  * probe samples at qsm.probes.probe_states(task, P): policy = the official ddpm_sampler with the
-    final parameters, behaviour = policy + N(0, 0.1^2) clipped (what sample_actions does), keyed
-    by derive_seed(seed, "probe");
+    episodes per seed, batched over a seed's episodes. SAC and TD3: the learner's eval_actions
+    (deterministic). QSM: eval_actions runs the official ddpm_sampler on one observation; here
+    the same sampler runs on all of a seed's episodes at once, from the learner's current key,
+    which is not fed back (as the official evaluate() discards its copy of the learner);
+  * probe samples at qsm.probes.probe_states(task, P), keyed by derive_seed(seed, "probe"):
+    QSM policy = the official ddpm_sampler, behaviour = + N(0, 0.1^2) clipped (sample_actions);
+    SAC policy = behaviour = sample_actions (a tanh-Gaussian draw); TD3 policy = eval_actions,
+    behaviour = sample_actions (+ N(0, 0.1^2), clipped);
   * per-phase wall-clock (env_step, act, critic_update, actor_update, replay, eval). The official
-    update() is update_q then update_actor inside one jit; here the two halves are jitted
-    separately, so that each phase can be timed (the same computation, two dispatches);
+    update() calls the critic and actor updates inside one jit; here the halves are jitted
+    separately so that each phase can be timed (the same computation). QSM: update_q, then
+    update_actor. SAC: update_critic, then update_actor and update_temperature (the actor phase).
+    TD3: update_critic, then update_actor when the critic's step count is a multiple of
+    actor_delay, which is the condition official update() evaluates;
   * the run-directory contract via qsm.rundir.SeedRunWriter (atomic files), with `run_id` and
     `code_version` written verbatim into each config.json.
 Seeds share nothing: each has its own learner (created with the run seed, as the official
-script does), environments, replay buffer and streams.
+scripts do), environments, replay buffer and streams.
 """
 from __future__ import annotations
 
@@ -51,11 +57,18 @@ from pathlib import Path
 
 import numpy as np
 
-ALGO = "qsm_official"
-# examples/states/configs/score_matching_config.py (paper settings, commit 48500fa; unchanged at
-# 2e77893). tests/test_official_program.py checks these against the checkout's file.
-PAPER_SETTINGS = {"actor_lr": 3e-4, "critic_lr": 3e-4, "discount": 0.99, "tau": 0.005, "T": 5,
-                  "M_q": 50, "critic_hidden_dims": (512, 512), "actor_hidden_dims": (512, 512)}
+# examples/states/configs at commit 2e77893 (QSM's "paper settings": commit 48500fa).
+# tests/test_official_program.py checks these against the checkout's files.
+TD_CONFIG = {"actor_lr": 3e-4, "critic_lr": 3e-4, "hidden_dims": (256, 256), "discount": 0.99,
+             "num_qs": 2, "tau": 0.005}
+OFFICIAL_CONFIGS = {
+    "qsm": {"actor_lr": 3e-4, "critic_lr": 3e-4, "discount": 0.99, "tau": 0.005, "T": 5,
+            "M_q": 50, "critic_hidden_dims": (512, 512), "actor_hidden_dims": (512, 512)},
+    "sac": {**TD_CONFIG, "temp_lr": 3e-4, "init_temperature": 1.0, "target_entropy": None,
+            "backup_entropy": True},
+    "td3": {**TD_CONFIG, "exploration_noise": 0.1, "target_policy_noise": 0.2,
+            "target_policy_noise_clip": 0.5, "actor_delay": 2},
+}
 EXPLORATION_NOISE = 0.1  # ScoreMatchingLearner.sample_actions adds N(0, 0.1^2)
 NOT_HYPERPARAMETERS = ("seed", "observation_space", "action_space")
 
@@ -66,6 +79,8 @@ class UsageError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algo", choices=sorted(OFFICIAL_CONFIGS), default="qsm",
+                   help="official learner; the runs are named <algo>_official")
     p.add_argument("--task", required=True)
     p.add_argument("--seeds", type=int, nargs="+", required=True)
     p.add_argument("--steps", type=int, required=True)
@@ -80,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--official-path", default=None,
                    help="checkout of Alescontrela/score_matching_rl (default: see qsm/official.py)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an argument of ScoreMatchingLearner.create, e.g. --set M_q=120")
+                   help="override an argument of the learner's create(), e.g. --set M_q=120")
     p.add_argument("--threads", type=int, default=None, help="XLA and torch CPU threads")
     p.add_argument("--run-id", default=None, help="written verbatim into config.json as run_id")
     p.add_argument("--code-version", default=None,
@@ -103,22 +118,22 @@ def check_args(a) -> None:
         raise UsageError(f"--threads must be positive, got {a.threads}")
 
 
-def resolve_hparams(learner_cls, overrides: dict) -> dict:
-    """create()'s defaults, then the paper settings, then --set; names checked against create()."""
+def resolve_hparams(algo, learner_cls, overrides: dict) -> dict:
+    """create()'s defaults, then the official config, then --set; names checked against create()."""
     params = inspect.signature(learner_cls.create).parameters
     defaults = {k: p.default for k, p in params.items() if k not in NOT_HYPERPARAMETERS}
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
-        raise UsageError(f"unknown hyperparameter(s) {', '.join(unknown)} for {ALGO}; valid: "
-                         f"{', '.join(sorted(defaults))}")
-    hp = {**defaults, **PAPER_SETTINGS, **overrides}
+        raise UsageError(f"unknown hyperparameter(s) {', '.join(unknown)} for {algo}_official; "
+                         f"valid: {', '.join(sorted(defaults))}")
+    hp = {**defaults, **OFFICIAL_CONFIGS[algo], **overrides}
     return {k: tuple(v) if isinstance(v, list) else v for k, v in hp.items()}
 
 
 def package_versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
     out = {}
-    for name in ("jax", "jaxlib", "flax", "optax", "numpy", "dm_control", "mujoco", "torch"):
+    for name in ("jax", "jaxlib", "flax", "optax", "tfp-nightly", "numpy", "dm_control", "mujoco", "torch"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -134,7 +149,122 @@ def git(root, *args) -> str:
         return ""
 
 
-class OfficialQSMRun:
+# ---------------------------------------------------------------------------------------------
+# The learners: how each official learner acts, updates (in timed halves) and is probed
+# ---------------------------------------------------------------------------------------------
+
+class Learner:
+    """Adapter over one official learner class; every method takes and returns learner values."""
+
+    def __init__(self, jax, learner_cls, checkout):
+        self.jax, self.cls = jax, learner_cls
+
+    def explore(self, learner, obs):
+        action, learner = learner.sample_actions(obs)
+        return np.asarray(action), learner
+
+    def evaluator(self, learner):
+        """Per evaluation: a function of a batch of observations -> actions (state kept inside)."""
+        return lambda obs: np.asarray(learner.eval_actions(obs)[0])
+
+    def finite_values(self, critic_info, actor_info):
+        return [critic_info["critic_loss"], critic_info["q"]] + (
+            [actor_info["actor_loss"]] if actor_info else [])
+
+
+class QSMLearner(Learner):
+    def __init__(self, jax, learner_cls, checkout):
+        super().__init__(jax, learner_cls, checkout)
+        from qsm import official
+        self.sampler = official.load_module("jaxrl5.networks.diffusion", checkout).ddpm_sampler
+        self.critic_update = jax.jit(learner_cls.update_q)
+        self.actor_update = jax.jit(learner_cls.update_actor)
+
+    def update_critic(self, learner, batch):
+        return self.critic_update(learner, batch)
+
+    def update_actor(self, learner, batch):
+        return self.actor_update(learner, batch)
+
+    def sample(self, learner, key, observations):
+        """eval_actions for a batch: the official ddpm_sampler with the learner's parameters and
+        settings; returns the actions and the key to use next."""
+        actions, key = self.sampler(learner.score_model.apply_fn, learner.score_model.params,
+                                    learner.T, key, learner.act_dim,
+                                    self.jax.numpy.asarray(observations), learner.alphas,
+                                    learner.alpha_hats, learner.betas, learner.ddpm_temperature,
+                                    learner.clip_sampler)
+        _, key = self.jax.random.split(key)  # as eval_actions does after sampling
+        return np.asarray(actions), key
+
+    def evaluator(self, learner):
+        state = {"key": learner.rng}
+
+        def act(obs):
+            actions, state["key"] = self.sample(learner, state["key"], obs)
+            return actions
+        return act
+
+    def probe(self, learner, key, obs):
+        sample_key, noise_key = self.jax.random.split(key)
+        policy, _ = self.sample(learner, sample_key, obs)
+        noise = np.asarray(self.jax.random.normal(noise_key, policy.shape)) * EXPLORATION_NOISE
+        return policy, np.clip(policy + noise, -1.0, 1.0)
+
+    def finite_values(self, critic_info, actor_info):
+        return [critic_info["c_loss_mean_1"], critic_info["c_loss_mean_2"], critic_info["q_mean_1"],
+                actor_info["actor_loss_mean"]]
+
+
+class SACLearnerAdapter(Learner):
+    def __init__(self, jax, learner_cls, checkout):
+        super().__init__(jax, learner_cls, checkout)
+        self.critic_update = jax.jit(learner_cls.update_critic)
+        self.actor_step = jax.jit(learner_cls.update_actor)
+        self.temperature_step = jax.jit(learner_cls.update_temperature)
+
+    def update_critic(self, learner, batch):
+        return self.critic_update(learner, batch)
+
+    def update_actor(self, learner, batch):
+        learner, actor_info = self.actor_step(learner, batch)
+        learner, temp_info = self.temperature_step(learner, actor_info["entropy"])
+        return learner, {**actor_info, **temp_info}
+
+    def probe(self, learner, key, obs):
+        actions, _ = learner.replace(rng=key).sample_actions(obs)
+        return np.asarray(actions), np.asarray(actions)
+
+
+class TD3LearnerAdapter(Learner):
+    def __init__(self, jax, learner_cls, checkout):
+        super().__init__(jax, learner_cls, checkout)
+        self.critic_update = jax.jit(learner_cls.update_critic)
+        self.actor_step = jax.jit(learner_cls.update_actor)
+
+    def update_critic(self, learner, batch):
+        return self.critic_update(learner, batch)
+
+    def update_actor(self, learner, batch):
+        # official update(): lax.cond(critic.step / utd_ratio % actor_delay == 0, update_actor, ...)
+        if int(learner.critic.step) % learner.actor_delay != 0:
+            return learner, None
+        return self.actor_step(learner, batch)
+
+    def probe(self, learner, key, obs):
+        policy = np.asarray(learner.eval_actions(obs)[0])
+        behaviour, _ = learner.replace(rng=key).sample_actions(obs)
+        return policy, np.asarray(behaviour)
+
+
+ADAPTERS = {"qsm": QSMLearner, "sac": SACLearnerAdapter, "td3": TD3LearnerAdapter}
+
+
+# ---------------------------------------------------------------------------------------------
+# The suite's protocol around them
+# ---------------------------------------------------------------------------------------------
+
+class OfficialRun:
     def __init__(self, args, learner_cls, checkout: Path, hparams: dict):
         import jax
         import torch
@@ -145,8 +275,9 @@ class OfficialQSMRun:
         from qsm.timing import PhaseTimer
         from qsm.vecenv import EnvBlock
 
-        self.jax, self.derive_seed, self.rundir = jax, derive_seed, rundir
+        self.jax, self.torch, self.derive_seed, self.rundir = jax, torch, derive_seed, rundir
         self.args, self.hparams, self.checkout = args, hparams, checkout
+        self.name = f"{args.algo}_official"
         self.seeds = list(args.seeds)
         S, E = len(self.seeds), args.eval_episodes
         self.envs = EnvBlock(args.task, [derive_seed(s, "train_env") for s in self.seeds])
@@ -155,10 +286,7 @@ class OfficialQSMRun:
         self.obs_dim, self.act_dim, self.max_return = self.envs.obs_dim, self.envs.act_dim, self.envs.max_return
         obs_space, act_space = official.gym_spaces(self.obs_dim, self.act_dim)
         self.learners = [learner_cls.create(s, obs_space, act_space, **hparams) for s in self.seeds]
-        # The official update() is these two inside one jit; separately jitted to time each.
-        self.update_q = jax.jit(learner_cls.update_q)
-        self.update_actor = jax.jit(learner_cls.update_actor)
-        self.sampler = official.load_module("jaxrl5.networks.diffusion", checkout).ddpm_sampler
+        self.adapter = ADAPTERS[args.algo](jax, learner_cls, checkout)
         self.replay = SeedBatchedReplay(self.seeds, self.obs_dim, self.act_dim,
                                         min(args.replay_capacity, args.steps), "cpu")
         self.random_actions = SeedStreams(self.seeds, "random_actions")
@@ -167,7 +295,6 @@ class OfficialQSMRun:
         self.status = ["running"] * S
         self.step = 0
         self.evals_done = 0
-        self.torch = torch
 
     def close(self):
         self.envs.close()
@@ -177,7 +304,7 @@ class OfficialQSMRun:
     def config_for(self, seed) -> dict:
         a = self.args
         return {
-            "algo": ALGO, "task": a.task, "seed": int(seed),
+            "algo": self.name, "task": a.task, "seed": int(seed),
             "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in self.hparams.items()},
             "budget": {"steps": a.steps, "start_steps": a.start_steps, "eval_every": a.eval_every,
                        "eval_episodes": a.eval_episodes, "batch_size": a.batch_size,
@@ -192,7 +319,7 @@ class OfficialQSMRun:
 
     def official_facts(self) -> dict:
         from qsm import official
-        module, cls = official.LEARNERS["qsm"]
+        module, cls = official.LEARNERS[self.args.algo]
         return {"path": str(self.checkout), "learner": f"{module}.{cls}",
                 "commit": git(self.checkout, "rev-parse", "HEAD") or official.OFFICIAL_COMMIT}
 
@@ -229,7 +356,7 @@ class OfficialQSMRun:
             self.obs = self.envs.reset()
             self.evaluate()
             bar = tqdm(total=a.steps, disable=None, dynamic_ncols=True, unit="step", file=sys.stderr,
-                       desc=f"{ALGO}/{a.task} seeds {','.join(map(str, self.seeds))}")
+                       desc=f"{self.name}/{a.task} seeds {','.join(map(str, self.seeds))}")
             while self.step < a.steps:
                 self.train_step()
                 self.step += 1
@@ -250,16 +377,16 @@ class OfficialQSMRun:
         return np.array([s == "running" for s in self.status])
 
     def train_step(self):
-        a, t = self.args, self.timer
+        a, t, jax = self.args, self.timer, self.jax
         alive = self.alive()
+        live = np.flatnonzero(alive)
         with t.phase("act"):
             if self.step < a.start_steps:
                 actions = (self.random_actions.rand(self.act_dim) * 2 - 1).numpy()
             else:
                 actions = np.zeros((len(self.seeds), self.act_dim), np.float32)
-                for i in np.flatnonzero(alive):
-                    action, self.learners[i] = self.learners[i].sample_actions(self.obs[i])
-                    actions[i] = np.asarray(action)
+                for i in live:
+                    actions[i], self.learners[i] = self.adapter.explore(self.learners[i], self.obs[i])
             actions[~alive] = 0.0
         with t.phase("env_step"):
             next_obs, rewards, terminated, truncated = self.envs.step(actions)
@@ -277,25 +404,23 @@ class OfficialQSMRun:
         batches = [{"observations": sample["obs"][i], "actions": sample["action"][i],
                     "rewards": sample["reward"][i], "masks": sample["mask"][i],
                     "next_observations": sample["next_obs"][i]} for i in range(len(self.seeds))]
-        live = np.flatnonzero(alive)
         critic_info, actor_info = {}, {}
         with t.phase("critic_update"):
             for i in live:
-                self.learners[i], critic_info[i] = self.update_q(self.learners[i], batches[i])
-            self.jax.block_until_ready([self.learners[i].critic_1.params for i in live])
+                self.learners[i], critic_info[i] = self.adapter.update_critic(self.learners[i], batches[i])
+            jax.block_until_ready([self.learners[i] for i in live])
         with t.phase("actor_update"):
             for i in live:
-                self.learners[i], actor_info[i] = self.update_actor(self.learners[i], batches[i])
-            self.jax.block_until_ready([self.learners[i].score_model.params for i in live])
+                self.learners[i], actor_info[i] = self.adapter.update_actor(self.learners[i], batches[i])
+            jax.block_until_ready([self.learners[i] for i in live])
         for i in live:
-            values = (critic_info[i]["c_loss_mean_1"], critic_info[i]["c_loss_mean_2"],
-                      critic_info[i]["q_mean_1"], actor_info[i]["actor_loss_mean"])
+            values = self.adapter.finite_values(critic_info[i], actor_info[i])
             if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
                 self.status[i] = "diverged"
                 self.writers[i].write_status("diverged", self.step + 1,
                                              f"non-finite loss or Q value at step {self.step + 1}")
-                print(f"[{ALGO} {a.task}] seed {self.seeds[i]} diverged at step {self.step + 1}; "
-                      f"other seeds continue", file=sys.stderr)
+                print(f"[{self.name} {a.task}] seed {self.seeds[i]} diverged at step "
+                      f"{self.step + 1}; other seeds continue", file=sys.stderr)
 
     def evaluate(self):
         a = self.args
@@ -308,16 +433,11 @@ class OfficialQSMRun:
             returns = np.zeros(S * E)
             running = np.ones(S * E, dtype=bool)
             alive = self.alive()
-            # The official evaluate() acts with eval_actions, which runs ddpm_sampler on one
-            # observation from the learner's key and whose key is not fed back to training.
-            # Here the same sampler runs on all of a seed's episodes at once (one call per step
-            # and seed instead of one per episode), from the same starting key.
-            keys = [learner.rng for learner in self.learners]
+            policies = {i: self.adapter.evaluator(self.learners[i]) for i in np.flatnonzero(alive)}
             while running.any():
                 act = np.zeros((S * E, self.act_dim), np.float32)
-                for i in np.flatnonzero(alive):
-                    rows = slice(i * E, (i + 1) * E)
-                    act[rows], keys[i] = self.sample(self.learners[i], keys[i], obs[rows])
+                for i, policy in policies.items():  # all of a seed's episodes: one fixed shape
+                    act[i * E:(i + 1) * E] = policy(obs[i * E:(i + 1) * E])
                 which = np.flatnonzero(running)
                 o, r, term, trunc = self.eval_envs.step(act[which], which)
                 obs[which] = o
@@ -333,39 +453,20 @@ class OfficialQSMRun:
         self.last_eval_summary = f"return {returns[alive].mean():.1f}" if alive.any() else "all diverged"
         if not sys.stderr.isatty():
             per_seed = " ".join(f"{r:.1f}" for r in returns.mean(axis=1))
-            print(f"[{ALGO} {a.task}] step {self.step}/{a.steps}: eval return per seed {per_seed}",
+            print(f"[{self.name} {a.task}] step {self.step}/{a.steps}: eval return per seed {per_seed}",
                   file=sys.stderr, flush=True)
-
-    def sample(self, learner, key, observations):
-        """ScoreMatchingLearner.eval_actions for a batch: the official ddpm_sampler with the
-        learner's parameters and settings; returns actions and the key to use next."""
-        actions, key = self.sampler(learner.score_model.apply_fn, learner.score_model.params,
-                                    learner.T, key, learner.act_dim,
-                                    self.jax.numpy.asarray(observations), learner.alphas,
-                                    learner.alpha_hats, learner.betas, learner.ddpm_temperature,
-                                    learner.clip_sampler)
-        _, key = self.jax.random.split(key)  # as eval_actions does after sampling
-        return np.asarray(actions), key
-
-    def probe_samples(self, learner, seed, states):
-        """policy: the official sampler at each probe state, N draws; behaviour: + N(0, 0.1^2), clipped."""
-        jax = self.jax
-        P, N = states.shape[0], self.args.probe_samples
-        key = jax.random.PRNGKey(self.derive_seed(seed, "probe") & 0x7FFFFFFF)
-        sample_key, noise_key = jax.random.split(key)
-        policy, _ = self.sample(learner, sample_key, np.repeat(states, N, axis=0))
-        noise = np.asarray(jax.random.normal(noise_key, policy.shape)) * EXPLORATION_NOISE
-        behaviour = np.clip(policy + noise, -1.0, 1.0)
-        shape = (P, N, self.act_dim)
-        return policy.reshape(shape), behaviour.reshape(shape)
 
     def finish(self):
         from qsm.probes import probe_states
-        states = probe_states(self.args.task, self.args.probe_states)
+        P, N = self.args.probe_states, self.args.probe_samples
+        states = probe_states(self.args.task, P)
+        obs = np.repeat(states, N, axis=0)
         self.write_timing()
         for i, (s, w) in enumerate(zip(self.seeds, self.writers)):
-            policy, behaviour = self.probe_samples(self.learners[i], s, states)
-            w.write_probe_actions(states, policy, behaviour)
+            key = self.jax.random.PRNGKey(self.derive_seed(s, "probe") & 0x7FFFFFFF)
+            policy, behaviour = self.adapter.probe(self.learners[i], key, obs)
+            shape = (P, N, self.act_dim)
+            w.write_probe_actions(states, policy.reshape(shape), behaviour.reshape(shape))
             if self.status[i] == "running":
                 self.status[i] = "complete"
                 w.write_status("complete", self.step)
@@ -385,13 +486,13 @@ def main(argv=None) -> int:
             validate_task(args.task)
             overrides = parse_overrides(args.overrides)
             checkout = official.find_checkout(args.official_path)
-            learner_cls = official.load_learner("qsm", checkout)
+            learner_cls = official.load_learner(args.algo, checkout)
         except (TaskError, AgentError, official.OfficialUnavailable) as e:
             raise UsageError(str(e)) from None
-        hparams = resolve_hparams(learner_cls, overrides)
+        hparams = resolve_hparams(args.algo, learner_cls, overrides)
         import torch
-        torch.set_num_threads(args.threads or 1)  # torch only samples replay indices here
-        runner = OfficialQSMRun(args, learner_cls, checkout, hparams)
+        torch.set_num_threads(args.threads or 1)  # torch only draws replay indices and warm-up actions
+        runner = OfficialRun(args, learner_cls, checkout, hparams)
         try:
             return runner.run()
         finally:
