@@ -47,7 +47,7 @@ def test_vp_schedule_matches_design_numbers():
     np.testing.assert_allclose(betas, ref.vp_schedule(5)[0], rtol=1e-12)
 
 
-def FixedStreams(draws):
+def replayed_normals(draws):
     """Pre-chosen normal draws for one seed, handed out in order (qsm.seeding.ReplayedDraws)."""
     return ReplayedDraws([d.unsqueeze(0) for d in draws])
 
@@ -80,7 +80,7 @@ def test_sampler_update_matches_hand_computation():
     rng = np.random.default_rng(0)
     draws = [torch.tensor(rng.normal(size=(1, 1)), dtype=torch.float32) for _ in range(T)]
     out = ddpm_sample(ConstantDenoiser(eps), sch, torch.zeros(1, 1, 4), 1,
-                      FixedStreams(draws), temperature=temp)
+                      replayed_normals(draws), temperature=temp)
     a = float(draws[0])
     for i, t in enumerate(range(T - 1, -1, -1)):
         a = (a - (1 - alphas[t]) / math.sqrt(1 - abar[t]) * eps) / math.sqrt(alphas[t])

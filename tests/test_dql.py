@@ -16,7 +16,7 @@ from qsm import rundir
 from qsm.registry import AgentError, get_agent, resolve_config
 from qsm.seeding import SeedStreams
 from qsm.timing import PhaseTimer
-from test_agents import ACT, OBS, FixedStreams, QuadraticCritic, batch, np_
+from test_agents import ACT, OBS, replayed_normals, QuadraticCritic, batch, np_
 
 SMALL = dict(actor_hidden=(8, 8), cond_hidden=(6, 6), time_dim=4, critic_hidden=(7, 7))
 B_HAND = 6
@@ -88,7 +88,7 @@ def test_official_actor_loss_matches_hand_computation():
     obs = torch.randn(1, B_HAND, OBS, generator=torch.Generator().manual_seed(7))
     rng = np.random.default_rng(3)
     draws = [torch.tensor(rng.normal(size=(B_HAND, ACT)), dtype=torch.float32) for _ in range(T)]
-    agent.update_noise = FixedStreams([d.clone() for d in draws])
+    agent.update_noise = replayed_normals([d.clone() for d in draws])
     loss = float(agent.actor_loss(obs)[0].detach())
 
     betas, alphas, abar = ref.vp_schedule(T)
