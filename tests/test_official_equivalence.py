@@ -16,14 +16,24 @@ eval) given the same draws. QSM runs at small widths over 3 updates for two seed
 (each seed against its own official learner), and once at the paper's sizes.
 
 Tolerances (float32 on CPU; XLA and torch sum matrix products in different orders, so results
-differ by rounding, growing with depth and width). Measured discrepancies at the small sizes are
-below 1e-6 relative for parameters and 1e-5 relative for losses and moments; the tolerances are
-set about 10x above what was measured:
-  * parameters:        |ours - official| <= 1e-6 + 1e-5 |official|   (one Adam step moves a
-                        parameter by up to lr = 3e-4, so a wrong step is 300x the bound)
-  * Adam moments:      <= 1e-9 + 1e-4 |official|
-  * losses, targets, Q statistics, action gradients, sampler outputs: <= 1e-5 + 1e-4 |official|
-At the paper's sizes (512-wide networks, batch 256) the bounds are 5x wider.
+differ by rounding, which grows with depth and width). Each compared array must satisfy
+|ours - official| <= atol + rtol * max|official|, the maximum over that array: float32 rounding
+in a sum follows the size of its terms, so an element that cancels to nearly 0 keeps an absolute
+error set by the array's scale (official_impl.Tolerance). Statistics (mean, std, min, max) use the
+scale of their array. Small sizes:
+  * parameters (targets included): atol 1e-6, rtol 1e-5  (one Adam step moves a parameter by up
+    to lr = 3e-4, so a step off by a few percent already fails);
+  * Adam's first and second moments: atol 1e-9, rtol 1e-4;
+  * losses, critic targets, Q statistics, action gradients, sampler and acting outputs: atol
+    1e-5, rtol 1e-4.
+Measured (official_impl.MEASURED, |diff| / bound, worst per run): below 0.04 for QSM, SAC, TD3,
+the sampler and acting; 0.30 for dql's denoiser parameters, whose gradients through the clipped
+sampler are often near 0, where Adam amplifies rounding (see below). At the paper's
+sizes (512-wide networks, batch 256) every bound is 5x wider, and online parameters are allowed
+half an Adam step (atol 1.5e-4): there some gradient elements are within a few eps (1e-8) of 0,
+where Adam's step lr * g / (|g| + eps) turns the rounding of g into up to ~0.2 of a step
+(measured: 0.35 of this bound); those gradients themselves are held to the tight bound through
+the moments (0.02 of it).
 
 Enabling: install the optional extra (pip install -e ".[official]", or QSM_EXTRAS=official bash
 scripts/install.sh) and make the official checkout findable (QSM_OFFICIAL_PATH, or
@@ -56,6 +66,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import official_impl as oi  # noqa: E402
 from qsm.diffusion import ddpm_sample, reverse_chain  # noqa: E402
+from qsm.nets import polyak_update  # noqa: E402
 from qsm.registry import get_agent, resolve_config  # noqa: E402
 from qsm.seeding import ReplayedDraws  # noqa: E402
 from qsm.timing import PhaseTimer  # noqa: E402
@@ -268,21 +279,18 @@ def _mean_over_critics(agent):
         agent.critic_opt.zero_grad(set_to_none=True)
         per_seed.sum().backward()
         agent.critic_opt.step()
-        from qsm.nets import polyak_update
         polyak_update(agent.critic_target, agent.critic, agent.cfg.tau)
+        # report the sum, as the fixed code does, so that only the gradients can give it away
         return per_seed.detach() * 2, q.detach().mean(dim=(1, 2))
     agent.update_critic = update_critic
 
 
 def _first_critic_gradient(agent):
-    original = agent.action_gradient
-
     def action_gradient(obs, actions):
         a = actions.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(agent.critic(obs, a)[:, 0].sum(), a)
         return grad
     agent.action_gradient = action_gradient
-    return original
 
 
 MUTATIONS = {
