@@ -40,6 +40,9 @@ EXTERNAL = config.get("external_baselines", [])
 # External programs that write the run-directory contract, by baseline name: their source (and
 # the suite modules they import) is their code version. external.smk registers its rules' programs.
 EXTERNAL_PROGRAMS = {}
+# Where a program runs foreign code, the extra identity of that code (e.g. the official
+# implementation's pinned commit), by baseline name; part of the runs' code version.
+EXTERNAL_CODE = {}
 
 
 def _fail(key, message):
@@ -183,6 +186,8 @@ def external_jobs():
                                         f"known: {', '.join(sorted(EXTERNAL_PROGRAMS)) or 'none'} "
                                         f"(see docs/adding_a_baseline.md)")
         code = code_version(files=[EXTERNAL_PROGRAMS[name]])
+        if name in EXTERNAL_CODE:
+            code = hash_of([code, EXTERNAL_CODE[name]])
         for task in config["tasks"]:
             budget = _budget(config["budget"])
             for block in seed_blocks(config["seeds"], config["seed_block"]):
@@ -266,15 +271,20 @@ def train_args(wc):
     )
 
 
-def external_args(wc, algo):
-    """The contract arguments every external program takes: seeds, identity, budget, output."""
+def external_args(wc, algo, learner=False):
+    """The contract arguments every external program takes: seeds, identity, budget, output;
+    with `learner`, also the learning budget (random steps, batch size, replay capacity)."""
     job = job_for(wc, algo)
     b = job.budget
-    return (f"--task {job.task} --seeds {' '.join(map(str, job.seeds))} --run-id {job.run_id} "
+    args = (f"--task {job.task} --seeds {' '.join(map(str, job.seeds))} --run-id {job.run_id} "
             f"--code-version {job.identity['code_version']} --steps {b['steps']} "
             f"--eval-every {b['eval_every']} --eval-episodes {b['eval_episodes']} "
             f"--probe-states {b['probe_states']} --probe-samples {b['probe_samples']} "
             f"--out {job.run_dir}")
+    if learner:
+        args += (f" --start-steps {b['start_steps']} --batch-size {b['batch_size']} "
+                 f"--replay-capacity {b['replay_capacity']}")
+    return args
 
 
 def torch_threads(wildcards, threads):
