@@ -43,7 +43,6 @@ import argparse
 import hashlib
 import sys
 import textwrap
-from pathlib import Path
 
 import matplotlib
 

@@ -100,8 +100,8 @@ def write_collected(manifest, scores_csv, status_csv):
                            "--status-out", str(status_csv)]) == 0
 
 
-def provenance_of(scores_df, status_df, manifest, module="analysis.figures"):
-    """The provenance the stats and figure commands give their outputs (status as read back)."""
+def provenance_of(status_df, manifest, module="analysis.figures"):
+    """The provenance the figure command gives its outputs."""
     return stats.provenance_of(load_manifest(manifest), status_df, module)
 
 
@@ -418,7 +418,7 @@ def test_figures_survive_empty_and_audit_only_data(runs, collected, tmp_path):
     for k, (sc, st, manifest) in enumerate([(empty_scores, empty_status, empty_manifest),
                                             (*toy, runs[1])]):
         paths, result = figures.make_figures(sc, st, tmp_path / f"f{k}",
-                                             provenance_of(sc, st, manifest), reps=20)
+                                             provenance_of(st, manifest), reps=20)
         assert result.aggregate.empty and result.poi.empty
         assert len(paths) == 2 * len(figures.FIGURE_NAMES)
         assert all(p.stat().st_size > 0 for p in paths)
@@ -543,6 +543,6 @@ def test_figures_are_byte_reproducible(runs, collected, tmp_path):
     for k in range(2):
         np.random.seed(k)  # the global RNG state must not matter
         paths, _ = figures.make_figures(scores, status, tmp_path / f"f{k}",
-                                        provenance_of(scores, status, runs[1]), reps=20)
+                                        provenance_of(status, runs[1]), reps=20)
         digests.append([p.read_bytes() for p in paths])
     assert digests[0] == digests[1]
