@@ -1,5 +1,6 @@
-"""The audit's figures (PNG and PDF): mode counts, KL divergences, action histograms and the toy
-bandits' optima. Every caption ends with the provenance footer (analysis/provenance.py)."""
+"""The audit's figures (PNG and PDF): mode counts, KL divergences, action histograms, and where
+the samples land on tasks with known optima. Every caption ends with the provenance footer
+(analysis/provenance.py)."""
 from __future__ import annotations
 
 import math
@@ -21,7 +22,8 @@ from analysis.stats import DEFAULT_SEED  # noqa: E402
 FIGURE_NAMES = ("mode_counts", "kl_divergence", "action_histograms", "toy_optima")
 
 
-def _save(fig, outdir, name, caption, provenance, entries):
+def _save(fig, outdir, name, caption, provenance, shown):
+    """Caption with the provenance footer, layout, PNG and PDF; `shown`: the runs drawn."""
     width = max(60, int(fig.get_figwidth() * 15.5))  # 7.5 pt text: ~15 characters/inch
     wrapped = caption_with_footer(caption, provenance, width)
     lines = wrapped.count("\n") + 1
@@ -31,7 +33,7 @@ def _save(fig, outdir, name, caption, provenance, entries):
         fig.tight_layout(rect=(0, bottom, 1, 1 - 0.6 / fig.get_figheight()))  # 2-line title
     except Exception:
         pass
-    used = {e.path for e in entries if e.audited}
+    used = {e.path for e in shown if e.audited}
     return write_figure(fig, outdir, name, provenance, used=used, dpi=130)
 
 
@@ -138,8 +140,9 @@ def plot_mode_counts(summary, modes_df, entries, distribution, outdir, provenanc
                  f"({_seeds_text(entries)})", fontsize=11)
     cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}; {_seeds_text(entries)}. Bar = mean over "
            f"seeds of each seed's mean mode count over probe states; error bar = 95% percentile "
-           f"bootstrap CI over seeds (rliable) (none with 1 seed); circles = individual seeds. Dashed line: "
-           f"true number of optima (tasks with known optima). {_skipped_text(entries)}")
+           f"bootstrap CI over seeds (rliable; none with 1 seed); circles = individual seeds. "
+           f"Dashed line: true number of optima (tasks with known optima). "
+           f"{_skipped_text(entries)}")
     return _save(fig, outdir, "mode_counts", cap, provenance, entries)
 
 
@@ -367,6 +370,6 @@ def plot_toy_optima(entries, toy_df, distribution, outdir, provenance, max_point
            f"(up to {max_points} points per seed). Dashed: true optima (2-D: circles of radius "
            f"{TOY_RADIUS}). An optimum is covered when at least {TOY_MIN_SHARE:.0%} of the "
            f"samples lie within {TOY_RADIUS} of it. {_skipped_text(entries)}")
-    return _save(fig, outdir, "toy_optima", cap, provenance, entries)
+    return _save(fig, outdir, "toy_optima", cap, provenance, audited)
 
 
