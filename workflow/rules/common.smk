@@ -25,6 +25,7 @@ from qsm.catalog import agent_catalog  # noqa: E402
 from qsm.envs import TaskError, validate_task  # noqa: E402
 from qsm.hparams import HparamError  # noqa: E402
 from qsm.identity import code_version, hash_of, run_identity, training_code_version  # noqa: E402
+from analysis.provenance import SIDECAR_SUFFIX, footer_of_manifest, sidecar_path  # noqa: E402
 
 RUNS = "results/runs"
 TABLES = "results/tables"
@@ -250,6 +251,19 @@ def write_manifest(path, log):
 def analysis_code(module: str) -> str:
     """Code version of an analysis command: a param, so that editing it reruns the rule."""
     return code_version([module])
+
+
+def provenance_footer(module: str, *roles):
+    """A param: the provenance line (config, runs, code versions) that every figure of the rule
+    ends its caption with, for the report's captions (`{{ snakemake.params.provenance }}`). It
+    depends only on the configuration and the code, so it is known before the rule runs."""
+    return lambda wc: footer_of_manifest(run_manifest(), roles, module, MANIFEST)
+
+
+def sidecars(*tables):
+    """The provenance sidecars of these tables (analysis/provenance.py), shown in the report."""
+    return [report(str(sidecar_path(t)), category="Provenance",
+                   caption="../report/provenance.rst") for t in tables]
 
 
 def train_args(wc):
