@@ -27,6 +27,9 @@ Command line
 
     python -m analysis.aggregate --manifest results/tables/run_manifest.json \\
         --out results/tables/scores.csv --status-out results/tables/run_status.csv
+
+Both tables get a provenance sidecar (``analysis/provenance.py``); run_status.csv's also counts
+the directories of other configurations it lists.
 """
 from __future__ import annotations
 
@@ -39,6 +42,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.manifest import load_entry, load_manifest
+from analysis.outputs import write_table
+from analysis.provenance import Provenance
 from qsm.rundir import ContractError, load_run
 
 # ---------------------------------------------------------------------------------------------
@@ -76,7 +81,7 @@ SCORED_STATUSES = ("complete", "diverged")
 SCORE_COLUMNS = ["algo", "task", "seed", "role", "step", "return", "normalized", "status"]
 STATUS_COLUMNS = ["algo", "task", "seed", "role", "run_id", "status", "detail", "last_step",
                   "budget_steps", "max_return", "path"]
-FINAL_COLUMNS = ["algo", "task", "seed", "status", "final_step", "final_return",
+FINAL_COLUMNS = ["algo", "task", "seed", "role", "status", "final_step", "final_return",
                  "final_normalized", "last_finite_step", "last_finite_return"]
 
 
@@ -212,7 +217,8 @@ def final_scores(scores_df, policy: str = DIVERGED_POLICY):
                     f_ret, f_norm = lf_ret, lf_norm
             else:
                 f_ret, f_norm = float(ret[-1]), float(norm[-1])
-            rows.append({"algo": algo, "task": task, "seed": int(seed), "status": status,
+            rows.append({"algo": algo, "task": task, "seed": int(seed),
+                         "role": str(g["role"].iloc[-1]), "status": status,
                          "final_step": float(g["step"].iloc[-1]), "final_return": f_ret,
                          "final_normalized": f_norm, "last_finite_step": lf_step,
                          "last_finite_return": lf_ret})
@@ -225,13 +231,21 @@ def final_scores(scores_df, policy: str = DIVERGED_POLICY):
 # Command line
 # ---------------------------------------------------------------------------------------------
 
-def write_tables(scores_df, status_df, out, status_out):
-    for path, df in ((out, scores_df), (status_out, status_df)):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        df.to_csv(tmp, index=False)
-        tmp.replace(path)
+def provenance_of(manifest, status_df) -> Provenance:
+    """Provenance of the two tables: the manifest's scored roles, with each run's status."""
+    listed = status_df[status_df["status"] != NOT_IN_CONFIG]
+    return Provenance.of(manifest, SCORED_ROLES, "analysis.aggregate").with_status(
+        dict(zip(listed["path"].astype(str), listed["status"])))
+
+
+def write_tables(scores_df, status_df, out, status_out, provenance: Provenance):
+    """scores.csv (used: the runs with evaluations) and run_status.csv (every listed run), each
+    with its provenance sidecar."""
+    listed = status_df[status_df["status"] != NOT_IN_CONFIG]
+    scored = listed.loc[listed["status"].isin(SCORED_STATUSES), "path"]
+    write_table(out, scores_df, provenance, scored)
+    write_table(status_out, status_df, provenance, listed["path"],
+                extra={"not_in_config": int(len(status_df) - len(listed))})
 
 
 def read_scores(path):
@@ -257,8 +271,9 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="scores CSV to write")
     ap.add_argument("--status-out", required=True, help="run-status CSV to write")
     args = ap.parse_args(argv)
-    scores, status = collect(args.manifest)
-    write_tables(scores, status, args.out, args.status_out)
+    manifest = load_manifest(args.manifest)
+    scores, status = collect(manifest)
+    write_tables(scores, status, args.out, args.status_out, provenance_of(manifest, status))
     counts = status["status"].value_counts()
     summary = ", ".join(f"{counts[s]} {s}" for s in RUN_STATUSES if s in counts)
     print(f"{len(status)} runs ({summary or 'none'}); {len(scores)} evaluation rows -> {args.out}",

@@ -1,8 +1,8 @@
 """Calibration of ``analysis.modes`` and ``analysis.kl`` on distributions whose truth is known.
 
-Run ``python -m analysis.calibration`` (about 4 minutes on 2 CPU cores; ``--quick`` takes about
-one) to print the tables quoted in the README.  The sample generators defined here are also used
-by ``tests/test_modes.py`` and ``tests/test_kl.py``.
+Run ``python -m analysis.calibration`` (``--quick`` for fewer draws; running times in
+docs/performance.md) to print the tables quoted in the README.  The sample generators defined
+here are also used by ``tests/test_modes.py`` and ``tests/test_kl.py``.
 
 Definitions used by the generators
 ----------------------------------

@@ -7,28 +7,30 @@ Figures (``{outdir}/{name}.png`` and ``.pdf``):
 * ``performance_profile``     fraction of runs whose final normalised score exceeds tau, with CIs
 * ``probability_of_improvement``  P(reference > other) over the shared tasks, with CIs
 * ``iqm_sample_efficiency``   IQM of normalised score against environment steps, with CIs
-* ``learning_curves``         one panel per task: mean normalised return over seeds against
-                              environment steps, with a bootstrap 95% band (seaborn)
+* ``learning_curves``         one panel per task (benchmark and audit tasks): mean normalised
+                              return over seeds against environment steps, with a 95% band
+                              (rliable's bootstrap over seeds, :func:`analysis.stats.mean_bands`)
 
 Every figure states in its caption the number of seeds per algorithm, the step budget, the tasks
-used and the final-score definition's key point; legend labels say how many of the expected runs
+used and the final-score definition's key point, and ends with the provenance footer (config,
+runs, code versions; ``analysis/provenance.py``); legend labels say how many of the expected runs
 have data and which are diverged/missing/failed/invalid/running, e.g.
 ``sac (4/5 seeds; 1 diverged, 1 missing)``.  Colours are fixed per algorithm
 (:data:`PALETTE`, with a deterministic fallback for new names, :func:`algo_color`).
 
 Python API
 ----------
-``make_figures(scores_df, status_df, outdir, reps=2000, seed=0, reference="qsm",
-exclude_prefixes=("toy_",), result=None) -> list[Path]``; one function per figure
-(``plot_aggregate_metrics`` ...) taking a :class:`analysis.stats.StatsResult`.
+``make_figures(scores_df, status_df, outdir, provenance, reps=2000, seed=0, reference="qsm",
+result=None) -> (list[Path], StatsResult)``; one function per figure (``plot_aggregate_metrics``
+...) taking a :class:`analysis.stats.StatsResult`.
 
 Command line
 ------------
 ::
 
-    python -m analysis.figures --scores results/tables/scores.csv \\
-        --status results/tables/run_status.csv --outdir results/figures \\
-        [--reps 2000] [--seed 0] [--reference qsm] [--exclude-prefix toy_ ...] \\
+    python -m analysis.figures --manifest results/tables/run_manifest.json \\
+        --scores results/tables/scores.csv --status results/tables/run_status.csv \\
+        --outdir results/figures [--reps 2000] [--seed 0] [--reference qsm] \\
         [--tables-outdir results/tables]
 
 ``--tables-outdir`` also writes the tables of :mod:`analysis.stats` from the same computation.
@@ -41,7 +43,6 @@ import argparse
 import hashlib
 import sys
 import textwrap
-from pathlib import Path
 
 import matplotlib
 
@@ -49,11 +50,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis import stats  # noqa: E402
 from analysis.aggregate import DIVERGED_POLICY, SCORED_STATUSES, RUN_STATUSES  # noqa: E402
+from analysis.manifest import load_manifest  # noqa: E402
+from analysis.outputs import write_figure  # noqa: E402
 
 #: Fixed colours (Okabe–Ito, colour-blind safe) for the algorithms we know about.
 PALETTE = {
@@ -68,8 +70,6 @@ FALLBACK_COLORS = ("#E69F00", "#56B4E9", "#F0E442", "#000000", "#8C564B", "#17BE
                    "#BCBD22", "#9467BD", "#1F3A93", "#A50026", "#4D9221", "#B35806")
 FIGURE_NAMES = ("aggregate_metrics", "performance_profile", "probability_of_improvement",
                 "iqm_sample_efficiency", "learning_curves")
-#: Cap on seaborn's bootstrap resamples per point of the learning curves (speed).
-MAX_CURVE_BOOT = 1000
 
 
 def algo_color(algo: str) -> str:
@@ -78,10 +78,6 @@ def algo_color(algo: str) -> str:
         return PALETTE[algo]
     h = int(hashlib.sha256(str(algo).encode()).hexdigest(), 16)
     return FALLBACK_COLORS[h % len(FALLBACK_COLORS)]
-
-
-def palette_for(algos) -> dict:
-    return {a: algo_color(a) for a in algos}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,9 +160,15 @@ DROPPED_NOTE = ("'dropped' = scored runs left out so that every task has the sam
                 "(lowest seed numbers kept).")
 
 
-def _caption(fig, text, width=150):
-    wrapped = "\n".join(textwrap.fill(p, width) for p in text.split("\n") if p)
-    fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5, wrap=True)
+def caption_with_footer(text, provenance, width) -> str:
+    """The caption wrapped to `width` characters, its last line the provenance footer."""
+    paragraphs = [p for p in text.split("\n") if p] + [provenance.footer()]
+    return "\n".join(textwrap.fill(p, width) for p in paragraphs)
+
+
+def _caption(fig, text, provenance, width=150):
+    wrapped = caption_with_footer(text, provenance, width)
+    fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)
     return wrapped.count("\n") + 1
 
 
@@ -200,30 +202,18 @@ def _stats_caption(result, status_df, scores_df, extra="") -> str:
     return "\n".join(b for b in bits if b)
 
 
-def _save(fig, outdir, name, caption_lines=0):
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+def _save(fig, outdir, name, caption_lines, provenance, used):
     # caption: 7.5 pt text, about 0.13 inch per line, plus a margin
     bottom = min(0.5, (0.13 * caption_lines + 0.12) / fig.get_figheight())
     try:
         fig.tight_layout(rect=(0, bottom, 1, 0.97))
     except Exception:
         pass
-    return write_figure(fig, outdir, name, dpi=150)
+    return write_figure(fig, outdir, name, provenance, used=used, dpi=150)
 
 
-def write_figure(fig, outdir, name, dpi=150):
-    """PNG and PDF without timestamps or software stamps, so reruns give identical files; closes
-    the figure. Shared by every analysis that draws."""
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
-        path = outdir / f"{name}.{ext}"
-        fig.savefig(path, dpi=dpi, metadata=meta)
-        paths.append(path)
-    plt.close(fig)
-    return paths
+def _matrix_paths(result, provenance):
+    return stats.paths_of(provenance, result.matrices.runs())
 
 
 def _no_data(ax, text="no data"):
@@ -239,7 +229,7 @@ def _legend_handles(labels_colors):
 # Figures
 # ---------------------------------------------------------------------------------------------
 
-def plot_aggregate_metrics(result, scores_df, status_df, outdir):
+def plot_aggregate_metrics(result, scores_df, status_df, outdir, provenance):
     algos = result.matrices.algos
     unit = _unit_label(scores_df, status_df)
     fig, axes = plt.subplots(1, len(stats.METRICS), figsize=(14, 2.2 + 0.75 * max(len(algos), 2)),
@@ -268,11 +258,12 @@ def plot_aggregate_metrics(result, scores_df, status_df, outdir):
     axes[0].invert_yaxis() if algos else None
     fig.suptitle("Aggregate final performance (bar = 95% CI, black line = point estimate)",
                  fontsize=11)
-    n = _caption(fig, _stats_caption(result, status_df, scores_df))
-    return _save(fig, outdir, "aggregate_metrics", n)
+    n = _caption(fig, _stats_caption(result, status_df, scores_df), provenance)
+    return _save(fig, outdir, "aggregate_metrics", n, provenance,
+                 _matrix_paths(result, provenance))
 
 
-def plot_performance_profile(result, scores_df, status_df, outdir):
+def plot_performance_profile(result, scores_df, status_df, outdir, provenance):
     unit = _unit_label(scores_df, status_df)
     fig, ax = plt.subplots(figsize=(7.5, 6.2 + 0.2 * len(result.matrices.algos)))
     prof = result.profile
@@ -291,11 +282,12 @@ def plot_performance_profile(result, scores_df, status_df, outdir):
     ax.grid(alpha=0.3)
     _legend_below(ax, handles)
     ax.set_title("Performance profile of final scores (shaded: 95% CI)", fontsize=11)
-    n = _caption(fig, _stats_caption(result, status_df, scores_df), width=110)
-    return _save(fig, outdir, "performance_profile", n)
+    n = _caption(fig, _stats_caption(result, status_df, scores_df), provenance, width=110)
+    return _save(fig, outdir, "performance_profile", n, provenance,
+                 _matrix_paths(result, provenance))
 
 
-def plot_probability_of_improvement(result, scores_df, status_df, outdir):
+def plot_probability_of_improvement(result, scores_df, status_df, outdir, provenance):
     poi = result.poi
     ref = result.params.get("reference", stats.DEFAULT_REFERENCE)
     fig, ax = plt.subplots(figsize=(9, 3.2 + 0.8 * max(len(poi), 2)))
@@ -324,11 +316,12 @@ def plot_probability_of_improvement(result, scores_df, status_df, outdir):
     ax.set_title(f"Probability of improvement of {ref} over each algorithm\n(dot = estimate, "
                  "bar = 95% CI; dashed line = 0.5, no difference)", fontsize=10)
     n = _caption(fig, _stats_caption(result, status_df, scores_df, extra=f"Reference: {ref_label}."),
-                 width=110)
-    return _save(fig, outdir, "probability_of_improvement", n)
+                 provenance, width=110)
+    return _save(fig, outdir, "probability_of_improvement", n, provenance,
+                 _matrix_paths(result, provenance))
 
 
-def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir):
+def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir, provenance):
     unit = _unit_label(scores_df, status_df)
     fig, ax = plt.subplots(figsize=(7.5, 6.2 + 0.2 * len(result.matrices.algos)))
     cur = result.iqm_curve
@@ -350,32 +343,49 @@ def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir):
     ax.set_title("Sample efficiency: IQM over runs and tasks (shaded: 95% CI)", fontsize=11)
     extra = ("Each run contributes its latest evaluation at or before each step; steps are "
              "limited to the shortest completed run.")
-    n = _caption(fig, _stats_caption(result, status_df, scores_df, extra=extra), width=110)
-    return _save(fig, outdir, "iqm_sample_efficiency", n)
+    n = _caption(fig, _stats_caption(result, status_df, scores_df, extra=extra), provenance,
+                 width=110)
+    return _save(fig, outdir, "iqm_sample_efficiency", n, provenance,
+                 _matrix_paths(result, provenance))
 
 
-def plot_learning_curves(scores_df, status_df, outdir, reps=stats.DEFAULT_REPS,
-                         seed=stats.DEFAULT_SEED, exclude_prefixes=stats.DEFAULT_EXCLUDE_PREFIXES):
+def _seed_curves(d):
+    """(steps, (n_seeds, n_steps) array with NaN where a seed has no finite evaluation) of one
+    algorithm on one task."""
+    wide = d.pivot_table(index="seed", columns="step", values="normalized", aggfunc="last")
+    return wide.columns.to_numpy(), wide.to_numpy(dtype=float)
+
+
+def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DEFAULT_REPS,
+                         seed=stats.DEFAULT_SEED):
     unit = _unit_label(scores_df, status_df)
     tasks = sorted(set(scores_df["task"]) | (set(status_df["task"]) if status_df is not None
                                             else set()))
+    bench_tasks = set(scores_df.loc[scores_df["role"] == stats.BENCHMARK_ROLE, "task"])
+    if status_df is not None and len(status_df):
+        bench_tasks |= set(status_df.loc[status_df["role"] == stats.BENCHMARK_ROLE, "task"])
     ncols = min(3, max(len(tasks), 1))
     nrows = max(1, -(-len(tasks) // ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.3 * nrows + 0.6), squeeze=False)
-    n_boot = int(min(reps, MAX_CURVE_BOOT))
     for ax in axes.flat[len(tasks):]:
         ax.set_visible(False)
     if not tasks:
         _no_data(axes[0, 0])
+    drawn = set()  # (algo, task, seed) of every run drawn
     for ax, task in zip(axes.flat, tasks):
         d = scores_df[(scores_df["task"] == task)]
         d = d[np.isfinite(d["normalized"].astype(float))]
         st_algos = set(status_df.loc[status_df["task"] == task, "algo"]) if status_df is not None else set()
         algos = sorted(set(d["algo"]) | st_algos)
+        for algo in sorted(set(d["algo"])):
+            da = d[d["algo"] == algo]
+            drawn |= {(algo, task, int(s)) for s in da["seed"].unique()}
+            steps, curves = _seed_curves(da)
+            mean, lo, hi, _ = stats.mean_bands(curves, reps=reps, seed=seed)
+            c = algo_color(algo)
+            ax.plot(steps, mean, color=c, lw=1.8)
+            ax.fill_between(steps, lo, hi, color=c, alpha=0.2, lw=0)
         if len(d):
-            sns.lineplot(data=d, x="step", y="normalized", hue="algo", hue_order=[a for a in algos if a in set(d["algo"])],
-                         palette=palette_for(algos), errorbar=("ci", 95), n_boot=n_boot,
-                         seed=seed, ax=ax, legend=False, lw=1.8)
             div = d[d["status"] == "diverged"]
             for (algo, _s), g in div.groupby(["algo", "seed"]):
                 last = g.sort_values("step").iloc[-1]
@@ -387,7 +397,7 @@ def plot_learning_curves(scores_df, status_df, outdir, reps=stats.DEFAULT_REPS,
                    for a in algos]
         if handles:
             ax.legend(handles=_legend_handles(handles), fontsize=7, loc="upper left")
-        audit = any(str(task).startswith(p) for p in exclude_prefixes or ())
+        audit = task not in bench_tasks
         ax.set_title(f"{task}" + (" (audit task, not in aggregates)" if audit else "") +
                      f"\n{step_budget_text(status_df, scores_df, [task])}", fontsize=9)
         ax.set_xlabel("environment steps")
@@ -395,31 +405,30 @@ def plot_learning_curves(scores_df, status_df, outdir, reps=stats.DEFAULT_REPS,
         ax.grid(alpha=0.3)
     fig.suptitle("Learning curves: mean evaluation return over seeds (shaded: bootstrap 95% CI "
                  "over seeds)", fontsize=11)
-    cap = (f"Each panel: one task; lines = mean over the seeds with a score (complete or diverged), "
-           f"band = seaborn percentile bootstrap 95% CI over seeds ({n_boot} resamples, seed {seed}). "
+    cap = (f"Each panel: one task; lines = mean over the seeds with a finite evaluation at that "
+           f"step (complete or diverged runs), band = 95% percentile-bootstrap CI over those seeds "
+           f"(rliable, {reps} resamples, seed {seed}; none where one seed). "
            f"x = last evaluation of a diverged run (non-finite evaluations are not drawn). "
            f"Legend: k/n seeds = runs with evaluations / runs known, then the non-complete "
            f"statuses.")
-    n = _caption(fig, cap, width=60 * ncols)
-    return _save(fig, outdir, "learning_curves", n)
+    n = _caption(fig, cap, provenance, width=60 * ncols)
+    return _save(fig, outdir, "learning_curves", n, provenance, stats.paths_of(provenance, drawn))
 
 
-def make_figures(scores_df, status_df, outdir, reps=stats.DEFAULT_REPS, seed=stats.DEFAULT_SEED,
-                 reference=stats.DEFAULT_REFERENCE,
-                 exclude_prefixes=stats.DEFAULT_EXCLUDE_PREFIXES, result=None):
-    """Compute the statistics (unless ``result`` is given) and draw every figure; return paths."""
+def make_figures(scores_df, status_df, outdir, provenance, reps=stats.DEFAULT_REPS,
+                 seed=stats.DEFAULT_SEED, reference=stats.DEFAULT_REFERENCE, result=None):
+    """Compute the statistics (unless ``result`` is given) and draw every figure; return
+    (paths, result)."""
     if status_df is None:
-        status_df = pd.DataFrame(columns=["algo", "task", "seed", "status", "detail"])
+        status_df = pd.DataFrame(columns=["algo", "task", "seed", "role", "status", "detail"])
     if result is None:
-        result = stats.compute_all(scores_df, status_df, reps=reps, seed=seed, reference=reference,
-                                   exclude_prefixes=exclude_prefixes)
+        result = stats.compute_all(scores_df, status_df, reps=reps, seed=seed, reference=reference)
     paths = []
-    paths += plot_aggregate_metrics(result, scores_df, status_df, outdir)
-    paths += plot_performance_profile(result, scores_df, status_df, outdir)
-    paths += plot_probability_of_improvement(result, scores_df, status_df, outdir)
-    paths += plot_iqm_sample_efficiency(result, scores_df, status_df, outdir)
-    paths += plot_learning_curves(scores_df, status_df, outdir, reps=reps, seed=seed,
-                                  exclude_prefixes=exclude_prefixes)
+    paths += plot_aggregate_metrics(result, scores_df, status_df, outdir, provenance)
+    paths += plot_performance_profile(result, scores_df, status_df, outdir, provenance)
+    paths += plot_probability_of_improvement(result, scores_df, status_df, outdir, provenance)
+    paths += plot_iqm_sample_efficiency(result, scores_df, status_df, outdir, provenance)
+    paths += plot_learning_curves(scores_df, status_df, outdir, provenance, reps=reps, seed=seed)
     return paths, result
 
 
@@ -431,11 +440,11 @@ def main(argv=None):
     ap.add_argument("--tables-outdir", help="also write the statistics tables here")
     args = ap.parse_args(argv)
     scores, status = stats.load_inputs(args.scores, args.status)
-    paths, result = make_figures(scores, status, args.outdir, reps=args.reps, seed=args.seed,
-                                 reference=args.reference,
-                                 exclude_prefixes=stats.exclude_prefixes_from_args(args))
+    prov = stats.provenance_of(load_manifest(args.manifest), status, "analysis.figures")
+    paths, result = make_figures(scores, status, args.outdir, prov, reps=args.reps,
+                                 seed=args.seed, reference=args.reference)
     if args.tables_outdir:
-        paths += list(stats.write_tables(result, args.tables_outdir).values())
+        paths += list(stats.write_tables(result, args.tables_outdir, prov).values())
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
 

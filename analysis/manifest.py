@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from qsm.identity import hash_of
 from qsm.rundir import ContractError, Run, atomic_write_json, find_seed_dirs, load_run
 
 ROLES = ("benchmark", "audit", "mq_sweep", "tsweep")
@@ -58,6 +59,8 @@ class Manifest:
     config_hash: str
     runs_root: str
     runs: tuple          # of Entry
+    source: str = ""     # the file it was read from
+    digest: str = ""     # qsm.identity.hash_of of its JSON (the run_manifest rule's digest)
 
     def select(self, *roles) -> list[Entry]:
         return [e for e in self.runs if e.role in roles]
@@ -70,13 +73,6 @@ class Manifest:
         root = Path(self.runs_root)
         listed = self.listed_paths()
         return [d for d in find_seed_dirs(root) if d.resolve() not in listed] if root.is_dir() else []
-
-    def provenance(self, roles=ROLES) -> dict:
-        """What a table or figure built from these runs says about where it came from."""
-        runs = self.select(*roles)
-        return {"config_hash": self.config_hash, "n_runs": len(runs),
-                "code_versions": {a: sorted({e.code_version for e in runs if e.algo == a})
-                                  for a in sorted({e.algo for e in runs})}}
 
 
 def load_manifest(path) -> Manifest:
@@ -92,7 +88,8 @@ def load_manifest(path) -> Manifest:
                 raise ManifestError(f"{path}: run {i} has role {r['role']!r}, not one of {ROLES}")
             runs.append(Entry(str(r["algo"]), str(r["task"]), int(r["seed"]), r["role"],
                               str(r["run_id"]), str(r["code_version"]), str(r["path"])))
-        return Manifest(str(obj["config_hash"]), str(obj["runs_root"]), tuple(runs))
+        return Manifest(str(obj["config_hash"]), str(obj["runs_root"]), tuple(runs),
+                        source=str(path), digest=hash_of(obj))
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise ManifestError(f"{path}: not a run manifest ({type(e).__name__}: {e})") from None
 

@@ -22,7 +22,7 @@ Method: topological mode analysis on a kNN graph (in the style of ToMATo)
    samples, smooths away (without this step two Gaussians 6 sigma apart in 21-D were merged in
    90 % of draws; with it they are separated in 96-97 %).  Locations, cores and bound flags below use
    the full coordinates.
-4. **Neighbours.**  Exact k nearest neighbours (KD-tree for d <= 8, blocked brute force above)
+4. **Neighbours.**  Exact k nearest neighbours (a KD-tree; after step 3 at most 6 dimensions)
    with ``k = round(sqrt(n))`` clipped to ``[5, n // 20]`` (so a cluster holding the minimum
    weight of 5 % has more than k points): k = 10, 32, 71 for n = 200, 1000, 5000.
 5. **Intrinsic dimension.**  ``m`` is the Levina-Bickel maximum-likelihood estimate (MacKay-
@@ -44,7 +44,7 @@ Method: topological mode analysis on a kNN graph (in the style of ToMATo)
    "density dip on the connecting segment" check; it matters for edges that jump over an empty
    valley).  It is evaluated for the 4 best edges (by endpoint density) of each basin pair and for
    every bridge.  The saddle between two basins is their highest edge.
-9. **Persistence merging.**  Edges are processed from the highest saddle down (union-find): when
+9. **Persistence merging.**  Edges are processed from the highest saddle down (disjoint sets): when
    an edge joins two clusters, the one with the lower peak is merged into the other if its peak
    rises less than ``PERSISTENCE = 1.75`` nats of log-density above the saddle (a density ratio
    of 5.75).  Calibration at n = 1000: the thresholds that counted >= 97.5 % of draws right in
@@ -93,16 +93,18 @@ What counts as a mode (see ``analysis/calibration.py`` for the generators and th
   policy is one mode per action carrying >= 5 % of the samples.
 
 ``count_modes(x, count_bound_modes=False)`` counts only the modes that are not at a bound.
-Runtime: about 0.03 s for n = 1000 (any d <= 21), 0.4-0.8 s for n = 5000, on 2 CPU cores.
+Runtime: see docs/performance.md.
 """
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+from scipy.special import logsumexp
 
 from .samples import sample_matrix
 
@@ -118,7 +120,6 @@ BOUND_TOL = 1e-2      # fraction of the box half-width counted as "on the bound"
 BOUND_CORE_FRACTION = 0.25  # share of a mode's core on a bound that makes the mode "at the bound"
 MIN_SAMPLES = 10      # fewer samples than this raise ValueError
 _PCA_DIMS = 6  # for d > 6 the density analysis runs on the leading 6 principal components
-_KDTREE_MAX_D = 8  # exact kNN by KD-tree up to this dimension, brute force above
 _FULL_MATRIX_MAX_N = 3000  # up to this n the n x n distance matrix is computed once and reused
 _MAX_MIDPOINT_EDGES = 4  # midpoint densities evaluated for this many best edges per basin pair
 
@@ -155,29 +156,18 @@ def _sq_dists(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray) -> np.ndarray:
     return d2
 
 
-def _knn(x: np.ndarray, k: int, d2_full: np.ndarray | None = None,
-         chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours of every row (self excluded), sorted by distance.
-
-    A KD-tree for d <= 8, blocked brute force (argpartition) above."""
-    n, d = x.shape
-    if d <= _KDTREE_MAX_D:
-        idx = cKDTree(x).query(x, k + 1)[1]
-        # drop self; with duplicates self may not come first, so remove it explicitly
-        is_self = idx == np.arange(n)[:, None]
-        has_self = is_self.any(axis=1)
-        drop = np.where(has_self, np.argmax(is_self, axis=1), k)
-        keep = np.ones_like(idx, dtype=bool)
-        keep[np.arange(n), drop] = False
-        idx = idx[keep].reshape(n, k)
-    else:
-        sq = np.einsum("ij,ij->i", x, x)
-        idx = np.empty((n, k), dtype=np.int64)
-        for s in range(0, n, chunk):
-            e = min(n, s + chunk)
-            d2 = d2_full[s:e].copy() if d2_full is not None else _sq_dists(x[s:e], x, sq)
-            d2[np.arange(e - s), np.arange(s, e)] = np.inf
-            idx[s:e] = np.argpartition(d2, k - 1, axis=1)[:, :k]
+def _knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of every row (self excluded), sorted by distance. A KD-tree is
+    exact and fast here: the density analysis runs in at most _PCA_DIMS dimensions."""
+    n = x.shape[0]
+    idx = cKDTree(x).query(x, k + 1)[1]
+    # drop self; with duplicates self may not come first, so remove it explicitly
+    is_self = idx == np.arange(n)[:, None]
+    has_self = is_self.any(axis=1)
+    drop = np.where(has_self, np.argmax(is_self, axis=1), k)
+    keep = np.ones_like(idx, dtype=bool)
+    keep[np.arange(n), drop] = False
+    idx = idx[keep].reshape(n, k)
     # recompute the selected distances directly (no cancellation error), then sort
     diff = x[idx] - x[:, None, :]
     dist = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
@@ -198,16 +188,6 @@ def _intrinsic_dim(dist: np.ndarray, d: int) -> float:
     return float(np.clip(1.0 / mean_t, 1.0, d))
 
 
-def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
-    """Row-wise log-sum-exp, overwriting ``a``."""
-    top = a.max(axis=1)
-    top = np.where(np.isfinite(top), top, 0.0)
-    a -= top[:, None]
-    np.exp(a, out=a)
-    with np.errstate(divide="ignore"):
-        return np.log(a.sum(axis=1)) + top
-
-
 def _log_kde(q: np.ndarray, x: np.ndarray, h: np.ndarray, m: float, leave_out: bool,
              d2_full: np.ndarray | None = None, chunk: int = 512) -> np.ndarray:
     """log of the sample-point Gaussian KDE (up to an additive constant) at the rows of q.
@@ -223,7 +203,7 @@ def _log_kde(q: np.ndarray, x: np.ndarray, h: np.ndarray, m: float, leave_out: b
         if leave_out:
             r = np.arange(a.shape[0])
             a[r, s + r] = -np.inf
-        out[s:s + chunk] = _logsumexp_rows(a)
+        out[s:s + chunk] = logsumexp(a, axis=1)
     return out
 
 
@@ -246,20 +226,21 @@ def _component_bridges(x: np.ndarray, comp: np.ndarray, ncomp: int,
     return np.asarray(ci, dtype=np.int64), np.asarray(cj, dtype=np.int64)
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
+class _Clusters:
+    """Disjoint sets of basins, each cluster named by its peak (the basin it keeps when merged).
+    scipy's DisjointSet picks its own representatives, so each set's peak is kept beside it."""
 
-    def find(self, u: int) -> int:
-        root = u
-        while self.parent.get(root, root) != root:
-            root = self.parent[root]
-        while self.parent.get(u, u) != root:
-            self.parent[u], u = root, self.parent[u]
-        return root
+    def __init__(self, basins) -> None:
+        self.sets = DisjointSet(basins)
+        self.peak_of = {b: b for b in basins}  # representative -> peak
 
-    def union_into(self, child: int, root: int) -> None:
-        self.parent[child] = root
+    def peak(self, basin: int) -> int:
+        return self.peak_of[self.sets[basin]]
+
+    def merge_into(self, child_peak: int, peak: int) -> None:
+        """Merge the cluster of `child_peak` into the cluster of `peak`, which keeps its peak."""
+        self.sets.merge(child_peak, peak)
+        self.peak_of[self.sets[peak]] = peak
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,7 +320,7 @@ def mode_summary(samples: Any, *, k: int | None = None, persistence: float = PER
         d = _PCA_DIMS
     sq = np.einsum("ij,ij->i", xc, xc)
     d2_full = _sq_dists(xc, xc, sq) if n <= _FULL_MATRIX_MAX_N else None
-    dist, idx = _knn(xc, k, d2_full)
+    dist, idx = _knn(xc, k)
     m = _intrinsic_dim(dist, d)
     params["intrinsic_dim"] = m
     rk = np.maximum(dist[:, -1], RESOLUTION)
@@ -404,22 +385,22 @@ def mode_summary(samples: Any, *, k: int | None = None, persistence: float = PER
     pa, pb, ps = ba[o].tolist(), bb[o].tolist(), s[o].tolist()
 
     # persistence merging (ToMATo): lower peak joins higher peak if it is not prominent enough
-    uf = _UnionFind()
+    uf = _Clusters(np.unique(basin).tolist())
     for u, v, sv in zip(pa, pb, ps):
-        ru, rv = uf.find(u), uf.find(v)
+        ru, rv = uf.peak(u), uf.peak(v)
         if ru == rv:
             continue
         if rank[ru] > rank[rv]:
             ru, rv = rv, ru  # ru has the higher peak
         if f[rv] - sv < persistence:
-            uf.union_into(rv, ru)
+            uf.merge_into(rv, ru)
 
     # weight merging on the cluster graph
-    roots = np.array([uf.find(b) for b in basin.tolist()])
+    roots = np.array([uf.peak(b) for b in basin.tolist()])
     weight = {int(r): int(c) for r, c in zip(*np.unique(roots, return_counts=True))}
     saddle: dict[int, dict[int, float]] = {r: {} for r in weight}
     for u, v, sv in zip(pa, pb, ps):
-        ru, rv = uf.find(u), uf.find(v)
+        ru, rv = uf.peak(u), uf.peak(v)
         if ru != rv and sv > saddle[ru].get(rv, -np.inf):
             saddle[ru][rv] = sv
             saddle[rv][ru] = sv
@@ -433,7 +414,7 @@ def mode_summary(samples: Any, *, k: int | None = None, persistence: float = PER
             target = max(nbrs, key=lambda r: (nbrs[r], weight[r]))
         else:  # cannot happen once components are bridged; keep the mass anyway
             target = max((r for r in weight if r != small), key=lambda r: weight[r])
-        uf.union_into(small, target)
+        uf.merge_into(small, target)
         weight[target] += weight.pop(small)
         for r, sv in nbrs.items():
             saddle[r].pop(small, None)
@@ -442,7 +423,7 @@ def mode_summary(samples: Any, *, k: int | None = None, persistence: float = PER
                 saddle[r][target] = sv
 
     # final labelling, sorted by weight
-    roots = np.array([uf.find(b) for b in basin.tolist()])
+    roots = np.array([uf.peak(b) for b in basin.tolist()])
     mode_roots = sorted(weight, key=lambda r: (-weight[r], rank[r]))
     index = {r: i for i, r in enumerate(mode_roots)}
     labels = np.array([index[r] for r in roots.tolist()], dtype=np.int64)
@@ -450,15 +431,15 @@ def mode_summary(samples: Any, *, k: int | None = None, persistence: float = PER
 
     # prominence of every final mode: continue merging without threshold and record deaths
     prom = {r: np.inf for r in mode_roots}
-    uf2 = _UnionFind()
+    uf2 = _Clusters(mode_roots)
     for u, v, sv in zip(pa, pb, ps):
-        ru, rv = uf2.find(uf.find(u)), uf2.find(uf.find(v))
+        ru, rv = uf2.peak(uf.peak(u)), uf2.peak(uf.peak(v))
         if ru == rv:
             continue
         if rank[ru] > rank[rv]:
             ru, rv = rv, ru
         prom[rv] = float(f[rv] - sv)
-        uf2.union_into(rv, ru)
+        uf2.merge_into(rv, ru)
 
     # locations: coordinate-wise median of the peak and its same-mode neighbours
     locs = np.empty((len(mode_roots), x.shape[1]))

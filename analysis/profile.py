@@ -16,6 +16,9 @@ half rate and warm-up steps without updates are not averaged in.
 
     python -m analysis.profile steps  --manifest results/tables/run_manifest.json --table results/tables/step_profile.csv --figure results/figures/step_profile
     python -m analysis.profile tsweep --manifest results/tables/run_manifest.json --table results/tables/tsweep_profile.csv --figure results/figures/tsweep_profile
+
+The table gets a provenance sidecar and the figure a provenance footer (analysis/provenance.py):
+the runs of the role read (benchmark or tsweep), with the ones whose timing entered the numbers.
 """
 from __future__ import annotations
 
@@ -30,8 +33,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.figures import algo_color, write_figure  # noqa: E402
+from analysis.figures import algo_color, caption_with_footer  # noqa: E402
 from analysis.manifest import load_entry, load_manifest  # noqa: E402
+from analysis.outputs import write_figure, write_table  # noqa: E402
+from analysis.provenance import Provenance  # noqa: E402
 from qsm.rundir import ContractError  # noqa: E402
 
 PHASES = ("env_step", "act", "replay", "critic_update", "actor_update")
@@ -39,21 +44,31 @@ PER_CALL = ("env_step", "act", "replay")
 PER_LEARNING_STEP = ("critic_update", "actor_update")
 
 
-def block_timings(manifest, role: str) -> pd.DataFrame:
+def block_timings(manifest, role: str, status=None, used=None) -> pd.DataFrame:
     """One row per (block, phase) of the manifest's runs of one role (``benchmark``: the audit's
     toy tasks, with their one-step episodes, are left out; ``tsweep``: the T sweep): a block's
-    seeds share one timing record, so read it once."""
+    seeds share one timing record, so read it once. `status` and `used`, when given, collect
+    each run's status and the manifest paths of the runs with a timing record (keyed by the
+    manifest's path)."""
     if not hasattr(manifest, "runs"):
         manifest = load_manifest(manifest)
+    status = {} if status is None else status
+    used = set() if used is None else used
     rows, seen, problems = [], set(), []
     for entry in manifest.select(role):
+        if not Path(entry.path).is_dir():
+            status[entry.path] = "missing"
+            continue
         try:
             run = load_entry(entry, check_probes=False)
         except ContractError as e:
+            status[entry.path] = "invalid"
             problems.append(str(e))
             continue
+        status[entry.path] = str(run.status["status"])
         if run.timing is None:
             continue
+        used.add(entry.path)
         block = tuple(run.config.get("block", {}).get("seeds", [run.seed]))
         key = (str(run.path.parent), block)
         if key in seen:
@@ -81,9 +96,9 @@ def _calls(timing, phase):
     return int(hit.iloc[0]) if len(hit) else 0
 
 
-def step_profile(manifest) -> pd.DataFrame:
+def step_profile(manifest, status=None, used=None) -> pd.DataFrame:
     """Mean and spread over blocks and tasks of the per-seed cost per learning step, by algo."""
-    df = block_timings(manifest, "benchmark")
+    df = block_timings(manifest, "benchmark", status, used)
     if df.empty:
         return pd.DataFrame(columns=["algo", "device", "block_size", "phase", "ms_per_seed_mean",
                                      "ms_per_seed_std", "n_blocks", "tasks"])
@@ -108,7 +123,7 @@ def _stacked_bars(ax, table, index_col, labels):
     ax.set_xticks(range(len(labels)), labels)
 
 
-def plot_step_profile(table: pd.DataFrame, out_stem) -> None:
+def plot_step_profile(table: pd.DataFrame, out_stem, provenance, used=None) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     if table.empty:
         ax.text(0.5, 0.5, "no timing records", ha="center", transform=ax.transAxes)
@@ -122,21 +137,20 @@ def plot_step_profile(table: pd.DataFrame, out_stem) -> None:
         devices = ", ".join(sorted(table["device"].unique()))
         ax.set_title(f"Wall-clock per learning step, per seed (device: {devices})", fontsize=10)
     ax.set_ylabel("milliseconds per environment step per seed")
-    fig.text(0.01, 0.01, "Mean over training blocks and tasks; update phases averaged over "
-             "learning steps (after warm-up).", fontsize=7)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    _save(fig, out_stem)
+    _caption(fig, "Mean over training blocks and tasks; update phases averaged over learning "
+                  "steps (after warm-up).", provenance)
+    _save(fig, out_stem, provenance, used)
 
 
-def tsweep_profile(manifest) -> pd.DataFrame:
-    df = block_timings(manifest, "tsweep")
+def tsweep_profile(manifest, status=None, used=None) -> pd.DataFrame:
+    df = block_timings(manifest, "tsweep", status, used)
     if df.empty:
         return pd.DataFrame(columns=["algo", "T", "device", "block_size", "phase", "ms_per_seed"])
     return (df.groupby(["algo", "T", "device", "block_size", "phase"])["ms_per_seed"].mean()
             .reset_index().sort_values(["algo", "phase", "T"]))
 
 
-def plot_tsweep(table: pd.DataFrame, out_stem) -> None:
+def plot_tsweep(table: pd.DataFrame, out_stem, provenance, used=None) -> None:
     phases = ("act", "critic_update", "actor_update")
     titles = {"act": "acting (sampler, batch 1)", "critic_update": "critic update (samples a')",
               "actor_update": "actor update"}
@@ -164,13 +178,22 @@ def plot_tsweep(table: pd.DataFrame, out_stem) -> None:
     blocks = ", ".join(map(str, sorted(table["block_size"].unique()))) if len(table) else "n/a"
     fig.suptitle(f"Cost against diffusion steps T (device: {devices}; seeds per block: {blocks}). "
                  f"Sampling should grow linearly in T; QSM's score update should not.", fontsize=10)
-    fig.tight_layout()
-    _save(fig, out_stem)
+    _caption(fig, "Mean over the sweep's seeds of the per-seed cost per call, from each run's "
+                  "timing.csv.", provenance)
+    _save(fig, out_stem, provenance, used)
 
 
-def _save(fig, out_stem):
+def _caption(fig, text, provenance):
+    """Caption and provenance footer under the axes (7 pt: about 17 characters per inch)."""
+    wrapped = caption_with_footer(text, provenance, int(fig.get_figwidth() * 17))
+    fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom")
+    lines = wrapped.count("\n") + 1
+    fig.tight_layout(rect=(0, min(0.4, (0.13 * lines + 0.08) / fig.get_figheight()), 1, 1))
+
+
+def _save(fig, out_stem, provenance, used):
     out_stem = Path(out_stem)
-    write_figure(fig, out_stem.parent, out_stem.name)
+    write_figure(fig, out_stem.parent, out_stem.name, provenance, used=used)
 
 
 def main(argv=None) -> int:
@@ -181,14 +204,19 @@ def main(argv=None) -> int:
     ap.add_argument("--table", required=True)
     ap.add_argument("--figure", required=True, help="output path without extension")
     a = ap.parse_args(argv)
+    manifest = load_manifest(a.manifest)
+    role = "benchmark" if a.kind == "steps" else "tsweep"
+    status, used = {}, set()
+    prov = Provenance.of(manifest, (role,), "analysis.profile")
     if a.kind == "steps":
-        table = step_profile(a.manifest)
-        plot_step_profile(table, a.figure)
+        table = step_profile(manifest, status, used)
+        prov.with_status(status)
+        plot_step_profile(table, a.figure, prov, used)
     else:
-        table = tsweep_profile(a.manifest)
-        plot_tsweep(table, a.figure)
-    Path(a.table).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(a.table, index=False)
+        table = tsweep_profile(manifest, status, used)
+        prov.with_status(status)
+        plot_tsweep(table, a.figure, prov, used)
+    write_table(a.table, table, prov, used)
     return 0
 
 

@@ -1,6 +1,8 @@
-"""Aggregate statistics over tasks and seeds with rliable (stratified bootstrap, 95% CIs).
+"""Aggregate statistics over tasks and seeds with rliable (stratified bootstrap, 95% CIs), and
+the one bootstrap engine behind every confidence interval of the analysis.
 
-Input: the two tables written by :mod:`analysis.aggregate` (scores.csv, run_status.csv).
+Input: the two tables written by :mod:`analysis.aggregate` (scores.csv, run_status.csv) and the
+run manifest they were collected from (for the provenance of the tables).
 Each run's final score is computed by :func:`analysis.aggregate.final_scores` (see
 ``FINAL_SCORE_DEFINITION`` there); this module never redefines it.
 
@@ -9,8 +11,9 @@ Which runs and tasks enter the aggregate statistics
 * Scored runs only: status ``complete`` or ``diverged`` (diverged runs count with the score the
   final-score definition gives them).  Running / failed / missing / invalid runs are not scored;
   they are counted in ``final_scores.md`` and in the figure legends.
-* Tasks whose name starts with one of ``exclude_prefixes`` (default ``("toy_",)``: audit tasks,
-  not benchmarks) are left out.
+* Runs of role ``benchmark`` only (the ``role`` column of scores.csv, from the run manifest):
+  the multimodality audit's extra tasks (role ``audit``) are listed in ``final_scores.md`` but
+  never enter an aggregate.
 * Only tasks on which EVERY algorithm has at least one scored run are used ("shared tasks");
   the others are listed as excluded, with the algorithms that have them.  An algorithm with no
   scored run on any remaining task is left out (and listed).
@@ -20,37 +23,44 @@ Which runs and tasks enter the aggregate statistics
   chosen by score); the dropped runs are listed.  Different algorithms may have different
   numbers of runs (the probability of improvement handles that natively).
 
-Randomness
-----------
-rliable 1.2.0 draws bootstrap indices from NumPy's global RNG (``np.random.choice``) and ignores
-the ``random_state`` argument for that, so every rliable call here is made as
-``np.random.seed(seed)`` + a call for ONE algorithm (or one pair), and the caller's global RNG
-state is restored afterwards.  An algorithm's intervals therefore do not depend on which other
-algorithms are present, and are reproducible bit for bit.
+Randomness and the bootstrap engine
+-----------------------------------
+Every confidence interval of the analysis (these aggregates, the learning-curve bands, the
+audit's intervals over seeds) is rliable's bootstrap, ``rly.get_interval_estimates`` (percentile
+intervals), called through :func:`seeded_interval_estimates`.  rliable 1.2.0 draws bootstrap
+indices from NumPy's global RNG (``np.random.choice``) and ignores the ``random_state`` argument
+for that, so every call is made as ``np.random.seed(seed)`` + a call for ONE algorithm (or one
+pair, or one row), and the caller's global RNG state is restored afterwards.  An interval
+therefore does not depend on which other algorithms are present, and is reproducible bit for bit.
+:func:`bootstrap_mean_ci` (one number per seed) and :func:`mean_bands` (curves over seeds) are
+the same engine on a single task.
 
 Python API
 ----------
 ``compute_all(scores_df, status_df=None, reps=2000, seed=0, reference="qsm",
-exclude_prefixes=("toy_",), policy=DIVERGED_POLICY) -> StatsResult`` (everything below at once)
+policy=DIVERGED_POLICY) -> StatsResult`` (everything below at once)
 ``final_score_table``, ``build_matrices``, ``aggregate_metrics``, ``probability_of_improvement``,
-``performance_profiles``, ``iqm_curves``, ``final_scores_markdown``, ``write_tables``.
+``performance_profiles``, ``iqm_curves``, ``final_scores_markdown``, ``write_tables``,
+``bootstrap_mean_ci``, ``mean_bands``.
 
 Command line
 ------------
 ::
 
-    python -m analysis.stats --scores results/tables/scores.csv \\
-        --status results/tables/run_status.csv --outdir results/tables \\
-        [--reps 2000] [--seed 0] [--reference qsm] [--exclude-prefix toy_ ...]
+    python -m analysis.stats --manifest results/tables/run_manifest.json \\
+        --scores results/tables/scores.csv --status results/tables/run_status.csv \\
+        --outdir results/tables [--reps 2000] [--seed 0] [--reference qsm]
 
 writes ``aggregate.csv`` (algo, metric, estimate, ci_low, ci_high, n_runs, n_tasks, ...),
 ``probability_of_improvement.csv``, ``performance_profile.csv``, ``iqm_curve.csv``,
-``final_scores.csv`` (one row per run) and ``final_scores.md``.
+``final_scores.csv`` (one row per run) and ``final_scores.md``, each with its provenance sidecar
+(``analysis/provenance.py``).
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +69,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.aggregate import (DIVERGED_POLICY, FINAL_SCORE_DEFINITION, NOT_IN_CONFIG,
-                                RUN_STATUSES, SCORED_STATUSES, final_scores, read_scores,
-                                read_status)
+                                RUN_STATUSES, SCORED_ROLES, SCORED_STATUSES, final_scores,
+                                read_scores, read_status)
+from analysis.manifest import load_manifest
+from analysis.outputs import write_table
+from analysis.provenance import Provenance
 
 
 # arch 7.x (rliable 1.2.0 needs arch<8) fails to import under pandas 3: pandas is pinned <3.
@@ -71,7 +84,8 @@ from rliable import metrics  # noqa: E402
 DEFAULT_REPS = 2000
 DEFAULT_SEED = 0
 DEFAULT_REFERENCE = "qsm"
-DEFAULT_EXCLUDE_PREFIXES = ("toy_",)
+#: The role of the runs that enter aggregate statistics (analysis/manifest.py).
+BENCHMARK_ROLE = "benchmark"
 CONFIDENCE = 0.95
 #: Order of the values returned by :func:`aggregate_func` (rliable's usual four).
 METRICS = ("median", "iqm", "mean", "optimality_gap")
@@ -119,6 +133,53 @@ def seeded_interval_estimates(score_dict, func, reps=DEFAULT_REPS, seed=DEFAULT_
     return points, intervals
 
 
+def mean_over_runs(scores):
+    """Mean over runs (axis 0), flattened: the statistic of the intervals over seeds."""
+    return np.mean(scores, axis=0).ravel()
+
+
+def bootstrap_mean_ci(values, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
+    """(mean, ci_low, ci_high) of the finite values, one per seed (one task): rliable's bootstrap
+    through :func:`seeded_interval_estimates`.  NaN interval for fewer than two values."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan
+    if len(v) < 2 or reps < 1:
+        return float(v.mean()), math.nan, math.nan
+    points, intervals = seeded_interval_estimates({"seeds": v[:, None]}, mean_over_runs, reps,
+                                                  seed, confidence)
+    return (float(points["seeds"][0]), float(intervals["seeds"][0, 0]),
+            float(intervals["seeds"][1, 0]))
+
+
+def mean_bands(curves, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
+    """Mean over runs at every step, with its interval, of a (n_runs, n_steps) array holding NaN
+    where a run has no value (it diverged, or was not evaluated there).
+
+    Steps are grouped by the runs that have a value there; each group is one rectangular block
+    and one rliable call.  Returns (mean, ci_low, ci_high, n_runs) arrays over steps; the
+    interval is NaN where fewer than two runs have a value."""
+    x = np.asarray(curves, dtype=np.float64)
+    n_steps = x.shape[1]
+    mean, lo, hi = (np.full(n_steps, np.nan) for _ in range(3))
+    have = np.isfinite(x)
+    count = have.sum(axis=0)
+    groups: dict[tuple, list] = {}
+    for j in range(n_steps):
+        groups.setdefault(tuple(np.flatnonzero(have[:, j])), []).append(j)
+    for runs, steps in groups.items():
+        if not runs:
+            continue
+        block = x[np.ix_(runs, steps)]
+        mean[steps] = block.mean(axis=0)
+        if len(runs) >= 2 and reps >= 1:
+            _, intervals = seeded_interval_estimates({"runs": block[:, None, :]}, mean_over_runs,
+                                                     reps, seed, confidence)
+            lo[steps], hi[steps] = intervals["runs"][0], intervals["runs"][1]
+    return mean, lo, hi, count
+
+
 # ---------------------------------------------------------------------------------------------
 # Final scores and score matrices
 # ---------------------------------------------------------------------------------------------
@@ -128,10 +189,11 @@ def final_score_table(scores_df, status_df=None, policy=DIVERGED_POLICY):
     fin = final_scores(scores_df, policy=policy)
     if status_df is None or not len(status_df):
         return fin
-    st = status_df[["algo", "task", "seed", "status", "detail"]].copy()
+    st = status_df[["algo", "task", "seed", "role", "status", "detail"]].copy()
     merged = st.merge(fin, on=["algo", "task", "seed"], how="outer", suffixes=("", "_scored"))
-    # a run in scores but not in status (should not happen) keeps its own status
+    # a run in scores but not in status (should not happen) keeps its own status and role
     merged["status"] = merged["status"].fillna(merged.pop("status_scored"))
+    merged["role"] = merged["role"].fillna(merged.pop("role_scored"))
     merged["detail"] = merged["detail"].fillna("")
     return merged.sort_values(["algo", "task", "seed"], kind="stable", ignore_index=True)
 
@@ -145,11 +207,15 @@ class MatrixSet:
     dropped: dict             # algo -> [(task, seed)] scored runs left out to make it rectangular
     excluded_tasks: dict      # task -> reason it is not in the aggregate
     excluded_algos: dict      # algo -> reason it is not in the aggregate
-    exclude_prefixes: tuple = DEFAULT_EXCLUDE_PREFIXES
 
     @property
     def algos(self):
         return list(self.matrices)
+
+    def runs(self) -> set:
+        """(algo, task, seed) of every run in the matrices."""
+        return {(a, t, s) for a, by_task in self.seeds.items() for t, ss in by_task.items()
+                for s in ss}
 
     def describe(self) -> str:
         """One paragraph stating what the aggregate is computed over."""
@@ -174,26 +240,27 @@ class MatrixSet:
         return " ".join(parts)
 
 
-def _is_excluded(task, prefixes):
-    return any(str(task).startswith(p) for p in prefixes)
+def benchmark_tasks(final_df) -> set:
+    """Tasks with runs of role benchmark (every other task is an audit task)."""
+    return set(final_df.loc[final_df["role"] == BENCHMARK_ROLE, "task"])
 
 
-def build_matrices(final_df, exclude_prefixes=DEFAULT_EXCLUDE_PREFIXES, algos=None):
-    """Per-algorithm rectangular (n_runs, n_tasks) matrices of final normalised scores.
+def build_matrices(final_df, algos=None):
+    """Per-algorithm rectangular (n_runs, n_tasks) matrices of final normalised scores of the
+    benchmark runs (role ``benchmark``).
 
     ``final_df`` is :func:`final_score_table` output (unscored rows are ignored).  ``algos``
     restricts (and orders) the algorithms; default: every algorithm in the data, sorted.
     """
-    exclude_prefixes = tuple(exclude_prefixes or ())
     scored = final_df[final_df["status"].isin(SCORED_STATUSES)
                       & np.isfinite(final_df["final_normalized"].astype(float))]
     all_algos = sorted(final_df["algo"].unique()) if algos is None else list(algos)
     excluded_tasks, excluded_algos = {}, {}
-    for t in sorted(final_df["task"].unique()):
-        if _is_excluded(t, exclude_prefixes):
-            excluded_tasks[t] = "audit task: name starts with " + " / ".join(
-                p for p in exclude_prefixes if str(t).startswith(p))
-    bench = scored[~scored["task"].isin(list(excluded_tasks))]
+    bench_tasks = benchmark_tasks(final_df)
+    for t in sorted(set(final_df["task"]) - bench_tasks):
+        roles = sorted(set(final_df.loc[final_df["task"] == t, "role"]))
+        excluded_tasks[t] = f"{'/'.join(roles)} task, not a benchmark"
+    bench = scored[scored["role"] == BENCHMARK_ROLE]
     have = {a: set(bench.loc[bench["algo"] == a, "task"]) for a in all_algos}
     for a in all_algos:
         if not have[a]:
@@ -217,8 +284,7 @@ def build_matrices(final_df, exclude_prefixes=DEFAULT_EXCLUDE_PREFIXES, algos=No
     if not tasks:
         for a in use_algos:
             excluded_algos.setdefault(a, "no task shared by all algorithms")
-    return MatrixSet(matrices, tasks, seeds, dropped, excluded_tasks, excluded_algos,
-                     exclude_prefixes)
+    return MatrixSet(matrices, tasks, seeds, dropped, excluded_tasks, excluded_algos)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,10 +516,9 @@ class StatsResult:
 
 
 def compute_all(scores_df, status_df=None, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
-                reference=DEFAULT_REFERENCE, exclude_prefixes=DEFAULT_EXCLUDE_PREFIXES,
-                policy=DIVERGED_POLICY, taus=DEFAULT_TAUS):
+                reference=DEFAULT_REFERENCE, policy=DIVERGED_POLICY, taus=DEFAULT_TAUS):
     final = final_score_table(scores_df, status_df, policy=policy)
-    mset = build_matrices(final, exclude_prefixes=exclude_prefixes)
+    mset = build_matrices(final)
     return StatsResult(
         final=final, matrices=mset,
         aggregate=aggregate_metrics(mset, reps=reps, seed=seed),
@@ -461,31 +526,41 @@ def compute_all(scores_df, status_df=None, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
         profile=performance_profiles(mset, taus=taus, reps=reps, seed=seed),
         iqm_curve=iqm_curves(scores_df, mset, reps=reps, seed=seed, policy=policy),
         markdown=final_scores_markdown(final, mset),
-        params={"reps": reps, "seed": seed, "reference": reference,
-                "exclude_prefixes": tuple(exclude_prefixes), "policy": policy})
+        params={"reps": reps, "seed": seed, "reference": reference, "policy": policy})
 
 
-def _write_text(path, text):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+def provenance_of(manifest, status_df, module) -> Provenance:
+    """The provenance of tables and figures computed from scores.csv: the manifest's scored roles,
+    with the status each run was collected in (run_status.csv)."""
+    prov = Provenance.of(manifest, SCORED_ROLES, module)
+    if status_df is not None and len(status_df):
+        prov.with_status(dict(zip(status_df["path"].astype(str), status_df["status"])))
+    return prov
 
 
-def write_tables(result: StatsResult, outdir):
-    """Write the tables of a :class:`StatsResult` into ``outdir``; return the paths."""
+def paths_of(provenance: Provenance, keys) -> set:
+    """Manifest paths of the runs (algo, task, seed) in `keys`."""
+    keys = {(str(a), str(t), int(s)) for a, t, s in keys}
+    return {r["path"] for r in provenance.runs
+            if (r["algo"], r["task"], int(r["seed"])) in keys}
+
+
+def write_tables(result: StatsResult, outdir, provenance: Provenance):
+    """Write the tables of a :class:`StatsResult` into ``outdir``, each with its provenance
+    sidecar; return the paths."""
     outdir = Path(outdir)
+    in_matrices = paths_of(provenance, result.matrices.runs())
+    fin = result.final
+    scored = paths_of(provenance, fin.loc[fin["status"].isin(SCORED_STATUSES),
+                                          ["algo", "task", "seed"]].itertuples(index=False))
     paths = {}
-    for name, df in (("aggregate.csv", result.aggregate),
-                     ("probability_of_improvement.csv", result.poi),
-                     ("performance_profile.csv", result.profile),
-                     ("iqm_curve.csv", result.iqm_curve),
-                     ("final_scores.csv", result.final)):
-        paths[name] = outdir / name
-        _write_text(paths[name], df.to_csv(index=False))
-    paths["final_scores.md"] = outdir / "final_scores.md"
-    _write_text(paths["final_scores.md"], result.markdown)
+    for name, content, used in (("aggregate.csv", result.aggregate, in_matrices),
+                                ("probability_of_improvement.csv", result.poi, in_matrices),
+                                ("performance_profile.csv", result.profile, in_matrices),
+                                ("iqm_curve.csv", result.iqm_curve, in_matrices),
+                                ("final_scores.csv", result.final, scored),
+                                ("final_scores.md", result.markdown, scored)):
+        paths[name] = write_table(outdir / name, content, provenance, used)
     return paths
 
 
@@ -498,22 +573,15 @@ def load_inputs(scores_path, status_path=None):
 
 
 def add_common_args(ap):
+    ap.add_argument("--manifest", required=True,
+                    help="run_manifest.json the scores were collected from (analysis/manifest.py)")
     ap.add_argument("--scores", required=True, help="scores.csv from analysis.aggregate")
     ap.add_argument("--status", help="run_status.csv from analysis.aggregate")
     ap.add_argument("--reps", type=int, default=DEFAULT_REPS, help="bootstrap replications")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the bootstrap")
     ap.add_argument("--reference", default=DEFAULT_REFERENCE,
                     help="algorithm whose probability of improvement over the others is reported")
-    ap.add_argument("--exclude-prefix", action="append", default=None, metavar="PREFIX",
-                    help="leave tasks with this name prefix out of the aggregates "
-                         "(repeatable; default toy_; pass '' to keep all)")
     return ap
-
-
-def exclude_prefixes_from_args(args):
-    if args.exclude_prefix is None:
-        return DEFAULT_EXCLUDE_PREFIXES
-    return tuple(p for p in args.exclude_prefix if p)
 
 
 def main(argv=None):
@@ -523,9 +591,9 @@ def main(argv=None):
     ap.add_argument("--outdir", required=True, help="folder for the tables (results/tables)")
     args = ap.parse_args(argv)
     scores, status = load_inputs(args.scores, args.status)
-    result = compute_all(scores, status, reps=args.reps, seed=args.seed, reference=args.reference,
-                         exclude_prefixes=exclude_prefixes_from_args(args))
-    paths = write_tables(result, args.outdir)
+    result = compute_all(scores, status, reps=args.reps, seed=args.seed, reference=args.reference)
+    prov = provenance_of(load_manifest(args.manifest), status, "analysis.stats")
+    paths = write_tables(result, args.outdir, prov)
     print(result.matrices.describe(), file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
     return 0

@@ -1,4 +1,4 @@
-"""Diffusion-QL-style actor (Wang, Hunt, Zhou; ICLR 2023) on QSM's networks, seed-batched.
+"""Online Diffusion-QL (the official QSM repository's DiffusionOnlineLearner), seed-batched.
 
 The update that the QSM paper contrasts with its own: the diffusion policy is improved by
 backpropagating the critic's value through the WHOLE reverse sampler. Everything except the
@@ -7,28 +7,25 @@ acting), so the two agents differ in exactly one step.
 
 Per update, on a seed-batched replay sample:
   1. Critic:  exactly QSM's (inherited):  a' = clip(sampler(s') + N(0, sigma_target^2)),
-              y = r + gamma * mask * min_j Q'_j(s', a');  minimise (Q_j(s, a) - y)^2;
-              Polyak-average the target critics.
+              y = r + gamma * mask * min_j Q'_j(s', a');  minimise mean_B (Q_j(s, a) - y)^2
+              for each critic; Polyak-average the target critics.
   2. Actor:   a_0 = sampler(s), drawn WITH gradient through all T denoiser calls
               (a_T ~ N(0, I); a_{t-1} = clip((a_t - c_t eps_theta(s, a_t, t)) / sqrt(alpha_t) + sigma_t z))
-              L_q  = -mean_j Q_j(s, a_0) / sg(mean_j |Q_j(s, a_0)|)       (Diffusion-QL's scaling)
-              L_bc = mean_dims (eps - eps_theta(s, sqrt(abar_t) a + sqrt(1 - abar_t) eps, t))^2,
-                     t ~ U{0..T-1}, eps ~ N(0, I), a from the replay buffer
-              minimise L_q + bc_weight * L_bc  (gradient into the denoiser only, not the critics)
-     T + 1 denoiser calls with gradient per sample (T without the BC term), against QSM's one.
+              minimise  -mean_B min_j Q'_j(s, a_0)      (the TARGET critics; no other term)
+              (gradient into the denoiser only). T denoiser calls with gradient per sample,
+              against QSM's one.
   Acting: QSM's DDPM sampler; exploration adds N(0, sigma_explore^2) and clips.
 
-Choices and differences from Diffusion-QL (documented in docs/adding_a_baseline.md):
-  * Q normalisation: both critics' mean in the numerator, the batch mean of |Q| over both critics
-    in the denominator, per seed and detached. Diffusion-QL instead draws one critic at random for
-    the numerator and uses the other for the denominator; averaging is its deterministic version.
-  * Diffusion-QL writes the loss as L_bc + eta * L_q; here it is L_q + bc_weight * L_bc, the same
-    direction with bc_weight = 1 / eta (up to the overall step size). bc_weight = 1.0 corresponds
-    to eta = 1, its value on the D4RL locomotion tasks. Online from scratch the BC term anchors the
-    denoiser to the replay actions (the agent's own recent behaviour) so that the sampler stays a
-    sampler while the Q term pushes its output uphill.
-  * Not included: Diffusion-QL's EMA actor, max-Q action selection among several samples, and
-    actor gradient-norm clipping; the critic target is QSM's, not Diffusion-QL's.
+`variant="diffusion_ql_paper"` instead uses the actor loss of the Diffusion-QL paper (Wang, Hunt,
+Zhou; ICLR 2023) on the same networks:
+              L_q  = -mean_j Q_j(s, a_0) / sg(mean_j |Q_j(s, a_0)|)    (online critics, scale-free)
+              L_bc = mean_dims (eps - eps_theta(s, sqrt(abar_t) a + sqrt(1 - abar_t) eps, t))^2,
+                     t ~ U{0..T-1}, eps ~ N(0, I), a from the replay buffer
+              minimise L_q + bc_weight * L_bc      (T + 1 denoiser calls with gradient)
+  Diffusion-QL draws one critic at random for the numerator and the other for the denominator;
+  averaging both is its deterministic version. It writes L_bc + eta * L_q; bc_weight = 1 / eta,
+  and bc_weight = 1 is its eta = 1 of the D4RL locomotion tasks. Not included in either variant:
+  Diffusion-QL's EMA actor, max-Q selection among several samples, gradient-norm clipping.
 """
 from __future__ import annotations
 
@@ -47,7 +44,9 @@ from qsm.registry import register
 class DiffusionQL(QSM):
     @dataclass
     class Config:
-        bc_weight: float = hp(1.0, ge=0, doc="weight of the denoising (behaviour-cloning) loss; 1/eta")
+        variant: str = hp("official", choices=("official", "diffusion_ql_paper"),
+                          doc="actor update: the official online Diffusion-QL, or the paper's form")
+        bc_weight: float = hp(1.0, ge=0, doc="diffusion_ql_paper only: weight of the BC term, 1/eta")
         T: int = hp(5, ge=1, doc="diffusion steps (the actor graph holds all T calls)")
         beta_min: float = hp(0.1, gt=0, doc="VP schedule, as QSM")
         beta_max: float = hp(10.0, gt=0, doc="VP schedule, as QSM")
@@ -74,24 +73,39 @@ class DiffusionQL(QSM):
         with timer.phase("critic_update"):
             critic_loss, q = self.update_critic(batch)
         with timer.phase("actor_update"):
-            actor_loss, q_loss, bc_loss = self.update_actor(batch)
+            losses = self.update_actor(batch)
         self.updates += 1
-        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q": q,
-                "q_loss": q_loss, "bc_loss": bc_loss}
+        return {"critic_loss": critic_loss, "q": q, **losses}
 
     def update_actor(self, b):
         self.set_actor_lr()
-        q_loss, bc_loss = self.actor_losses(b["obs"], b["action"])
-        per_seed = q_loss + self.cfg.bc_weight * bc_loss
+        if self.cfg.variant == "official":
+            per_seed = self.actor_loss(b["obs"])
+            losses = {"actor_loss": per_seed.detach()}
+        else:
+            q_loss, bc_loss = self.paper_actor_losses(b["obs"], b["action"])
+            per_seed = q_loss + self.cfg.bc_weight * bc_loss
+            losses = {"actor_loss": per_seed.detach(), "q_loss": q_loss.detach(),
+                      "bc_loss": bc_loss.detach()}
         self.actor_opt.zero_grad(set_to_none=True)
         per_seed.sum().backward()
         self.actor_opt.step()
-        return per_seed.detach(), q_loss.detach(), bc_loss.detach()
+        return losses
 
-    def actor_losses(self, obs, action):
+    def sample_with_gradient(self, obs):
+        """The acting sampler (same draws, clipped every step) with autograd through all T calls."""
+        return reverse_chain(self.denoiser, self.schedule, obs, self.act_dim, self.update_noise,
+                             self.cfg.temperature)
+
+    def actor_loss(self, obs):
+        """Per seed (S,): -mean_B min_j Q'_j(s, a_0) with the target critics, a_0 = sampler(s)."""
+        a0 = self.sample_with_gradient(obs)
+        q = self.critic_target(obs, a0)            # target critics: frozen, no parameter grads
+        return -q.min(dim=1).values.mean(dim=1)
+
+    def paper_actor_losses(self, obs, action):
         """Per seed (S,): the normalised Q loss through the sampler, and the denoising loss."""
-        a0 = reverse_chain(self.denoiser, self.schedule, obs, self.act_dim,
-                                   self.update_noise, self.cfg.temperature)
+        a0 = self.sample_with_gradient(obs)
         with no_param_grads(self.critic):
             q = self.critic(obs, a0)                                                     # (S, 2, B)
         q_loss = -q.mean(dim=(1, 2)) / q.detach().abs().mean(dim=(1, 2)).clamp_min(1e-8)

@@ -1,8 +1,8 @@
-"""Soft actor-critic (Haarnoja et al. 2018) with the settings of QSM's official baseline config.
+"""Soft actor-critic (Haarnoja et al. 2018) as in QSM's official baseline (jaxrl5 SACLearner, sac_config).
 
 Per update, on a seed-batched replay sample:
   1. Critic:  a' ~ pi(s'),  y = r + gamma * mask * (min_j Q'_j(s', a') - alpha * log pi(a'|s'))
-              minimise (Q_j(s, a) - y)^2; Polyak-average the target critics.
+              minimise mean_j mean_B (Q_j(s, a) - y)^2; Polyak-average the target critics.
   2. Actor:   a ~ pi(s) (reparameterised),  minimise alpha * log pi(a|s) - mean_j Q_j(s, a)
   3. Alpha:   minimise alpha * (H - H_target),  H = -mean log pi,  H_target = -act_dim / 2
 Policy: tanh-squashed Gaussian, log-std clipped to [-20, 2]. Evaluation acts with tanh(mean).
@@ -71,6 +71,8 @@ class SAC(Agent):
                                                  device=self.device))
         self.target_entropy = -cfg.target_entropy_scale * act_dim
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr)
+        # The official critics are one vmapped ensemble with one Adam and a loss averaged over
+        # both critics: the same as one Adam over the stacked critics with that same loss.
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr)
         self.alpha_opt = adam([self.log_alpha], cfg.temp_lr)
 

@@ -1,13 +1,15 @@
-"""TD3 (Fujimoto et al. 2018) with the settings of QSM's official baseline config.
+"""TD3 (Fujimoto et al. 2018) as in QSM's official baseline (jaxrl5 TD3Learner, td3_config).
 
 Per update, on a seed-batched replay sample:
-  1. Critic:  a' = clip(mu'(s') + clip(N(0, 0.2^2), -0.5, 0.5), -1, 1)
-              y = r + gamma * mask * min_j Q'_j(s', a');  minimise (Q_j(s, a) - y)^2
-  2. Every `policy_delay` critic updates: actor maximises Q_1(s, mu(s)); Polyak-average the
-     target actor and target critics.
+  1. Critic:  a' = mu'(s') + clip(N(0, 0.2^2), -0.5, 0.5)
+              y = r + gamma * mask * min_j Q'_j(s', a');  minimise mean_j mean_B (Q_j(s, a) - y)^2
+              Polyak-average the target critics (after EVERY critic update).
+  2. Every `policy_delay` critic updates: the actor maximises mean_j Q_j(s, mu(s)) (the mean of
+     the two critics, not Q_1 alone); Polyak-average the target actor.
 Exploration: mu(s) + N(0, 0.1^2), clipped. Evaluation: mu(s).
-The noised target action is clipped back into [-1, 1] as in the TD3 paper (the official QSM
-repository does not clip it); the environments would clip it anyway.
+As in the official code the noised target action a' is NOT clipped back into [-1, 1] (the critic
+is queried slightly outside the action box); `clip_target_action=True` clips it as the TD3 paper
+does.
 """
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ class TD3(Agent):
         target_noise: float = hp(0.2, ge=0, doc="std of the target policy smoothing noise")
         target_noise_clip: float = hp(0.5, ge=0, doc="the smoothing noise is clipped to +-this")
         policy_delay: int = hp(2, ge=1, doc="critic updates per actor update")
+        clip_target_action: bool = hp(False, doc="clip the noised target action to [-1, 1] "
+                                                 "(official: no; the TD3 paper: yes)")
 
     def __init__(self, obs_dim, act_dim, seeds, cfg, device="cpu"):
         super().__init__(obs_dim, act_dim, seeds, cfg, device)
@@ -53,6 +57,8 @@ class TD3(Agent):
         self.actor_target = frozen_copy(self.actor)
         self.critic_target = frozen_copy(self.critic)
         self.actor_opt = adam(self.actor.parameters(), cfg.actor_lr)
+        # The official critics are one vmapped ensemble with one Adam and a loss averaged over
+        # both critics: the same as one Adam over the stacked critics with that same loss.
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr)
 
     @torch.no_grad()
@@ -81,23 +87,29 @@ class TD3(Agent):
         self.critic_opt.zero_grad(set_to_none=True)
         per_seed.sum().backward()
         self.critic_opt.step()
+        polyak_update(self.critic_target, self.critic, self.cfg.tau)
         return per_seed.detach(), q.detach().mean(dim=(1, 2))
 
     def td_target(self, reward, mask, next_obs, noise):
-        """y = r + gamma * mask * min_j Q'_j(s', clip(mu'(s') + clip(0.2 noise, -0.5, 0.5), -1, 1))."""
+        """y = r + gamma * mask * min_j Q'_j(s', mu'(s') + clip(0.2 noise, -0.5, 0.5))."""
         cfg = self.cfg
         smoothing = (cfg.target_noise * noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
-        next_a = (self.actor_target(next_obs) + smoothing).clamp(-1, 1)
+        next_a = self.actor_target(next_obs) + smoothing
+        if cfg.clip_target_action:
+            next_a = next_a.clamp(-1, 1)
         next_q = self.critic_target(next_obs, next_a).min(dim=1).values
         return reward + cfg.gamma * mask * next_q
 
     def update_actor(self, b):
-        with no_param_grads(self.critic):
-            q1 = self.critic(b["obs"], self.actor(b["obs"]))[:, 0]                     # (S, B)
-        per_seed = -q1.mean(dim=1)
+        per_seed = self.actor_loss(b["obs"])
         self.actor_opt.zero_grad(set_to_none=True)
         per_seed.sum().backward()
         self.actor_opt.step()
         polyak_update(self.actor_target, self.actor, self.cfg.tau)
-        polyak_update(self.critic_target, self.critic, self.cfg.tau)
         return per_seed.detach()
+
+    def actor_loss(self, obs):
+        """Per seed: -mean_B mean_j Q_j(s, mu(s)) (gradient into the actor only)."""
+        with no_param_grads(self.critic):
+            q = self.critic(obs, self.actor(obs)).mean(dim=1)                            # (S, B)
+        return -q.mean(dim=1)

@@ -6,8 +6,8 @@
 Prints one table: milliseconds per step of the whole block (every environment stepped once,
 random actions) and environment steps per second, fastest of 3 rounds. Use it to choose
 `resources.train.env_workers`: workers pay off once a block's physics costs more than the
-round trip to them (about 0.1 ms), i.e. for large blocks (evaluation steps seeds x episodes
-environments at once) or heavy tasks.
+round trip to them (docs/performance.md), i.e. for large blocks (evaluation steps seeds x
+episodes environments at once) or heavy tasks.
 """
 from __future__ import annotations
 

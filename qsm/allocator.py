@@ -1,10 +1,9 @@
 """Keep freed memory in the process instead of handing it back to the OS after every tensor.
 
 An update allocates and frees activations of about 1 MiB dozens of times. With glibc's defaults
-each is a fresh mapping whose pages fault in again on first touch: 265-384 minor faults per QSM
-update on this project's CPU machine, 0.5 to 16 with the settings below (system time per update
-0.25-0.72 -> 0.16-0.24 ms; the wall-clock gain is within this shared machine's noise). Results
-are unchanged; only where memory comes from changes.
+each is a fresh mapping whose pages fault in again on first touch; the settings below keep them
+mapped, which removes most of those page faults (measured: docs/performance.md). Results are
+unchanged; only where memory comes from changes.
 """
 from __future__ import annotations
 

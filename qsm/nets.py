@@ -27,9 +27,9 @@ def _tanh_softplus(x: torch.Tensor):
 class _SigmoidMish(torch.autograd.Function):
     """mish(x) = x tanh(softplus(x)) written through q = sigmoid(-x):
     tanh(softplus(x)) = (1 - q^2) / (1 + q^2). Same function as F.mish (max difference ~1e-6 in
-    float32, tested), but sigmoid is vectorised on CPU where tanh and softplus are not: the
-    forward pass costs about a third of F.mish's there, and the sampler runs it 15 times per
-    QSM update."""
+    float32, tested), but sigmoid is vectorised on CPU where tanh and softplus are not, so the
+    forward pass is cheaper there (docs/performance.md), and the sampler runs it
+    15 times per QSM update."""
 
     @staticmethod
     def forward(ctx, x):
@@ -54,7 +54,7 @@ def mish(x: torch.Tensor) -> torch.Tensor:
 
 # Applied only to a layer's fresh output (see BatchedMLP.forward_hidden), so ReLU may overwrite its
 # input: the matmul's backward needs its inputs, not its output. Saves an allocation and a pass per
-# layer (23.3 -> 23.0 ms per QSM update, one interleaved measurement).
+# layer (a small gain, docs/performance.md).
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": lambda x: F.relu(x, inplace=True),
     "mish": mish,
@@ -64,17 +64,16 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 def _fresh(t: torch.Tensor) -> torch.Tensor:
     """A new tensor with t's values and row-major strides. `.contiguous()` is not enough: a
-    (M, 1, n) view keeps the odd stride of its size-1 dimension, and CPU bmm then takes a path 4x
-    slower; it may also return t itself, a view."""
+    (M, 1, n) view keeps the odd stride of its size-1 dimension, and CPU bmm then takes a much
+    slower path (docs/performance.md); it may also return t itself, a view."""
     return torch.empty(t.shape, dtype=t.dtype, device=t.device).copy_(t)
 
 
 class _NarrowBatchedLinear(torch.autograd.Function):
     """y = x @ W + b for a layer with few outputs (a critic's Q, a denoiser's epsilon), computed
     as (W^T @ x^T)^T. Same function as baddbmm; on CPU, batched matmuls whose last dimension is
-    1..16 take a slow path (forward 152 us vs 44 us for a single seed's twin critics, 2.6x for
-    forward + backward at 8 members, measured on this project's 2-core machine), so every product
-    here keeps the wide dimension last."""
+    1..16 take a slow path (measured: docs/performance.md), so every product here keeps the wide
+    dimension last."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):

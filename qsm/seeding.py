@@ -67,3 +67,38 @@ class SeedStreams:
 
 def numpy_streams(seeds, purpose: str):
     return [np.random.default_rng(derive_seed(s, purpose)) for s in seeds]
+
+
+class ReplayedDraws:
+    """Stands in for a SeedStreams and hands out given draws, in order, instead of random ones.
+
+    The seam through which a check feeds an agent the exact noise another implementation drew
+    (tests/official.py replays the official JAX learners' draws this way). Each draw is a tensor
+    with the seed dimension first, (S, *shape); a request whose kind (normal / integer) or shape
+    differs from the next draw raises, so a replay that runs out of step fails loudly.
+    """
+
+    def __init__(self, draws):
+        self.draws = [torch.as_tensor(d) for d in draws]
+
+    def __len__(self):
+        return len(self.draws)
+
+    def _next(self, integer: bool, shape) -> torch.Tensor:
+        if not self.draws:
+            raise RuntimeError(f"no replayed draw left for a request of shape {tuple(shape)}")
+        draw = self.draws.pop(0)
+        if (not draw.is_floating_point()) != integer or tuple(draw.shape[1:]) != tuple(shape):
+            kind = "integer" if integer else "normal"
+            raise RuntimeError(f"replayed draw of dtype {draw.dtype}, shape {tuple(draw.shape)} "
+                               f"does not fit a request for {kind} draws of shape (S, {tuple(shape)})")
+        return draw
+
+    def randn(self, *shape) -> torch.Tensor:
+        return self._next(False, shape).float()
+
+    def randint(self, high: int, *shape) -> torch.Tensor:
+        draw = self._next(True, shape).long()
+        if draw.numel() and (draw.min() < 0 or draw.max() >= high):
+            raise RuntimeError(f"replayed integer draw outside [0, {high})")
+        return draw

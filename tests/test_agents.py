@@ -9,6 +9,7 @@ import torch
 import reference as ref
 from qsm.diffusion import Schedule, ddpm_sample, vp_beta_schedule
 from qsm.registry import get_agent, resolve_config
+from qsm.seeding import ReplayedDraws
 from qsm.timing import PhaseTimer
 
 OBS, ACT, B = 3, 2, 5
@@ -46,14 +47,21 @@ def test_vp_schedule_matches_design_numbers():
     np.testing.assert_allclose(betas, ref.vp_schedule(5)[0], rtol=1e-12)
 
 
-class FixedStreams:
-    """Stands in for SeedStreams: hands out pre-chosen normal draws in order."""
+def replayed_normals(draws):
+    """Pre-chosen normal draws for one seed, handed out in order (qsm.seeding.ReplayedDraws)."""
+    return ReplayedDraws([d.unsqueeze(0) for d in draws])
 
-    def __init__(self, draws):
-        self.draws = list(draws)
 
-    def randn(self, *shape):
-        return self.draws.pop(0).reshape(1, *shape)
+def test_replayed_draws_check_kind_and_shape():
+    draws = ReplayedDraws([torch.zeros(2, 3), torch.tensor([[1], [0]])])
+    with pytest.raises(RuntimeError, match="shape"):
+        draws.randn(4)
+    draws = ReplayedDraws([torch.zeros(2, 3), torch.tensor([[1], [0]])])
+    assert draws.randn(3).shape == (2, 3)
+    with pytest.raises(RuntimeError, match="outside"):
+        draws.randint(1, 1)
+    with pytest.raises(RuntimeError, match="no replayed draw left"):
+        draws.randn(3)
 
 
 class ConstantDenoiser(torch.nn.Module):
@@ -72,7 +80,7 @@ def test_sampler_update_matches_hand_computation():
     rng = np.random.default_rng(0)
     draws = [torch.tensor(rng.normal(size=(1, 1)), dtype=torch.float32) for _ in range(T)]
     out = ddpm_sample(ConstantDenoiser(eps), sch, torch.zeros(1, 1, 4), 1,
-                      FixedStreams(draws), temperature=temp)
+                      replayed_normals(draws), temperature=temp)
     a = float(draws[0])
     for i, t in enumerate(range(T - 1, -1, -1)):
         a = (a - (1 - alphas[t]) / math.sqrt(1 - abar[t]) * eps) / math.sqrt(alphas[t])
@@ -182,11 +190,36 @@ def test_qsm_actor_lr_follows_cosine_decay():
     assert agent.actor_opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_qsm_per_task_default_and_override():
+def test_qsm_paper_M_q_on_every_task_and_opt_in_override():
+    """The official paper-settings config has M_q = 50 on every task; 120 is an opt-in."""
     cls = get_agent("qsm")
-    assert resolve_config(cls, "quadruped_walk", {}).M_q == 120.0
-    assert resolve_config(cls, "cheetah_run", {}).M_q == 50.0
-    assert resolve_config(cls, "quadruped_walk", {"M_q": 7}).M_q == 7.0
+    for task in ("cheetah_run", "quadruped_walk", "humanoid_walk", "walker_run"):
+        assert resolve_config(cls, task, {}).M_q == 50.0, task
+    assert resolve_config(cls, "quadruped_walk", {"M_q": 120}).M_q == 120.0
+
+
+def test_qsm_critic_update_gives_each_critic_its_own_mean_loss_gradient():
+    """Official: two critics, each minimising mean_B (Q_j - y)^2 with its own Adam. Our one Adam
+    over both must see exactly that gradient per critic (the sum of the two losses, not their
+    mean): checked on the output-layer bias, whose gradient is 2 mean_B (Q_j - y)."""
+    agent = make("qsm")
+    b = batch(1)
+    obs, act = np_(b["obs"][0]), np_(b["action"][0])
+    q_before = ref.twin_q(agent.critic, 0, obs, act)                                    # (2, B)
+    seen = {}
+
+    def td_target(*args):  # record the target the update used (its next actions are sampled)
+        y = type(agent).td_target(agent, *args)
+        seen["y"] = np_(y[0])
+        return y
+
+    agent.td_target = td_target
+    loss, _ = agent.update_critic(b)
+    y = seen["y"]
+    expected_loss = ((q_before - y) ** 2).mean(axis=1).sum()
+    assert float(loss[0]) == pytest.approx(expected_loss, rel=1e-5)
+    bias_grad = np_(agent.critic.net.layers[-1].bias.grad[:, 0, 0])                    # (2,)
+    np.testing.assert_allclose(bias_grad, 2 * (q_before - y).mean(axis=1), rtol=1e-4, atol=1e-6)
 
 
 class QuadraticCritic(torch.nn.Module):
@@ -283,31 +316,57 @@ def test_sac_eval_is_tanh_mean():
 
 # -- TD3 -------------------------------------------------------------------------------------
 
-def test_td3_td_target_matches_hand_computation():
-    agent = make("td3")
+@pytest.mark.parametrize("clip_target_action", [False, True])
+def test_td3_td_target_matches_hand_computation(clip_target_action):
+    """Official: mu'(s') + clip(0.2 noise, -0.5, 0.5), NOT clipped back into [-1, 1]; the TD3
+    paper's clip is an option."""
+    agent = make("td3", clip_target_action=clip_target_action)
+    with torch.no_grad():  # target actions near the bound, so that the smoothing crosses it
+        agent.actor_target.net.layers[-1].bias.fill_(1.5)
     b = batch(1)
     noise = torch.randn(1, B, ACT, generator=torch.Generator().manual_seed(4)) * 3  # exercise the clip
     y = agent.td_target(b["reward"], b["mask"], b["next_obs"], noise)
     nobs = np_(b["next_obs"][0])
     mu = np.tanh(ref.mlp(agent.actor_target.net.layers, 0, nobs, ref.np_relu))
-    a = np.clip(mu + np.clip(0.2 * np_(noise[0]), -0.5, 0.5), -1, 1)
+    a = mu + np.clip(0.2 * np_(noise[0]), -0.5, 0.5)
+    assert np.abs(a).max() > 1  # the case where the two choices differ occurs
+    if clip_target_action:
+        a = np.clip(a, -1, 1)
     q = ref.twin_q(agent.critic_target, 0, nobs, a).min(0)
     expected = np_(b["reward"][0]) + 0.99 * np_(b["mask"][0]) * q
     np.testing.assert_allclose(np_(y[0]), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_td3_delays_actor_and_targets():
+def test_td3_actor_loss_is_mean_of_both_critics():
+    agent = make("td3")
+    obs = torch.randn(1, B, OBS, generator=torch.Generator().manual_seed(6))
+    o = np_(obs[0])
+    mu = np.tanh(ref.mlp(agent.actor.net.layers, 0, o, ref.np_relu))
+    qs = ref.twin_q(agent.critic, 0, o, mu)
+    assert not np.allclose(qs[0], qs[1])  # Q_1 alone would give another number
+    assert float(agent.actor_loss(obs)[0].detach()) == pytest.approx(-qs.mean(), rel=1e-5)
+
+
+def test_td3_delays_actor_and_target_actor_but_not_target_critics():
+    """Official: target critics after every critic update; actor and target actor every 2nd."""
     agent = make("td3")
     timer = PhaseTimer()
     actor0 = copy.deepcopy(agent.actor.state_dict())
-    target0 = copy.deepcopy(agent.critic_target.state_dict())
+    actor_target0 = copy.deepcopy(agent.actor_target.state_dict())
+    critic_target0 = copy.deepcopy(agent.critic_target.state_dict())
     out = agent.update(batch(1), timer)
     assert "actor_loss" not in out
     assert all(torch.equal(actor0[k], v) for k, v in agent.actor.state_dict().items())
-    assert all(torch.equal(target0[k], v) for k, v in agent.critic_target.state_dict().items())
+    assert all(torch.equal(actor_target0[k], v) for k, v in agent.actor_target.state_dict().items())
+    # target critics moved tau of the way to the updated critics
+    for k, v in agent.critic_target.state_dict().items():
+        expected = 0.995 * critic_target0[k] + 0.005 * agent.critic.state_dict()[k]
+        torch.testing.assert_close(v, expected)
+    assert not all(torch.equal(critic_target0[k], v) for k, v in agent.critic_target.state_dict().items())
     out = agent.update(batch(1, seed=1), timer)
     assert "actor_loss" in out
     assert not all(torch.equal(actor0[k], v) for k, v in agent.actor.state_dict().items())
+    assert not all(torch.equal(actor_target0[k], v) for k, v in agent.actor_target.state_dict().items())
 
 
 # -- every agent -----------------------------------------------------------------------------

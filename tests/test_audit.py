@@ -1,6 +1,7 @@
 """Tests of analysis.audit on synthetic run directories whose probe actions have known modes."""
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from analysis import audit
+from analysis import audit, stats
+from analysis.provenance import sidecar_path
 from contract import run_config, seed_dir, write_manifest
 from qsm.rundir import TIMING_PHASES, SeedRunWriter
 
@@ -32,7 +35,9 @@ def mixture(rng, centres, sd, n):
 
 
 # Per (algo, task): a sampler rng -> (N, act_dim) behaviour samples, and the true mode count.
-DIM = {"toy_bimodal": 1, "toy_quadmodal": 2, "cheetah_run": 6}
+# Known optima come from config.json alone: "pair_bandit" has them under a name without the toy
+# prefix; "toy_plain" has the prefix but no optima.
+DIM = {"toy_bimodal": 1, "toy_quadmodal": 2, "cheetah_run": 6, "pair_bandit": 1, "toy_plain": 1}
 BEHAVIOUR = {
     ("qsm", "toy_bimodal"): (lambda r: mixture(r, [[-0.5], [0.5]], 0.05, N), 2),
     ("sac", "toy_bimodal"): (lambda r: mixture(r, [[0.5]], 0.08, N), 1),
@@ -42,10 +47,14 @@ BEHAVIOUR = {
     ("sac", "cheetah_run"): (lambda r: mixture(r, [np.zeros(6)], 0.15, N), 1),
     # mu + N(0, 0.1) with mu at 0.97 in the first dimension: a mode piled up at the bound +1
     ("td3", "cheetah_run"): (lambda r: mixture(r, [[0.97, 0, 0, 0, 0, 0]], 0.1, N), 1),
+    ("qsm", "pair_bandit"): (lambda r: mixture(r, [[-0.3], [0.6]], 0.05, N), 2),
+    ("qsm", "toy_plain"): (lambda r: mixture(r, [[0.1]], 0.1, N), 1),
 }
-SEEDS = {"toy_bimodal": (0, 1, 2), "toy_quadmodal": (0,), "cheetah_run": (0, 1)}
+SEEDS = {"toy_bimodal": (0, 1, 2), "toy_quadmodal": (0,), "cheetah_run": (0, 1),
+         "pair_bandit": (0, 1), "toy_plain": (0,)}
 OPTIMA = {"toy_bimodal": [[-0.5], [0.5]],
-          "toy_quadmodal": [[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]]}
+          "toy_quadmodal": [[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]],
+          "pair_bandit": [[-0.3], [0.6]]}
 STATES = {task: np.random.default_rng(7).uniform(-1, 1, size=(P, 3)) for task in DIM}
 
 
@@ -70,7 +79,7 @@ def write_run(root, algo, task, seed, status="complete"):
 
 
 def role(task):
-    return "audit" if task.startswith("toy_") else "benchmark"
+    return "benchmark" if task == "cheetah_run" else "audit"
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +99,10 @@ def runs(tmp_path_factory):
     seed_dir(root, "td3", "toy_bimodal", 0).mkdir(parents=True)
     listed += [("sac", "toy_bimodal", 3, "audit"), ("qsm", "cheetah_run", 5, "benchmark"),
                ("td3", "toy_bimodal", 0, "audit")]
-    return write_manifest(root / "manifest.json", root, listed)
+    return write_manifest(root / "manifest.json", root, listed, config_hash=CONFIG_HASH)
+
+
+CONFIG_HASH = "a0d1e2f3c4b5"
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +136,7 @@ def test_cli_writes_every_output(cli_out):
     assert list(tables["modes.csv"].columns) == audit.MODES_COLUMNS
     assert list(tables["modes_summary.csv"].columns) == audit.SUMMARY_COLUMNS
     assert list(tables["kl.csv"].columns) == audit.KL_COLUMNS
-    assert list(tables["toy_optima.csv"].columns) == audit.TOY_COLUMNS
+    assert list(tables["toy_optima.csv"].columns) == audit.toy_columns(4)  # quadmodal: 4
 
 
 def test_mode_counts_match_truth(cli_out):
@@ -175,6 +187,8 @@ def test_modes_summary(cli_out):
     assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
     assert "1 seed" in single["note"]
     assert math.isnan(s.loc[("qsm", "cheetah_run"), "true_modes"])
+    assert s.loc[("qsm", "pair_bandit"), "true_modes"] == 2       # optima from config.json
+    assert math.isnan(s.loc[("qsm", "toy_plain"), "true_modes"])  # the name does not count
 
 
 def test_toy_optima(cli_out):
@@ -190,7 +204,29 @@ def test_toy_optima(cli_out):
         assert q["n_samples"] == P * N
     quad = ok.loc[("qsm", "toy_quadmodal", 0)]
     assert quad["optima_covered"] == 4 and quad["true_modes"] == 4
-    assert not (toy["task"] == "cheetah_run").any()
+
+
+def test_known_optima_come_from_config_json_not_the_task_name(cli_out):
+    toy = cli_out[1]["toy_optima.csv"]
+    assert set(toy["task"]) == {"toy_bimodal", "toy_quadmodal", "pair_bandit"}
+    pair = toy[toy["task"] == "pair_bandit"].set_index("seed")
+    assert list(pair.index) == list(SEEDS["pair_bandit"])
+    for seed in SEEDS["pair_bandit"]:
+        row = pair.loc[seed]
+        assert row["optima"] == "(-0.3) (0.6)" and row["true_modes"] == 2
+        assert row["optima_covered"] == 2 and math.isnan(row["frac_opt3"])
+    # runs that could not be read are listed under their task's optima, from its other runs
+    bad = toy.set_index(["algo", "task", "seed"]).loc[("td3", "toy_bimodal", 0)]
+    assert bad["status"] == "invalid" and bad["optima"] == "(-0.5) (0.5)"
+
+
+def test_the_audit_does_not_import_the_environments():
+    """The contract is the only coupling: what the audit knows of a task comes from its runs."""
+    from qsm.identity import closure
+    modules = closure(["analysis.audit"])
+    assert "analysis.audit.load" in modules and "analysis.stats" in modules
+    assert not [m for m in modules if m.startswith("qsm.") and m not in ("qsm.rundir",
+                                                                          "qsm.identity")]
 
 
 def test_kl_rows(cli_out):
@@ -209,7 +245,7 @@ def test_kl_rows(cli_out):
     expected = {("qsm", "sac", "toy_bimodal"), ("sac", "qsm", "toy_bimodal")}
     expected |= {(a, o, "cheetah_run") for a in ("qsm", "sac", "td3")
                  for o in ("qsm", "sac", "td3") if a != o}
-    assert pairs == expected  # toy_quadmodal has a single algorithm: no pair
+    assert pairs == expected  # the other tasks have a single algorithm: no pair
     r = b.set_index(["algo", "other_algo", "task"]).loc[("qsm", "sac", "toy_bimodal")]
     assert r["n_seeds"] == 3 and r["estimate"] > 0.3
     assert r["ci_low"] <= r["estimate"] <= r["ci_high"]
@@ -221,9 +257,15 @@ def test_kl_rows(cli_out):
 # The policy distribution (TD3 point mass), empty input, bootstrap
 # ---------------------------------------------------------------------------------------------
 
-def test_policy_point_mass_is_handled(runs, tmp_path):
-    audit.run_audit(runs, tmp_path / "t", tmp_path / "f", distribution="policy",
-                    histogram_states=1, reps=50, seed=0, log=lambda m: None)
+def test_default_distribution_is_the_configs_policy(runs, tmp_path, capsys):
+    """Without --distribution the audit reads the policy samples, as the pipeline config does;
+    there TD3's deterministic policy is a point mass, which every estimate must handle."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert config["audit"]["distribution"] == audit.DEFAULT_DISTRIBUTION == "policy"
+    assert audit.main(["--manifest", str(runs), "--tables", str(tmp_path / "t"),
+                       "--figures", str(tmp_path / "f"), "--histogram-states", "1",
+                       "--reps", "50"]) == 0
+    assert "(policy distribution)" in capsys.readouterr().err
     modes = pd.read_csv(tmp_path / "t" / "modes.csv")
     td3 = modes[(modes["algo"] == "td3") & (modes["status"] == "complete")]
     assert len(td3) == P * 2 and (td3["n_modes"] == 1).all()
@@ -244,18 +286,88 @@ def test_no_runs_gives_empty_tables_and_no_data_figures(tmp_path):
                             log=lambda m: None)
     assert len(paths) == len(audit.TABLE_NAMES) + 2 * len(audit.FIGURE_NAMES)
     for name, cols in zip(audit.TABLE_NAMES, (audit.MODES_COLUMNS, audit.SUMMARY_COLUMNS,
-                                              audit.KL_COLUMNS, audit.TOY_COLUMNS)):
+                                              audit.KL_COLUMNS, audit.toy_columns(0))):
         df = pd.read_csv(tmp_path / "t" / name)
         assert list(df.columns) == cols and len(df) == 0
+        assert json.loads(sidecar_path(tmp_path / "t" / name).read_text())["n_runs"] == 0
 
 
-def test_bootstrap_mean_ci():
-    est, lo, hi = audit.bootstrap_mean_ci([1.0, 2.0, 3.0, 4.0], reps=500, seed=3)
-    assert est == 2.5 and 1.0 <= lo < est < hi <= 4.0
-    assert audit.bootstrap_mean_ci([1.0, 2.0, 3.0, 4.0], reps=500, seed=3) == (est, lo, hi)
-    est, lo, hi = audit.bootstrap_mean_ci([5.0, np.nan], reps=500, seed=0)
+def test_intervals_over_seeds_are_rliables(cli_out):
+    """The audit's intervals are rliable's bootstrap, seeded as every interval of the analysis:
+    recompute kl.csv's interval from modes.csv's per-state values with rliable called directly."""
+    modes, kl = cli_out[1]["modes.csv"], cli_out[1]["kl.csv"]
+    ok = modes[(modes["status"] == "complete") & modes["state"].notna()]
+    per_seed = ok[(ok["algo"] == "qsm") & (ok["task"] == "toy_bimodal")].groupby("seed")[
+        "kl_gaussian_fit"].mean().to_numpy()
+    assert len(per_seed) == 3 and per_seed.std() > 0  # a non-degenerate interval
+    np.random.seed(0)  # the CLI's --seed
+    point, ci = stats.rly.get_interval_estimates({"x": per_seed[:, None]},
+                                                 lambda m: np.mean(m, axis=0), reps=REPS)
+    row = kl[(kl["kind"] == "gaussian_fit") & (kl["algo"] == "qsm")
+             & (kl["task"] == "toy_bimodal")].iloc[0]
+    assert row["estimate"] == pytest.approx(point["x"][0], rel=1e-4)  # the CSVs hold 6 digits
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(ci["x"][:, 0]), rel=1e-4)
+    assert row["ci_low"] < row["estimate"] < row["ci_high"]
+
+
+def test_bootstrap_mean_ci_is_rliable_on_one_task():
+    values = [1.0, 2.0, 3.0, 4.0, 7.5]
+    est, lo, hi = stats.bootstrap_mean_ci(values, reps=500, seed=3)
+    np.random.seed(3)
+    point, ci = stats.rly.get_interval_estimates({"x": np.array(values)[:, None]},
+                                                 lambda m: np.mean(m, axis=0), reps=500)
+    assert (est, lo, hi) == (point["x"][0], ci["x"][0, 0], ci["x"][1, 0])
+    assert 1.0 <= lo < est < hi <= 7.5
+    np.random.seed(99)  # the caller's global RNG state does not matter, and is kept
+    state = np.random.get_state()[1].copy()
+    assert stats.bootstrap_mean_ci(values, reps=500, seed=3) == (est, lo, hi)
+    assert (np.random.get_state()[1] == state).all()
+    est, lo, hi = stats.bootstrap_mean_ci([5.0, np.nan], reps=500, seed=0)
     assert est == 5.0 and math.isnan(lo) and math.isnan(hi)
-    assert all(math.isnan(v) for v in audit.bootstrap_mean_ci([], reps=10))
+    assert all(math.isnan(v) for v in stats.bootstrap_mean_ci([], reps=10))
+
+
+def test_mean_bands_are_rliable_per_block_of_runs():
+    """Learning-curve bands: steps where the same runs have values form one rliable call."""
+    rng = np.random.default_rng(1)
+    curves = rng.normal(size=(4, 6))
+    curves[3, 4:] = np.nan      # a run that diverged after step 3
+    curves[1:, 5] = np.nan      # the last step: one run left, no interval
+    mean, lo, hi, n = stats.mean_bands(curves, reps=300, seed=2)
+    assert n.tolist() == [4, 4, 4, 4, 3, 1]
+    np.testing.assert_allclose(mean, np.nanmean(curves, axis=0))
+    np.random.seed(2)
+    _, ci = stats.rly.get_interval_estimates({"x": curves[:, None, :4]},
+                                             lambda m: np.mean(m, axis=0).ravel(), reps=300)
+    assert (lo[:4] == ci["x"][0]).all() and (hi[:4] == ci["x"][1]).all()
+    np.random.seed(2)
+    _, ci = stats.rly.get_interval_estimates({"x": curves[:3, None, 4:5]},
+                                             lambda m: np.mean(m, axis=0).ravel(), reps=300)
+    assert (lo[4], hi[4]) == (ci["x"][0, 0], ci["x"][1, 0])
+    assert math.isnan(lo[5]) and math.isnan(hi[5]) and mean[5] == curves[0, 5]
+
+
+def test_audit_outputs_carry_their_provenance(cli_out, runs):
+    from PIL import Image
+    out, tables, _ = cli_out
+    listed = {r["path"]: r for r in json.loads(runs.read_text())["runs"]}
+    for name in audit.TABLE_NAMES:
+        side = json.loads(sidecar_path(out / "tables" / name).read_text())
+        assert side["config_hash"] == CONFIG_HASH and side["roles"] == ["benchmark", "audit"]
+        assert side["analysis"]["module"] == "analysis.audit"
+        assert {r["path"] for r in side["runs"]} == set(listed)
+        status = {(r["algo"], r["task"], r["seed"]): r["status"] for r in side["runs"]}
+        assert status[("sac", "toy_bimodal", 3)] == "invalid"
+        assert status[("qsm", "cheetah_run", 5)] == "running"
+        used = {(r["algo"], r["task"], r["seed"]) for r in side["runs"] if r["used"]}
+        assert ("qsm", "cheetah_run", 5) not in used and ("sac", "toy_bimodal", 3) not in used
+        if name == "toy_optima.csv":  # only runs of tasks with known optima
+            assert {t for _, t, _ in used} == {"toy_bimodal", "toy_quadmodal", "pair_bandit"}
+        else:
+            assert len(used) == sum(len(SEEDS[t]) for (_, t) in BEHAVIOUR)
+    for name in audit.FIGURE_NAMES:
+        meta = Image.open(out / "figures" / f"{name}.png").text
+        assert meta["Description"].startswith(f"config {CONFIG_HASH[:8]} · {len(listed)} runs")
 
 
 def test_kl_wrappers_flag_point_masses_and_atoms():

@@ -1,4 +1,5 @@
-"""Tests of analysis.aggregate, analysis.stats and analysis.figures on synthetic runs."""
+"""Tests of analysis.aggregate, analysis.stats and analysis.figures on synthetic runs, and of the
+provenance every table and figure carries."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,10 @@ import pandas as pd
 import pytest
 
 from analysis import aggregate, stats
+from analysis.manifest import load_manifest
+from analysis.provenance import sidecar_path
 from contract import run_config, seed_dir, write_manifest
+from qsm.identity import hash_of
 from qsm.rundir import CONFIG_KEYS, TIMING_PHASES, SeedRunWriter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,6 +25,7 @@ ALGO_LEVEL = {"qsm": 0.8, "sac": 0.5, "random": 0.2}  # known structure: qsm > s
 TASKS = ("cheetah_run", "walker_walk", "hopper_hop")
 SEEDS = range(5)
 STEPS = np.arange(0, 10_001, 2_000)  # 6 evaluations, budget 10,000 steps
+CONFIG_HASH = "5eed0c0ffee1"  # stands for the pipeline's hash of its configuration
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,13 +85,25 @@ def runs(tmp_path_factory):
     seed_dir(root, "qsm", "cheetah_run", 0, "ffffffffffff").parent.mkdir(parents=True)
     other.rename(seed_dir(root, "qsm", "cheetah_run", 0, "ffffffffffff"))
     write_run(root, "qsm", "cheetah_run", 0, 0.8)
-    return root, write_manifest(root / "manifest.json", root, expected)
+    return root, write_manifest(root / "manifest.json", root, expected, config_hash=CONFIG_HASH)
 
 
 @pytest.fixture(scope="module")
 def collected(runs):
     root, manifest = runs
     return aggregate.collect(manifest)
+
+
+def write_collected(manifest, scores_csv, status_csv):
+    """scores.csv and run_status.csv of the manifest's runs, as the aggregate command writes
+    them."""
+    assert aggregate.main(["--manifest", str(manifest), "--out", str(scores_csv),
+                           "--status-out", str(status_csv)]) == 0
+
+
+def provenance_of(status_df, manifest, module="analysis.figures"):
+    """The provenance the figure command gives its outputs."""
+    return stats.provenance_of(load_manifest(manifest), status_df, module)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,17 +244,19 @@ def test_stats_on_collected_runs(collected):
 def test_stats_cli_is_deterministic(runs, tmp_path):
     root, manifest = runs
     sc, st = tmp_path / "scores.csv", tmp_path / "status.csv"
-    aggregate.write_tables(*aggregate.collect(manifest), sc, st)
+    write_collected(manifest, sc, st)
     outs = []
     for k in range(2):
         out = tmp_path / f"tables{k}"
         np.random.seed(1234 + k)  # the caller's global RNG must not matter
-        assert stats.main(["--scores", str(sc), "--status", str(st), "--outdir", str(out),
-                           "--reps", str(REPS), "--seed", "3"]) == 0
+        assert stats.main(["--manifest", str(manifest), "--scores", str(sc), "--status", str(st),
+                           "--outdir", str(out), "--reps", str(REPS), "--seed", "3"]) == 0
         outs.append(out)
     for name in ("aggregate.csv", "probability_of_improvement.csv", "iqm_curve.csv",
                  "final_scores.md", "performance_profile.csv", "final_scores.csv"):
-        assert (outs[0] / name).read_text() == (outs[1] / name).read_text(), name
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+        sidecars = [sidecar_path(out / name).read_bytes() for out in outs]
+        assert sidecars[0] == sidecars[1], name
     agg = pd.read_csv(outs[0] / "aggregate.csv")
     assert {"algo", "metric", "estimate", "ci_low", "ci_high", "n_runs", "n_tasks"} <= set(agg)
 
@@ -309,46 +328,76 @@ def test_performance_profile_and_iqm_curve_match_rliable():
     assert (pts["A"] == p["A"]).all() and (cis["A"] == ci["A"]).all()
 
 
-def test_unequal_seeds_and_partial_tasks():
+def _final_rows(n_by_algo_task, role_of=lambda task: "benchmark"):
     rows = []
-    for algo, n_by_task in {"qsm": {"t1": 5, "t2": 3, "t3": 5, "toy_x": 2},
-                            "newbaseline": {"t1": 4, "t2": 4}}.items():
+    for algo, n_by_task in n_by_algo_task.items():
         for task, n in n_by_task.items():
             for s in range(n):
-                rows.append({"algo": algo, "task": task, "seed": s, "status": "complete",
-                             "final_normalized": 0.5 + 0.01 * s, "final_return": 500.0 + 10 * s})
-    m = stats.build_matrices(pd.DataFrame(rows))
+                rows.append({"algo": algo, "task": task, "seed": s, "role": role_of(task),
+                             "status": "complete", "final_normalized": 0.5 + 0.01 * s,
+                             "final_return": 500.0 + 10 * s})
+    return pd.DataFrame(rows)
+
+
+def test_unequal_seeds_and_partial_tasks():
+    final = _final_rows({"qsm": {"t1": 5, "t2": 3, "t3": 5, "x_audit": 2},
+                         "newbaseline": {"t1": 4, "t2": 4}},
+                        role_of=lambda task: "audit" if task == "x_audit" else "benchmark")
+    m = stats.build_matrices(final)
     assert m.tasks == ["t1", "t2"]
-    assert set(m.excluded_tasks) == {"t3", "toy_x"}
+    assert set(m.excluded_tasks) == {"t3", "x_audit"}
+    assert "audit task" in m.excluded_tasks["x_audit"]
+    assert "not run by every algorithm" in m.excluded_tasks["t3"]
     assert m.matrices["qsm"].shape == (3, 2) and m.matrices["newbaseline"].shape == (4, 2)
     assert m.dropped["qsm"] == [("t1", 3), ("t1", 4)]
     assert m.seeds["qsm"]["t1"] == [0, 1, 2]
     assert "shared by all" in m.describe() and "t3" in m.describe()
-    kept = stats.build_matrices(pd.DataFrame(rows), exclude_prefixes=())
-    assert "toy_x" in kept.excluded_tasks and "audit" not in kept.excluded_tasks["toy_x"]
+
+
+def test_aggregates_use_benchmark_runs_by_role_not_by_name():
+    """The role from the manifest decides: a benchmark task named like a toy enters the
+    aggregates; an audit task with a benchmark-like name does not."""
+    roles = {"toy_like_benchmark": "benchmark", "cheetah_run": "audit", "walker_walk": "benchmark"}
+    final = _final_rows({a: {t: 3 for t in roles} for a in ("qsm", "sac")}, roles.get)
+    m = stats.build_matrices(final)
+    assert m.tasks == ["toy_like_benchmark", "walker_walk"]
+    assert set(m.excluded_tasks) == {"cheetah_run"}
+    res = stats.compute_all(final.assign(step=100, normalized=final["final_normalized"],
+                                         **{"return": final["final_return"]}),
+                            reps=20, seed=0)
+    assert set(res.aggregate["n_tasks"]) == {2}
+    assert not any(t == "cheetah_run" for ts in res.aggregate["tasks"] for t in ts.split(";"))
 
 
 # ---------------------------------------------------------------------------------------------
 # (c) the figure CLI
 # ---------------------------------------------------------------------------------------------
 
-def test_figures_cli_writes_png_and_pdf(runs, tmp_path):
-    from analysis import figures
+@pytest.fixture(scope="module")
+def pipeline_outputs(runs, tmp_path_factory):
+    """aggregate, then the figure command with --tables-outdir, as the pipeline's rules run them."""
     root, manifest = runs
-    sc, st = tmp_path / "scores.csv", tmp_path / "run_status.csv"
-    aggregate.write_tables(*aggregate.collect(manifest), sc, st)
-    outdir = tmp_path / "figures"
-    proc = subprocess.run([sys.executable, "-m", "analysis.figures", "--scores", str(sc),
-                           "--status", str(st), "--outdir", str(outdir), "--reps", str(REPS),
-                           "--reference", "qsm", "--seed", "0",
-                           "--tables-outdir", str(tmp_path / "tables")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = tmp_path_factory.mktemp("pipeline")
+    tables, figures_dir = out / "tables", out / "figures"
+    write_collected(manifest, tables / "scores.csv", tables / "run_status.csv")
+    proc = subprocess.run([sys.executable, "-m", "analysis.figures", "--manifest", str(manifest),
+                           "--scores", str(tables / "scores.csv"),
+                           "--status", str(tables / "run_status.csv"), "--outdir",
+                           str(figures_dir), "--reps", str(REPS), "--reference", "qsm",
+                           "--seed", "0", "--tables-outdir", str(tables)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+    return manifest, tables, figures_dir
+
+
+def test_figures_cli_writes_png_and_pdf(pipeline_outputs):
+    from analysis import figures
+    _, tables, outdir = pipeline_outputs
     for name in figures.FIGURE_NAMES:
         for ext in ("png", "pdf"):
             f = outdir / f"{name}.{ext}"
             assert f.is_file() and f.stat().st_size > 1000, f
-    assert (tmp_path / "tables" / "aggregate.csv").is_file()
+    assert (tables / "aggregate.csv").is_file()
 
 
 def test_figure_labels_and_colours(collected):
@@ -361,14 +410,141 @@ def test_figure_labels_and_colours(collected):
     assert figures.step_budget_text(status, scores) == "step budget 10,000 environment steps"
 
 
-def test_figures_survive_empty_and_audit_only_data(collected, tmp_path):
+def test_figures_survive_empty_and_audit_only_data(runs, collected, tmp_path):
     from analysis import figures
     scores, status = collected
-    empty_scores, empty_status = aggregate.collect(
-        write_manifest(tmp_path / "m.json", tmp_path / "no_runs", []))
+    empty_manifest = write_manifest(tmp_path / "m.json", tmp_path / "no_runs", [])
+    empty_scores, empty_status = aggregate.collect(empty_manifest)
     toy = scores[scores["task"] == "toy_bandit"], status[status["task"] == "toy_bandit"]
-    for k, (sc, st) in enumerate([(empty_scores, empty_status), toy]):
-        paths, result = figures.make_figures(sc, st, tmp_path / f"f{k}", reps=20)
+    for k, (sc, st, manifest) in enumerate([(empty_scores, empty_status, empty_manifest),
+                                            (*toy, runs[1])]):
+        paths, result = figures.make_figures(sc, st, tmp_path / f"f{k}",
+                                             provenance_of(st, manifest), reps=20)
         assert result.aggregate.empty and result.poi.empty
         assert len(paths) == 2 * len(figures.FIGURE_NAMES)
         assert all(p.stat().st_size > 0 for p in paths)
+
+
+# ---------------------------------------------------------------------------------------------
+# (d) provenance: sidecars of the tables, footers and metadata of the figures
+# ---------------------------------------------------------------------------------------------
+
+STATS_TABLES = ("aggregate.csv", "probability_of_improvement.csv", "performance_profile.csv",
+                "iqm_curve.csv", "final_scores.csv", "final_scores.md")
+
+
+def _listed(manifest):
+    obj = json.loads(manifest.read_text())
+    return obj, {r["path"]: r for r in obj["runs"] if r["role"] in ("benchmark", "audit")}
+
+
+def test_every_table_has_a_sidecar_that_matches_the_manifest(pipeline_outputs, collected):
+    from qsm.identity import code_version
+    manifest, tables, _ = pipeline_outputs
+    obj, listed = _listed(manifest)
+    _, status = collected
+    status = status[status["status"] != "not in config"]
+    expected_status = dict(zip(status["path"], status["status"]))
+    for name, module in [("scores.csv", "analysis.aggregate"),
+                         ("run_status.csv", "analysis.aggregate")] + \
+            [(name, "analysis.figures") for name in STATS_TABLES]:
+        side = json.loads(sidecar_path(tables / name).read_text())
+        assert side["output"] == name
+        assert side["config_hash"] == CONFIG_HASH == obj["config_hash"]
+        assert side["manifest"] == {"path": str(manifest), "digest": hash_of(obj)}
+        assert side["analysis"] == {"module": module, "code_version": code_version([module])}
+        assert side["training_code"] == {a: ["test"] for a in ("qsm", "random", "sac")}
+        assert side["n_runs"] == len(listed) == len(side["runs"])
+        assert {r["path"]: r["status"] for r in side["runs"]} == expected_status
+        assert side["by_status"] == status["status"].value_counts().to_dict()
+        for r in side["runs"]:  # every run traceable to its directory and identity
+            assert {k: r[k] for k in listed[r["path"]]} == listed[r["path"]]
+        assert side["n_used"] == sum(r["used"] for r in side["runs"])
+
+
+def test_sidecars_mark_the_runs_each_table_used(pipeline_outputs):
+    manifest, tables, _ = pipeline_outputs
+
+    def used(name):
+        side = json.loads(sidecar_path(tables / name).read_text())
+        return {(r["algo"], r["task"], r["seed"]) for r in side["runs"] if r["used"]}
+
+    agg = used("aggregate.csv")
+    assert len(agg) == 3 * 4 * 3          # the matrices: 4 seeds x 3 tasks per algorithm
+    assert not any(t == "toy_bandit" for _, t, _ in agg)             # audit role
+    assert ("qsm", "cheetah_run", 3) not in agg                      # invalid
+    assert ("qsm", "walker_walk", 4) not in agg                      # dropped (rectangular)
+    assert used("probability_of_improvement.csv") == agg == used("iqm_curve.csv")
+    final = used("final_scores.md")
+    assert len(final) == 44 and ("qsm", "toy_bandit", 0) in final    # scored runs, audit too
+    assert ("sac", "walker_walk", 2) in final                        # diverged runs score
+    assert ("sac", "hopper_hop", 0) not in final                     # running
+    assert len(used("scores.csv")) == 44 and len(used("run_status.csv")) == 3 * 3 * 5 + 2
+    side = json.loads(sidecar_path(tables / "run_status.csv").read_text())
+    assert side["not_in_config"] == 1
+
+
+def test_figures_carry_the_provenance_in_caption_and_metadata(pipeline_outputs):
+    from PIL import Image
+
+    from analysis import figures
+    manifest, _, figures_dir = pipeline_outputs
+    prov = stats.provenance_of(load_manifest(manifest), None, "analysis.figures")
+    footer = prov.footer()
+    assert footer.startswith(f"config {CONFIG_HASH[:8]} · 47 runs (benchmark, audit) · code ")
+    assert "qsm test, random test, sac test" in footer and footer.endswith(prov.code[:8])
+    for name in figures.FIGURE_NAMES:
+        meta = Image.open(figures_dir / f"{name}.png").text
+        assert meta["Description"] == footer, name
+        summary = json.loads(meta["Provenance"])
+        assert summary["config_hash"] == CONFIG_HASH and summary["n_runs"] == 47
+        assert summary["run_dirs"]["qsm/cheetah_run"] == ["0123456789ab"]
+        pdf = (figures_dir / f"{name}.pdf").read_bytes()
+        assert f'"config_hash":"{CONFIG_HASH}"'.encode() in pdf, name
+    assert json.loads(Image.open(figures_dir / "aggregate_metrics.png").text["Provenance"])[
+        "n_used"] == 36
+
+
+def test_a_figure_without_the_footer_is_refused(tmp_path, runs):
+    import matplotlib.pyplot as plt
+
+    from analysis.outputs import write_figure
+    prov = stats.provenance_of(load_manifest(runs[1]), None, "analysis.figures")
+    fig = plt.figure()
+    fig.text(0, 0, "a caption without provenance")
+    with pytest.raises(ValueError, match="no provenance footer"):
+        write_figure(fig, tmp_path, "bare", prov)
+    assert not list(tmp_path.iterdir())
+    fig = plt.figure()
+    from analysis.figures import caption_with_footer
+    fig.text(0, 0, caption_with_footer("a caption", prov, width=40))  # wrapped footer is fine
+    assert [p.name for p in write_figure(fig, tmp_path, "ok", prov)] == ["ok.png", "ok.pdf"]
+
+
+def test_report_captions_get_the_figures_footer_before_anything_runs(runs):
+    """The pipeline computes the footer from the manifest it is about to write (DAG time); the
+    commands compute it from the manifest file. They must agree, word for word."""
+    from analysis.provenance import Provenance, footer_of_manifest
+    manifest = runs[1]
+    obj = json.loads(manifest.read_text())
+    for roles, module in ((("benchmark", "audit"), "analysis.figures"),
+                          (("benchmark",), "analysis.profile")):
+        assert footer_of_manifest(obj, roles, module) == \
+            Provenance.of(load_manifest(manifest), roles, module).footer()
+    # the report's caption files show that footer
+    for rst in (REPO / "workflow" / "report").glob("*.rst"):
+        assert "{{ snakemake.params.provenance }}" in rst.read_text(), rst.name
+
+
+def test_figures_are_byte_reproducible(pipeline_outputs, tmp_path):
+    """Drawn again in another process, from the tables the pipeline wrote, a figure has the same
+    bytes (no timestamps; the bootstrap is seeded)."""
+    from analysis import figures
+    manifest, tables, figures_dir = pipeline_outputs
+    scores, status = stats.load_inputs(tables / "scores.csv", tables / "run_status.csv")
+    np.random.seed(7)  # the global RNG state must not matter
+    paths = figures.plot_learning_curves(scores, status, tmp_path, provenance_of(status, manifest),
+                                         reps=REPS, seed=0)
+    assert [p.name for p in paths] == ["learning_curves.png", "learning_curves.pdf"]
+    for path in paths:
+        assert path.read_bytes() == (figures_dir / path.name).read_bytes(), path.name

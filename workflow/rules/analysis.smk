@@ -1,4 +1,6 @@
 STATS = config["stats"]
+STATS_TABLES = ["aggregate.csv", "probability_of_improvement.csv", "performance_profile.csv",
+                "iqm_curve.csv", "final_scores.csv", "final_scores.md"]
 
 
 rule aggregate:
@@ -11,10 +13,12 @@ rule aggregate:
         scores=f"{TABLES}/scores.csv",
         status=report(f"{TABLES}/run_status.csv", category="Runs",
                       caption="../report/run_status.rst"),
+        provenance=sidecars(f"{TABLES}/scores.csv", f"{TABLES}/run_status.csv"),
     log:
         f"{LOGS}/aggregate.log",
     params:
         code=analysis_code("analysis.aggregate"),
+        provenance=provenance_footer("analysis.aggregate", "benchmark", "audit"),
     conda:
         "../../environment.yml"
     shell:
@@ -27,13 +31,17 @@ rule stats:
     input:
         scores=rules.aggregate.output.scores,
         status=rules.aggregate.output.status,
+        manifest=MANIFEST,
     output:
         aggregate=report(f"{TABLES}/aggregate.csv", category="Benchmark",
                          caption="../report/aggregate.rst"),
         poi=f"{TABLES}/probability_of_improvement.csv",
+        profile=f"{TABLES}/performance_profile.csv",
         curve=f"{TABLES}/iqm_curve.csv",
+        final_csv=f"{TABLES}/final_scores.csv",
         final=report(f"{TABLES}/final_scores.md", category="Benchmark",
                      caption="../report/final_scores.rst"),
+        provenance=sidecars(*[f"{TABLES}/{name}" for name in STATS_TABLES]),
         figures=[report(f"{FIGURES}/{name}.png", category="Benchmark",
                         caption=f"../report/{name}.rst") for name in BENCH_FIGURES],
         pdfs=[f"{FIGURES}/{name}.pdf" for name in BENCH_FIGURES],
@@ -44,11 +52,13 @@ rule stats:
         seed=STATS["seed"],
         reference=STATS["reference"],
         code=analysis_code("analysis.figures"),
+        provenance=provenance_footer("analysis.figures", "benchmark", "audit"),
         figures=lambda wc, output: Path(output.figures[0]).parent,
         tables=lambda wc, output: Path(output.aggregate).parent,
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.figures --scores {input.scores} --status {input.status} "
+        "python -m analysis.figures --manifest {input.manifest} --scores {input.scores} "
+        "--status {input.status} "
         "--outdir {params.figures} --tables-outdir {params.tables} --reps {params.reps} --seed {params.seed} "
         "--reference {params.reference} > {log} 2>&1"

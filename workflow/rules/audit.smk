@@ -12,6 +12,8 @@ rule audit:
         modes_summary=f"{TABLES}/modes_summary.csv",
         kl=report(f"{TABLES}/kl.csv", category="Multimodality audit", caption="../report/kl.rst"),
         toy=f"{TABLES}/toy_optima.csv",
+        provenance=sidecars(*[f"{TABLES}/{name}" for name in
+                              ("modes.csv", "modes_summary.csv", "kl.csv", "toy_optima.csv")]),
         figures=[report(f"{FIGURES}/{name}.png", category="Multimodality audit",
                         caption=f"../report/{name}.rst") for name in AUDIT_FIGURES],
         pdfs=[f"{FIGURES}/{name}.pdf" for name in AUDIT_FIGURES],
@@ -23,6 +25,7 @@ rule audit:
         reps=STATS["reps"],
         seed=STATS["seed"],
         code=analysis_code("analysis.audit"),
+        provenance=provenance_footer("analysis.audit", "benchmark", "audit"),
         tables=lambda wc, output: Path(output.modes).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     threads: 1

@@ -25,6 +25,7 @@ from qsm.catalog import agent_catalog  # noqa: E402
 from qsm.envs import TaskError, validate_task  # noqa: E402
 from qsm.hparams import HparamError  # noqa: E402
 from qsm.identity import code_version, hash_of, run_identity, training_code_version  # noqa: E402
+from analysis.provenance import SIDECAR_SUFFIX, footer_of_manifest, sidecar_path  # noqa: E402
 
 RUNS = "results/runs"
 TABLES = "results/tables"
@@ -43,6 +44,9 @@ EXTERNAL = config.get("external_baselines", [])
 # External programs that write the run-directory contract, by baseline name: their source (and
 # the suite modules they import) is their code version. external.smk registers its rules' programs.
 EXTERNAL_PROGRAMS = {}
+# Where a program runs foreign code, the extra identity of that code (e.g. the official
+# implementation's pinned commit), by baseline name; part of the runs' code version.
+EXTERNAL_CODE = {}
 
 
 def _fail(key, message):
@@ -207,6 +211,8 @@ def external_jobs():
                                         f"known: {', '.join(sorted(EXTERNAL_PROGRAMS)) or 'none'} "
                                         f"(see docs/adding_a_baseline.md)")
         code = code_version(files=[EXTERNAL_PROGRAMS[name]])
+        if name in EXTERNAL_CODE:
+            code = hash_of([code, EXTERNAL_CODE[name]])
         for task in config["tasks"]:
             budget = _budget(config["budget"])
             for block in seed_blocks(config["seeds"], config["seed_block"]):
@@ -271,6 +277,19 @@ def analysis_code(module: str) -> str:
     return code_version([module])
 
 
+def provenance_footer(module: str, *roles):
+    """A param: the provenance line (config, runs, code versions) that every figure of the rule
+    ends its caption with, for the report's captions (`{{ snakemake.params.provenance }}`). It
+    depends only on the configuration and the code, so it is known before the rule runs."""
+    return lambda wc: footer_of_manifest(run_manifest(), roles, module, MANIFEST)
+
+
+def sidecars(*tables):
+    """The provenance sidecars of these tables (analysis/provenance.py), shown in the report."""
+    return [report(str(sidecar_path(t)), category="Provenance",
+                   caption="../report/provenance.rst") for t in tables]
+
+
 def train_args(wc):
     """The trainer's arguments for the job these wildcards name."""
     job = job_for(wc)
@@ -290,15 +309,20 @@ def train_args(wc):
     )
 
 
-def external_args(wc, algo):
-    """The contract arguments every external program takes: seeds, identity, budget, output."""
+def external_args(wc, algo, learner=False):
+    """The contract arguments every external program takes: seeds, identity, budget, output;
+    with `learner`, also the learning budget (random steps, batch size, replay capacity)."""
     job = job_for(wc, algo)
     b = job.budget
-    return (f"--task {job.task} --seeds {' '.join(map(str, job.seeds))} --run-id {job.run_id} "
+    args = (f"--task {job.task} --seeds {' '.join(map(str, job.seeds))} --run-id {job.run_id} "
             f"--code-version {job.identity['code_version']} --steps {b['steps']} "
             f"--eval-every {b['eval_every']} --eval-episodes {b['eval_episodes']} "
             f"--probe-states {b['probe_states']} --probe-samples {b['probe_samples']} "
             f"--out {job.run_dir}")
+    if learner:
+        args += (f" --start-steps {b['start_steps']} --batch-size {b['batch_size']} "
+                 f"--replay-capacity {b['replay_capacity']}")
+    return args
 
 
 def torch_threads(wildcards, threads):

@@ -23,3 +23,72 @@ rule random_policy:
         "../../environment.yml"
     shell:
         "MUJOCO_GL=disable python {params.program} {params.args} > {log} 2>&1"
+
+
+# The authors' own implementation (Alescontrela/score_matching_rl, JAX) trained under this suite's
+# protocol by workflow/scripts/official_baseline.py: qsm_official, sac_official, td3_official.
+# Needs the optional extra (`QSM_EXTRAS=official bash scripts/install.sh`). The code comes from
+# config `official.path` (relative paths: to the suite's checkout), else from a clone of
+# `official.repo` at `official.commit`; the commit is part of the runs' code version.
+OFFICIAL = {"path": None, "repo": "https://github.com/Alescontrela/score_matching_rl",
+            "commit": "2e77893f7f55fa4f124432b4cc78c02573c02c34", **config.get("official", {})}
+OFFICIAL_CLONE = ".official/score_matching_rl"
+for _learner in ("qsm", "sac", "td3"):
+    EXTERNAL_PROGRAMS[f"{_learner}_official"] = str(REPO / "workflow" / "scripts" / "official_baseline.py")
+    EXTERNAL_CODE[f"{_learner}_official"] = f"{OFFICIAL['repo']}@{OFFICIAL['commit']}"
+
+
+def official_checkout():
+    """The configured local checkout if it exists, else the clone this workflow makes."""
+    path = OFFICIAL["path"]
+    if path:
+        path = Path(path) if Path(path).is_absolute() else REPO / path
+        if path.is_dir():
+            return str(path)
+    return OFFICIAL_CLONE
+
+
+rule official_clone:
+    """Clone the official implementation at the pinned commit (needs network access once)."""
+    output:
+        directory(OFFICIAL_CLONE),
+    log:
+        f"{LOGS}/external/official_clone.log",
+    params:
+        repo=OFFICIAL["repo"],
+        commit=OFFICIAL["commit"],
+    localrule: True
+    shell:
+        "(git clone --quiet {params.repo} {output} && "
+        "git -C {output} checkout --quiet {params.commit}) > {log} 2>&1"
+
+
+rule official_baseline:
+    """The official QSM (or SAC, TD3) learner, trained by a loop written here: the same
+    environments, evaluation, probe states and timing as the suite's agents."""
+    input:
+        checkout=lambda wc: [] if official_checkout() != OFFICIAL_CLONE else OFFICIAL_CLONE,
+    output:
+        touch(f"{RUNS}/{{official}}/{{task}}/{{run_id}}/block_{{seeds}}.done"),
+    log:
+        f"{LOGS}/external/{{official}}_{{task}}_{{run_id}}_{{seeds}}.log",
+    message:
+        "{params.identity}"
+    wildcard_constraints:
+        official="qsm_official|sac_official|td3_official",
+    params:
+        args=lambda wc: external_args(wc, wc.official, learner=True),
+        identity=lambda wc: describe(job_for(wc, wc.official)),
+        learner=lambda wc: wc.official.removesuffix("_official"),
+        checkout=lambda wc: official_checkout(),
+        program=EXTERNAL_PROGRAMS["qsm_official"],
+    threads: TRAIN_RES["threads"]
+    resources:
+        mem_mb=TRAIN_RES["mem_mb"],
+        runtime=TRAIN_RES["runtime"],
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} MUJOCO_GL=disable python {params.program} "
+        "--algo {params.learner} {params.args} --official-path {params.checkout} "
+        "--threads {threads} > {log} 2>&1"

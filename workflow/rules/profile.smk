@@ -9,11 +9,13 @@ rule step_profile:
         figure=report(f"{FIGURES}/step_profile.png", category="Wall-clock",
                       caption="../report/step_profile.rst"),
         pdf=f"{FIGURES}/step_profile.pdf",
+        provenance=sidecars(f"{TABLES}/step_profile.csv"),
     log:
         f"{LOGS}/step_profile.log",
     params:
         stem=lambda wc, output: Path(output.figure).with_suffix(""),
         code=analysis_code("analysis.profile"),
+        provenance=provenance_footer("analysis.profile", "benchmark"),
     conda:
         "../../environment.yml"
     shell:
@@ -32,11 +34,13 @@ rule tsweep_profile:
         figure=report(f"{FIGURES}/tsweep_profile.png", category="Wall-clock",
                       caption="../report/tsweep_profile.rst"),
         pdf=f"{FIGURES}/tsweep_profile.pdf",
+        provenance=sidecars(f"{TABLES}/tsweep_profile.csv"),
     log:
         f"{LOGS}/tsweep_profile.log",
     params:
         stem=lambda wc, output: Path(output.figure).with_suffix(""),
         code=analysis_code("analysis.profile"),
+        provenance=provenance_footer("analysis.profile", "tsweep"),
     conda:
         "../../environment.yml"
     shell:

@@ -1,0 +1,53 @@
+"""Writing the analysis outputs: every table and figure goes through here.
+
+Files are written with ``qsm.rundir``'s atomic writers (a temporary file in the same folder,
+renamed into place), so a killed job never leaves a torn table or image, and every output is
+written with its provenance (``analysis/provenance.py``): tables with a sidecar
+``<name>.provenance.json``, figures with a footer line in their caption and the same facts in
+their PNG/PDF metadata. Bytes depend only on the data, the configuration and the code: no
+timestamps, no software stamps.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from analysis.provenance import Provenance, sidecar_path
+from qsm.rundir import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+
+def write_table(path, content, provenance: Provenance, used, float_format=None,
+                extra=None) -> Path:
+    """Write a table (a DataFrame as CSV, or text such as markdown) and its provenance sidecar;
+    `used`: manifest paths of the runs whose data entered the table; `extra`: more facts for
+    the sidecar."""
+    path = Path(path)
+    text = content if isinstance(content, str) else content.to_csv(index=False,
+                                                                   float_format=float_format)
+    atomic_write_text(path, text)
+    atomic_write_json(sidecar_path(path), {**provenance.record(path.name, used), **(extra or {})})
+    return path
+
+
+def write_figure(fig, outdir, name, provenance: Provenance, used=None, dpi=150) -> list[Path]:
+    """PNG and PDF of `fig`, whose caption must end with the provenance footer; the footer and
+    summary also go into the files' metadata. Closes the figure."""
+    import matplotlib.pyplot as plt
+
+    footer = " ".join(provenance.footer().split())
+    if not any(footer in " ".join(t.get_text().split()) for t in fig.texts):  # wrapped or not
+        plt.close(fig)
+        raise ValueError(f"figure {name!r} has no provenance footer in its caption")
+    meta = provenance.figure_metadata(used)
+    outdir = Path(outdir)
+    paths = []
+    # no software stamp or creation date: the same inputs give the same bytes
+    for ext, info in (("png", {"Software": None, **meta["png"]}),
+                      ("pdf", {"CreationDate": None, "Producer": None, **meta["pdf"]})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=dpi, metadata=info)
+        path = outdir / f"{name}.{ext}"
+        atomic_write_bytes(path, buf.getvalue())
+        paths.append(path)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,124 @@
+"""The official JAX learners trained under the suite's protocol (workflow/scripts/official_baseline.py)."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, python_env
+from qsm import official, rundir
+
+SCRIPT = ROOT / "workflow" / "scripts" / "official_baseline.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("official_baseline", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def checkout_or_skip():
+    try:
+        return official.find_checkout()
+    except official.OfficialUnavailable as e:
+        pytest.skip(str(e))
+
+
+def official_config_values(path):
+    """`config.X = value` assignments of an official config file, read as literals (the files
+    import ml_collections, which the suite does not need); `config_dict.placeholder(...)`, an
+    unset value, reads as None."""
+    values = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute)
+                and isinstance(node.targets[0].value, ast.Name) and node.targets[0].value.id == "config"):
+            call = node.value
+            placeholder = (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                           and call.func.attr == "placeholder")
+            values[node.targets[0].attr] = None if placeholder else ast.literal_eval(call)
+    return values
+
+
+@pytest.mark.parametrize("algo,files,model_cls", [
+    ("qsm", ["score_matching_config.py"], "ScoreMatchingLearner"),
+    ("sac", ["td_config.py", "sac_config.py"], "SACLearner"),
+    ("td3", ["td_config.py", "td3_config.py"], "TD3Learner")])
+def test_hyperparameters_are_the_official_configs(algo, files, model_cls):
+    configs = checkout_or_skip() / "examples" / "states" / "configs"
+    values = {}
+    for name in files:  # sac_config and td3_config start from td_config.get_config()
+        values.update(official_config_values(configs / name))
+    assert values.pop("model_cls") == model_cls
+    assert load_script().OFFICIAL_CONFIGS[algo] == values
+
+
+def run_script(args, timeout=600):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
+                          env=python_env(), timeout=timeout)
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    out = tmp_path / "runs"
+    base = ["--task", "cheetah_run", "--seeds", "0", "--steps", "10", "--out", str(out)]
+    for extra, message in ((["--official-path", str(tmp_path / "nowhere")], "is not a score_matching_rl checkout"),
+                           (["--steps", "0"], "--steps must be positive"),
+                           (["--task", "cheetah_sprint"], "cheetah_sprint")):
+        proc = run_script(base + extra, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert not out.exists()
+
+
+def test_unknown_hyperparameter_names_the_valid_ones(tmp_path):
+    checkout_or_skip()
+    try:
+        official.check_extra()
+    except official.OfficialUnavailable as e:
+        pytest.skip(str(e))
+    proc = run_script(["--task", "cheetah_run", "--seeds", "0", "--steps", "10", "--out", str(tmp_path / "r"),
+                       "--set", "Mq=120"], timeout=300)
+    assert proc.returncode == 2 and "unknown hyperparameter(s) Mq" in proc.stderr and "M_q" in proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo,hidden", [("qsm", ["actor_hidden_dims=[32,32]", "critic_hidden_dims=[32,32]"]),
+                                         ("sac", ["hidden_dims=[32,32]"]), ("td3", ["hidden_dims=[32,32]"])])
+def test_tiny_run_writes_a_valid_contract(tmp_path, algo, hidden):
+    checkout_or_skip()
+    try:
+        official.check_extra(sac=algo == "sac")
+    except official.OfficialUnavailable as e:
+        pytest.skip(str(e))
+    out = tmp_path / f"{algo}_official" / "cheetah_run"
+    sets = [arg for h in hidden for arg in ("--set", h)]
+    proc = run_script(["--algo", algo, "--task", "cheetah_run", "--seeds", "0", "1", "--steps", "300",
+                       "--start-steps", "200", "--eval-every", "300", "--eval-episodes", "1",
+                       "--batch-size", "32", "--probe-states", "2", "--probe-samples", "10",
+                       "--threads", "1", *sets, "--run-id", "r-123", "--code-version", "v-abc",
+                       "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    for seed in (0, 1):
+        run = rundir.load_run(out / f"seed{seed}")
+        assert run.algo == f"{algo}_official" and run.seed == seed and run.status["status"] == "complete"
+        assert list(run.eval["step"]) == [0, 300]
+        config = json.loads((out / f"seed{seed}" / "config.json").read_text())
+        assert config["run_id"] == "r-123" and config["code_version"] == "v-abc"
+        assert config["official"]["learner"].endswith(official.LEARNERS[algo][1])
+        calls = run.timing.set_index("phase")["calls"]
+        assert calls["act"] == calls["env_step"] == 300
+        assert calls["critic_update"] == calls["actor_update"] == 100
+        states, policy = run.probe_actions("policy")
+        _, behaviour = run.probe_actions("behaviour")
+        assert states.shape[0] == 2 and policy.shape == behaviour.shape == (2, 10, 6)
+        if algo == "qsm":
+            assert config["hparams"]["M_q"] == 50 and config["hparams"]["actor_hidden_dims"] == [32, 32]
+        if algo == "td3":  # a deterministic policy, explored with N(0, 0.1^2)
+            assert np.allclose(policy, policy[:, :1]) and not np.allclose(behaviour, policy)

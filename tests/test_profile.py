@@ -1,0 +1,61 @@
+"""Tests of analysis.profile on synthetic timing records: per-seed costs, and the provenance of the
+table and figure."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from analysis import profile
+from analysis.provenance import sidecar_path
+from contract import run_config, seed_dir, write_manifest
+from qsm.rundir import SeedRunWriter
+
+# (calls, total seconds) of the whole block per phase; 2 seeds share the process
+TIMING = {"env_step": (100, 2.0), "act": (100, 1.0), "replay": (100, 0.5),
+          "critic_update": (50, 5.0), "actor_update": (25, 2.5)}
+BLOCK = [0, 1]
+
+
+def write_block(root, algo, task):
+    for seed in BLOCK:
+        w = SeedRunWriter(seed_dir(root, algo, task, seed))
+        w.write_config({**run_config(algo, task, seed), "block": {"seeds": BLOCK, "size": 2}})
+        w.add_eval(0, [1.0], wall_time_s=0.0)
+        w.write_timing([{"phase": p, "calls": c, "total_s": t, "env_steps": 100,
+                         "block_size": len(BLOCK), "device": "cpu"}
+                        for p, (c, t) in TIMING.items()])
+        w.write_probe_actions([[0.0, 0.0, 0.0]], [[[0.0, 0.0]]], [[[0.0, 0.0]]])
+        w.write_status("complete", 100)
+
+
+def test_step_profile_table_figure_and_provenance(tmp_path):
+    from PIL import Image
+    root = tmp_path / "runs"
+    write_block(root, "qsm", "cheetah_run")
+    manifest = write_manifest(tmp_path / "manifest.json", root,
+                              [("qsm", "cheetah_run", s, "benchmark") for s in BLOCK]
+                              + [("qsm", "walker_run", 0, "benchmark"),   # never trained
+                                 ("qsm", "toy_bimodal", 0, "audit")],     # another role
+                              config_hash="feedfacecafe")
+    table, stem = tmp_path / "t" / "step_profile.csv", tmp_path / "f" / "step_profile"
+    assert profile.main(["steps", "--manifest", str(manifest), "--table", str(table),
+                         "--figure", str(stem)]) == 0
+    df = pd.read_csv(table).set_index("phase")
+    # per seed: a block's total / calls / seeds; updates per learning step (critic calls)
+    assert df.loc["env_step", "ms_per_seed_mean"] == pytest.approx(1000 * 2.0 / 100 / 2)
+    assert df.loc["critic_update", "ms_per_seed_mean"] == pytest.approx(1000 * 5.0 / 50 / 2)
+    assert df.loc["actor_update", "ms_per_seed_mean"] == pytest.approx(1000 * 2.5 / 50 / 2)
+    assert (df["n_blocks"] == 1).all()  # the block's two seeds share one timing record
+
+    side = json.loads(sidecar_path(table).read_text())
+    assert side["config_hash"] == "feedfacecafe" and side["roles"] == ["benchmark"]
+    assert side["analysis"]["module"] == "analysis.profile"
+    assert side["n_runs"] == 3 and side["n_used"] == 2
+    assert side["by_status"] == {"complete": 2, "missing": 1}
+    assert {(r["task"], r["seed"], r["used"]) for r in side["runs"]} == {
+        ("cheetah_run", 0, True), ("cheetah_run", 1, True), ("walker_run", 0, False)}
+    meta = Image.open(stem.with_suffix(".png")).text
+    assert meta["Description"].startswith("config feedface · 3 runs (benchmark) · code qsm test")
+    assert json.loads(meta["Provenance"])["n_used"] == 2
