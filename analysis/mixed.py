@@ -214,9 +214,9 @@ def mixed_kl(p_samples: Any, q_samples: Any, min_samples: int = MIN_KL_SAMPLES,
 
     Returns ``kl`` (pattern term + covered face terms: the full KL when ``covered_mass`` is 1,
     a lower bound otherwise), ``kl_pattern``, ``kl_interior`` (KL between the interior parts, NaN
-    if not estimated), ``covered_mass``, ``missing_mass``, ``note``.  ``kl`` is NaN when a part of
-    P that could be estimated holds atoms inside the box (no density: e.g. a deterministic
-    policy), since its true term is then infinite unless Q has the same atom."""
+    if not estimated), ``covered_mass``, ``missing_mass``, ``note``.  ``kl`` is NaN when a part that could be
+    estimated holds atoms inside the box on either side (no density: e.g. a deterministic
+    policy), since its true term is then infinite unless both have the same atoms."""
     from .kl import kl_divergence
     x, y = _box(p_samples, "p_samples"), _box(q_samples, "q_samples")
     if x.shape[1] != y.shape[1]:
@@ -233,10 +233,11 @@ def mixed_kl(p_samples: Any, q_samples: Any, min_samples: int = MIN_KL_SAMPLES,
         other = q_parts.get(part.pattern)
         if other is None or min(len(part.samples), len(other.samples)) < min_samples:
             continue
-        if has_atoms(part.samples):
-            notes.append(f"P has atoms inside face {part.pattern}: no density")
-            return {"kl": math.nan, "kl_pattern": kl_pat, "kl_interior": math.nan,
-                    "covered_mass": covered, "missing_mass": missing, "note": notes[0]}
+        for name, sample in (("P", part.samples), ("Q", other.samples)):
+            if has_atoms(sample):  # a kNN estimate would measure the ties, not the distributions
+                return {"kl": math.nan, "kl_pattern": kl_pat, "kl_interior": math.nan,
+                        "covered_mass": covered, "missing_mass": missing,
+                        "note": f"{name} has atoms inside face {part.pattern}: no density"}
         term = float(kl_divergence(part.samples, other.samples, seed=seed))  # not clipped at 0
         total += part.mass * term
         covered += part.mass

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from analysis import audit, stats
 from analysis.provenance import sidecar_path
+import contract
 from contract import run_config, seed_dir, write_manifest
 from qsm.rundir import TIMING_PHASES, SeedRunWriter
 
@@ -34,10 +34,21 @@ def mixture(rng, centres, sd, n):
     return np.clip(centres[k] + rng.normal(0.0, sd, size=(n, centres.shape[1])), -1, 1)
 
 
-# Per (algo, task): a sampler rng -> (N, act_dim) behaviour samples, and the true mode count.
+def with_atoms(rng, n, lower, upper, centres, sd):
+    """A 1-D policy with atoms on the bounds (clipped actions) and interior modes at `centres`."""
+    u = rng.random(n)
+    x = mixture(rng, [[c] for c in centres], sd, n)
+    x[u < lower] = -1.0
+    x[(u >= lower) & (u < lower + upper)] = 1.0
+    return x
+
+
+# Per (algo, task): a sampler rng -> (N, act_dim) behaviour samples, and the true number of
+# interior modes. The policy samples are the same except TD3's (a point mass).
 # Known optima come from config.json alone: "pair_bandit" has them under a name without the toy
-# prefix; "toy_plain" has the prefix but no optima.
-DIM = {"toy_bimodal": 1, "toy_quadmodal": 2, "cheetah_run": 6, "pair_bandit": 1, "toy_plain": 1}
+# prefix; "toy_plain" has the prefix but no optima. "clip_bandit": atoms on both bounds.
+DIM = {"toy_bimodal": 1, "toy_quadmodal": 2, "cheetah_run": 6, "pair_bandit": 1, "toy_plain": 1,
+       "clip_bandit": 1}
 BEHAVIOUR = {
     ("qsm", "toy_bimodal"): (lambda r: mixture(r, [[-0.5], [0.5]], 0.05, N), 2),
     ("sac", "toy_bimodal"): (lambda r: mixture(r, [[0.5]], 0.08, N), 1),
@@ -45,29 +56,41 @@ BEHAVIOUR = {
                                                  0.05, N), 4),
     ("qsm", "cheetah_run"): (lambda r: mixture(r, [np.full(6, -0.5), np.full(6, 0.5)], 0.08, N), 2),
     ("sac", "cheetah_run"): (lambda r: mixture(r, [np.zeros(6)], 0.15, N), 1),
-    # mu + N(0, 0.1) with mu at 0.97 in the first dimension: a mode piled up at the bound +1
+    # mu + N(0, 0.1) with mu at 0.97 in the first dimension, clipped: 38% on the bound +1
     ("td3", "cheetah_run"): (lambda r: mixture(r, [[0.97, 0, 0, 0, 0, 0]], 0.1, N), 1),
     ("qsm", "pair_bandit"): (lambda r: mixture(r, [[-0.3], [0.6]], 0.05, N), 2),
     ("qsm", "toy_plain"): (lambda r: mixture(r, [[0.1]], 0.1, N), 1),
+    # 25% at -1, 25% at +1 (atoms), the rest in 2 interior modes
+    ("qsm", "clip_bandit"): (lambda r: with_atoms(r, N, 0.25, 0.25, (-0.4, 0.4), 0.06), 2),
 }
 SEEDS = {"toy_bimodal": (0, 1, 2), "toy_quadmodal": (0,), "cheetah_run": (0, 1),
-         "pair_bandit": (0, 1), "toy_plain": (0,)}
+         "pair_bandit": (0, 1), "toy_plain": (0,), "clip_bandit": (0, 1)}
 OPTIMA = {"toy_bimodal": [[-0.5], [0.5]],
           "toy_quadmodal": [[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]],
-          "pair_bandit": [[-0.3], [0.6]]}
+          "pair_bandit": [[-0.3], [0.6]], "clip_bandit": [[-0.4], [0.4]]}
+# final evaluation return as a share of the task's maximum: qsm learned the toy bandits, sac not
+FINAL = {("qsm", "toy_bimodal"): 0.9, ("sac", "toy_bimodal"): 0.3, ("qsm", "clip_bandit"): 0.5}
 STATES = {task: np.random.default_rng(7).uniform(-1, 1, size=(P, 3)) for task in DIM}
+SWEEP_RUN_ID = "5ca1e0000005"  # QSM on toy_bimodal at M_q = 5: every sample on a bound
 
 
-def write_run(root, algo, task, seed, status="complete"):
+def write_run(root, algo, task, seed, status="complete", run_id=None, m_q=50.0, sampler=None,
+              final=None):
     """One seed directory following the run-directory contract, with known probe actions."""
-    w = SeedRunWriter(seed_dir(root, algo, task, seed))
-    rng = np.random.default_rng(zlib.crc32(f"{algo}/{task}/{seed}".encode()))
-    w.write_config(run_config(algo, task, seed, act_dim=DIM[task], optima=OPTIMA.get(task)))
-    for step in (0, 500, 1000):
-        w.add_eval(step, [1.0, 2.0], wall_time_s=float(step))
+    run_id = run_id or contract.RUN_ID
+    w = SeedRunWriter(seed_dir(root, algo, task, seed, run_id))
+    rng = np.random.default_rng(zlib.crc32(f"{algo}/{task}/{seed}/{run_id}".encode()))
+    cfg = run_config(algo, task, seed, act_dim=DIM[task], optima=OPTIMA.get(task),
+                     max_return=100.0, run_id=run_id)
+    if algo == "qsm":
+        cfg["hparams"] = {"M_q": m_q}
+    w.write_config(cfg)
+    final = FINAL.get((algo, task), 0.01) if final is None else final
+    for step, share in ((0, 0.1), (500, 0.2), (1000, final)):
+        w.add_eval(step, [100.0 * share, 100.0 * share], wall_time_s=float(step))
     w.write_timing([{"phase": p, "calls": 1, "total_s": 1.0, "env_steps": 1000, "block_size": 1,
                      "device": "cpu"} for p in TIMING_PHASES])
-    sampler, _ = BEHAVIOUR[(algo, task)]
+    sampler = sampler or BEHAVIOUR[(algo, task)][0]
     behaviour = np.stack([sampler(rng) for _ in range(P)])
     if algo == "td3":  # deterministic policy: a point mass at mu
         policy = np.broadcast_to(np.array([0.97, 0, 0, 0, 0, 0]), behaviour.shape).copy()
@@ -99,6 +122,12 @@ def runs(tmp_path_factory):
     seed_dir(root, "td3", "toy_bimodal", 0).mkdir(parents=True)
     listed += [("sac", "toy_bimodal", 3, "audit"), ("qsm", "cheetah_run", 5, "benchmark"),
                ("td3", "toy_bimodal", 0, "audit")]
+    # the M_q sweep: the audit's qsm runs (M_q = 50) listed again, and runs at M_q = 5
+    for seed in SEEDS["toy_bimodal"]:
+        listed.append(("qsm", "toy_bimodal", seed, "mq_sweep"))
+        write_run(root, "qsm", "toy_bimodal", seed, run_id=SWEEP_RUN_ID, m_q=5.0, final=0.25,
+                  sampler=lambda r: r.choice([-1.0, 1.0], size=(N, 1)))
+        listed.append(("qsm", "toy_bimodal", seed, "mq_sweep", SWEEP_RUN_ID))
     return write_manifest(root / "manifest.json", root, listed, config_hash=CONFIG_HASH)
 
 
@@ -111,15 +140,20 @@ def cli_out(runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("audit")
     cmd = [sys.executable, "-m", "analysis.audit", "--manifest", str(runs),
            "--tables", str(out / "tables"), "--figures", str(out / "figures"),
-           "--distribution", "behaviour", "--histogram-states", "2", "--reps", str(REPS),
-           "--seed", "0"]
+           "--histogram-states", "2", "--reps", str(REPS), "--seed", "0"]
     from conftest import python_env
     res = subprocess.run(cmd, cwd=REPO, env=python_env(), capture_output=True, text=True,
-                         timeout=300)
+                         timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     tables = {name: pd.read_csv(out / "tables" / name, keep_default_na=True)
               for name in audit.TABLE_NAMES}
     return out, tables, res.stderr
+
+
+def rows(df, **where):
+    for k, v in where.items():
+        df = df[df[k] == v]
+    return df
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,88 +169,123 @@ def test_cli_writes_every_output(cli_out):
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
     assert list(tables["modes.csv"].columns) == audit.MODES_COLUMNS
     assert list(tables["modes_summary.csv"].columns) == audit.SUMMARY_COLUMNS
+    assert list(tables["bound_mass.csv"].columns) == audit.BOUND_COLUMNS
     assert list(tables["kl.csv"].columns) == audit.KL_COLUMNS
     assert list(tables["toy_optima.csv"].columns) == audit.toy_columns(4)  # quadmodal: 4
+    assert list(tables["mq_sweep.csv"].columns) == audit.SWEEP_COLUMNS
 
 
-def test_mode_counts_match_truth(cli_out):
+def test_both_distributions_are_audited_side_by_side(cli_out):
+    for name in ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
+                 "mq_sweep.csv"):
+        assert set(cli_out[1][name]["distribution"]) == {"policy", "behaviour"}, name
+
+
+def test_interior_modes_match_truth(cli_out):
     modes = cli_out[1]["modes.csv"]
     ok = modes[modes["status"] == "complete"]
-    assert len(ok) == sum(P * len(SEEDS[t]) for (_, t) in BEHAVIOUR)
+    assert len(ok) == 2 * sum(P * len(SEEDS[t]) for (_, t) in BEHAVIOUR)
     for (algo, task), (_, truth) in BEHAVIOUR.items():
-        got = ok[(ok["algo"] == algo) & (ok["task"] == task)]["n_modes"]
-        assert len(got) == P * len(SEEDS[task])
-        assert (got == truth).mean() >= 0.9, (algo, task, got.tolist())
-    # the TD3-like distribution has its mode at the bound +1; the interior mixtures do not
-    td3 = ok[(ok["algo"] == "td3")]
-    assert (td3["n_bound_modes"] >= 1).mean() >= 0.75, td3["n_bound_modes"].tolist()
-    inner = ok[(ok["algo"] == "qsm") & (ok["task"] == "toy_bimodal")]
-    assert (inner["n_bound_modes"] == 0).all()
-    assert np.isfinite(ok["kl_gaussian_fit"]).all()
+        for dist in ("policy", "behaviour"):
+            got = rows(ok, algo=algo, task=task, distribution=dist)["interior_modes"]
+            assert len(got) == P * len(SEEDS[task])
+            assert (got == truth).mean() >= 0.9, (algo, task, dist, got.tolist())
+    assert (rows(ok, algo="qsm", task="toy_bimodal")["mass_any_bound"] == 0).all()
+
+
+def test_atoms_on_the_bounds_are_measured_as_mass_not_as_modes(cli_out):
+    """clip_bandit: 25% of the samples on each bound, 2 interior modes: the mass is reported per
+    dimension and side, the modes are those of the interior part, the atoms are 2 components."""
+    ok = rows(cli_out[1]["modes.csv"], algo="qsm", task="clip_bandit", status="complete")
+    sd = math.sqrt(0.5 * 0.5 / N)
+    assert (abs(ok["mass_any_bound"] - 0.5) < 4 * sd).all()
+    assert (ok["mass_corner"] == ok["mass_any_bound"]).all()   # 1-D: a bound is a corner
+    assert (ok["interior_modes"] == 2).mean() >= 0.9 and (ok["components"] == 4).mean() >= 0.9
+    bounds = cli_out[1]["bound_mass.csv"]
+    clip = rows(bounds, algo="qsm", task="clip_bandit", distribution="policy").iloc[0]
+    assert clip["lower"] == pytest.approx(0.25, abs=0.03)
+    assert clip["upper"] == pytest.approx(0.25, abs=0.03)
+    assert clip["lower_ci_low"] <= clip["lower"] <= clip["lower_ci_high"]
+    # TD3's exploration: mu = 0.97 in dimension 0 plus N(0, 0.1^2), clipped: P(a_0 = 1) = 0.38
+    td3 = rows(bounds, algo="td3", task="cheetah_run", distribution="behaviour")
+    assert len(td3) == 6 and td3.iloc[0]["upper"] == pytest.approx(0.382, abs=0.04)
+    assert (td3.iloc[1:][["lower", "upper"]] == 0).all().all()
+    assert (rows(bounds, algo="td3", task="cheetah_run", distribution="policy")[
+        ["lower", "upper"]] == 0).all().all()  # the point mass at 0.97 is inside the box
 
 
 def test_bad_runs_are_listed_not_audited(cli_out):
     modes = cli_out[1]["modes.csv"]
-    assert not modes.duplicated(["algo", "task", "seed", "state"]).any()
-    key = modes[modes["state"].isna()].set_index(["algo", "task", "seed"])
+    assert not modes.duplicated(["algo", "task", "seed", "distribution", "state"]).any()
+    key = modes[modes["state"].isna()].set_index(["algo", "task", "seed", "distribution"])
     assert key.index.is_unique
-    bad = key.loc[("sac", "toy_bimodal", 3)]
-    assert bad["status"] == "invalid" and "probe_actions.npz" in bad["detail"]
-    assert pd.isna(bad["state"]) and pd.isna(bad["n_modes"])
-    assert key.loc[("qsm", "cheetah_run", 5), "status"] == "running"
-    assert key.loc[("td3", "toy_bimodal", 0), "status"] == "invalid"
-    assert "config.json" in key.loc[("td3", "toy_bimodal", 0), "detail"]
-    toy = cli_out[1]["toy_optima.csv"].set_index(["algo", "task", "seed"])
-    assert toy.loc[("sac", "toy_bimodal", 3), "status"] == "invalid"
-    summary = cli_out[1]["modes_summary.csv"].set_index(["algo", "task"])
-    assert summary.loc[("sac", "toy_bimodal"), "n_skipped"] == 1
-    assert summary.loc[("sac", "toy_bimodal"), "n_seeds"] == 3
-    assert summary.loc[("td3", "toy_bimodal"), "n_seeds"] == 0
+    for dist in ("policy", "behaviour"):
+        bad = key.loc[("sac", "toy_bimodal", 3, dist)]
+        assert bad["status"] == "invalid" and "probe_actions.npz" in bad["detail"]
+        assert pd.isna(bad["interior_modes"])
+        assert key.loc[("qsm", "cheetah_run", 5, dist), "status"] == "running"
+        assert key.loc[("td3", "toy_bimodal", 0, dist), "status"] == "invalid"
+        assert "config.json" in key.loc[("td3", "toy_bimodal", 0, dist), "detail"]
+    toy = cli_out[1]["toy_optima.csv"].set_index(["algo", "task", "seed", "distribution"])
+    assert toy.loc[("sac", "toy_bimodal", 3, "policy"), "status"] == "invalid"
+    summary = cli_out[1]["modes_summary.csv"].set_index(["algo", "task", "distribution"])
+    assert summary.loc[("sac", "toy_bimodal", "policy"), "n_skipped"] == 1
+    assert summary.loc[("sac", "toy_bimodal", "policy"), "n_seeds"] == 3
+    assert summary.loc[("td3", "toy_bimodal", "policy"), "n_seeds"] == 0
 
 
 def test_modes_summary(cli_out):
-    s = cli_out[1]["modes_summary.csv"].set_index(["algo", "task"])
-    q = s.loc[("qsm", "toy_bimodal")]
+    s = cli_out[1]["modes_summary.csv"].set_index(["algo", "task", "distribution"])
+    q = s.loc[("qsm", "toy_bimodal", "behaviour")]
     assert q["n_seeds"] == 3 and q["n_states"] == P and q["true_modes"] == 2
-    assert q["mean_modes"] == pytest.approx(2, abs=0.2) and q["frac_multimodal"] > 0.8
-    assert q["ci_low"] <= q["mean_modes"] <= q["ci_high"]
-    assert s.loc[("sac", "toy_bimodal"), "mean_modes"] == pytest.approx(1, abs=0.2)
-    assert s.loc[("sac", "toy_bimodal"), "frac_multimodal"] < 0.2
-    single = s.loc[("qsm", "toy_quadmodal")]  # one seed: no interval, and the note says so
+    assert q["interior_modes"] == pytest.approx(2, abs=0.2) and q["frac_multimodal"] > 0.8
+    assert q["interior_modes_ci_low"] <= q["interior_modes"] <= q["interior_modes_ci_high"]
+    assert q["final_normalized"] == pytest.approx(0.9) and q["n_learned"] == 3
+    sac = s.loc[("sac", "toy_bimodal", "policy")]
+    assert sac["interior_modes"] == pytest.approx(1, abs=0.2) and sac["frac_multimodal"] < 0.2
+    assert sac["n_learned"] == 0 and "did not learn the task" in sac["note"]
+    clip = s.loc[("qsm", "clip_bandit", "policy")]
+    assert clip["mass_any_bound"] == pytest.approx(0.5, abs=0.04) and clip["components"] > 3.5
+    single = s.loc[("qsm", "toy_quadmodal", "policy")]  # one seed: no interval, and the note says so
     assert single["n_seeds"] == 1 and single["true_modes"] == 4
-    assert math.isnan(single["ci_low"]) and math.isnan(single["ci_high"])
-    assert "1 seed" in single["note"]
-    assert math.isnan(s.loc[("qsm", "cheetah_run"), "true_modes"])
-    assert s.loc[("qsm", "pair_bandit"), "true_modes"] == 2       # optima from config.json
-    assert math.isnan(s.loc[("qsm", "toy_plain"), "true_modes"])  # the name does not count
+    assert math.isnan(single["interior_modes_ci_low"]) and "1 seed" in single["note"]
+    assert math.isnan(s.loc[("qsm", "cheetah_run", "policy"), "true_modes"])
+    assert math.isnan(s.loc[("qsm", "cheetah_run", "policy"), "n_learned"])  # no known optima
+    assert s.loc[("qsm", "pair_bandit", "policy"), "true_modes"] == 2      # from config.json
+    assert math.isnan(s.loc[("qsm", "toy_plain", "policy"), "true_modes"])  # not from the name
 
 
-def test_toy_optima(cli_out):
+def test_toy_optima_with_returns_and_learned_flags(cli_out):
     toy = cli_out[1]["toy_optima.csv"]
-    ok = toy[toy["status"] == "complete"].set_index(["algo", "task", "seed"])
+    ok = toy[toy["status"] == "complete"].set_index(["algo", "task", "seed", "distribution"])
     for seed in SEEDS["toy_bimodal"]:
-        q, s = ok.loc[("qsm", "toy_bimodal", seed)], ok.loc[("sac", "toy_bimodal", seed)]
+        q = ok.loc[("qsm", "toy_bimodal", seed, "behaviour")]
+        s = ok.loc[("sac", "toy_bimodal", seed, "behaviour")]
         assert q["optima_covered"] == 2 and s["optima_covered"] == 1
         assert q["frac_opt1"] == pytest.approx(0.5, abs=0.1)
         assert s["frac_opt2"] > 0.9 and s["frac_opt1"] < 0.05
         assert math.isnan(q["frac_opt3"])
-        assert q["true_modes"] == 2 and q["n_modes_median"] == 2 and s["n_modes_median"] == 1
+        assert q["true_modes"] == 2 and q["interior_modes_mean"] == 2
         assert q["n_samples"] == P * N
-    quad = ok.loc[("qsm", "toy_quadmodal", 0)]
+        assert q["final_normalized"] == pytest.approx(0.9) and bool(q["learned"])
+        assert s["final_normalized"] == pytest.approx(0.3) and not bool(s["learned"])
+        assert "did not learn the task" in s["detail"]
+    quad = ok.loc[("qsm", "toy_quadmodal", 0, "policy")]
     assert quad["optima_covered"] == 4 and quad["true_modes"] == 4
 
 
 def test_known_optima_come_from_config_json_not_the_task_name(cli_out):
     toy = cli_out[1]["toy_optima.csv"]
-    assert set(toy["task"]) == {"toy_bimodal", "toy_quadmodal", "pair_bandit"}
-    pair = toy[toy["task"] == "pair_bandit"].set_index("seed")
+    assert set(toy["task"]) == {"toy_bimodal", "toy_quadmodal", "pair_bandit", "clip_bandit"}
+    pair = rows(toy, task="pair_bandit", distribution="policy").set_index("seed")
     assert list(pair.index) == list(SEEDS["pair_bandit"])
     for seed in SEEDS["pair_bandit"]:
         row = pair.loc[seed]
         assert row["optima"] == "(-0.3) (0.6)" and row["true_modes"] == 2
         assert row["optima_covered"] == 2 and math.isnan(row["frac_opt3"])
     # runs that could not be read are listed under their task's optima, from its other runs
-    bad = toy.set_index(["algo", "task", "seed"]).loc[("td3", "toy_bimodal", 0)]
+    bad = toy.set_index(["algo", "task", "seed", "distribution"]).loc[
+        ("td3", "toy_bimodal", 0, "policy")]
     assert bad["status"] == "invalid" and bad["optima"] == "(-0.5) (0.5)"
 
 
@@ -224,7 +293,7 @@ def test_the_audit_does_not_import_the_environments():
     """The contract is the only coupling: what the audit knows of a task comes from its runs."""
     from qsm.identity import closure
     modules = closure(["analysis.audit"])
-    assert "analysis.audit.load" in modules and "analysis.stats" in modules
+    assert "analysis.audit.load" in modules and "analysis.mixed" in modules
     assert not [m for m in modules if m.startswith("qsm.") and m not in ("qsm.rundir",
                                                                           "qsm.identity")]
 
@@ -232,51 +301,67 @@ def test_the_audit_does_not_import_the_environments():
 def test_kl_rows(cli_out):
     kl = cli_out[1]["kl.csv"]
     kl["other_algo"] = kl["other_algo"].fillna("")
-    g = kl[kl["kind"] == "gaussian_fit"].set_index(["algo", "task"])
-    audited = {k for k in BEHAVIOUR}
-    assert audited <= set(g.index)
-    assert (g.loc[list(audited), "other_algo"] == "").all()
+    g = kl[kl["kind"] == "interior_gaussian_fit"].set_index(["algo", "task", "distribution"])
+    assert {(a, t, "behaviour") for a, t in BEHAVIOUR} <= set(g.index)
     # a well-separated bimodal mixture is far from its Gaussian fit; a Gaussian is not
-    assert (g.loc[("qsm", "toy_bimodal"), "estimate"]
-            > g.loc[("sac", "toy_bimodal"), "estimate"] + 0.3)
-    assert g.loc[("qsm", "toy_bimodal"), "n_seeds"] == 3
+    assert (g.loc[("qsm", "toy_bimodal", "behaviour"), "estimate"]
+            > g.loc[("sac", "toy_bimodal", "behaviour"), "estimate"] + 0.3)
+    assert g.loc[("qsm", "toy_bimodal", "behaviour"), "n_seeds"] == 3
+    # atoms never enter a Gaussian fit: clip_bandit's value is its interior part's (two modes
+    # 0.8 apart, sd 0.06: about 1.4 nats), far below what the atoms would read as (> 5 nats)
+    clip = g.loc[("qsm", "clip_bandit", "policy"), "estimate"]
+    assert 0.5 < clip < 2.5
+    from analysis.kl import gaussian_fit_kl
+    atoms = with_atoms(np.random.default_rng(0), N, 0.25, 0.25, (-0.4, 0.4), 0.06)
+    assert gaussian_fit_kl(atoms) > clip + 3
     b = kl[kl["kind"] == "between_algos"]
-    pairs = set(zip(b["algo"], b["other_algo"], b["task"]))
-    expected = {("qsm", "sac", "toy_bimodal"), ("sac", "qsm", "toy_bimodal")}
-    expected |= {(a, o, "cheetah_run") for a in ("qsm", "sac", "td3")
-                 for o in ("qsm", "sac", "td3") if a != o}
+    pairs = set(zip(b["algo"], b["other_algo"], b["task"], b["distribution"]))
+    expected = {(a, o, "toy_bimodal", d) for a, o in (("qsm", "sac"), ("sac", "qsm"))
+                for d in ("policy", "behaviour")}
+    expected |= {(a, o, "cheetah_run", d) for a in ("qsm", "sac", "td3")
+                 for o in ("qsm", "sac", "td3") if a != o for d in ("policy", "behaviour")}
     assert pairs == expected  # the other tasks have a single algorithm: no pair
-    r = b.set_index(["algo", "other_algo", "task"]).loc[("qsm", "sac", "toy_bimodal")]
-    assert r["n_seeds"] == 3 and r["estimate"] > 0.3
+    r = b.set_index(["algo", "other_algo", "task", "distribution"]).loc[
+        ("qsm", "sac", "toy_bimodal", "behaviour")]
+    assert r["n_seeds"] == 3 and r["estimate"] > 0.3 and r["covered_mass"] == 1
     assert r["ci_low"] <= r["estimate"] <= r["ci_high"]
-    two = b.set_index(["algo", "other_algo", "task"]).loc[("qsm", "td3", "cheetah_run")]
+    two = b.set_index(["algo", "other_algo", "task", "distribution"]).loc[
+        ("qsm", "td3", "cheetah_run", "behaviour")]
     assert two["n_seeds"] == 2 and np.isfinite(two["estimate"])
+    # TD3's behaviour has atoms on the face a_0 = +1 that QSM never produces
+    back = b.set_index(["algo", "other_algo", "task", "distribution"]).loc[
+        ("td3", "qsm", "cheetah_run", "behaviour")]
+    assert back["missing_mass"] == pytest.approx(0.38, abs=0.05) and "never produced" in back["note"]
 
 
-# ---------------------------------------------------------------------------------------------
-# The policy distribution (TD3 point mass), empty input, bootstrap
-# ---------------------------------------------------------------------------------------------
-
-def test_default_distribution_is_the_configs_policy(runs, tmp_path, capsys):
-    """Without --distribution the audit reads the policy samples, as the pipeline config does;
-    there TD3's deterministic policy is a point mass, which every estimate must handle."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert config["audit"]["distribution"] == audit.DEFAULT_DISTRIBUTION == "policy"
-    assert audit.main(["--manifest", str(runs), "--tables", str(tmp_path / "t"),
-                       "--figures", str(tmp_path / "f"), "--histogram-states", "1",
-                       "--reps", "50"]) == 0
-    assert "(policy distribution)" in capsys.readouterr().err
-    modes = pd.read_csv(tmp_path / "t" / "modes.csv")
-    td3 = modes[(modes["algo"] == "td3") & (modes["status"] == "complete")]
-    assert len(td3) == P * 2 and (td3["n_modes"] == 1).all()
-    assert td3["kl_gaussian_fit"].isna().all() and td3["detail"].str.contains("point mass").all()
-    kl = pd.read_csv(tmp_path / "t" / "kl.csv")
-    row = kl[(kl["kind"] == "gaussian_fit") & (kl["algo"] == "td3")].iloc[0]
+def test_the_policy_point_mass_has_no_density(cli_out):
+    """TD3's deterministic policy: one interior mode, no KL to or from it."""
+    modes = rows(cli_out[1]["modes.csv"], algo="td3", distribution="policy", status="complete")
+    assert len(modes) == P * 2 and (modes["interior_modes"] == 1).all()
+    assert modes["kl_interior_gaussian_fit"].isna().all()
+    assert modes["detail"].str.contains("point mass").all()
+    kl = cli_out[1]["kl.csv"]
+    row = rows(kl, kind="interior_gaussian_fit", algo="td3", distribution="policy").iloc[0]
     assert math.isnan(row["estimate"]) and "point mass" in row["note"] and row["n_seeds"] == 0
-    pair = kl[(kl["kind"] == "between_algos") & (kl["algo"] == "qsm") & (kl["other_algo"] == "td3")]
+    pair = rows(kl, kind="between_algos", algo="qsm", other_algo="td3", distribution="policy")
     assert pair["estimate"].isna().all() and pair["note"].str.contains("point mass").all()
-    for name in audit.FIGURE_NAMES:
-        assert (tmp_path / "f" / f"{name}.png").exists()
+
+
+def test_mq_sweep_table(cli_out):
+    """Runs of role mq_sweep by M_q: the audit's own runs at 50, and runs at 5 that put every
+    sample on a bound and did not learn the task."""
+    sweep = cli_out[1]["mq_sweep.csv"].set_index(["algo", "task", "M_q", "distribution"])
+    assert set(sweep.index) == {("qsm", "toy_bimodal", m, d) for m in (5.0, 50.0)
+                                for d in ("policy", "behaviour")}
+    low, paper = sweep.loc[("qsm", "toy_bimodal", 5.0, "policy")], \
+        sweep.loc[("qsm", "toy_bimodal", 50.0, "policy")]
+    assert low["n_seeds"] == paper["n_seeds"] == 3
+    assert low["mass_any_bound"] == 1 and math.isnan(low["interior_modes"])
+    assert low["optima_covered"] == 0 and low["n_learned"] == 0
+    assert low["final_normalized"] == pytest.approx(0.25)
+    assert paper["mass_any_bound"] == 0 and paper["interior_modes"] == pytest.approx(2, abs=0.2)
+    assert paper["optima_covered"] == 2 and paper["n_learned"] == 3
+    assert paper["final_normalized_ci_low"] <= paper["final_normalized"]
 
 
 def test_no_runs_gives_empty_tables_and_no_data_figures(tmp_path):
@@ -286,7 +371,8 @@ def test_no_runs_gives_empty_tables_and_no_data_figures(tmp_path):
                             log=lambda m: None)
     assert len(paths) == len(audit.TABLE_NAMES) + 2 * len(audit.FIGURE_NAMES)
     for name, cols in zip(audit.TABLE_NAMES, (audit.MODES_COLUMNS, audit.SUMMARY_COLUMNS,
-                                              audit.KL_COLUMNS, audit.toy_columns(0))):
+                                              audit.BOUND_COLUMNS, audit.KL_COLUMNS,
+                                              audit.toy_columns(0), audit.SWEEP_COLUMNS)):
         df = pd.read_csv(tmp_path / "t" / name)
         assert list(df.columns) == cols and len(df) == 0
         assert json.loads(sidecar_path(tmp_path / "t" / name).read_text())["n_runs"] == 0
@@ -297,14 +383,14 @@ def test_intervals_over_seeds_are_rliables(cli_out):
     recompute kl.csv's interval from modes.csv's per-state values with rliable called directly."""
     modes, kl = cli_out[1]["modes.csv"], cli_out[1]["kl.csv"]
     ok = modes[(modes["status"] == "complete") & modes["state"].notna()]
-    per_seed = ok[(ok["algo"] == "qsm") & (ok["task"] == "toy_bimodal")].groupby("seed")[
-        "kl_gaussian_fit"].mean().to_numpy()
+    per_seed = rows(ok, algo="qsm", task="toy_bimodal", distribution="behaviour").groupby(
+        "seed")["kl_interior_gaussian_fit"].mean().to_numpy()
     assert len(per_seed) == 3 and per_seed.std() > 0  # a non-degenerate interval
     np.random.seed(0)  # the CLI's --seed
     point, ci = stats.rly.get_interval_estimates({"x": per_seed[:, None]},
                                                  lambda m: np.mean(m, axis=0), reps=REPS)
-    row = kl[(kl["kind"] == "gaussian_fit") & (kl["algo"] == "qsm")
-             & (kl["task"] == "toy_bimodal")].iloc[0]
+    row = rows(kl, kind="interior_gaussian_fit", algo="qsm", task="toy_bimodal",
+               distribution="behaviour").iloc[0]
     assert row["estimate"] == pytest.approx(point["x"][0], rel=1e-4)  # the CSVs hold 6 digits
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(ci["x"][:, 0]), rel=1e-4)
     assert row["ci_low"] < row["estimate"] < row["ci_high"]
@@ -350,24 +436,33 @@ def test_mean_bands_are_rliable_per_block_of_runs():
 def test_audit_outputs_carry_their_provenance(cli_out, runs):
     from PIL import Image
     out, tables, _ = cli_out
-    listed = {r["path"]: r for r in json.loads(runs.read_text())["runs"]}
+    listed = json.loads(runs.read_text())["runs"]
+    paths = {r["path"] for r in listed}
+    sweep_only = {r["path"] for r in listed if r["role"] == "mq_sweep"} - {
+        r["path"] for r in listed if r["role"] != "mq_sweep"}
     for name in audit.TABLE_NAMES:
         side = json.loads(sidecar_path(out / "tables" / name).read_text())
-        assert side["config_hash"] == CONFIG_HASH and side["roles"] == ["benchmark", "audit"]
+        assert side["config_hash"] == CONFIG_HASH
+        assert side["roles"] == ["benchmark", "audit", "mq_sweep"]
         assert side["analysis"]["module"] == "analysis.audit"
-        assert {r["path"] for r in side["runs"]} == set(listed)
+        assert {r["path"] for r in side["runs"]} == paths
         status = {(r["algo"], r["task"], r["seed"]): r["status"] for r in side["runs"]}
         assert status[("sac", "toy_bimodal", 3)] == "invalid"
         assert status[("qsm", "cheetah_run", 5)] == "running"
-        used = {(r["algo"], r["task"], r["seed"]) for r in side["runs"] if r["used"]}
-        assert ("qsm", "cheetah_run", 5) not in used and ("sac", "toy_bimodal", 3) not in used
-        if name == "toy_optima.csv":  # only runs of tasks with known optima
-            assert {t for _, t, _ in used} == {"toy_bimodal", "toy_quadmodal", "pair_bandit"}
+        used = {r["path"] for r in side["runs"] if r["used"]}
+        used_keys = {(r["algo"], r["task"], r["seed"]) for r in side["runs"] if r["used"]}
+        assert ("qsm", "cheetah_run", 5) not in used_keys
+        assert ("sac", "toy_bimodal", 3) not in used_keys
+        if name == "mq_sweep.csv":  # the sweep's runs only
+            assert used == {r["path"] for r in listed if r["role"] == "mq_sweep"}
+        elif name == "toy_optima.csv":  # only runs of tasks with known optima
+            assert {t for _, t, _ in used_keys} == set(OPTIMA) and not used & sweep_only
         else:
             assert len(used) == sum(len(SEEDS[t]) for (_, t) in BEHAVIOUR)
+    n_listed = len(listed)
     for name in audit.FIGURE_NAMES:
         meta = Image.open(out / "figures" / f"{name}.png").text
-        assert meta["Description"].startswith(f"config {CONFIG_HASH[:8]} · {len(listed)} runs")
+        assert meta["Description"].startswith(f"config {CONFIG_HASH[:8]} · {n_listed} runs")
 
 
 def test_kl_wrappers_flag_point_masses_and_atoms():
@@ -375,14 +470,16 @@ def test_kl_wrappers_flag_point_masses_and_atoms():
     smooth = rng.normal(0.0, 0.2, size=(300, 1))
     clipped = np.clip(rng.normal(0.9, 0.2, size=(300, 1)), -1, 1)  # an atom at +1
     point = np.full((300, 1), 0.3)
-    v, note = audit.gaussian_kl(smooth)
+    v, note = audit.interior_gaussian_kl(smooth)
     assert np.isfinite(v) and note == ""
-    v, note = audit.gaussian_kl(clipped)
-    assert np.isfinite(v) and "atom" in note
-    v, note = audit.gaussian_kl(point)
+    v, note = audit.interior_gaussian_kl(clipped)  # the interior part only: finite, no atom
+    assert np.isfinite(v) and abs(v) < 1 and note == ""
+    v, note = audit.interior_gaussian_kl(point)
     assert math.isnan(v) and "point mass" in note
     for x, y in ((point, smooth), (smooth, point)):
-        v, note = audit.between_kl(x, y)
-        assert math.isnan(v) and "point mass" in note
-    v, note = audit.between_kl(smooth, clipped)
-    assert np.isfinite(v) and note == ""
+        r = audit.between_kl(x, y)
+        assert math.isnan(r["kl"]) and "point mass" in r["note"]
+    r = audit.between_kl(smooth, clipped)
+    assert np.isfinite(r["kl"]) and r["missing_mass"] == 0 and r["covered_mass"] == 1
+    r = audit.between_kl(clipped, smooth)  # the atom at +1 has no counterpart: flagged
+    assert r["missing_mass"] > 0.2 and "never produced" in r["note"]

@@ -190,7 +190,7 @@ CONFIG_CASES = [
     ("checkpoint_every=-5", "checkpoint_every"),
     ("algos=[sac,td3]", "stats.reference"),
     ("audit={'tasks': ['toy_nope'], 'algos': ['qsm'], 'seeds': [0], 'budget': {}, "
-     "'distribution': 'behaviour', 'histogram_states': 1}", "audit"),
+     "'histogram_states': 1}", "audit"),
     ("bogus_key=1", "bogus_key"),
 ]
 

@@ -160,11 +160,12 @@ def test_lint_reports_nothing(tmp_path):
 
 
 EXPECTED_TABLES = ["scores.csv", "run_status.csv", "aggregate.csv", "probability_of_improvement.csv",
-                   "iqm_curve.csv", "modes.csv", "modes_summary.csv", "kl.csv", "toy_optima.csv",
-                   "step_profile.csv", "tsweep_profile.csv"]
+                   "iqm_curve.csv", "modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv",
+                   "toy_optima.csv", "mq_sweep.csv", "step_profile.csv", "tsweep_profile.csv"]
 EXPECTED_FIGURES = ["aggregate_metrics", "performance_profile", "probability_of_improvement",
-                    "iqm_sample_efficiency", "learning_curves", "mode_counts", "kl_divergence",
-                    "action_histograms", "toy_optima", "step_profile", "tsweep_profile"]
+                    "iqm_sample_efficiency", "learning_curves", "mode_counts", "bound_mass",
+                    "kl_divergence", "action_histograms", "toy_optima", "mq_sweep",
+                    "step_profile", "tsweep_profile"]
 SMOKE_TRAIN_FLAGS = 17 + 2   # the train rule's jobs and random_policy's
 
 

@@ -89,19 +89,22 @@ Command line
         --figures results/figures [--distribution policy] [--histogram-states 3] \\
         [--reps 2000] [--seed 0] [--kl-samples 1000]
 """
-from analysis.audit.cli import main, run_audit
-from analysis.audit.load import (DEFAULT_DISTRIBUTION, DISTRIBUTION_TEXT, DISTRIBUTIONS,
-                                 RunEntry, load_entries, task_optima)
-from analysis.audit.measure import (DEFAULT_KL_SAMPLES, between_kl, gaussian_kl, has_repeats,
-                                    is_point_mass, mode_measure, subsample)
+from analysis.audit.cli import ROLES, main, run_audit
+from analysis.audit.load import (DISTRIBUTION_TEXT, DISTRIBUTIONS, SWEEP_ROLE, RunEntry,
+                                 load_entries, task_optima)
+from analysis.audit.measure import (DEFAULT_KL_SAMPLES, between_kl, interior_gaussian_kl,
+                                    is_point_mass, state_measures, subsample)
 from analysis.audit.plots import FIGURE_NAMES
-from analysis.audit.tables import (KL_COLUMNS, MODES_COLUMNS, SUMMARY_COLUMNS, TABLE_NAMES,
-                                   TOY_MIN_SHARE, TOY_RADIUS, kl_table, modes_summary,
-                                   modes_table, toy_columns, toy_table)
+from analysis.audit.tables import (BOUND_COLUMNS, KL_COLUMNS, LEARNED_THRESHOLD, MODES_COLUMNS,
+                                   SUMMARY_COLUMNS, SWEEP_COLUMNS, TABLE_NAMES, TOY_MIN_SHARE,
+                                   TOY_RADIUS, bound_mass_table, kl_table, learned,
+                                   measure_entries, modes_summary, modes_table, sweep_table,
+                                   toy_columns, toy_table)
 
-__all__ = ["main", "run_audit", "DEFAULT_DISTRIBUTION", "DISTRIBUTION_TEXT", "DISTRIBUTIONS",
+__all__ = ["ROLES", "main", "run_audit", "DISTRIBUTION_TEXT", "DISTRIBUTIONS", "SWEEP_ROLE",
            "RunEntry", "load_entries", "task_optima", "DEFAULT_KL_SAMPLES", "between_kl",
-           "gaussian_kl", "has_repeats", "is_point_mass", "mode_measure", "subsample",
-           "FIGURE_NAMES", "KL_COLUMNS", "MODES_COLUMNS", "SUMMARY_COLUMNS", "TABLE_NAMES",
-           "TOY_MIN_SHARE", "TOY_RADIUS", "kl_table", "modes_summary", "modes_table",
-           "toy_columns", "toy_table"]
+           "interior_gaussian_kl", "is_point_mass", "state_measures", "subsample",
+           "FIGURE_NAMES", "BOUND_COLUMNS", "KL_COLUMNS", "LEARNED_THRESHOLD", "MODES_COLUMNS",
+           "SUMMARY_COLUMNS", "SWEEP_COLUMNS", "TABLE_NAMES", "TOY_MIN_SHARE", "TOY_RADIUS",
+           "bound_mass_table", "kl_table", "learned", "measure_entries", "modes_summary",
+           "modes_table", "sweep_table", "toy_columns", "toy_table"]

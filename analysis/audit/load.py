@@ -6,9 +6,15 @@ probe-state action samples of the chosen distribution and, for tasks with known 
 (the toy bandits), ``config.json``'s ``env.optima``. A task has known optima when its runs'
 configs say so; a run that cannot be read is listed under its task's optima as given by the
 task's readable runs.
+
+Both probe distributions are read: every run gives one entry per distribution, so each table
+has a ``distribution`` column and each figure shows the two side by side. Each entry also
+carries the run's final evaluation return (the last row of ``eval.csv``, normalised by
+``env.max_return``) and its ``M_q`` where the agent has one (the M_q sweep).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +24,9 @@ from analysis.aggregate import SCORED_ROLES
 from analysis.manifest import load_entry, load_manifest
 from qsm.rundir import ContractError
 
-DISTRIBUTIONS = ("behaviour", "policy")
-#: The audit's default, the same as the pipeline config's (audit.distribution).
-DEFAULT_DISTRIBUTION = "policy"
+#: The learned policy first: the claim is about it; the behaviour distribution (what the agent
+#: actually explores with) is what "explorative" is about.
+DISTRIBUTIONS = ("policy", "behaviour")
 DISTRIBUTION_TEXT = {
     "behaviour": "behaviour distribution (actions as explored: QSM sampler + N(0,0.1), "
                  "SAC tanh-Gaussian sample, TD3 \u03bc + N(0,0.1))",
@@ -29,6 +35,8 @@ DISTRIBUTION_TEXT = {
 }
 #: Roles of the manifest's runs that are audited (the T sweep's runs only measure cost).
 AUDIT_ROLES = SCORED_ROLES
+#: The M_q sweep's runs (workflow: audit.mq_sweep), read for the sweep's table and figure.
+SWEEP_ROLE = "mq_sweep"
 
 
 @dataclass
@@ -42,6 +50,10 @@ class RunEntry:
     states: np.ndarray | None = None    # (P, obs_dim)
     actions: np.ndarray | None = None   # (P, N, act_dim), float64, in [-1, 1]
     optima: np.ndarray | None = None    # (K, act_dim): the task's known optimal actions, if any
+    distribution: str = DISTRIBUTIONS[0]
+    final_normalized: float = math.nan  # last evaluation return / env.max_return
+    m_q: float = math.nan               # the run's resolved M_q (NaN for agents without one)
+    role: str = ""
 
     @property
     def audited(self) -> bool:
@@ -53,41 +65,68 @@ def _optima(run) -> np.ndarray | None:
     return None if optima is None else np.asarray(optima, dtype=np.float64)
 
 
-def load_entries(manifest, distribution: str = DEFAULT_DISTRIBUTION) -> list[RunEntry]:
-    """Every benchmark and audit run of the manifest (a Manifest or a path to one) as a
-    :class:`RunEntry`; never raises for a bad run. Only complete runs carry actions."""
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
+def _final_normalized(run) -> float:
+    """The run's final score as analysis.aggregate defines it: the last evaluation's mean return
+    over env.max_return."""
+    try:
+        value = float(run.eval["return"].iloc[-1]) / float(run.config["env"]["max_return"])
+    except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def _m_q(run) -> float:
+    try:
+        return float(run.config["hparams"]["M_q"])
+    except (KeyError, TypeError, ValueError):
+        return math.nan
+
+
+def load_entries(manifest, distributions=DISTRIBUTIONS, roles=AUDIT_ROLES) -> list[RunEntry]:
+    """Every run of `roles` in the manifest (a Manifest or a path to one), once per distribution,
+    as :class:`RunEntry`; never raises for a bad run. Only complete runs carry actions."""
+    distributions = tuple(distributions)
+    bad = [d for d in distributions if d not in DISTRIBUTIONS]
+    if bad or not distributions:
+        raise ValueError(f"distributions must be among {DISTRIBUTIONS}, got {distributions!r}")
     if not hasattr(manifest, "runs"):
         manifest = load_manifest(manifest)
     entries: list[RunEntry] = []
-    for listed in manifest.select(*AUDIT_ROLES):
+    for listed in manifest.select(*roles):
         algo, task, seed, d = listed.algo, listed.task, listed.seed, Path(listed.path)
+        base = dict(algo=algo, task=task, seed=seed, path=listed.path, role=listed.role)
         if not d.is_dir():
-            entries.append(RunEntry(algo, task, seed, "missing", "no run directory", listed.path))
+            entries += [RunEntry(**base, status="missing", detail="no run directory",
+                                 distribution=x) for x in distributions]
             continue
         try:
             run = load_entry(listed)  # validates both probe arrays of a complete run
             optima = _optima(run)
             status = str(run.status["status"])
-            if status == "complete":
-                states, actions = run.probe_actions(distribution)
+            probes = ({x: run.probe_actions(x) for x in distributions} if status == "complete"
+                      else {})
         except ContractError as e:
-            entries.append(RunEntry(algo, task, seed, "invalid", str(e), listed.path))
+            entries += [RunEntry(**base, status="invalid", detail=str(e), distribution=x)
+                        for x in distributions]
             continue
         except Exception as e:  # anything the validator did not anticipate
-            entries.append(RunEntry(algo, task, seed, "invalid",
-                                    f"{d}: unreadable ({type(e).__name__}: {e})", listed.path))
+            detail = f"{d}: unreadable ({type(e).__name__}: {e})"
+            entries += [RunEntry(**base, status="invalid", detail=detail, distribution=x)
+                        for x in distributions]
             continue
+        facts = dict(optima=optima, final_normalized=_final_normalized(run), m_q=_m_q(run))
         if status != "complete":
             reason = str(run.status.get("reason", "") or "")
             detail = reason or f"{status} at step {run.status.get('step')}"
-            entries.append(RunEntry(algo, task, seed, status, f"not audited: {detail}",
-                                    listed.path, optima=optima))
+            entries += [RunEntry(**base, status=status, detail=f"not audited: {detail}",
+                                 distribution=x, **facts) for x in distributions]
             continue
-        entries.append(RunEntry(algo, task, seed, "complete", "", listed.path,
-                                np.asarray(states, np.float64),
-                                np.clip(np.asarray(actions, np.float64), -1.0, 1.0), optima))
+        for x in distributions:
+            states, actions = probes[x]
+            entries.append(RunEntry(**base, status="complete", detail="",
+                                    states=np.asarray(states, np.float64),
+                                    actions=np.clip(np.asarray(actions, np.float64), -1.0, 1.0),
+                                    distribution=x, **facts))
     _share_task_optima(entries)
     return entries
 

@@ -1,5 +1,8 @@
-"""Per-state measurements of an action distribution from its samples: mode counts (analysis.modes)
-and KL estimates (analysis.kl), with the cases where they are undefined named, not hidden."""
+"""Per-state measurements of an action distribution from its samples, treating it as what it is:
+probability mass on the bounds of the action box (atoms: clipped or saturated actions) plus
+parts with densities (analysis.mixed). Modes are counted and KL estimated on the parts that
+have densities; the mass on the bounds is a measure of its own; the cases where an estimate is
+undefined are named, not hidden."""
 from __future__ import annotations
 
 import math
@@ -7,35 +10,18 @@ import zlib
 
 import numpy as np
 
-from analysis import kl, modes
+from analysis import mixed
 from analysis.stats import DEFAULT_SEED
 
 DEFAULT_KL_SAMPLES = 1000
 
-NOTE_POINT_MASS = "point mass (deterministic): KL undefined, NaN, left out"
-NOTE_ATOMS = ("atom (repeated samples, e.g. clipped to a bound): true KL infinite, estimate "
-              "finite only via analysis.kl's 1e-6 jitter")
-NOTE_ATOMS_BETWEEN = ("atom in the first distribution (repeated samples, e.g. clipped to a "
-                      "bound): true KL infinite unless the other has the same atom; estimate via "
-                      "analysis.kl's 1e-6 jitter")
+NOTE_POINT_MASS = "point mass (deterministic): no density, KL undefined"
 
 
 def is_point_mass(x) -> bool:
     """All samples identical (a deterministic policy): no density, so no kNN KL."""
     x = np.asarray(x)
     return bool(len(x) == 0 or np.all(x == x[:1]))
-
-
-def has_repeats(x) -> bool:
-    """Some sample occurs more than once (an atom of the distribution)."""
-    x = np.asarray(x)
-    return bool(len(np.unique(x, axis=0)) < len(x))
-
-
-def mode_measure(x) -> tuple[int, int]:
-    """(number of modes, number of them at an action bound) of the samples x (N, d)."""
-    summary = modes.mode_summary(x)
-    return int(summary["n_modes"]), int(summary["n_bound_modes"])
 
 
 def subsample(x, max_n, key: str, seed: int):
@@ -47,27 +33,51 @@ def subsample(x, max_n, key: str, seed: int):
     return x[np.sort(rng.choice(len(x), size=max_n, replace=False))]
 
 
-def gaussian_kl(x, seed=DEFAULT_SEED):
-    """(value, note): KL(x || Gaussian fitted to x); NaN with a note where undefined."""
+def state_measures(x) -> dict:
+    """Bound masses and mode counts of the samples x (N, d) at one state (analysis.mixed):
+
+    ``mass_interior / mass_face / mass_corner / mass_any_bound``: shares of samples with no /
+    some but not all / every / at least one coordinate on a bound; ``lower``, ``upper`` (d,):
+    per dimension the share on the lower / upper bound; ``n_heavy_corners``: corners holding at
+    least 5 %, ``top_corner_mass`` the largest corner's share; ``interior_modes``: modes of the
+    interior part (NaN when it has too few samples), ``interior_modes_near_bound`` those of them
+    within 1 % of a bound (density piled against it); ``components``: atoms and modes of every
+    part holding >= 5 %; ``note``."""
+    s = mixed.mixed_summary(x)
+    notes = []
+    if is_point_mass(x):
+        notes.append("point mass: 1 mode")
+    if s["interior_note"]:
+        notes.append(f"interior part: {s['interior_note']}")
+    return {"mass_interior": s["interior"], "mass_face": s["face"], "mass_corner": s["corner"],
+            "mass_any_bound": s["any_bound"], "lower": s["lower"], "upper": s["upper"],
+            "n_heavy_corners": s["n_heavy_corners"], "top_corner_mass": s["top_corner_mass"],
+            "n_interior": s["n_interior"], "interior_modes": s["interior_modes"],
+            "interior_modes_near_bound": s["interior_modes_near_bound"],
+            "components": s["components"], "note": "; ".join(notes)}
+
+
+def interior_gaussian_kl(x, seed=DEFAULT_SEED):
+    """(value, note): KL(interior part of x || Gaussian fitted to it); NaN with a note where
+    undefined (a point mass, atoms inside the box, too few interior samples). Never computed on
+    samples with atoms: those have no density to compare with a Gaussian."""
     if is_point_mass(x):
         return math.nan, NOTE_POINT_MASS
     try:
-        v = float(kl.gaussian_fit_kl(x, seed=seed))
+        return mixed.interior_gaussian_fit_kl(x, seed=seed)
     except Exception as e:
-        return math.nan, f"gaussian_fit_kl failed ({type(e).__name__}: {e}), NaN, left out"
-    if not math.isfinite(v):
-        return math.nan, "non-finite estimate, NaN, left out"
-    return v, (NOTE_ATOMS if has_repeats(x) else "")
+        return math.nan, f"interior_gaussian_fit_kl failed ({type(e).__name__}: {e})"
 
 
-def between_kl(x, y, seed=DEFAULT_SEED):
-    """(value, note): KL(x || y); NaN with a note where undefined."""
-    if is_point_mass(x) or is_point_mass(y):
-        return math.nan, NOTE_POINT_MASS
+def between_kl(x, y, seed=DEFAULT_SEED) -> dict:
+    """KL(x || y) by the chain rule over bound patterns (analysis.mixed.mixed_kl): ``kl``,
+    ``kl_pattern``, ``kl_interior``, ``covered_mass``, ``missing_mass``, ``note``; NaN with a
+    note where undefined (a point mass on either side)."""
+    empty = {"kl": math.nan, "kl_pattern": math.nan, "kl_interior": math.nan,
+             "covered_mass": math.nan, "missing_mass": math.nan}
+    if is_point_mass(x) or is_point_mass(y):  # a density against a point mass: infinite
+        return {**empty, "note": NOTE_POINT_MASS}
     try:
-        v = float(kl.kl_divergence(x, y, seed=seed))
+        return mixed.mixed_kl(x, y, seed=seed)
     except Exception as e:
-        return math.nan, f"kl_divergence failed ({type(e).__name__}: {e}), NaN, left out"
-    if not math.isfinite(v):
-        return math.nan, "non-finite estimate, NaN, left out"
-    return v, (NOTE_ATOMS_BETWEEN if has_repeats(x) else "")
+        return {**empty, "note": f"mixed_kl failed ({type(e).__name__}: {e})"}

@@ -1,5 +1,7 @@
-"""The audit's figures (PNG and PDF): mode counts, KL divergences, action histograms, and where
-the samples land on tasks with known optima. Every caption ends with the provenance footer
+"""The audit's figures (PNG and PDF): interior modes, mass on the action bounds, KL divergences,
+action histograms, where the samples land on tasks with known optima, and the M_q sweep. The
+learned policy and the behaviour distribution are drawn side by side in every figure (solid:
+policy, hatched or dashed: behaviour). Every caption ends with the provenance footer
 (analysis/provenance.py)."""
 from __future__ import annotations
 
@@ -11,26 +13,38 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
 
-from analysis.audit.load import DISTRIBUTION_TEXT, task_optima  # noqa: E402
+from analysis.audit.load import DISTRIBUTION_TEXT, DISTRIBUTIONS, task_optima  # noqa: E402
 from analysis.audit.measure import subsample  # noqa: E402
-from analysis.audit.tables import TOY_MIN_SHARE, TOY_RADIUS  # noqa: E402
+from analysis.audit.tables import (LEARNED_THRESHOLD, TOY_MIN_SHARE, TOY_RADIUS,  # noqa: E402
+                                   learned)
 from analysis.figures import algo_color, caption_with_footer  # noqa: E402
 from analysis.outputs import write_figure  # noqa: E402
 from analysis.stats import DEFAULT_SEED  # noqa: E402
 
-FIGURE_NAMES = ("mode_counts", "kl_divergence", "action_histograms", "toy_optima")
+FIGURE_NAMES = ("mode_counts", "bound_mass", "kl_divergence", "action_histograms", "toy_optima",
+                "mq_sweep")
+HATCH = {"policy": None, "behaviour": "////"}
+LINESTYLE = {"policy": "-", "behaviour": "--"}
+DIST_TEXT = ("policy = the learned policy (no exploration noise; TD3's is a point mass); "
+             "behaviour = the actions as explored (QSM sampler + N(0, 0.1²), SAC "
+             "tanh-Gaussian sample, TD3 μ + N(0, 0.1²), clipped)")
+LEARNED_TEXT = (f"On tasks with known optima a seed 'learned the task' when its final return is at "
+                f"least {LEARNED_THRESHOLD:g} of the optimum's; x markers: seeds that did not "
+                f"(their modes are not evidence).")
 
 
-def _save(fig, outdir, name, caption, provenance, shown):
-    """Caption with the provenance footer, layout, PNG and PDF; `shown`: the runs drawn."""
+def _save(fig, outdir, name, caption, provenance, shown, top_inches=0.6):
+    """Caption with the provenance footer, layout, PNG and PDF; `shown`: the runs drawn;
+    `top_inches`: room above the panels (the 2-line title, and a legend under it)."""
     width = max(60, int(fig.get_figwidth() * 15.5))  # 7.5 pt text: ~15 characters/inch
     wrapped = caption_with_footer(caption, provenance, width)
     lines = wrapped.count("\n") + 1
     fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)
     bottom = min(0.45, (0.14 * lines + 0.1) / fig.get_figheight())
     try:
-        fig.tight_layout(rect=(0, bottom, 1, 1 - 0.6 / fig.get_figheight()))  # 2-line title
+        fig.tight_layout(rect=(0, bottom, 1, 1 - top_inches / fig.get_figheight()))
     except Exception:
         pass
     used = {e.path for e in shown if e.audited}
@@ -46,11 +60,11 @@ def _no_data(ax, text="no data"):
 
 def _seeds_text(entries, tasks=None) -> str:
     """'qsm 3, sac 3 seeds' (audited seeds per algorithm, fewest over the tasks shown)."""
-    per: dict[str, dict[str, int]] = {}
-    for e in entries:
+    per: dict[str, dict[str, set]] = {}
+    for e in entries:  # one entry per distribution: count seeds, not entries
         if e.audited and (tasks is None or e.task in tasks):
-            per.setdefault(e.algo, {}).setdefault(e.task, 0)
-            per[e.algo][e.task] += 1
+            per.setdefault(e.algo, {}).setdefault(e.task, set()).add(e.seed)
+    per = {a: {t: len(s) for t, s in v.items()} for a, v in per.items()}
     if not per:
         return "no audited runs"
     parts = []
@@ -62,10 +76,11 @@ def _seeds_text(entries, tasks=None) -> str:
 
 def _algo_seeds(entries, algo) -> str:
     """'2-3 seeds': audited seeds per task of one algorithm."""
-    per: dict[str, int] = {}
+    seeds: dict[str, set] = {}
     for e in entries:
         if e.audited and e.algo == algo:
-            per[e.task] = per.get(e.task, 0) + 1
+            seeds.setdefault(e.task, set()).add(e.seed)
+    per = {t: len(v) for t, v in seeds.items()}
     if not per:
         return "0 seeds audited"
     lo, hi = min(per.values()), max(per.values())
@@ -73,7 +88,7 @@ def _algo_seeds(entries, algo) -> str:
 
 
 def _skipped_text(entries) -> str:
-    bad = [e for e in entries if not e.audited]
+    bad = list({e.path: e for e in entries if not e.audited}.values())  # once per run
     if not bad:
         return ""
     counts: dict[str, int] = {}
@@ -93,151 +108,259 @@ def _grid(n, ncols=4):
     return nrows, ncols
 
 
-def plot_mode_counts(summary, modes_df, entries, distribution, outdir, provenance):
+
+
+def _distributions(entries):
+    return [d for d in DISTRIBUTIONS if any(e.distribution == d for e in entries)]
+
+
+def _bar_layout(n_algos, n_dists):
+    """x offsets of the bars of algorithm i, distribution j: algorithms 1 apart, distributions
+    side by side within."""
+    width = 0.8 / max(n_dists, 1)
+    return width, lambda i, j: i + (j - (n_dists - 1) / 2) * width
+
+
+def _interval(ax, x, mean, lo, hi):
+    if np.isfinite(mean) and np.isfinite(lo):
+        ax.errorbar(x, mean, yerr=[[mean - lo], [hi - mean]], color="k", capsize=3, lw=1.1)
+
+
+def _seed_marks(ax, x, values, flags, width):
+    """Per-seed values; x for seeds that did not learn the task."""
+    if not len(values):
+        return
+    jitter = np.linspace(-0.3, 0.3, len(values)) * width if len(values) > 1 else [0.0]
+    for dx, v, f in zip(jitter, values, flags):
+        if np.isfinite(v):
+            ax.plot(x + dx, v, "x" if f is False else "o", ms=4, color="k",
+                    mfc="white", zorder=3)
+
+
+def _dist_legend(ax, dists):
+    handles = [Patch(facecolor="0.6", hatch=HATCH[d], alpha=0.8, label=d) for d in dists]
+    handles += [h for h in ax.get_legend_handles_labels()[0]]  # e.g. the known optima line
+    ax.legend(handles=handles, fontsize=6.5, loc="upper left", frameon=False,
+              ncol=len(handles))
+
+
+def plot_mode_counts(summary, entries, measured, outdir, provenance):
+    """Interior modes per probe state, per task, algorithm and distribution."""
     tasks = sorted(summary["task"].unique()) if len(summary) else []
     optima = task_optima(entries)
+    dists = _distributions(entries)
     nrows, ncols = _grid(max(len(tasks), 1))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows + 1.0), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.6 * ncols, 7.0), 3.0 * nrows + 1.4),
+                             squeeze=False)
     axes = axes.ravel()
     for ax in axes[len(tasks):]:
         ax.set_visible(False) if tasks else None
     if not tasks:
         _no_data(axes[0], "no runs found")
     for ax, task in zip(axes, tasks):
-        s = summary[summary["task"] == task].sort_values("algo")
-        ok = modes_df[(modes_df["task"] == task) & (modes_df["status"] == "complete")
-                      & modes_df["state"].notna()]
+        s = summary[summary["task"] == task]
+        algos = sorted(s["algo"].unique())
+        width, at = _bar_layout(len(algos), len(dists))
         ymax = 1.0
-        for i, r in enumerate(s.itertuples()):
-            c = algo_color(r.algo)
-            if r.n_seeds == 0 or not np.isfinite(r.mean_modes):
-                ax.text(i, 0.05, "no\ndata", ha="center", va="bottom", fontsize=7, color="0.4")
-                continue
-            ax.bar(i, r.mean_modes, color=c, alpha=0.75, width=0.7)
-            if np.isfinite(r.ci_low):
-                ax.errorbar(i, r.mean_modes, yerr=[[r.mean_modes - r.ci_low],
-                                                   [r.ci_high - r.mean_modes]],
-                            color="k", capsize=4, lw=1.2)
-            seed_means = ok[ok["algo"] == r.algo].groupby("seed")["n_modes"].mean()
-            jitter = np.linspace(-0.15, 0.15, len(seed_means)) if len(seed_means) > 1 else [0.0]
-            ax.plot(i + np.asarray(jitter), seed_means.to_numpy(), "o", ms=3.5, color="k",
-                    mfc="white", zorder=3)
-            ymax = max(ymax, float(np.nanmax([r.mean_modes, r.ci_high if np.isfinite(r.ci_high)
-                                              else 0, seed_means.max()])))
-        tm = len(optima[task]) if task in optima else math.nan
-        if np.isfinite(tm):
-            ax.axhline(tm, ls="--", color="k", lw=1.2, label=f"true optima ({tm:g})")
-            ax.legend(fontsize=7, loc="upper right")
-            ymax = max(ymax, tm)
-        ax.set_xticks(range(len(s)))
-        ax.set_xticklabels([f"{a}\n({_n_seeds(n)})" for a, n in zip(s["algo"], s["n_seeds"])],
-                           fontsize=8)
-        ax.set_ylim(0, ymax * 1.25 + 0.2)
-        ax.set_ylabel("modes per probe state")
+        for i, algo in enumerate(algos):
+            for j, dist in enumerate(dists):
+                r = s[(s["algo"] == algo) & (s["distribution"] == dist)]
+                x = at(i, j)
+                if not len(r) or not np.isfinite(r["interior_modes"].iloc[0]):
+                    ax.text(x, 0.05, "n/a", ha="center", va="bottom", fontsize=6, color="0.4",
+                            rotation=90)
+                    continue
+                r = r.iloc[0]
+                unlearned = task in optima and r["n_learned"] == 0
+                ax.bar(x, r["interior_modes"], width=width * 0.95, color=algo_color(algo),
+                       alpha=0.25 if unlearned else 0.8, hatch=HATCH[dist], edgecolor="k",
+                       lw=0.4)
+                _interval(ax, x, r["interior_modes"], r["interior_modes_ci_low"],
+                          r["interior_modes_ci_high"])
+                runs = sorted([e for e in entries if e.audited and e.algo == algo
+                               and e.task == task and e.distribution == dist],
+                              key=lambda e: e.seed)
+                vals = [np.nanmean([m["interior_modes"] for m in measured[(e.path, dist)]]
+                                   or [np.nan]) for e in runs]
+                _seed_marks(ax, x, vals, [learned(e) for e in runs], width)
+                ymax = max(ymax, np.nanmax([r["interior_modes"], r["interior_modes_ci_high"],
+                                            *vals, 0]))
+        if task in optima:
+            ax.axhline(len(optima[task]), ls="--", color="k", lw=1.1,
+                       label=f"true optima ({len(optima[task])})")
+            ymax = max(ymax, len(optima[task]))
+        ax.set_xticks(range(len(algos)))
+        ax.set_xticklabels(algos, fontsize=8)
+        ax.set_ylim(0, ymax * 1.6 + 0.5)  # headroom for the legend
+        ax.set_ylabel("interior modes per probe state", fontsize=8)
         ax.set_title(task, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"Number of action modes at the probe states — {distribution} distribution\n"
-                 f"({_seeds_text(entries)})", fontsize=11)
-    cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}; {_seeds_text(entries)}. Bar = mean over "
-           f"seeds of each seed's mean mode count over probe states; error bar = 95% percentile "
-           f"bootstrap CI over seeds (rliable; none with 1 seed); circles = individual seeds. "
-           f"Dashed line: true number of optima (tasks with known optima). "
+        _dist_legend(ax, dists)
+    fig.suptitle(f"Modes of the interior part of the action distributions (no coordinate on a "
+                 f"bound)\n({_seeds_text(entries)})", fontsize=11)
+    cap = (f"{DIST_TEXT}. Bar = mean over seeds of each seed's mean over probe states of the "
+           f"number of modes of the samples with no coordinate on an action bound "
+           f"(analysis.mixed; mass on the bounds: figure bound_mass); n/a: the interior part is "
+           f"too small to count modes; error bar = 95% bootstrap CI over seeds (rliable; none "
+           f"with 1 seed); markers = seeds. Dashed: number of known optima. {LEARNED_TEXT} "
+           f"Pale bars: no seed learned the task. "
            f"{_skipped_text(entries)}")
     return _save(fig, outdir, "mode_counts", cap, provenance, entries)
 
 
-def plot_kl(kl_df, entries, distribution, outdir, provenance):
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1.2, 1]})
-    g = kl_df[kl_df["kind"] == "gaussian_fit"]
+def plot_bound_mass(summary, entries, measured, outdir, provenance):
+    """Where the probability mass sits: inside the box, on faces, on corners."""
+    tasks = sorted(summary["task"].unique()) if len(summary) else []
+    dists = _distributions(entries)
+    nrows, ncols = _grid(max(len(tasks), 1))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.6 * ncols, 7.0), 3.0 * nrows + 1.4),
+                             squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[len(tasks):]:
+        ax.set_visible(False) if tasks else None
+    if not tasks:
+        _no_data(axes[0], "no runs found")
+    parts = (("mass_corner", 0.95, "corner (every coordinate on a bound)"),
+             ("mass_face", 0.55, "face (some coordinates on a bound)"),
+             ("mass_interior", 0.15, "interior (none)"))
+    for ax, task in zip(axes, tasks):
+        s = summary[summary["task"] == task]
+        algos = sorted(s["algo"].unique())
+        width, at = _bar_layout(len(algos), len(dists))
+        for i, algo in enumerate(algos):
+            for j, dist in enumerate(dists):
+                runs = [e for e in entries if e.audited and e.algo == algo and e.task == task
+                        and e.distribution == dist]
+                x = at(i, j)
+                if not runs:
+                    continue
+                bottom = 0.0
+                for name, alpha, _ in parts:
+                    v = float(np.mean([np.mean([m[name] for m in measured[(e.path, dist)]])
+                                       for e in runs]))
+                    ax.bar(x, v, bottom=bottom, width=width * 0.95, color=algo_color(algo),
+                           alpha=alpha, hatch=HATCH[dist], edgecolor="k", lw=0.4)
+                    bottom += v
+                r = s[(s["algo"] == algo) & (s["distribution"] == dist)].iloc[0]
+                _interval(ax, x, r["mass_any_bound"], r["mass_any_bound_ci_low"],
+                          r["mass_any_bound_ci_high"])
+        ax.set_xticks(range(len(algos)))
+        ax.set_xticklabels(algos, fontsize=8)
+        ax.set_ylim(0, 1.35)  # headroom for the legend
+        ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+        ax.set_ylabel("probability mass", fontsize=8)
+        ax.set_title(task, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    if tasks:
+        axes[0].legend(handles=[Patch(facecolor="0.3", alpha=a, label=t) for _, a, t in parts]
+                       + [Patch(facecolor="white", edgecolor="k", hatch=HATCH[d], label=d)
+                          for d in dists], loc="upper left", fontsize=5.5, ncol=2,
+                       frameon=False)
+    fig.suptitle(f"Probability mass on the action bounds (atoms: clipped or saturated actions)\n"
+                 f"({_seeds_text(entries)})", fontsize=11)
+    cap = (f"{DIST_TEXT}. Stacked bars: share of samples with every coordinate on a bound "
+           f"(darkest), some, none (lightest); mean over seeds of each seed's mean over probe "
+           f"states. A coordinate is on a bound within 1e-6 of it. Error bar: 95% bootstrap CI "
+           f"over seeds of the mass with at least one coordinate on a bound (the top of the two "
+           f"darker segments). Per dimension and side: bound_mass.csv. "
+           f"{_skipped_text(entries)}")
+    return _save(fig, outdir, "bound_mass", cap, provenance, entries)
+
+
+def plot_kl(kl_df, entries, outdir, provenance):
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    g = kl_df[kl_df["kind"] == "interior_gaussian_fit"]
+    dists = _distributions(entries)
     tasks = sorted(g["task"].unique())
     algos = sorted(g["algo"].unique())
     if not len(g):
         _no_data(ax1, "no runs found")
     else:
-        w = 0.8 / max(len(algos), 1)
-        for j, a in enumerate(algos):
-            ga = g[g["algo"] == a].set_index("task")
-            xs, ys, lo, hi, na = [], [], [], [], []
+        slots = [(a, d) for a in algos for d in dists]
+        w = 0.8 / max(len(slots), 1)
+        for k, (a, d) in enumerate(slots):
+            gad = g[(g["algo"] == a) & (g["distribution"] == d)].set_index("task")
             for i, t in enumerate(tasks):
-                x = i + (j - (len(algos) - 1) / 2) * w
-                if t not in ga.index or not np.isfinite(ga.loc[t, "estimate"]):
-                    if t in ga.index:
-                        na.append(x)
+                x = i + (k - (len(slots) - 1) / 2) * w
+                if t not in gad.index or not np.isfinite(gad.loc[t, "estimate"]):
+                    if t in gad.index:
+                        ax1.text(x, 0, "n/a", rotation=90, ha="center", va="bottom", fontsize=6,
+                                 color=algo_color(a))
                     continue
-                r = ga.loc[t]
-                xs.append(x)
-                ys.append(r["estimate"])
-                lo.append(r["estimate"] - r["ci_low"] if np.isfinite(r["ci_low"]) else 0.0)
-                hi.append(r["ci_high"] - r["estimate"] if np.isfinite(r["ci_high"]) else 0.0)
-            ax1.bar(xs, ys, width=w, color=algo_color(a), alpha=0.8)
-            if xs:
-                ax1.errorbar(xs, ys, yerr=[lo, hi], fmt="none", ecolor="k", capsize=2, lw=1)
-            for x in na:
-                ax1.text(x, 0, "n/a", rotation=90, ha="center", va="bottom", fontsize=7,
-                         color=algo_color(a))
+                r = gad.loc[t]
+                ax1.bar(x, r["estimate"], width=w, color=algo_color(a), alpha=0.8,
+                        hatch=HATCH[d], edgecolor="k", lw=0.3)
+                _interval(ax1, x, r["estimate"], r["ci_low"], r["ci_high"])
         ax1.set_xticks(range(len(tasks)))
         ax1.set_xticklabels(tasks, rotation=30, ha="right", fontsize=8)
         ax1.axhline(0, color="k", lw=0.8)
         ax1.legend(handles=[Patch(color=algo_color(a), alpha=0.8,
-                                  label=f"{a} ({_algo_seeds(entries, a)})") for a in algos],
-                   fontsize=8)
+                                  label=f"{a} ({_algo_seeds(entries, a)})") for a in algos]
+                   + [Patch(facecolor="white", edgecolor="k", hatch=HATCH[d], label=d)
+                      for d in dists], fontsize=7)
         ax1.grid(axis="y", alpha=0.3)
-    ax1.set_ylabel("KL(actions || fitted Gaussian)  [nats]")
-    ax1.set_title("Non-Gaussianity (0 = Gaussian-shaped); n/a = point mass / undefined",
-                  fontsize=10)
+    ax1.set_ylabel("KL(interior part || its Gaussian fit)  [nats]")
+    ax1.set_title("Non-Gaussianity of the interior part (0 = Gaussian-shaped)\nn/a = point mass, "
+                  "atoms inside the box, or too few interior samples", fontsize=9)
 
     b = kl_df[kl_df["kind"] == "between_algos"]
     if not len(b):
         _no_data(ax2, "no task with two audited algorithms")
     else:
-        pairs = sorted(set(zip(b["algo"], b["other_algo"])))
+        rows = sorted(set(zip(b["algo"], b["other_algo"], b["distribution"])),
+                      key=lambda r: (DISTRIBUTIONS.index(r[2]), r[0], r[1]))
         btasks = sorted(b["task"].unique())
-        mat = np.full((len(pairs), len(btasks)), np.nan)
-        nse = np.zeros_like(mat, dtype=int)
-        present = np.zeros_like(mat, dtype=bool)
+        mat = np.full((len(rows), len(btasks)), np.nan)
+        text = np.full(mat.shape, "not run", dtype=object)
         for r in b.itertuples():
-            mat[pairs.index((r.algo, r.other_algo)), btasks.index(r.task)] = r.estimate
-            nse[pairs.index((r.algo, r.other_algo)), btasks.index(r.task)] = r.n_seeds
-            present[pairs.index((r.algo, r.other_algo)), btasks.index(r.task)] = True
+            i, j = rows.index((r.algo, r.other_algo, r.distribution)), btasks.index(r.task)
+            mat[i, j] = r.estimate
+            if np.isfinite(r.estimate):
+                mark = (">=" if np.isfinite(r.covered_mass) and r.covered_mass < 0.999 else "")
+                mark += "*" if np.isfinite(r.missing_mass) and r.missing_mass > 0 else ""
+                text[i, j] = f"{mark}{r.estimate:.2g}\n({r.n_seeds})"
+            else:
+                text[i, j] = "n/a"
         finite = mat[np.isfinite(mat)]
         vmax = float(np.quantile(finite, 0.95)) if finite.size else 1.0
         vmax = vmax if vmax > 0 else 1.0
         cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")
         im = ax2.imshow(np.ma.masked_invalid(mat), aspect="auto", cmap=cmap, vmin=0, vmax=vmax)
-        for i in range(len(pairs)):
+        for i in range(len(rows)):
             for j in range(len(btasks)):
                 v = mat[i, j]
-                txt = (f"{v:.2g}\n({nse[i, j]})" if np.isfinite(v)
-                       else "n/a" if present[i, j] else "not run")
-                ax2.text(j, i, txt, ha="center", va="center", fontsize=6.5,
+                ax2.text(j, i, text[i, j], ha="center", va="center", fontsize=6,
                          color="k" if (not np.isfinite(v) or v > 0.6 * vmax) else "w")
         ax2.set_xticks(range(len(btasks)))
         ax2.set_xticklabels(btasks, rotation=30, ha="right", fontsize=8)
-        ax2.set_yticks(range(len(pairs)))
-        ax2.set_yticklabels([f"KL({a} || {o})" for a, o in pairs], fontsize=8)
+        ax2.set_yticks(range(len(rows)))
+        ax2.set_yticklabels([f"{d}: KL({a} || {o})" for a, o, d in rows], fontsize=7)
         fig.colorbar(im, ax=ax2, label="KL [nats] (mean over seeds)", shrink=0.85)
-    ax2.set_title("Between algorithms at the same probe states\n(cell: estimate (seeds); "
-                  "n/a = undefined, e.g. a point mass)",
-                  fontsize=10)
-    fig.suptitle(f"KL divergence of the action distributions — {distribution} distribution\n"
+    ax2.set_title("Between algorithms at the same probe states, by the chain rule over bound "
+                  "patterns\n(cell: estimate (seeds); >= lower bound; * the other never "
+                  "produced some of this one's bound patterns)", fontsize=9)
+    fig.suptitle(f"KL divergences of the action distributions, atoms treated as atoms\n"
                  f"({_seeds_text(entries)})", fontsize=11)
-    cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}; {_seeds_text(entries)}. kNN KL "
-           f"estimates (analysis.kl) per probe state, averaged over probe states per seed, then "
-           f"over seeds; error bars: 95% percentile bootstrap CI over seeds. Deterministic point "
-           f"masses have no density: n/a. Colour scale clipped at the 95th percentile. "
-           f"{_skipped_text(entries)}")
+    cap = (f"{DIST_TEXT}. Left: KL of the interior part (samples with no coordinate on a bound) "
+           f"to the Gaussian fitted to it (analysis.mixed.interior_gaussian_fit_kl); never "
+           f"computed on samples with atoms, which have no density. Right: KL(P || Q) = discrete "
+           f"KL of the bound patterns + sum over faces of P(face) KL of the parts on the face "
+           f"(analysis.mixed.mixed_kl; faces too small to estimate are left out, so the value "
+           f"is a lower bound: '>='). Per probe state, averaged over probe states per seed, then "
+           f"over seeds; error bars: 95% bootstrap CI over seeds; colour scale clipped at the "
+           f"95th percentile. {_skipped_text(entries)}")
     return _save(fig, outdir, "kl_divergence", cap, provenance, entries)
 
 
 def _histogram_seed(task_entries):
     """The seed audited for the most algorithms (ties: the lowest)."""
-    count: dict[int, int] = {}
+    count: dict[int, set] = {}
     for e in task_entries:
-        count[e.seed] = count.get(e.seed, 0) + 1
-    return min(count, key=lambda s: (-count[s], s))
+        count.setdefault(e.seed, set()).add(e.algo)
+    return min(count, key=lambda s: (-len(count[s]), s))
 
 
-def plot_action_histograms(entries, distribution, outdir, provenance, n_states=3):
+def plot_action_histograms(entries, outdir, provenance, n_states=3):
     audited = [e for e in entries if e.audited]
     tasks = sorted({e.task for e in audited})
     n_states = max(1, int(n_states))
@@ -246,21 +369,22 @@ def plot_action_histograms(entries, distribution, outdir, provenance, n_states=3
     for task in tasks:
         te = [e for e in audited if e.task == task]
         seed = _histogram_seed(te)
-        te = sorted([e for e in te if e.seed == seed], key=lambda e: e.algo)
+        te = sorted([e for e in te if e.seed == seed],
+                    key=lambda e: (e.algo, DISTRIBUTIONS.index(e.distribution)))
         P = min(n_states, max(e.actions.shape[0] for e in te))
         dims = min(2, max(e.actions.shape[2] for e in te))
         layout[task] = (seed, te, [(s, d) for s in range(P) for d in range(dims)])
     ncols = max([len(v[2]) for v in layout.values()] + [1])
     nrows = max(len(tasks), 1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(2.3 * ncols, 6.5), 1.95 * nrows + 1.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False,
+                             figsize=(max(2.3 * ncols, 6.5), max(1.95 * nrows + 2.2, 4.5)))
     for ax in axes.ravel():
         ax.set_visible(False)
     if not tasks:
         axes[0, 0].set_visible(True)
         _no_data(axes[0, 0], "no audited runs")
     bins = np.linspace(-1.0, 1.0, 41)
-    algos_shown = set()
+    shown = set()
     for row, task in enumerate(tasks):
         seed, te, panels = layout[task]
         for col, (s, dim) in enumerate(panels):
@@ -271,15 +395,16 @@ def plot_action_histograms(entries, distribution, outdir, provenance, n_states=3
                 if s >= e.actions.shape[0] or dim >= e.actions.shape[2]:
                     continue
                 v = e.actions[s, :, dim]
-                ax.hist(v, bins=bins, range=(-1, 1), density=True, histtype="step", lw=1.4,
-                        color=algo_color(e.algo))
-                algos_shown.add(e.algo)
-                at_bound = float(np.mean(np.abs(v) >= 1 - 1e-3))
+                ax.hist(v, bins=bins, range=(-1, 1), density=True, histtype="step", lw=1.3,
+                        color=algo_color(e.algo), ls=LINESTYLE[e.distribution])
+                shown.add((e.algo, e.distribution))
+                at_bound = float(np.mean(np.abs(v) >= 1 - 1e-6))
                 if at_bound >= 0.01:
-                    bound_bits.append(f"{e.algo} {at_bound:.0%}")
+                    bound_bits.append(f"{e.algo}{'' if e.distribution == 'policy' else ' b'} "
+                                      f"{at_bound:.0%}")
             if bound_bits:
-                ax.text(0.02, 0.97, "at ±1: " + ", ".join(bound_bits), transform=ax.transAxes,
-                        fontsize=6, va="top", ha="left",
+                ax.text(0.02, 0.97, "on \u00b11: " + ", ".join(bound_bits),
+                        transform=ax.transAxes, fontsize=5.5, va="top", ha="left",
                         bbox=dict(fc="white", ec="none", alpha=0.7, pad=1))
             ax.set_xlim(-1.05, 1.05)
             for xb in (-1, 1):
@@ -289,87 +414,160 @@ def plot_action_histograms(entries, distribution, outdir, provenance, n_states=3
             if col == 0:
                 ax.set_ylabel("density", fontsize=8)
             ax.set_xlabel("action", fontsize=7)
-    if algos_shown:
-        fig.legend(handles=[plt.Line2D([0], [0], color=algo_color(a), lw=2, label=a)
-                            for a in sorted(algos_shown)],
-                   loc="upper right", ncol=len(algos_shown), fontsize=9, frameon=False)
-    fig.suptitle(f"Action samples at the first {n_states} probe states — {distribution} "
-                 f"distribution\n(one seed per task shown; {_seeds_text(entries)})", fontsize=11)
-    cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}. Per task the seed audited for the most "
-           f"algorithms (lowest on ties); density histograms of the first 1-2 action dimensions "
-           f"over [-1, 1] (40 bins; dotted lines: the bounds). 'at ±1': share of samples "
-           f"within 0.001 of a bound (shown from 1%). {_seeds_text(entries).capitalize()}. "
-           f"{_skipped_text(entries)}")
-    return _save(fig, outdir, "action_histograms", cap, provenance, entries)
+    if shown:  # one row under the title
+        fig.legend(handles=[plt.Line2D([0], [0], color=algo_color(a), lw=2, ls=LINESTYLE[d],
+                                       label=f"{a} {d}") for a, d in sorted(shown)],
+                   loc="upper center", bbox_to_anchor=(0.5, 1 - 0.62 / fig.get_figheight()),
+                   ncol=min(len(shown), 6), fontsize=7.5, frameon=False)
+    fig.suptitle(f"Action samples at the first {n_states} probe states, policy (solid) and "
+                 f"behaviour (dashed)\n(one seed per task shown; {_seeds_text(entries)})",
+                 fontsize=11)
+    cap = (f"{DIST_TEXT}. Per task the seed audited for the most algorithms (lowest on ties); "
+           f"density histograms of the first 1-2 action dimensions over [-1, 1] (40 bins; dotted "
+           f"lines: the bounds; an atom on a bound shows as a tall edge bin). 'on \u00b11': share "
+           f"of samples on a bound (within 1e-6; shown from 1%; 'b': behaviour). "
+           f"{_seeds_text(entries).capitalize()}. {_skipped_text(entries)}")
+    return _save(fig, outdir, "action_histograms", cap, provenance, entries, top_inches=0.95)
 
 
-def plot_toy_optima(entries, toy_df, distribution, outdir, provenance, max_points=1500,
-                    seed=DEFAULT_SEED):
+def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=DEFAULT_SEED):
     audited = [e for e in entries if e.audited and e.optima is not None]
     tasks = sorted({e.task for e in audited})
-    algos = sorted({e.algo for e in audited})
-    nrows, ncols = max(len(tasks), 1), max(len(algos), 1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.3 * nrows + 1.2),
+    dists = _distributions(audited)
+    columns = [(a, d) for a in sorted({e.algo for e in audited}) for d in dists]
+    nrows, ncols = max(len(tasks), 1), max(len(columns), 1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 3.3 * nrows + 1.3),
                              squeeze=False)
     if not tasks:
         _no_data(axes[0, 0], "no audited run of a task with known optima")
     for row, task in enumerate(tasks):
         optima = task_optima(audited)[task]
-        for col, algo in enumerate(algos):
+        for col, (algo, dist) in enumerate(columns):
             ax = axes[row, col]
-            runs = sorted([e for e in audited if e.task == task and e.algo == algo],
-                          key=lambda e: e.seed)
+            runs = sorted([e for e in audited if e.task == task and e.algo == algo
+                           and e.distribution == dist], key=lambda e: e.seed)
             c = algo_color(algo)
-            t = toy_df[(toy_df["task"] == task) & (toy_df["algo"] == algo)
-                       & (toy_df["status"] == "complete")]
-            cov = ",".join(str(int(v)) for v in t["optima_covered"].dropna())
             if not runs:
                 _no_data(ax)
-                ax.set_title(f"{task} — {algo}", fontsize=9)
+                ax.set_title(f"{task}\n{algo}, {dist}", fontsize=8)
                 continue
+            t = toy_df[(toy_df["task"] == task) & (toy_df["algo"] == algo)
+                       & (toy_df["distribution"] == dist) & (toy_df["status"] == "complete")]
+            cov = ",".join(str(int(v)) for v in t["optima_covered"].dropna())
+            returns = ",".join(f"{v:.2f}" for v in t["final_normalized"])
+            n_learned = sum(1 for e in runs if learned(e))
             if optima.shape[1] == 1:
                 bins = np.linspace(-1, 1, 61)
                 styles = ["-", "--", ":", "-."]
                 for i, e in enumerate(runs):
                     ax.hist(e.actions[:, :, 0].ravel(), bins=bins, density=True, histtype="step",
-                            color=c, lw=1.3, ls=styles[i % len(styles)], label=f"seed {e.seed}")
+                            color=c, lw=1.2, ls=styles[i % len(styles)], label=f"seed {e.seed}")
                 for o in optima[:, 0]:
                     ax.axvline(o, color="k", ls="--", lw=1)
                 ax.set_xlabel("action", fontsize=8)
                 ax.set_ylabel("density", fontsize=8)
-                ax.legend(fontsize=6.5, frameon=False)
+                ax.legend(fontsize=6, frameon=False)
             else:
                 markers = ["o", "s", "^", "D", "v", "P"]
                 for i, e in enumerate(runs):
                     x = e.actions.reshape(-1, e.actions.shape[-1])
-                    x = subsample(x, max_points, f"toyfig/{algo}/{task}/{e.seed}", seed)
+                    x = subsample(x, max_points, f"toyfig/{algo}/{task}/{dist}/{e.seed}", seed)
                     ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.25, color=c,
-                               marker=markers[i % len(markers)], lw=0,
-                               label=f"seed {e.seed}")
+                               marker=markers[i % len(markers)], lw=0)
                 for o in optima:
                     ax.add_patch(plt.Circle(o, TOY_RADIUS, fill=False, ls="--", color="k", lw=1))
-                ax.plot(optima[:, 0], optima[:, 1], "kx", ms=7, mew=1.5, label="true optima")
+                ax.plot(optima[:, 0], optima[:, 1], "kx", ms=7, mew=1.5)
                 ax.set_aspect("equal")
-                ax.set_ylim(-1.05, 1.4)  # room for the legend above the action square
+                ax.set_ylim(-1.05, 1.05)
                 ax.set_xlabel("action dim 0", fontsize=8)
                 ax.set_ylabel("action dim 1", fontsize=8)
-                handles = [plt.Line2D([0], [0], ls="", marker=markers[i % len(markers)], color=c,
-                                      ms=4, label=f"seed {e.seed}") for i, e in enumerate(runs)]
-                handles.append(plt.Line2D([0], [0], ls="", marker="x", color="k", ms=5,
-                                          label="true optima"))
-                ax.legend(handles=handles, fontsize=6.5, frameon=False, loc="upper center",
-                          ncol=min(len(handles), 4), columnspacing=0.8, handletextpad=0.2)
             ax.set_xlim(-1.05, 1.05)
             ax.tick_params(labelsize=7)
-            ax.set_title(f"{task} — {algo} ({_n_seeds(len(runs))})\noptima covered per seed: "
-                         f"{cov or 'n/a'} of {len(optima)}", fontsize=8.5)
-    fig.suptitle(f"Tasks with known optima — {distribution} distribution\n"
+            if n_learned == 0:
+                ax.set_facecolor("0.93")
+            ax.set_title(f"{task}: {algo}, {dist}\nreturn {returns or 'n/a'} (learned "
+                         f"{n_learned}/{len(runs)})\noptima covered {cov or 'n/a'} of "
+                         f"{len(optima)}", fontsize=7.5)
+    fig.suptitle(f"Tasks with known optima: where the samples land\n"
                  f"({_seeds_text(entries, set(task_optima(entries)))})", fontsize=11)
-    cap = (f"Audited: {DISTRIBUTION_TEXT[distribution]}. Samples pooled over the probe states "
-           f"(the context does not move the optima); 1-D: histogram per seed, 2-D: scatter "
-           f"(up to {max_points} points per seed). Dashed: true optima (2-D: circles of radius "
+    cap = (f"{DIST_TEXT}. Samples pooled over the probe states (the context does not move the "
+           f"optima); 1-D: histogram per seed (line style), 2-D: scatter (up to {max_points} "
+           f"points per seed, marker per seed). Dashed: true optima (2-D: circles of radius "
            f"{TOY_RADIUS}). An optimum is covered when at least {TOY_MIN_SHARE:.0%} of the "
-           f"samples lie within {TOY_RADIUS} of it. {_skipped_text(entries)}")
+           f"samples lie within {TOY_RADIUS} of it. Titles: final return per seed (share of the "
+           f"optimum's). Grey panels: no seed learned the task (final return < "
+           f"{LEARNED_THRESHOLD:g} of the optimum's); their samples show a policy that has not "
+           f"learned, not the algorithm's multimodality. {_skipped_text(entries)}")
     return _save(fig, outdir, "toy_optima", cap, provenance, audited)
 
 
+SWEEP_PANELS = (("interior_modes", "interior modes per probe state"),
+                ("mass_any_bound", "mass on the bounds"),
+                ("optima_covered", "optima covered"),
+                ("final_normalized", "final return (share of max)"))
+
+
+def plot_mq_sweep(sweep_df, entries, outdir, provenance, paper_value=50.0):
+    """Interior modes, mass on the bounds, optima covered and return against M_q."""
+    df = sweep_df[np.isfinite(sweep_df["M_q"].astype(float))] if len(sweep_df) else sweep_df
+    tasks = sorted(df["task"].unique()) if len(df) else []
+    nrows, ncols = max(len(tasks), 1), len(SWEEP_PANELS)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.5 * nrows + 1.4),
+                             squeeze=False)
+    if not tasks:
+        _no_data(axes[0, 0], "no M_q sweep in this configuration")
+        for ax in axes[0, 1:]:
+            ax.set_visible(False)
+    optima = task_optima(entries)
+    for row, task in enumerate(tasks):
+        t = df[df["task"] == task]
+        for col, (name, label) in enumerate(SWEEP_PANELS):
+            ax = axes[row, col]
+            if name == "optima_covered" and task not in optima:
+                _no_data(ax, "no known optima")
+                ax.set_title(f"{task}", fontsize=8)
+                continue
+            for (algo, dist), g in t.groupby(["algo", "distribution"], sort=True):
+                if name == "final_normalized" and dist == "behaviour":
+                    continue  # the return is the run's, the same for both distributions
+                g = g.sort_values("M_q")
+                x = g["M_q"].to_numpy(float)
+                y = g[name].to_numpy(float)
+                lo = np.nan_to_num(y - g[f"{name}_ci_low"].to_numpy(float))
+                hi = np.nan_to_num(g[f"{name}_ci_high"].to_numpy(float) - y)
+                ax.errorbar(x, y, yerr=[lo, hi], color=algo_color(algo), ls=LINESTYLE[dist],
+                            marker="o", ms=3.5, capsize=3, lw=1.2,
+                            label=f"{algo} {dist}" if name != "final_normalized" else algo)
+            ax.set_xscale("log")
+            values = sorted(t["M_q"].astype(float).unique())
+            ax.set_xticks(values)
+            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.axvline(paper_value, color="0.5", ls=":", lw=1)
+            if name == "optima_covered":
+                ax.axhline(len(optima[task]), color="k", ls="--", lw=1)
+            if name == "final_normalized" and task in optima:
+                ax.axhline(LEARNED_THRESHOLD, color="k", ls="--", lw=1)
+            if name in ("mass_any_bound", "final_normalized"):
+                ax.set_ylim(-0.03, 1.05)
+            ax.set_xlabel("M_q", fontsize=8)
+            ax.set_ylabel(label, fontsize=8)
+            ax.set_title(task, fontsize=8.5)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            if row == 0 and col == 0:
+                ax.legend(fontsize=6.5, frameon=False)
+    seeds = sorted(set(df["n_seeds"])) if len(df) else []
+    fig.suptitle(f"QSM's score scale M_q: modes, mass on the bounds, optima, return\n"
+                 f"(seeds per point: {', '.join(map(str, seeds)) or 'none'}; dotted: the paper's "
+                 f"M_q = {paper_value:g})", fontsize=11)
+    cap = (f"{DIST_TEXT}. Runs of role mq_sweep (config audit.mq_sweep): identical but for M_q; "
+           f"the point at M_q = {paper_value:g} is the audit's or benchmark's run itself. Per "
+           f"point: mean over seeds (each seed: mean over probe states) with 95% bootstrap CIs "
+           f"over seeds. Interior modes: modes of the samples with no coordinate on a bound "
+           f"(missing where that part is too small); mass on the bounds: share of samples with "
+           f"a coordinate on one; optima covered (dashed: all): >= {TOY_MIN_SHARE:.0%} of "
+           f"samples within {TOY_RADIUS}; return: final evaluation return over the task's "
+           f"maximum (dashed: the {LEARNED_THRESHOLD:g} threshold for 'learned'). "
+           f"{_skipped_text(entries)}")
+    return _save(fig, outdir, "mq_sweep", cap, provenance, entries)

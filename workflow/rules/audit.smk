@@ -1,8 +1,12 @@
 AUDIT = config["audit"]
+AUDIT_TABLES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
+                "mq_sweep.csv")
 
 
 rule audit:
-    """Multimodality audit: mode counts and KL estimates at the probe states, with intervals."""
+    """Multimodality audit: mass on the action bounds, interior modes and KL estimates at the probe
+    states (policy and behaviour distributions side by side), known optima with each run's
+    return, and the M_q sweep, with intervals over seeds."""
     input:
         flags=flags_of("benchmark", "audit", "mq_sweep"),
         manifest=MANIFEST,
@@ -10,22 +14,23 @@ rule audit:
         modes=report(f"{TABLES}/modes.csv", category="Multimodality audit",
                      caption="../report/modes.rst"),
         modes_summary=f"{TABLES}/modes_summary.csv",
+        bound_mass=f"{TABLES}/bound_mass.csv",
         kl=report(f"{TABLES}/kl.csv", category="Multimodality audit", caption="../report/kl.rst"),
         toy=f"{TABLES}/toy_optima.csv",
-        provenance=sidecars(*[f"{TABLES}/{name}" for name in
-                              ("modes.csv", "modes_summary.csv", "kl.csv", "toy_optima.csv")]),
+        sweep=report(f"{TABLES}/mq_sweep.csv", category="Multimodality audit",
+                     caption="../report/mq_sweep_table.rst"),
+        provenance=sidecars(*[f"{TABLES}/{name}" for name in AUDIT_TABLES]),
         figures=[report(f"{FIGURES}/{name}.png", category="Multimodality audit",
                         caption=f"../report/{name}.rst") for name in AUDIT_FIGURES],
         pdfs=[f"{FIGURES}/{name}.pdf" for name in AUDIT_FIGURES],
     log:
         f"{LOGS}/audit.log",
     params:
-        distribution=AUDIT["distribution"],
         hist=AUDIT["histogram_states"],
         reps=STATS["reps"],
         seed=STATS["seed"],
         code=analysis_code("analysis.audit"),
-        provenance=provenance_footer("analysis.audit", "benchmark", "audit"),
+        provenance=provenance_footer("analysis.audit", "benchmark", "audit", "mq_sweep"),
         tables=lambda wc, output: Path(output.modes).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     threads: 1
@@ -33,5 +38,5 @@ rule audit:
         "../../environment.yml"
     shell:
         "OMP_NUM_THREADS=1 python -m analysis.audit --manifest {input.manifest} --tables {params.tables} "
-        "--figures {params.figures} --distribution {params.distribution} --histogram-states {params.hist} "
+        "--figures {params.figures} --histogram-states {params.hist} "
         "--reps {params.reps} --seed {params.seed} > {log} 2>&1"
