@@ -63,7 +63,8 @@ import numpy as np
 
 from .samples import sample_matrix
 
-__all__ = ["ATOM_TOL", "MIN_PART_WEIGHT", "MIN_PART_SAMPLES", "MIN_KL_SAMPLES", "bound_pattern",
+__all__ = ["ATOM_TOL", "MIN_PART_WEIGHT", "MIN_PART_SAMPLES", "MIN_KL_SAMPLES", "NEAR_BOUND",
+           "bound_pattern",
            "bound_mass", "has_atoms", "mixed_summary", "interior_gaussian_fit_kl", "mixed_kl",
            "pattern_kl"]
 
@@ -71,6 +72,9 @@ ATOM_TOL = 1e-6          # a coordinate this close to a bound is on it
 MIN_PART_WEIGHT = 0.05   # a face part is analysed when it holds at least this share of the samples
 MIN_PART_SAMPLES = 20    # ... and at least this many samples (the mode counter's floor is 10)
 MIN_KL_SAMPLES = 100     # samples a part needs on both sides for a kNN KL term (k = 10)
+# An interior mode this close to a bound (in some coordinate) is reported as near it: the
+# exploration noise's standard deviation, so that noise around an atom is recognised as such.
+NEAR_BOUND = 0.1
 PATTERN_PSEUDOCOUNT = 0.5  # added to Q's count of every pattern seen in either sample
 
 
@@ -144,7 +148,8 @@ def _part_modes(part: Part, n_total: int) -> tuple[float, float, str]:
     if len(part.samples) < MIN_PART_SAMPLES:
         return math.nan, math.nan, f"{len(part.samples)} samples < {MIN_PART_SAMPLES}"
     s = mode_summary(part.samples)
-    return float(s["n_modes"]), float(s["n_bound_modes"]), ""
+    near = (1.0 - np.abs(s["locations"]) <= NEAR_BOUND).any(axis=1)
+    return float(s["n_modes"]), float(near.sum()), ""
 
 
 def mixed_summary(x: Any) -> dict:
@@ -152,7 +157,8 @@ def mixed_summary(x: Any) -> dict:
 
     Keys: those of :func:`bound_mass`; ``n_interior`` (interior samples), ``interior_modes``
     (NaN with ``interior_note`` when the interior part is too small), ``interior_modes_near_bound``
-    (interior modes within 1 % of a bound: density piled against it, e.g. a wide tanh-Gaussian);
+    (interior modes located within NEAR_BOUND of a bound: density piled against it, e.g. a wide
+    tanh-Gaussian, or exploration noise around an atom);
     ``parts``: [(pattern, mass, modes)] of the parts holding >= MIN_PART_WEIGHT;
     ``components`` = sum of their modes (NaN if one could not be counted); ``components_mass``
     = their total mass (the rest is spread over light faces and is not counted)."""

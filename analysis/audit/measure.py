@@ -41,7 +41,7 @@ def state_measures(x) -> dict:
     per dimension the share on the lower / upper bound; ``n_heavy_corners``: corners holding at
     least 5 %, ``top_corner_mass`` the largest corner's share; ``interior_modes``: modes of the
     interior part (NaN when it has too few samples), ``interior_modes_near_bound`` those of them
-    within 1 % of a bound (density piled against it); ``components``: atoms and modes of every
+    within 0.1 of a bound (density piled against it); ``components``: atoms and modes of every
     part holding >= 5 %; ``note``."""
     s = mixed.mixed_summary(x)
     notes = []

@@ -167,7 +167,7 @@ def plot_mode_counts(summary, entries, measured, outdir, provenance):
                 r = s[(s["algo"] == algo) & (s["distribution"] == dist)]
                 x = at(i, j)
                 if not len(r) or not np.isfinite(r["interior_modes"].iloc[0]):
-                    ax.text(x, 0.05, "n/a", ha="center", va="bottom", fontsize=6, color="0.4",
+                    ax.text(x, 0.05, "n/a", ha="center", va="bottom", fontsize=7, color="0.3",
                             rotation=90)
                     continue
                 r = r.iloc[0]
@@ -183,6 +183,9 @@ def plot_mode_counts(summary, entries, measured, outdir, provenance):
                 vals = [np.nanmean([m["interior_modes"] for m in measured[(e.path, dist)]]
                                    or [np.nan]) for e in runs]
                 _seed_marks(ax, x, vals, [learned(e) for e in runs], width)
+                if r["interior_modes_near_bound"] >= 0.5 * r["interior_modes"]:
+                    ax.text(x, r["interior_modes"] / 2, "near\n\u00b11", ha="center",
+                            va="center", fontsize=6, color="k")
                 ymax = max(ymax, np.nanmax([r["interior_modes"], r["interior_modes_ci_high"],
                                             *vals, 0]))
         if task in optima:
@@ -191,6 +194,7 @@ def plot_mode_counts(summary, entries, measured, outdir, provenance):
             ymax = max(ymax, len(optima[task]))
         ax.set_xticks(range(len(algos)))
         ax.set_xticklabels(algos, fontsize=8)
+        ax.set_xlim(-0.6, len(algos) - 0.4)
         ax.set_ylim(0, ymax * 1.6 + 0.5)  # headroom for the legend
         ax.set_ylabel("interior modes per probe state", fontsize=8)
         ax.set_title(task, fontsize=10)
@@ -203,7 +207,9 @@ def plot_mode_counts(summary, entries, measured, outdir, provenance):
            f"(analysis.mixed; mass on the bounds: figure bound_mass); n/a: the interior part is "
            f"too small to count modes; error bar = 95% bootstrap CI over seeds (rliable; none "
            f"with 1 seed); markers = seeds. Dashed: number of known optima. {LEARNED_TEXT} "
-           f"Pale bars: no seed learned the task. "
+           f"Pale bars: no seed learned the task. 'near \u00b11': most of the bar's modes "
+           f"lie within 0.1 of a bound (density piled against it, e.g. exploration noise around "
+           f"an atom). "
            f"{_skipped_text(entries)}")
     return _save(fig, outdir, "mode_counts", cap, provenance, entries)
 
@@ -436,7 +442,7 @@ def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=D
     dists = _distributions(audited)
     columns = [(a, d) for a in sorted({e.algo for e in audited}) for d in dists]
     nrows, ncols = max(len(tasks), 1), max(len(columns), 1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 3.3 * nrows + 1.3),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 3.9 * nrows + 1.6),
                              squeeze=False)
     if not tasks:
         _no_data(axes[0, 0], "no audited run of a task with known optima")

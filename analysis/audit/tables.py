@@ -31,7 +31,8 @@ SUMMARY_MEASURES = ("interior_modes", "frac_multimodal", "mass_any_bound", "mass
                     "components", "final_normalized")
 SUMMARY_COLUMNS = (["algo", "task", "distribution", "n_seeds", "n_states"]
                    + [f"{m}{s}" for m in SUMMARY_MEASURES for s in ("", "_ci_low", "_ci_high")]
-                   + ["true_modes", "n_learned", "n_skipped", "note"])
+                   + ["interior_modes_near_bound", "true_modes", "n_learned", "n_skipped",
+                      "note"])
 BOUND_COLUMNS = ["algo", "task", "distribution", "dim", "n_seeds", "lower", "lower_ci_low",
                  "lower_ci_high", "upper", "upper_ci_low", "upper_ci_high"]
 KL_COLUMNS = ["kind", "algo", "other_algo", "task", "distribution", "estimate", "ci_low",
@@ -182,6 +183,9 @@ def modes_summary(entries, measured, reps=DEFAULT_REPS, seed=DEFAULT_SEED) -> pd
                "true_modes": len(optima[task]) if task in optima else math.nan}
         for name in SUMMARY_MEASURES:
             row.update(_ci_columns(name, per_seed[name], reps, seed))
+        near = [_run_mean(measured, e, "interior_modes_near_bound") for e in ok]
+        row["interior_modes_near_bound"] = (float(np.nanmean(near)) if np.isfinite(near).any()
+                                            else math.nan)
         flags = [learned(e) for e in ok]
         row["n_learned"] = (sum(1 for f in flags if f) if task in optima else math.nan)
         row["n_skipped"], skipped = _skipped_note(group)
