@@ -1,4 +1,4 @@
-"""Action distributions with atoms: mass on the bounds of the box, and the parts that have densities.
+"""Action distributions with atoms: mass on the bounds of the box, and the parts with densities.
 
 Policies act in the box ``[-1, 1]^d`` and many put *probability mass* (not just density) on its
 boundary: QSM's sampler clips to the box after every denoising step, exploration noise is
@@ -220,9 +220,10 @@ def mixed_kl(p_samples: Any, q_samples: Any, min_samples: int = MIN_KL_SAMPLES,
 
     Returns ``kl`` (pattern term + covered face terms: the full KL when ``covered_mass`` is 1,
     a lower bound otherwise), ``kl_pattern``, ``kl_interior`` (KL between the interior parts, NaN
-    if not estimated), ``covered_mass``, ``missing_mass``, ``note``.  ``kl`` is NaN when a part that could be
-    estimated holds atoms inside the box on either side (no density: e.g. a deterministic
-    policy), since its true term is then infinite unless both have the same atoms."""
+    if not estimated), ``covered_mass``, ``missing_mass``, ``note``.  ``kl`` is NaN when a part
+    that could be estimated holds atoms inside the box on either side (no density: e.g. a
+    deterministic policy), since its true term is then infinite unless both have the same
+    atoms."""
     from .kl import kl_divergence
     x, y = _box(p_samples, "p_samples"), _box(q_samples, "q_samples")
     if x.shape[1] != y.shape[1]:

@@ -145,8 +145,9 @@ def _groups(entries, *keys):
     out: dict[tuple, list] = {}
     for e in entries:
         out.setdefault(tuple(_key(getattr(e, k)) for k in keys), []).append(e)
-    order = lambda kv: tuple((v is None, v if isinstance(v, (int, float)) else 0, str(v))  # noqa: E731
-                             for v in kv[0])
+    def order(item):
+        return tuple((v is None, v if isinstance(v, (int, float)) else 0, str(v))
+                     for v in item[0])
     return dict(sorted(out.items(), key=order))
 
 

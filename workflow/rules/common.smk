@@ -68,8 +68,9 @@ def _check_names():
             _fail("audit.mq_sweep.algos", f"unknown algorithm {name!r}; registered: "
                                           f"{', '.join(sorted(CATALOG))}")
         if "M_q" not in CATALOG[name].specs:
+            with_m_q = sorted(a for a, e in CATALOG.items() if "M_q" in e.specs)
             _fail("audit.mq_sweep.algos", f"{name!r} has no hyperparameter M_q; algorithms with "
-                                          f"one: {', '.join(sorted(a for a, e in CATALOG.items() if 'M_q' in e.specs))}")
+                                          f"one: {', '.join(with_m_q)}")
     for key, tasks in (("tasks", config["tasks"]), ("audit.tasks", config["audit"]["tasks"]),
                        ("audit.mq_sweep.tasks", MQ_SWEEP["tasks"]),
                        ("profile.tsweep.task", [TSWEEP["task"]])):
