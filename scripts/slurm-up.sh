@@ -3,7 +3,7 @@
 # test of profiles/slurm (tests/test_slurm.py). Idempotent: a second call finds it up and returns.
 #
 #   slurmctld + slurmd   on this host, two partitions: cpu (analysis jobs) and gpu (training jobs;
-#                        the same CPU node, with a 2-GPU gres stub so `--gpus=1` is accepted)
+#                        the same CPU node, with a stub of 2 GPUs so GPU requests are granted)
 #   slurmdbd + MariaDB   job accounting: the executor plugin learns job states from `sacct`
 #   munge                authentication, with the key Debian's package generates (or a new one)
 #
@@ -154,16 +154,17 @@ InactiveLimit=0
 MinJobAge=300
 SlurmctldTimeout=30
 SlurmdTimeout=60
-NodeName=$NODE $NODE_HW Gres=gpu:2 State=UNKNOWN
+NodeName=$NODE $NODE_HW Gres=gpu:stub:2 State=UNKNOWN
 PartitionName=cpu Nodes=$NODE Default=YES DefaultTime=60 MaxTime=3-00:00:00 State=UP
 PartitionName=gpu Nodes=$NODE DefaultTime=60 MaxTime=3-00:00:00 State=UP
 EOF
 
-# A GPU stub: two "GPUs" backed by plain files (slurmd drops GPUs without a File), so GPU
-# requests (--gpus=1) are scheduled as on a GPU node; nothing is bound without cgroups.
+# A GPU stub: two "GPUs" of type "stub" backed by plain files (slurmd drops GPUs without a
+# File), so GPU requests (--gpus=1, --gpus=stub:1, --gres=gpu:1) are scheduled as on a GPU node;
+# nothing is bound without cgroups.
 touch /var/lib/slurm/fake-gpu0 /var/lib/slurm/fake-gpu1
 write "$ETC/gres.conf" 644 root <<EOF
-NodeName=$NODE Name=gpu File=/var/lib/slurm/fake-gpu[0-1]
+NodeName=$NODE Name=gpu Type=stub File=/var/lib/slurm/fake-gpu[0-1]
 EOF
 
 write "$ETC/slurmdbd.conf" 600 slurm <<EOF
