@@ -81,8 +81,9 @@ if ! mariadb-admin ping >/dev/null 2>&1; then
   for _ in $(seq 60); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 1; done
   mariadb-admin ping >/dev/null 2>&1 || die "MariaDB did not start (see /var/log/mysql/error.log)"
 fi
-install -d -o slurm -g slurm -m 755 "$ETC" /var/lib/slurm /var/lib/slurm/slurmctld \
-  /var/lib/slurm/slurmd /var/log/slurm /run/slurm
+install -d -m 755 "$ETC"
+install -d -o slurm -g slurm -m 755 /var/lib/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd \
+  /var/log/slurm /run/slurm
 DBPASS_FILE=/var/lib/slurm/.qsm-dbpass
 [ -s "$DBPASS_FILE" ] || (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$DBPASS_FILE")
 DBPASS=$(cat "$DBPASS_FILE")
