@@ -204,37 +204,41 @@ def test_timeout_report_names_rule_wildcards_and_limit():
 @pytest.mark.slow
 def test_smoke_preset_on_slurm_equals_local_run_with_a_cancelled_training_job(cluster, tmp_path):
     local, remote = tmp_path / "local", tmp_path / "slurm"
-    # 1. the reference: the same preset on this machine
-    ref = subprocess.run([*SNAKEMAKE, "--directory", str(local), "--configfile", str(SMOKE),
-                          "--cores", "2"], capture_output=True, text=True, env=python_env(),
-                         timeout=900)
-    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:]
-
-    # 2. through SLURM. Training jobs ask for a GPU as the paper preset's do (--gpus=1 from the
-    # gpu resource; the T-sweep jobs as --gres=gpu:1): the gpu partition's gres stub grants it,
-    # and device: cpu keeps the arithmetic that of the local run.
-    output = tmp_path / "slurm.log"
-    cmd = [*SNAKEMAKE, "--directory", str(remote), "--configfile", str(SMOKE),
-           *overlay(train={"gpu": 1}, train_tsweep={"gpu": 0, "gres": "gpu:1"})]
+    # 1. the reference, the same preset on this machine, and 2. the run through SLURM, side by
+    # side (the local run fills the SLURM run's waits for scheduling and status checks).
+    # Training jobs ask for a GPU as the paper preset's do (--gpus=1 from the gpu resource; the
+    # T-sweep jobs as --gres=gpu:1): the gpu partition's GPU stub grants it, and device: cpu
+    # keeps the arithmetic that of the local run.
+    ref_output, output = tmp_path / "local.log", tmp_path / "slurm.log"
     start = time.time()
-    with open(output, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=python_env(),
+    with open(ref_output, "w") as ref_out, open(output, "w") as out:
+        ref = subprocess.Popen([*SNAKEMAKE, "--directory", str(local), "--configfile", str(SMOKE),
+                                "--cores", "2"], stdout=ref_out, stderr=subprocess.STDOUT,
+                               env=python_env(), start_new_session=True)
+        proc = subprocess.Popen([*SNAKEMAKE, "--directory", str(remote), "--configfile",
+                                 str(SMOKE), *overlay(train={"gpu": 1},
+                                                      train_tsweep={"gpu": 0, "gres": "gpu:1"})],
+                                stdout=out, stderr=subprocess.STDOUT, env=python_env(),
                                 start_new_session=True)
     try:
-        # 3. cancel a training job once it has written a checkpoint
+        # 3. cancel a training job of the SLURM run once it has written a checkpoint
         found = None
-        while proc.poll() is None and time.time() < start + 600 and not found:
+        while proc.poll() is None and time.time() < start + 900 and not found:
             found = training_with_checkpoint(remote)
             time.sleep(0.1)
         assert found, "no training job wrote a checkpoint while running:\n" + output.read_text()[-3000:]
         cancelled, train_log = found
         subprocess.run(["scancel", cancelled], check=True)
-        rc = proc.wait(timeout=1200)
+        rc = proc.wait(timeout=1500)
+        print(f"SLURM run: {time.time() - start:.0f} s")
+        assert ref.wait(timeout=900) == 0, ref_output.read_text()[-5000:]
     finally:
         stop(proc, output)
+        if ref.poll() is None:
+            os.killpg(ref.pid, signal.SIGKILL)
+            ref.wait()
     text = output.read_text()
     assert rc == 0, text[-5000:]
-    print(f"SLURM run: {time.time() - start:.0f} s")
 
     # every job of every rule went through sbatch: sacct has it, with the rule in its comment
     jobs = sacct(re.search(r"SLURM run ID: (\S+)", text).group(1))
@@ -275,10 +279,11 @@ def test_job_past_its_runtime_fails_naming_the_rule_and_the_limit(cluster, tmp_p
     config["stats"]["reference"] = "td3"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     # runtime is in minutes; 1 is SLURM's smallest limit. No retries: each would take as long.
+    # (The jobs may queue behind the other test's: the time limit counts from a job's start.)
     proc = subprocess.run([*SNAKEMAKE, "--directory", str(tmp_path), "--configfile",
                            str(tmp_path / "config.yaml"), "--until", "train", "--retries", "0",
                            *overlay(train={"runtime": 1})],
-                          capture_output=True, text=True, env=python_env(), timeout=600)
+                          capture_output=True, text=True, env=python_env(), timeout=1800)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-3000:]
     message = re.search(r"^rule train \(algo=td3, task=cheetah_run, block=0\) exceeded its "
