@@ -188,9 +188,15 @@ def test_timeout_report_names_rule_wildcards_and_limit():
            "Job 9 has been submitted with SLURM jobid 102 (log: /w/.snakemake/slurm_logs/"
            "rule_audit/102.log).\n"
            "Job 8 has been submitted with SLURM jobid 103 (log: /w/.snakemake/slurm_logs/"
-           "rule_train/sac_cheetah_run_0/103.log).\n")
+           "rule_train/sac_cheetah_run_0/103.log).\n"
+           "[Mon Jan  5 10:00:01 2026]\nJob 4: benchmark: td3 on cheetah_run, seeds 0: run "
+           "afd57b869d3b = code a6aa1c05f3e7, 200000 steps (200 random), overrides none\n"
+           "Reason: Missing output files: results/runs/td3/cheetah_run/afd57b869d3b/block_0.done\n"
+           "Job 4 has been submitted with SLURM jobid 104 (log: /w/.snakemake/slurm_logs/"
+           "rule_train/td3_cheetah_run_afd57b869d3b_0/104.log).\n")
     states = {"101": ("TIMEOUT", "00:05:00", "00:05:31"), "105": ("TIMEOUT", "2-00:00:00", "2-00:00:29"),
-              "102": ("TIMEOUT", "01:00:00", "01:00:40"), "103": ("TIMEOUT", "00:05:00", "00:05:12")}
+              "102": ("TIMEOUT", "01:00:00", "01:00:40"), "103": ("TIMEOUT", "00:05:00", "00:05:12"),
+              "104": ("TIMEOUT", "00:01:00", "00:01:16")}
     messages = TIMEOUTS["timeout_messages"](log, sacct=lambda ids: states)
     assert messages[0].startswith("rule train (algo=qsm, task=cheetah_run, run_id=0123456789ab, "
                                   "seeds=0) exceeded its "
@@ -198,7 +204,11 @@ def test_timeout_report_names_rule_wildcards_and_limit():
     assert messages[1].startswith("rule audit exceeded its runtime of 60 min (01:00:00)")
     # no job block in the log: the plugin's wildcard string stands in
     assert messages[2].startswith("rule train (sac_cheetah_run_0) exceeded its runtime of 5 min:")
-    assert len(messages) == 3
+    # a rule with a message (the training rule): the message names the job
+    assert messages[3].startswith("rule train (benchmark: td3 on cheetah_run, seeds 0: run "
+                                  "afd57b869d3b = code a6aa1c05f3e7, 200000 steps (200 random), "
+                                  "overrides none) exceeded its runtime of 1 min: SLURM job 104 ")
+    assert len(messages) == 4
     states["105"] = ("COMPLETED", "2-00:00:00", "1-00:00:00")  # the retry made it
     assert not any("qsm" in m for m in TIMEOUTS["timeout_messages"](log, sacct=lambda ids: states))
 
@@ -245,7 +255,9 @@ def test_smoke_preset_on_slurm_equals_local_run_with_a_cancelled_training_job(cl
     jobs = sacct(re.search(r"SLURM run ID: (\S+)", text).group(1))
     show(jobs)
     local_rules = set(re.findall(r"^localrule (\w+):", text, re.M))
-    assert local_rules <= {"default"}, f"ran outside SLURM: {local_rules}"  # default: no command
+    # default has no command; run_manifest is a local rule (it writes the DAG's run list as JSON,
+    # in the main process: a SLURM job would only add its scheduling wait)
+    assert local_rules <= {"default", "run_manifest"}, f"ran outside SLURM: {local_rules}"
     planned = {rule: n for rule, n in planned_jobs(text).items() if rule not in local_rules}
     completed = Counter(rule_of(j["Comment"]) for j in jobs if j["State"] == "COMPLETED")
     assert completed == Counter(planned), (completed, planned)
@@ -288,8 +300,8 @@ def test_job_past_its_runtime_fails_naming_the_rule_and_the_limit(cluster, tmp_p
                           capture_output=True, text=True, env=python_env(), timeout=1800)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-3000:]
-    message = re.search(r"^rule train \(algo=td3, task=cheetah_run, run_id=[0-9a-f]{12}, seeds=0\) "
-                        r"exceeded its "
+    message = re.search(r"^rule train \(benchmark: td3 on cheetah_run, seeds 0: run [0-9a-f]{12} "
+                        r".*\) exceeded its "
                         r"runtime of 1 min: SLURM job (\d+) was killed at its time limit.*$",
                         text, re.M)
     assert message, text[-5000:]

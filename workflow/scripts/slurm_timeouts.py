@@ -15,11 +15,14 @@ from pathlib import Path
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
 # Snakemake's job block: "rule train:" ... "    jobid: 2" ... "    wildcards: algo=qsm, ..."
 JOB_BLOCK = re.compile(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", re.M)
+# a rule with a `message:` is logged by it instead: "Job 2: benchmark: qsm on cheetah_run, ..."
+JOB_MESSAGE = re.compile(r"^Job (\d+): (.+)$", re.M)
 
 
 def job_wildcards(log_text: str) -> dict:
-    """Snakemake job id -> "algo=qsm, task=cheetah_run, run_id=..., seeds=0_1", from its job blocks."""
-    found = {}
+    """Snakemake job id -> "algo=qsm, task=cheetah_run, run_id=..., seeds=0_1" from its job block,
+    or the job's message where its rule has one (the training rule's names algo, task and run)."""
+    found = dict(JOB_MESSAGE.findall(log_text))
     for _, body in JOB_BLOCK.findall(log_text):
         jobid = re.search(r"^    jobid: (\d+)$", body, re.M)
         wildcards = re.search(r"^    wildcards: (.*)$", body, re.M)
