@@ -88,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(a) -> None:
+    check_budget_args(a)
+    if a.checkpoint_every < 0:
+        raise UsageError(f"--checkpoint-every must be >= 0, got {a.checkpoint_every}")
+    if a.env_workers < 0:
+        raise UsageError(f"--env-workers must be >= 0, got {a.env_workers}")
+
+
+def check_budget_args(a) -> None:
+    """The checks every training program of the suite shares (this trainer and
+    workflow/scripts/official_baseline.py): budget, seeds, threads."""
     if a.steps <= 0:
         raise UsageError(f"--steps must be positive, got {a.steps}")
     if a.start_steps < 0:
@@ -96,14 +106,10 @@ def check_args(a) -> None:
                  "probe_samples"):
         if getattr(a, name) <= 0:
             raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
-    if a.checkpoint_every < 0:
-        raise UsageError(f"--checkpoint-every must be >= 0, got {a.checkpoint_every}")
     if any(s < 0 for s in a.seeds) or len(set(a.seeds)) != len(a.seeds):
         raise UsageError(f"--seeds must be distinct non-negative integers, got {a.seeds}")
     if a.threads is not None and a.threads <= 0:
         raise UsageError(f"--threads must be positive, got {a.threads}")
-    if a.env_workers < 0:
-        raise UsageError(f"--env-workers must be >= 0, got {a.env_workers}")
 
 
 def resolve_device(name: str) -> torch.device:

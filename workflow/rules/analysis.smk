@@ -62,3 +62,44 @@ rule stats:
         "--status {input.status} "
         "--outdir {params.figures} --tables-outdir {params.tables} --reps {params.reps} --seed {params.seed} "
         "--reference {params.reference} > {log} 2>&1"
+
+
+FIDELITY = config.get("fidelity")
+
+
+rule fidelity:
+    """Agreement of two implementations (config `fidelity`): IQM difference and P(improvement)
+    with 95% CIs against a margin stated up front, overlaid curves, both audits."""
+    input:
+        scores=rules.aggregate.output.scores,
+        status=rules.aggregate.output.status,
+        modes=f"{TABLES}/modes_summary.csv",
+        manifest=MANIFEST,
+    output:
+        table=report(f"{TABLES}/fidelity.csv", category="Fidelity", caption="../report/fidelity.rst"),
+        markdown=f"{TABLES}/fidelity.md",
+        provenance=sidecars(f"{TABLES}/fidelity.csv", f"{TABLES}/fidelity.md"),
+        figure=report(f"{FIGURES}/fidelity.png", category="Fidelity",
+                      caption="../report/fidelity.rst"),
+        pdf=f"{FIGURES}/fidelity.pdf",
+    log:
+        f"{LOGS}/fidelity.log",
+    params:
+        candidate=(FIDELITY or {}).get("candidate"),
+        reference=(FIDELITY or {}).get("reference"),
+        iqm_margin=(FIDELITY or {}).get("iqm_margin", 0.05),
+        poi_margin=(FIDELITY or {}).get("poi_margin", 0.1),
+        reps=STATS["reps"],
+        seed=STATS["seed"],
+        code=analysis_code("analysis.fidelity"),
+        provenance=provenance_footer("analysis.fidelity", "benchmark", "audit"),
+        tables=lambda wc, output: Path(output.table).parent,
+        figures=lambda wc, output: Path(output.figure).parent,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m analysis.fidelity --manifest {input.manifest} --scores {input.scores} "
+        "--status {input.status} --modes {input.modes} --candidate {params.candidate} "
+        "--reference {params.reference} --iqm-margin {params.iqm_margin} "
+        "--poi-margin {params.poi_margin} --reps {params.reps} --seed {params.seed} "
+        "--tables {params.tables} --figures {params.figures} > {log} 2>&1"

@@ -49,6 +49,23 @@ EXTERNAL_PROGRAMS = {}
 EXTERNAL_CODE = {}
 
 
+# The authors' implementation for the *_official external baselines (external.smk): a local
+# checkout (config official.path, relative to the suite's checkout) or a clone at the pinned commit.
+OFFICIAL = {"path": None, "repo": "https://github.com/Alescontrela/score_matching_rl",
+            "commit": "2e77893f7f55fa4f124432b4cc78c02573c02c34", **config.get("official", {})}
+OFFICIAL_CLONE = ".official/score_matching_rl"
+
+
+def official_checkout():
+    """The configured local checkout if it exists, else the clone this workflow makes."""
+    path = OFFICIAL["path"]
+    if path:
+        path = Path(path) if Path(path).is_absolute() else REPO / path
+        if path.is_dir():
+            return str(path)
+    return OFFICIAL_CLONE
+
+
 def _fail(key, message):
     raise WorkflowError(f"config key {key}: {message}")
 

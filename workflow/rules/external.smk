@@ -29,23 +29,11 @@ rule random_policy:
 # protocol by workflow/scripts/official_baseline.py: qsm_official, sac_official, td3_official.
 # Needs the optional extra (`QSM_EXTRAS=official bash scripts/install.sh`). The code comes from
 # config `official.path` (relative paths: to the suite's checkout), else from a clone of
-# `official.repo` at `official.commit`; the commit is part of the runs' code version.
-OFFICIAL = {"path": None, "repo": "https://github.com/Alescontrela/score_matching_rl",
-            "commit": "2e77893f7f55fa4f124432b4cc78c02573c02c34", **config.get("official", {})}
-OFFICIAL_CLONE = ".official/score_matching_rl"
+# `official.repo` at `official.commit` (common.smk: OFFICIAL, official_checkout); the commit is
+# part of the runs' code version.
 for _learner in ("qsm", "sac", "td3"):
     EXTERNAL_PROGRAMS[f"{_learner}_official"] = str(REPO / "workflow" / "scripts" / "official_baseline.py")
     EXTERNAL_CODE[f"{_learner}_official"] = f"{OFFICIAL['repo']}@{OFFICIAL['commit']}"
-
-
-def official_checkout():
-    """The configured local checkout if it exists, else the clone this workflow makes."""
-    path = OFFICIAL["path"]
-    if path:
-        path = Path(path) if Path(path).is_absolute() else REPO / path
-        if path.is_dir():
-            return str(path)
-    return OFFICIAL_CLONE
 
 
 rule official_clone:
@@ -58,6 +46,8 @@ rule official_clone:
         repo=OFFICIAL["repo"],
         commit=OFFICIAL["commit"],
     localrule: True
+    conda:
+        "../../environment.yml"
     shell:
         "(git clone --quiet {params.repo} {output} && "
         "git -C {output} checkout --quiet {params.commit}) > {log} 2>&1"

@@ -57,6 +57,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qsm.train import UsageError, check_budget_args  # the trainer's own budget checks
+
 # examples/states/configs at commit 2e77893 (QSM's "paper settings": commit 48500fa).
 # tests/test_official_program.py checks these against the checkout's files.
 TD_CONFIG = {"actor_lr": 3e-4, "critic_lr": 3e-4, "hidden_dims": (256, 256), "discount": 0.99,
@@ -71,10 +73,6 @@ OFFICIAL_CONFIGS = {
 }
 EXPLORATION_NOISE = 0.1  # ScoreMatchingLearner.sample_actions adds N(0, 0.1^2)
 NOT_HYPERPARAMETERS = ("seed", "observation_space", "action_space")
-
-
-class UsageError(ValueError):
-    """Bad input: one line on stderr, exit status 2, nothing written."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,21 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--code-version", default=None,
                    help="written verbatim into config.json as code_version")
     return p
-
-
-def check_args(a) -> None:
-    if a.steps <= 0:
-        raise UsageError(f"--steps must be positive, got {a.steps}")
-    if a.start_steps < 0:
-        raise UsageError(f"--start-steps must be >= 0, got {a.start_steps}")
-    for name in ("eval_every", "eval_episodes", "batch_size", "replay_capacity", "probe_states",
-                 "probe_samples"):
-        if getattr(a, name) <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive, got {getattr(a, name)}")
-    if any(s < 0 for s in a.seeds) or len(set(a.seeds)) != len(a.seeds):
-        raise UsageError(f"--seeds must be distinct non-negative integers, got {a.seeds}")
-    if a.threads is not None and a.threads <= 0:
-        raise UsageError(f"--threads must be positive, got {a.threads}")
 
 
 def resolve_hparams(algo, learner_cls, overrides: dict) -> dict:
@@ -475,7 +458,7 @@ class OfficialRun:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        check_args(args)
+        check_budget_args(args)
         if args.threads:
             flags = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={args.threads}"
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()

@@ -1,0 +1,72 @@
+"""The fidelity analysis (analysis/fidelity.py): intervals against a stated margin, and a verdict
+that follows them (equivalent, different, inconclusive), on runs whose truth is known."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import fidelity
+
+TASKS = ("cheetah_run", "walker_run")
+
+
+def runs(levels: dict, seeds, noise=0.01, seed=0):
+    """scores.csv / run_status.csv frames: per algo a final normalised level, 3 evaluations."""
+    rng = np.random.default_rng(seed)
+    scores, status = [], []
+    for algo, level in levels.items():
+        for task in TASKS:
+            for s in seeds:
+                final = level + rng.normal(0, noise)
+                for step, frac in ((0, 0.0), (500, 0.5), (1000, 1.0)):
+                    scores.append({"algo": algo, "task": task, "seed": s, "role": "benchmark",
+                                   "step": step, "return": 1000 * final * frac,
+                                   "normalized": final * frac, "status": "complete"})
+                status.append({"algo": algo, "task": task, "seed": s, "role": "benchmark",
+                               "run_id": "0" * 12, "status": "complete", "detail": "",
+                               "last_step": 1000.0, "budget_steps": 1000.0, "max_return": 1000.0,
+                               "path": f"runs/{algo}/{task}/{s}"})
+    return pd.DataFrame(scores), pd.DataFrame(status)
+
+
+@pytest.mark.parametrize("low,high,expected", [
+    (-0.01, 0.02, "inside"), (0.06, 0.1, "outside"), (-0.2, -0.06, "outside"),
+    (0.0, 0.08, "overlaps"), (-0.3, 0.3, "overlaps"), (float("nan"), 0.0, "overlaps")])
+def test_interval_against_band(low, high, expected):
+    assert fidelity.band_verdict(low, high, -0.05, 0.05) == expected
+
+
+def test_verdict_rules():
+    assert fidelity.verdict("inside", "inside") == "equivalent"
+    assert fidelity.verdict("inside", "outside") == "different"
+    assert fidelity.verdict("overlaps", "inside") == "inconclusive"
+
+
+def test_same_level_many_seeds_is_equivalent_and_a_gap_is_different():
+    # P(X > Y) is a rank statistic: its interval is narrow enough for a band of +-0.15 with
+    # 60 seeds per task (about +-0.07 here); +-0.1 needs over a hundred
+    scores, status = runs({"qsm": 0.60, "qsm_official": 0.60}, seeds=range(60), noise=0.02)
+    table, result, _ = fidelity.compare(scores, status, "qsm", "qsm_official", poi_margin=0.15,
+                                        reps=300)
+    diff = table.set_index("quantity").loc["iqm_difference"]
+    assert diff["ci_low"] <= diff["estimate"] <= diff["ci_high"]
+    assert -0.05 < diff["ci_low"] and diff["ci_high"] < 0.05
+    poi = table.set_index("quantity").loc["probability_of_improvement"]
+    assert 0.35 < poi["ci_low"] and poi["ci_high"] < 0.65
+    assert result == "equivalent"
+    scores, status = runs({"qsm": 0.70, "qsm_official": 0.50}, seeds=range(10), noise=0.02)
+    table, result, _ = fidelity.compare(scores, status, "qsm", "qsm_official", reps=300)
+    diff = table.set_index("quantity").loc["iqm_difference"]
+    assert diff["estimate"] == pytest.approx(0.2, abs=0.02) and diff["ci_low"] > 0.05
+    assert result == "different"
+
+
+def test_three_noisy_seeds_are_inconclusive_not_equivalent():
+    scores, status = runs({"qsm": 0.5, "qsm_official": 0.5}, seeds=range(3), noise=0.15)
+    _, result, _ = fidelity.compare(scores, status, "qsm", "qsm_official", reps=300)
+    assert result == "inconclusive"
+
+
+def test_a_missing_implementation_is_said_so():
+    scores, status = runs({"qsm": 0.5}, seeds=range(3))
+    table, result, _ = fidelity.compare(scores, status, "qsm", "qsm_official", reps=50)
+    assert result == "inconclusive" and "qsm_official" in table["note"].iloc[0]
