@@ -144,11 +144,8 @@ def _dist_legend(ax, dists):
               ncol=len(handles))
 
 
-def plot_mode_counts(summary, entries, measured, outdir, provenance):
-    """Interior modes per probe state, per task, algorithm and distribution."""
-    tasks = sorted(summary["task"].unique()) if len(summary) else []
-    optima = task_optima(entries)
-    dists = _distributions(entries)
+def _task_panels(tasks):
+    """One panel per task in a grid; unused panels hidden, or a 'no runs' panel if none."""
     nrows, ncols = _grid(max(len(tasks), 1))
     fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.6 * ncols, 7.0), 3.0 * nrows + 1.4),
                              squeeze=False)
@@ -157,6 +154,15 @@ def plot_mode_counts(summary, entries, measured, outdir, provenance):
         ax.set_visible(False) if tasks else None
     if not tasks:
         _no_data(axes[0], "no runs found")
+    return fig, axes
+
+
+def plot_mode_counts(summary, entries, measured, outdir, provenance):
+    """Interior modes per probe state, per task, algorithm and distribution."""
+    tasks = sorted(summary["task"].unique()) if len(summary) else []
+    optima = task_optima(entries)
+    dists = _distributions(entries)
+    fig, axes = _task_panels(tasks)
     for ax, task in zip(axes, tasks):
         s = summary[summary["task"] == task]
         algos = sorted(s["algo"].unique())
@@ -218,14 +224,7 @@ def plot_bound_mass(summary, entries, measured, outdir, provenance):
     """Where the probability mass sits: inside the box, on faces, on corners."""
     tasks = sorted(summary["task"].unique()) if len(summary) else []
     dists = _distributions(entries)
-    nrows, ncols = _grid(max(len(tasks), 1))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.6 * ncols, 7.0), 3.0 * nrows + 1.4),
-                             squeeze=False)
-    axes = axes.ravel()
-    for ax in axes[len(tasks):]:
-        ax.set_visible(False) if tasks else None
-    if not tasks:
-        _no_data(axes[0], "no runs found")
+    fig, axes = _task_panels(tasks)
     parts = (("mass_corner", 0.95, "corner (every coordinate on a bound)"),
              ("mass_face", 0.55, "face (some coordinates on a bound)"),
              ("mass_interior", 0.15, "interior (none)"))
