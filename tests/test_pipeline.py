@@ -64,7 +64,7 @@ def planned_training(output: str) -> list:
 @pytest.mark.parametrize("name,train,external", [
     # benchmark blocks + audit blocks + M_q sweep (its M_q = 50 points are audit or benchmark
     # runs: only the other values train) + T sweep
-    ("config.yaml", 3 * 6 + 3 * 2 * 2 + 2 * 3 + 2 * 5, {"random_policy": 6}),  # toy: 2 blocks
+    ("config.yaml", 3 * 6 + 3 * 2 * 2 + 2 * 2 + 2 * 5, {"random_policy": 6}),  # toy: 2 blocks
     ("smoke.yaml", 4 * 2 + 3 * 1 + 1 * 2 + 2 * 2, {"random_policy": 2}),
     ("paper.yaml", 3 * 6 + 3 * 2 + 3 * 6 + 2 * 6, {"random_policy": 6}),  # 10 seeds in one block
     ("fidelity.yaml", 1, {"official_baseline": 1, "fidelity": 1}),  # qsm and qsm_official, 3 seeds
