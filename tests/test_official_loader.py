@@ -27,9 +27,13 @@ def test_missing_checkout_says_how_to_point_at_one(monkeypatch, tmp_path):
 
 
 def test_missing_extra_says_how_to_install(monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flax" else real(name, *a))
+    # every package of the extra present but flax (whether or not this machine has the extra)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "flax" else object())
     with pytest.raises(official.OfficialUnavailable, match=r'needs flax: .*pip install -e "\.\[official\]"'):
+        official.check_extra()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(official.OfficialUnavailable, match=r"needs jax, flax, optax, gym: "):
         official.check_extra()
 
 

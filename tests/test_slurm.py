@@ -287,11 +287,13 @@ def test_smoke_preset_on_slurm_equals_local_run_with_a_cancelled_training_job(cl
 @pytest.mark.slow
 def test_job_past_its_runtime_fails_naming_the_rule_and_the_limit(cluster, tmp_path):
     config = yaml.safe_load(SMOKE.read_text())
-    # two training jobs: td3 on the toy bandit (seconds) and on cheetah_run (far past 1 min)
+    # three training jobs: td3 on cheetah_run (far past 1 min) and, in seconds, td3 on the toy
+    # bandit (the audit) and qsm on it at M_q = 50 (the M_q sweep, cut down to that one point)
     config.update(algos=["td3"], tasks=["cheetah_run"], seeds=[0], seed_block=1,
                   external_baselines=[], checkpoint_every=0)
     config["budget"].update(steps=200_000, eval_every=100_000)
     config["audit"].update(algos=["td3"], seeds=[0])
+    config["audit"]["mq_sweep"].update(values=[50], tasks=["toy_bimodal"], seeds=[0])
     config["profile"]["tsweep"]["algos"] = []  # no T-sweep training jobs
     config["stats"]["reference"] = "td3"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -311,4 +313,5 @@ def test_job_past_its_runtime_fails_naming_the_rule_and_the_limit(cluster, tmp_p
     print(message.group(0))
     jobs = {j["JobID"]: j for j in sacct(re.search(r"SLURM run ID: (\S+)", text).group(1))}
     assert jobs[message.group(1)]["State"] == "TIMEOUT", jobs
-    assert [j["State"] for j in jobs.values()].count("COMPLETED") == 1, jobs  # the toy job
+    states = sorted(j["State"] for j in jobs.values())
+    assert states == ["COMPLETED", "COMPLETED", "TIMEOUT"], jobs  # td3's and qsm's toy jobs
