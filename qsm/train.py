@@ -38,6 +38,27 @@ from .vecenv import EnvBlock
 DIVERGENCE_CHECK_EVERY = 1000  # steps between (synchronising) checks for NaN/inf losses
 
 
+
+def eval_returns(eval_envs, seeds, episodes, evals_done, derive, act):
+    """The returns (seeds x episodes) of one evaluation of a seed block. Row i * E + e of the
+    flat arrays is seed i's episode e, reseeded from derive(seed, "eval_env/<evals_done>/<e>");
+    act(obs) maps all rows' observations to their actions; a row whose episode ended is not
+    stepped again. Shared with the official learners' program (same protocol)."""
+    E = episodes
+    eval_envs.reseed({i * E + e: derive(s, f"eval_env/{evals_done}/{e}")
+                      for i, s in enumerate(seeds) for e in range(E)})
+    obs = eval_envs.reset()
+    returns = np.zeros(len(seeds) * E)
+    running = np.ones(len(seeds) * E, dtype=bool)
+    while running.any():
+        actions = act(obs)
+        which = np.flatnonzero(running)
+        o, r, term, trunc = eval_envs.step(actions[which], which)
+        obs[which] = o
+        returns[which] += r
+        running[which] = ~(term | trunc)
+    return returns.reshape(len(seeds), E)
+
 class UsageError(ValueError):
     """Bad command-line input: reported in one line, exit status 2."""
 
@@ -351,25 +372,17 @@ class Trainer:
         a = self.args
         S, E = len(self.seeds), a.eval_episodes
         t0 = time.perf_counter()
+        alive = self.alive_mask()
+        alive_rows = np.repeat(alive, E)
+
+        def act(obs):
+            out = self.agent.act(torch.as_tensor(obs.reshape(S, E, -1), device=self.device),
+                                 "eval").cpu().numpy().reshape(S * E, -1)
+            out[~alive_rows] = 0.0
+            return out
+
         with self.timer.phase("eval"):
-            # Flat arrays, row i * E + e for seed i, episode e (the eval block's order).
-            self.eval_envs.reseed({i * E + e: derive_seed(s, f"eval_env/{self.evals_done}/{e}")
-                                   for i, s in enumerate(self.seeds) for e in range(E)})
-            obs = self.eval_envs.reset()
-            returns = np.zeros(S * E)
-            running = np.ones(S * E, dtype=bool)
-            alive = self.alive_mask()
-            alive_rows = np.repeat(alive, E)
-            while running.any():
-                act = self.agent.act(torch.as_tensor(obs.reshape(S, E, -1), device=self.device),
-                                     "eval").cpu().numpy().reshape(S * E, -1)
-                act[~alive_rows] = 0.0
-                which = np.flatnonzero(running)
-                o, r, term, trunc = self.eval_envs.step(act[which], which)
-                obs[which] = o
-                returns[which] += r
-                running[which] = ~(term | trunc)
-            returns = returns.reshape(S, E)
+            returns = eval_returns(self.eval_envs, self.seeds, E, self.evals_done, derive_seed, act)
         self.evals_done += 1
         for i in range(S):
             if self.status[i] == "running":

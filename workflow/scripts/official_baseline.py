@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qsm.train import UsageError, check_budget_args  # the trainer's own budget checks
+from qsm.train import UsageError, check_budget_args, eval_returns  # the trainer's protocol
 
 # examples/states/configs at commit 2e77893 (QSM's "paper settings": commit 48500fa).
 # tests/test_official_program.py checks these against the checkout's files.
@@ -410,23 +410,17 @@ class OfficialRun:
         S, E = len(self.seeds), a.eval_episodes
         t0 = time.perf_counter()
         with self.timer.phase("eval"):
-            self.eval_envs.reseed({i * E + e: self.derive_seed(s, f"eval_env/{self.evals_done}/{e}")
-                                   for i, s in enumerate(self.seeds) for e in range(E)})
-            obs = self.eval_envs.reset()
-            returns = np.zeros(S * E)
-            running = np.ones(S * E, dtype=bool)
-            alive = self.alive()
-            policies = {i: self.adapter.evaluator(self.learners[i]) for i in np.flatnonzero(alive)}
-            while running.any():
-                act = np.zeros((S * E, self.act_dim), np.float32)
+            policies = {i: self.adapter.evaluator(self.learners[i])
+                        for i in np.flatnonzero(self.alive())}
+
+            def act(obs):
+                out = np.zeros((S * E, self.act_dim), np.float32)
                 for i, policy in policies.items():  # all of a seed's episodes: one fixed shape
-                    act[i * E:(i + 1) * E] = policy(obs[i * E:(i + 1) * E])
-                which = np.flatnonzero(running)
-                o, r, term, trunc = self.eval_envs.step(act[which], which)
-                obs[which] = o
-                returns[which] += r
-                running[which] = ~(term | trunc)
-            returns = returns.reshape(S, E)
+                    out[i * E:(i + 1) * E] = policy(obs[i * E:(i + 1) * E])
+                return out
+
+            returns = eval_returns(self.eval_envs, self.seeds, E, self.evals_done,
+                                   self.derive_seed, act)
         self.evals_done += 1
         for i in range(S):
             if self.status[i] == "running":
