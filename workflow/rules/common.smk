@@ -38,7 +38,7 @@ CATALOG = agent_catalog()
 TSWEEP = config["profile"]["tsweep"]
 # The M_q sweep of the audit (optional): ordinary runs with an M_q override, role mq_sweep.
 MQ_SWEEP = {"algos": [], "values": [], "tasks": [], "seeds": [],
-            **config["audit"].get("mq_sweep", {})}
+            **(config["audit"].get("mq_sweep") or {})}
 TRAIN_RES = config["resources"]["train"]
 EXTERNAL = config.get("external_baselines", [])
 # External programs that write the run-directory contract, by baseline name: their source (and
