@@ -122,3 +122,81 @@ def test_tiny_run_writes_a_valid_contract(tmp_path, algo, hidden):
             assert config["hparams"]["M_q"] == 50 and config["hparams"]["actor_hidden_dims"] == [32, 32]
         if algo == "td3":  # a deterministic policy, explored with N(0, 0.1^2)
             assert np.allclose(policy, policy[:, :1]) and not np.allclose(behaviour, policy)
+
+
+RESUME_ARGS = ["--algo", "qsm", "--task", "cheetah_run", "--seeds", "0", "1", "--steps", "240",
+               "--start-steps", "60", "--eval-every", "120", "--eval-episodes", "1", "--batch-size", "32",
+               "--probe-states", "2", "--probe-samples", "10", "--threads", "1",
+               "--set", "actor_hidden_dims=[32,32]", "--set", "critic_hidden_dims=[32,32]",
+               "--run-id", "r-1", "--code-version", "v-1"]
+
+
+def official_results(out):
+    evals = [rundir.load_run(out / f"seed{s}").eval[["step", "return", "return_std"]].to_dict("list")
+             for s in (0, 1)]  # (not the wall-clock column)
+    probes = [dict(np.load(out / f"seed{s}" / "probe_actions.npz")) for s in (0, 1)]
+    timing = [rundir.load_run(out / f"seed{s}").timing.set_index("phase")["calls"] for s in (0, 1)]
+    return evals, probes, timing
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
+    """SIGKILL after a checkpoint (at a random extra delay), rerun: the evaluation returns, probe
+    actions and call counts equal those of an uninterrupted run; the checkpoint is then removed."""
+    import os
+    import signal
+    import time
+    checkout_or_skip()
+    try:
+        official.check_extra()
+    except official.OfficialUnavailable as e:
+        pytest.skip(str(e))
+    reference = tmp_path / "uninterrupted"
+    proc = run_script([*RESUME_ARGS, "--out", str(reference)])
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "killed"
+    command = [sys.executable, str(SCRIPT), *RESUME_ARGS, "--checkpoint-every", "40", "--out", str(out)]
+    ckpt = out / ".checkpoints" / "seeds-0-1.pkl"
+    killed_at = []
+    for delay in np.random.default_rng(0).uniform(0.0, 0.5, size=2):
+        run = subprocess.Popen(command, env=python_env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+        before = ckpt.stat().st_mtime_ns if ckpt.exists() else 0
+        deadline = time.time() + 300
+        while time.time() < deadline and run.poll() is None:
+            if ckpt.exists() and ckpt.stat().st_mtime_ns != before:
+                break
+            time.sleep(0.01)
+        time.sleep(float(delay))
+        if run.poll() is not None:
+            break
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+        import pickle
+        killed_at.append(pickle.loads(ckpt.read_bytes())["step"])
+        assert rundir._read_json(out / "seed0" / "status.json")["status"] == "running"
+    assert killed_at, "the run finished before it could be killed"
+    final = subprocess.run(command, env=python_env(), capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr
+    assert f"resumed from {ckpt} at step {killed_at[-1]}" in final.stderr
+    ref_evals, ref_probes, ref_timing = official_results(reference)
+    evals, probes, timing = official_results(out)
+    assert evals == ref_evals
+    for a, b in zip(ref_probes, probes):
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    for a, b in zip(ref_timing, timing):
+        assert a.to_dict() == b.to_dict()
+    assert not ckpt.exists(), "the checkpoint must go once the run is complete"
+
+    # a checkpoint of another identity is refused with one line, never resumed
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    import pickle
+    ckpt.write_bytes(pickle.dumps({"signature": {"run_id": "other"}, "step": 40}))
+    other = subprocess.run([*command[:-2], "--out", str(tmp_path / "other"), "--checkpoint-dir",
+                            str(ckpt.parent)], env=python_env(), capture_output=True, text=True,
+                           timeout=300)
+    assert other.returncode == 2, other.stderr
+    assert "belongs to another configuration or code version" in other.stderr
+    assert "Traceback" not in other.stderr

@@ -37,7 +37,12 @@ in the learner:
     TD3: update_critic, then update_actor when the critic's step count is a multiple of
     actor_delay, which is the condition official update() evaluates;
   * the run-directory contract via qsm.rundir.SeedRunWriter (atomic files), with `run_id` and
-    `code_version` written verbatim into each config.json.
+    `code_version` written verbatim into each config.json;
+  * with --checkpoint-every N, the whole state (each learner's pytree: parameters, optimiser
+    states, key; replay buffers; environment states; every random stream; timers; evaluation
+    rows) is saved atomically every N steps and a rerun resumes from it, bit for bit as if never
+    interrupted. A checkpoint of another identity (algorithm, task, seeds, hyperparameters,
+    budget, run id, code version) is refused, never resumed into a hybrid run.
 Seeds share nothing: each has its own learner (created with the run seed, as the official
 scripts do), environments, replay buffer and streams.
 """
@@ -46,6 +51,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import pickle
 import platform
 import shlex
 import socket
@@ -95,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an argument of the learner's create(), e.g. --set M_q=120")
     p.add_argument("--threads", type=int, default=None, help="XLA and torch CPU threads")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="save a resumable checkpoint every N steps (0: never)")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="where checkpoints live (default OUT/.checkpoints)")
+    p.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep the checkpoint after the run completes")
     p.add_argument("--run-id", default=None, help="written verbatim into config.json as run_id")
     p.add_argument("--code-version", default=None,
                    help="written verbatim into config.json as code_version")
@@ -278,6 +290,9 @@ class OfficialRun:
         self.status = ["running"] * S
         self.step = 0
         self.evals_done = 0
+        self.obs = None
+        ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else Path(args.out) / ".checkpoints"
+        self.ckpt_path = ckpt_dir / f"seeds-{'-'.join(map(str, self.seeds))}.pkl"
 
     def close(self):
         self.envs.close()
@@ -332,13 +347,17 @@ class OfficialRun:
     def run(self) -> int:
         from tqdm import tqdm
         a = self.args
-        for s, w in zip(self.seeds, self.writers):
-            w.write_config(self.config_for(s))
-            w.write_status("running", 0)
+        resumed = self.try_resume()
+        if not resumed:
+            for s, w in zip(self.seeds, self.writers):
+                w.write_config(self.config_for(s))
+                w.write_status("running", 0)
         try:
-            self.obs = self.envs.reset()
-            self.evaluate()
-            bar = tqdm(total=a.steps, disable=None, dynamic_ncols=True, unit="step", file=sys.stderr,
+            if not resumed:
+                self.obs = self.envs.reset()
+                self.evaluate()
+            bar = tqdm(total=a.steps, initial=self.step, disable=None, dynamic_ncols=True,
+                       unit="step", file=sys.stderr,
                        desc=f"{self.name}/{a.task} seeds {','.join(map(str, self.seeds))}")
             while self.step < a.steps:
                 self.train_step()
@@ -347,6 +366,8 @@ class OfficialRun:
                 if self.step % a.eval_every == 0 or self.step == a.steps:
                     self.evaluate()
                     bar.set_postfix_str(self.last_eval_summary)
+                if a.checkpoint_every and self.step % a.checkpoint_every == 0 and self.step < a.steps:
+                    self.save_checkpoint()
             bar.close()
             self.finish()
         except BaseException as e:
@@ -447,12 +468,71 @@ class OfficialRun:
             if self.status[i] == "running":
                 self.status[i] = "complete"
                 w.write_status("complete", self.step)
+        if self.ckpt_path.exists() and not self.args.keep_checkpoint:
+            self.ckpt_path.unlink()
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def signature(self) -> dict:
+        """What must match for a checkpoint to be resumed: the run's whole identity."""
+        config = self.config_for(self.seeds[0])
+        return {"algo": self.name, "task": self.args.task, "seeds": self.seeds,
+                **{k: config[k] for k in ("hparams", "budget", "run_id", "code_version")},
+                "commit": config["official"]["commit"]}
+
+    def save_checkpoint(self):
+        jax = self.jax
+        state = {
+            "signature": self.signature(), "step": self.step, "evals_done": self.evals_done,
+            # a learner is a pytree: its leaves (parameters, optimiser moments, step counts, key)
+            # are the state; the tree's structure is rebuilt by create() on resume
+            "learners": [[np.asarray(x) for x in jax.tree_util.tree_leaves(learner)]
+                         for learner in self.learners],
+            "replay": self.replay.state_dict(), "envs": self.envs.get_states(), "obs": self.obs,
+            "random_actions": self.random_actions.state_dict(), "timer": self.timer.state_dict(),
+            "eval_rows": [w.eval_rows for w in self.writers], "status": self.status,
+        }
+        self.rundir.atomic_write_bytes(self.ckpt_path, pickle.dumps(state, protocol=5))
+
+    def try_resume(self) -> bool:
+        if not self.ckpt_path.is_file():
+            return False
+        try:
+            state = pickle.loads(self.ckpt_path.read_bytes())
+        except Exception as e:
+            print(f"warning: ignoring unreadable checkpoint {self.ckpt_path} ({type(e).__name__})",
+                  file=sys.stderr)
+            return False
+        if state.get("signature") != self.signature():
+            raise UsageError(f"checkpoint {self.ckpt_path} belongs to another configuration or "
+                             f"code version; delete it or use another --checkpoint-dir")
+        jax = self.jax
+        for i, leaves in enumerate(state["learners"]):
+            fresh = jax.tree_util.tree_leaves(self.learners[i])
+            if [np.shape(x) for x in fresh] != [x.shape for x in leaves]:
+                raise UsageError(f"checkpoint {self.ckpt_path}: the learners' parameters do not "
+                                 f"fit this learner; delete it or use another --checkpoint-dir")
+            treedef = jax.tree_util.tree_structure(self.learners[i])
+            self.learners[i] = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(x) for x in leaves])
+        self.step, self.evals_done = state["step"], state["evals_done"]
+        self.replay.load_state_dict(state["replay"])
+        self.envs.set_states(state["envs"])
+        self.obs = state["obs"]
+        self.random_actions.load_state_dict(state["random_actions"])
+        self.timer.load_state_dict(state["timer"])
+        for w, rows in zip(self.writers, state["eval_rows"]):
+            w.eval_rows = rows
+        self.status = state["status"]
+        print(f"[{self.name} {self.args.task}] resumed from {self.ckpt_path} at step {self.step}",
+              file=sys.stderr)
+        return True
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_budget_args(args)
+        if args.checkpoint_every < 0:
+            raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
         if args.threads:
             flags = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={args.threads}"
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
