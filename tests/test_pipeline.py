@@ -68,14 +68,23 @@ def planned_training(output: str) -> list:
     ("smoke.yaml", 4 * 2 + 3 * 1 + 1 * 2 + 2 * 2, {"random_policy": 2}),
     ("paper.yaml", 3 * 6 + 3 * 2 + 3 * 6 + 2 * 6, {"random_policy": 6}),  # 10 seeds in one block
     ("fidelity.yaml", 1, {"official_baseline": 1, "fidelity": 1}),  # qsm and qsm_official, 3 seeds
+    ("fidelity.yaml fidelity_50k.yaml", 1, {"official_baseline": 1, "fidelity": 1}),
 ])
 def test_dry_run_plans_one_job_per_algo_task_block(tmp_path, name, train, external):
-    proc = snakemake("-n", "--configfile", preset(name), workdir=tmp_path, check=True)
+    # as in a checkout: a preset given with --configfile extends config/config.yaml
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    proc = snakemake("-n", "--configfile", *map(preset, name.split()), workdir=tmp_path, check=True)
+    assert "config/config.yaml is extended by additional config" in proc.text
     jobs = planned_jobs(proc.stdout + proc.stderr)
     assert jobs["train"] == train, jobs
     assert {k: jobs.get(k) for k in external} == external, jobs
     for rule in ("run_manifest", "aggregate", "stats", "audit", "step_profile", "tsweep_profile"):
         assert jobs[rule] == 1, rule
+    if name.startswith("fidelity"):  # the same protocol for both; the overlay changes the budget
+        steps = "50000 steps (10000 random)" if "50k" in name else "12000 steps (4000 random)"
+        assert [role for role, _, _ in planned_training(proc.text)] == ["benchmark"] * 2
+        assert proc.text.count(steps) == 2, proc.text[-3000:]
 
 
 def test_slurm_profile_parses_and_asks_one_gpu_per_training_job(tmp_path):
