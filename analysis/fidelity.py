@@ -9,7 +9,8 @@ What is compared, each with a 95% interval from rliable's bootstrap (fixed rando
   each task (rliable's StratifiedIndependentBootstrap);
 * P(candidate > reference): rliable's probability of improvement, averaged over tasks;
 * the learning curves, overlaid (mean over seeds with its interval);
-* the multimodality audit of both (mode counts at the probe states, from modes_summary.csv).
+* the multimodality audit of both at the probe states (modes_summary.csv: interior modes, mass
+  on the bounds and in the corners, mixture components; policy and behaviour samples).
 
 The equivalence margin is stated before looking: `--iqm-margin` m (default 0.05 normalised
 score) and `--poi-margin` p (default 0.1). The verdict is
@@ -125,16 +126,53 @@ def compare(scores, status, candidate, reference, iqm_margin=0.05, poi_margin=0.
     return pd.DataFrame(rows, columns=COLUMNS), result, mset
 
 
+AUDIT_MEASURES = {  # modes_summary.csv's measures (analysis/audit/tables.py), as reported here
+    "interior_modes": "modes of the interior part (samples off the bounds), mean over states and seeds",
+    "mass_any_bound": "share of samples with some dimension at a bound",
+    "mass_corner": "share of samples with every dimension at a bound",
+    "components": "atoms and modes of every part (interior, faces, corners) holding >= 5% of samples",
+}
+
+
+def audit_quantity(distribution, measure):
+    return f"audit {distribution}: {measure}"
+
+
 def mode_rows(modes_summary, candidate, reference):
-    """The audit's mode counts of both implementations (one row per algorithm and task)."""
+    """The multimodality audit of both implementations, as in modes_summary.csv: per algorithm,
+    task and distribution (policy, behaviour), each of AUDIT_MEASURES with its 95% interval."""
     if modes_summary is None or not len(modes_summary):
         return pd.DataFrame(columns=COLUMNS)
     m = modes_summary[modes_summary["algo"].isin([candidate, reference])]
-    return pd.DataFrame([{"quantity": "mean_modes", "task": r.task, "algo": r.algo,
-                          "estimate": r.mean_modes, "ci_low": r.ci_low, "ci_high": r.ci_high,
-                          "n_runs": r.n_seeds, "note": "modes at the probe states, mean over "
-                                                      "states and seeds"}
-                         for r in m.itertuples()], columns=COLUMNS)
+    rows = []
+    for r in m.itertuples():
+        for measure, meaning in AUDIT_MEASURES.items():
+            estimate = getattr(r, measure)
+            note = meaning if pd.notna(estimate) else f"not defined: {r.note}"
+            rows.append({"quantity": audit_quantity(r.distribution, measure), "task": r.task,
+                         "algo": r.algo, "estimate": estimate,
+                         "ci_low": getattr(r, f"{measure}_ci_low"),
+                         "ci_high": getattr(r, f"{measure}_ci_high"), "n_runs": r.n_seeds,
+                         "note": note})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def audit_text(table) -> str:
+    """One line per implementation and task: the audit of its policy samples (what it learned)
+    and of its behaviour samples (what it explores with)."""
+    audit = table[table["quantity"].str.startswith("audit ")]
+    parts = []
+    for (algo, task), d in audit.groupby(["algo", "task"], sort=False):
+        v = {q: e for q, e in zip(d["quantity"], d["estimate"])}
+
+        def value(distribution, measure, fmt):
+            x = v.get(audit_quantity(distribution, measure), np.nan)
+            return format(x, fmt) if pd.notna(x) else "n/a"
+        parts.append(f"{algo} on {task}: policy {value('policy', 'mass_any_bound', '.1%')} of samples "
+                     f"on a bound, {value('policy', 'mass_corner', '.1%')} in a corner, "
+                     f"{value('policy', 'components', '.1f')} components (atoms and modes); behaviour "
+                     f"{value('behaviour', 'interior_modes', '.2f')} interior modes")
+    return "; ".join(parts) or "no audit rows"
 
 
 def markdown(table, result, candidate, reference) -> str:
@@ -146,7 +184,8 @@ def markdown(table, result, candidate, reference) -> str:
             continue
         ci = (f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if pd.notna(r.ci_low) else "")
         band = (f"[{r.band_low:g}, {r.band_high:g}]" if pd.notna(r.band_low) else "")
-        lines.append(f"| {r.quantity} | {r.task} | {r.algo} | {r.estimate:.3f} | {ci} | {band} | "
+        estimate = f"{r.estimate:.3f}" if pd.notna(r.estimate) else "n/a"
+        lines.append(f"| {r.quantity} | {r.task} | {r.algo} | {estimate} | {ci} | {band} | "
                      f"{r.inside_band if isinstance(r.inside_band, str) else ''} |")
     note = table.loc[table["quantity"] == "verdict", "note"]
     if len(note):
@@ -191,14 +230,10 @@ def plot(table, result, scores, mset, candidate, reference, outdir, provenance, 
         ax.set_title(f"{title}: CI {r.inside_band} the band", fontsize=10)
         ax.set_xlabel("normalised score" if quantity == "iqm_difference" else "probability")
         ax.legend(fontsize=8, frameon=False, loc="upper left")
-    modes = table[table["quantity"] == "mean_modes"]
-    mode_text = "; ".join(f"{r.algo} on {r.task}: {r.estimate:.2f} modes "
-                          f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" for r in modes.itertuples()) or \
-        "no audit rows"
     note = table.loc[table["quantity"] == "verdict", "note"]
     caption = (f"Verdict: {result}. {note.iloc[0] if len(note) else ''}. Final normalised "
                f"scores over tasks {', '.join(mset.tasks)}; intervals: rliable's stratified "
-               f"bootstrap, {reps} resamples, seed {seed}. Mode counts (audit): {mode_text}.")
+               f"bootstrap, {reps} resamples, seed {seed}. Audit at the probe states: {audit_text(table)}.")
     text = caption_with_footer(caption, provenance, 190)
     fig.text(0.01, 0.005, text, ha="left", va="bottom", fontsize=7.5)
     bottom = min(0.5, (0.13 * (text.count("\n") + 1) + 0.12) / fig.get_figheight())

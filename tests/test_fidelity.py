@@ -70,3 +70,37 @@ def test_a_missing_implementation_is_said_so():
     scores, status = runs({"qsm": 0.5}, seeds=range(3))
     table, result, _ = fidelity.compare(scores, status, "qsm", "qsm_official", reps=50)
     assert result == "inconclusive" and "qsm_official" in table["note"].iloc[0]
+
+
+def test_audit_rows_read_the_audits_own_summary_columns():
+    """mode_rows takes modes_summary.csv as the audit writes it (its SUMMARY_COLUMNS), so a change
+    of the audit's table breaks this test, not the fidelity rule of a finished run."""
+    from analysis import audit
+    rows = []
+    for algo, modes in (("qsm", 2.0), ("qsm_official", 1.5), ("sac", 1.0)):
+        for distribution in ("policy", "behaviour"):
+            row = {c: np.nan for c in audit.SUMMARY_COLUMNS}
+            row.update(algo=algo, task="cheetah_run", distribution=distribution, n_seeds=3,
+                       n_states=8, note="")
+            for measure, value in (("interior_modes", modes if distribution == "behaviour" else np.nan),
+                                   ("mass_any_bound", 0.9), ("mass_corner", 0.3), ("components", 6.0)):
+                row.update({measure: value, f"{measure}_ci_low": value - 0.1,
+                            f"{measure}_ci_high": value + 0.1})
+            if distribution == "policy":
+                row["note"] = "3 seed(s) without an interior part"
+            rows.append(row)
+    summary = pd.DataFrame(rows, columns=audit.SUMMARY_COLUMNS)
+    table = fidelity.mode_rows(summary, "qsm", "qsm_official")
+    assert set(table["algo"]) == {"qsm", "qsm_official"}
+    assert len(table) == 2 * 2 * len(fidelity.AUDIT_MEASURES)
+    row = table[(table["algo"] == "qsm_official")
+                & (table["quantity"] == "audit behaviour: interior_modes")].iloc[0]
+    assert (row.estimate, row.ci_low, row.ci_high, row.n_runs) == (1.5, 1.4, 1.6, 3)
+    undefined = table[table["quantity"] == "audit policy: interior_modes"]
+    assert undefined["estimate"].isna().all()
+    assert undefined["note"].str.contains("without an interior part").all()
+    text = fidelity.audit_text(table)
+    assert "qsm on cheetah_run: policy 90.0% of samples on a bound" in text
+    assert "behaviour 1.50 interior modes" in text
+    md = fidelity.markdown(table, "inconclusive", "qsm", "qsm_official")
+    assert "| audit policy: interior_modes | cheetah_run | qsm | n/a |" in md

@@ -311,9 +311,9 @@ def sidecars(*tables):
 def checkpoint_args(job):
     """Where and how often a training program (the trainer, the official learners' program)
     checkpoints: outside the run directory, so that a failed job's checkpoint survives."""
+    keep = "--keep-checkpoint " if config.get("keep_checkpoints") else ""
     return (f"--checkpoint-every {config.get('checkpoint_every', 0)} "
-            f"--checkpoint-dir {CHECKPOINTS}/{job.algo}/{job.task}/{job.run_id} "
-            + ("--keep-checkpoint " if config.get("keep_checkpoints") else ""))
+            f"--checkpoint-dir {CHECKPOINTS}/{job.algo}/{job.task}/{job.run_id} {keep}")
 
 
 def train_args(wc):
@@ -328,7 +328,7 @@ def train_args(wc):
         f"--replay-capacity {b['replay_capacity']} "
         f"--probe-states {b['probe_states']} --probe-samples {b['probe_samples']} "
         f"--device {config['device']} --env-workers {TRAIN_RES.get('env_workers', 0)} "
-        + checkpoint_args(job)
+        f"{checkpoint_args(job)}"
         + " ".join(f"--set {k}={json.dumps(v).replace(' ', '')}" for k, v in job.overrides.items())
     )
 
@@ -345,7 +345,7 @@ def external_args(wc, algo, learner=False):
             f"--out {job.run_dir}")
     if learner:
         args += (f" --start-steps {b['start_steps']} --batch-size {b['batch_size']} "
-                 f"--replay-capacity {b['replay_capacity']} " + checkpoint_args(job))
+                 f"--replay-capacity {b['replay_capacity']} {checkpoint_args(job)}")
     return args
 
 
