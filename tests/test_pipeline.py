@@ -314,3 +314,40 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     agg.write_text(agg.read_text() + "\nUNUSED = 1\n")
     jobs = planned_jobs(sm(*smoke, "-n", check=True).text)
     assert "train" not in jobs and "random_policy" not in jobs and jobs.get("aggregate") == 1, jobs
+
+
+@pytest.mark.slow
+def test_fidelity_preset_end_to_end_on_tiny_budgets(tmp_path):
+    """config/fidelity.yaml, as in a checkout (extending config/config.yaml), at tiny budgets:
+    qsm and the official learner train, and the fidelity rule reads the audit and the scores
+    of both into its table, verdict and figure."""
+    from analysis import fidelity
+    from qsm import official
+    try:
+        checkout = official.find_checkout()
+        official.check_extra()
+    except official.OfficialUnavailable as e:
+        pytest.skip(str(e))
+    cfg = yaml.safe_load((ROOT / "config" / "fidelity.yaml").read_text())
+    cfg.update(seeds=[0, 1], seed_block=2, checkpoint_every=100,
+               probes={"states": 2, "samples": 50}, stats={**cfg["stats"], "reps": 100})
+    cfg["budget"].update(steps=240, start_steps=160, eval_every=120, eval_episodes=1,
+                         batch_size=32)
+    cfg["official"]["path"] = str(checkout)
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    (tmp_path / "fidelity.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("--cores", "2", "--configfile", str(tmp_path / "fidelity.yaml"),
+                     workdir=tmp_path, timeout=1200)
+    assert proc.returncode == 0, proc.text[-4000:]
+    table = pd.read_csv(tmp_path / "results" / "tables" / "fidelity.csv")
+    verdict = table.loc[table["quantity"] == "verdict", "inside_band"].iloc[0]
+    assert verdict in fidelity.VERDICTS
+    assert set(table.loc[table["quantity"] == "iqm", "algo"]) == {"qsm", "qsm_official"}
+    audit = table[table["quantity"].str.startswith("audit ")]
+    assert set(audit["algo"]) == {"qsm", "qsm_official"}
+    assert len(audit) == 2 * 2 * len(fidelity.AUDIT_MEASURES)
+    assert f"**Verdict: {verdict}.**" in (tmp_path / "results" / "tables" / "fidelity.md").read_text()
+    assert (tmp_path / "results" / "figures" / "fidelity.png").stat().st_size > 0
+    runs = json.loads((tmp_path / "results" / "tables" / "run_manifest.json").read_text())["runs"]
+    assert {(r["algo"], r["role"]) for r in runs} == {("qsm", "benchmark"), ("qsm_official", "benchmark")}
