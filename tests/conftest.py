@@ -16,6 +16,28 @@ def root():
     return ROOT
 
 
+def sigkill_after_checkpoint(command, ckpt, delay, timeout=300) -> bool:
+    """Start a training command, wait until it writes the checkpoint `ckpt` anew, wait `delay`
+    seconds more and SIGKILL its whole process group. False when it finished first."""
+    import signal
+    import subprocess
+    import time
+    proc = subprocess.Popen(command, env=python_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    before = ckpt.stat().st_mtime_ns if ckpt.exists() else 0
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and ckpt.stat().st_mtime_ns != before:
+            break
+        time.sleep(0.01)
+    time.sleep(delay)
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
 def python_env():
     """Environment for subprocesses: the repo importable, one thread, no rendering."""
     env = dict(os.environ)

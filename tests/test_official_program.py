@@ -4,13 +4,14 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import pickle
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, python_env
+from conftest import ROOT, python_env, sigkill_after_checkpoint
 from qsm import official, rundir
 
 SCRIPT = ROOT / "workflow" / "scripts" / "official_baseline.py"
@@ -143,9 +144,6 @@ def official_results(out):
 def test_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
     """SIGKILL after a checkpoint (at a random extra delay), rerun: the evaluation returns, probe
     actions and call counts equal those of an uninterrupted run; the checkpoint is then removed."""
-    import os
-    import signal
-    import time
     checkout_or_skip()
     try:
         official.check_extra()
@@ -159,20 +157,8 @@ def test_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
     ckpt = out / ".checkpoints" / "seeds-0-1.pkl"
     killed_at = []
     for delay in np.random.default_rng(0).uniform(0.0, 0.5, size=2):
-        run = subprocess.Popen(command, env=python_env(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-        before = ckpt.stat().st_mtime_ns if ckpt.exists() else 0
-        deadline = time.time() + 300
-        while time.time() < deadline and run.poll() is None:
-            if ckpt.exists() and ckpt.stat().st_mtime_ns != before:
-                break
-            time.sleep(0.01)
-        time.sleep(float(delay))
-        if run.poll() is not None:
+        if not sigkill_after_checkpoint(command, ckpt, float(delay)):
             break
-        os.killpg(run.pid, signal.SIGKILL)
-        run.wait()
-        import pickle
         killed_at.append(pickle.loads(ckpt.read_bytes())["step"])
         assert rundir._read_json(out / "seed0" / "status.json")["status"] == "running"
     assert killed_at, "the run finished before it could be killed"
@@ -192,7 +178,6 @@ def test_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
 
     # a checkpoint of another identity is refused with one line, never resumed
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    import pickle
     ckpt.write_bytes(pickle.dumps({"signature": {"run_id": "other"}, "step": 40}))
     other = subprocess.run([*command[:-2], "--out", str(tmp_path / "other"), "--checkpoint-dir",
                             str(ckpt.parent)], env=python_env(), capture_output=True, text=True,

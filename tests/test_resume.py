@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import python_env
+from conftest import python_env, sigkill_after_checkpoint
 from qsm import rundir
 
 ARGS = ["--task", "cheetah_run", "--seeds", "0", "1", "--steps", "300", "--start-steps", "50",
@@ -47,20 +47,10 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(tmp_path, alg
     rng = np.random.default_rng(0 if algo == "qsm" else 1)
     kills = []
     for attempt in range(3):
-        proc = subprocess.Popen(command(algo, out), env=python_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, start_new_session=True)
-        # wait for a fresh checkpoint, then kill after a random extra delay
-        before = ckpt.stat().st_mtime_ns if ckpt.exists() else 0
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if ckpt.exists() and ckpt.stat().st_mtime_ns != before:
-                break
-            time.sleep(0.01)
-        time.sleep(float(rng.uniform(0.0, 0.4)))
-        if proc.poll() is not None:
+        # kill after a fresh checkpoint and a random extra delay
+        if not sigkill_after_checkpoint(command(algo, out), ckpt, float(rng.uniform(0.0, 0.4)),
+                                        timeout=120):
             break  # finished before the kill point: nothing left to interrupt
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
         kills.append(checkpoint_step(ckpt))
         status = rundir._read_json(out / "seed0" / "status.json")["status"]
         assert status == "running"  # a killed run never looks complete
