@@ -16,6 +16,24 @@ def root():
     return ROOT
 
 
+def official_or_skip(extra=True, sac=False):
+    """The official checkout (and, with `extra`, the jax extra) or a skip that says how to enable
+    them; with QSM_REQUIRE_OFFICIAL=1 (CI) a failure instead, so these tests cannot silently
+    stop running."""
+    import pytest
+
+    from qsm import official
+    try:
+        checkout = official.find_checkout()
+        if extra:
+            official.check_extra(sac=sac)
+    except official.OfficialUnavailable as e:
+        if os.environ.get("QSM_REQUIRE_OFFICIAL"):
+            pytest.fail(f"QSM_REQUIRE_OFFICIAL is set: {e}")
+        pytest.skip(str(e))
+    return checkout
+
+
 def sigkill_after_checkpoint(command, ckpt, delay, timeout=300) -> bool:
     """Start a training command, wait until it writes the checkpoint `ckpt` anew, wait `delay`
     seconds more and SIGKILL its whole process group. False when it finished first."""

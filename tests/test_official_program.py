@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, python_env, sigkill_after_checkpoint
+from conftest import ROOT, official_or_skip, python_env, sigkill_after_checkpoint
 from qsm import official, rundir
 
 SCRIPT = ROOT / "workflow" / "scripts" / "official_baseline.py"
@@ -22,13 +22,6 @@ def load_script():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def checkout_or_skip():
-    try:
-        return official.find_checkout()
-    except official.OfficialUnavailable as e:
-        pytest.skip(str(e))
 
 
 def official_config_values(path):
@@ -51,7 +44,7 @@ def official_config_values(path):
     ("sac", ["td_config.py", "sac_config.py"], "SACLearner"),
     ("td3", ["td_config.py", "td3_config.py"], "TD3Learner")])
 def test_hyperparameters_are_the_official_configs(algo, files, model_cls):
-    configs = checkout_or_skip() / "examples" / "states" / "configs"
+    configs = official_or_skip(extra=False) / "examples" / "states" / "configs"
     values = {}
     for name in files:  # sac_config and td3_config start from td_config.get_config()
         values.update(official_config_values(configs / name))
@@ -78,11 +71,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
 
 
 def test_unknown_hyperparameter_names_the_valid_ones(tmp_path):
-    checkout_or_skip()
-    try:
-        official.check_extra()
-    except official.OfficialUnavailable as e:
-        pytest.skip(str(e))
+    official_or_skip()
     proc = run_script(["--task", "cheetah_run", "--seeds", "0", "--steps", "10", "--out", str(tmp_path / "r"),
                        "--set", "Mq=120"], timeout=300)
     assert proc.returncode == 2 and "unknown hyperparameter(s) Mq" in proc.stderr and "M_q" in proc.stderr
@@ -93,11 +82,7 @@ def test_unknown_hyperparameter_names_the_valid_ones(tmp_path):
 @pytest.mark.parametrize("algo,hidden", [("qsm", ["actor_hidden_dims=[32,32]", "critic_hidden_dims=[32,32]"]),
                                          ("sac", ["hidden_dims=[32,32]"]), ("td3", ["hidden_dims=[32,32]"])])
 def test_tiny_run_writes_a_valid_contract(tmp_path, algo, hidden):
-    checkout_or_skip()
-    try:
-        official.check_extra(sac=algo == "sac")
-    except official.OfficialUnavailable as e:
-        pytest.skip(str(e))
+    official_or_skip(sac=algo == "sac")
     out = tmp_path / f"{algo}_official" / "cheetah_run"
     sets = [arg for h in hidden for arg in ("--set", h)]
     proc = run_script(["--algo", algo, "--task", "cheetah_run", "--seeds", "0", "1", "--steps", "300",
@@ -144,11 +129,7 @@ def official_results(out):
 def test_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
     """SIGKILL after a checkpoint (at a random extra delay), rerun: the evaluation returns, probe
     actions and call counts equal those of an uninterrupted run; the checkpoint is then removed."""
-    checkout_or_skip()
-    try:
-        official.check_extra()
-    except official.OfficialUnavailable as e:
-        pytest.skip(str(e))
+    official_or_skip()
     reference = tmp_path / "uninterrupted"
     proc = run_script([*RESUME_ARGS, "--out", str(reference)])
     assert proc.returncode == 0, proc.stderr

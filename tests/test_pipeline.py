@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, python_env
+from conftest import ROOT, official_or_skip, python_env
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 MANIFEST_TARGET = "results/tables/run_manifest.json"
@@ -322,12 +322,7 @@ def test_fidelity_preset_end_to_end_on_tiny_budgets(tmp_path):
     qsm and the official learner train, and the fidelity rule reads the audit and the scores
     of both into its table, verdict and figure."""
     from analysis import fidelity
-    from qsm import official
-    try:
-        checkout = official.find_checkout()
-        official.check_extra()
-    except official.OfficialUnavailable as e:
-        pytest.skip(str(e))
+    checkout = official_or_skip()
     cfg = yaml.safe_load((ROOT / "config" / "fidelity.yaml").read_text())
     cfg.update(seeds=[0, 1], seed_block=2, checkpoint_every=100,
                probes={"states": 2, "samples": 50}, stats={**cfg["stats"], "reps": 100})
