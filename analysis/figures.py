@@ -22,7 +22,9 @@ Python API
 ----------
 ``make_figures(scores_df, status_df, outdir, provenance, reps=2000, seed=0, reference="qsm",
 result=None) -> (list[Path], StatsResult)``; one function per figure (``plot_aggregate_metrics``
-...) taking a :class:`analysis.stats.StatsResult`.
+...) taking a :class:`analysis.stats.StatsResult`. The helpers other analysis figures share:
+:func:`algo_color`, :func:`caption_with_footer`, :func:`add_caption`, :func:`save_figure`,
+:func:`no_data_panel`, :func:`legend_handles`, :func:`run_label`, :func:`step_budget_text`.
 
 Command line
 ------------
@@ -152,7 +154,7 @@ def _shape(result, algo):
 def _legend_below(ax, handles, fontsize=8):
     """Legend under the axes (so it never hides data)."""
     if handles:
-        ax.legend(handles=_legend_handles(handles), fontsize=fontsize, loc="upper center",
+        ax.legend(handles=legend_handles(handles), fontsize=fontsize, loc="upper center",
                   bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
 
 
@@ -166,7 +168,9 @@ def caption_with_footer(text, provenance, width) -> str:
     return "\n".join(textwrap.fill(p, width) for p in paragraphs)
 
 
-def _caption(fig, text, provenance, width=150):
+def add_caption(fig, text, provenance, width=150):
+    """The caption (ending with the provenance footer) at the figure's bottom left; returns its
+    number of lines, which save_figure makes room for."""
     wrapped = caption_with_footer(text, provenance, width)
     fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)
     return wrapped.count("\n") + 1
@@ -202,11 +206,14 @@ def _stats_caption(result, status_df, scores_df, extra="") -> str:
     return "\n".join(b for b in bits if b)
 
 
-def _save(fig, outdir, name, caption_lines, provenance, used):
+def save_figure(fig, outdir, name, caption_lines, provenance, used, top=0.97):
+    """Lay the panels out between the caption and `top` (a figure fraction: room for the title
+    and anything above the panels), then write PNG and PDF (analysis.outputs.write_figure);
+    `used`: manifest paths of the runs drawn."""
     # caption: 7.5 pt text, about 0.13 inch per line, plus a margin
     bottom = min(0.5, (0.13 * caption_lines + 0.12) / fig.get_figheight())
     try:
-        fig.tight_layout(rect=(0, bottom, 1, 0.97))
+        fig.tight_layout(rect=(0, bottom, 1, top))
     except Exception:
         pass
     return write_figure(fig, outdir, name, provenance, used=used, dpi=150)
@@ -216,12 +223,14 @@ def _matrix_paths(result, provenance):
     return stats.paths_of(provenance, result.matrices.runs())
 
 
-def _no_data(ax, text="no data"):
+def no_data_panel(ax, text="no data"):
+    """Grey text in the middle of a panel that has nothing to draw."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
             color="0.4")
 
 
-def _legend_handles(labels_colors):
+def legend_handles(labels_colors):
+    """Legend lines for (label, colour) pairs."""
     return [Line2D([0], [0], color=c, lw=2.5, label=l) for l, c in labels_colors]
 
 
@@ -251,15 +260,15 @@ def plot_aggregate_metrics(result, scores_df, status_df, outdir, provenance):
                       if metric == "optimality_gap" else f"normalised score\n({unit})", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
         if not algos:
-            _no_data(ax)
+            no_data_panel(ax)
     axes[0].set_yticks(range(len(algos)))
     axes[0].set_yticklabels([run_label(a, status_df, result.matrices.tasks, _shape(result, a))
                              .replace(" (", "\n(").replace("; ", ";\n") for a in algos], fontsize=8)
     axes[0].invert_yaxis() if algos else None
     fig.suptitle("Aggregate final performance (bar = 95% CI, black line = point estimate)",
                  fontsize=11)
-    n = _caption(fig, _stats_caption(result, status_df, scores_df), provenance)
-    return _save(fig, outdir, "aggregate_metrics", n, provenance,
+    n = add_caption(fig, _stats_caption(result, status_df, scores_df), provenance)
+    return save_figure(fig, outdir, "aggregate_metrics", n, provenance,
                  _matrix_paths(result, provenance))
 
 
@@ -275,15 +284,15 @@ def plot_performance_profile(result, scores_df, status_df, outdir, provenance):
         ax.fill_between(p["tau"], p["ci_low"], p["ci_high"], color=c, alpha=0.2, lw=0)
         handles.append((run_label(algo, status_df, result.matrices.tasks, _shape(result, algo)), c))
     if not handles:
-        _no_data(ax)
+        no_data_panel(ax)
     ax.set_xlabel(f"normalised return threshold τ ({unit})")
     ax.set_ylabel("fraction of runs with final normalised score > τ")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     _legend_below(ax, handles)
     ax.set_title("Performance profile of final scores (shaded: 95% CI)", fontsize=11)
-    n = _caption(fig, _stats_caption(result, status_df, scores_df), provenance, width=110)
-    return _save(fig, outdir, "performance_profile", n, provenance,
+    n = add_caption(fig, _stats_caption(result, status_df, scores_df), provenance, width=110)
+    return save_figure(fig, outdir, "performance_profile", n, provenance,
                  _matrix_paths(result, provenance))
 
 
@@ -304,8 +313,8 @@ def plot_probability_of_improvement(result, scores_df, status_df, outdir, proven
     if len(poi):
         ax.invert_yaxis()
     else:
-        _no_data(ax, f"reference algorithm '{ref}' has no aggregate data"
-                 if ref not in result.matrices.matrices else "no other algorithm to compare")
+        no_data_panel(ax, f"reference algorithm '{ref}' has no aggregate data"
+                      if ref not in result.matrices.matrices else "no other algorithm to compare")
     ax.axvline(0.5, color="0.3", ls="--", lw=1)
     ax.set_xlim(-0.02, 1.02)
     ax.set_xlabel(f"probability of improvement: chance that a {ref} run beats a run of the other\n"
@@ -315,9 +324,10 @@ def plot_probability_of_improvement(result, scores_df, status_df, outdir, proven
     ref_label = run_label(ref, status_df, result.matrices.tasks, _shape(result, ref))
     ax.set_title(f"Probability of improvement of {ref} over each algorithm\n(dot = estimate, "
                  "bar = 95% CI; dashed line = 0.5, no difference)", fontsize=10)
-    n = _caption(fig, _stats_caption(result, status_df, scores_df, extra=f"Reference: {ref_label}."),
-                 provenance, width=110)
-    return _save(fig, outdir, "probability_of_improvement", n, provenance,
+    n = add_caption(fig, _stats_caption(result, status_df, scores_df,
+                                        extra=f"Reference: {ref_label}."),
+                    provenance, width=110)
+    return save_figure(fig, outdir, "probability_of_improvement", n, provenance,
                  _matrix_paths(result, provenance))
 
 
@@ -335,7 +345,7 @@ def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir, provenance)
         ax.fill_between(d["step"], d["ci_low"], d["ci_high"], color=c, alpha=0.2, lw=0)
         handles.append((run_label(algo, status_df, result.matrices.tasks, _shape(result, algo)), c))
     if not handles:
-        _no_data(ax)
+        no_data_panel(ax)
     _legend_below(ax, handles)
     ax.set_xlabel("environment steps")
     ax.set_ylabel(f"IQM normalised return ({unit})")
@@ -343,9 +353,9 @@ def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir, provenance)
     ax.set_title("Sample efficiency: IQM over runs and tasks (shaded: 95% CI)", fontsize=11)
     extra = ("Each run contributes its latest evaluation at or before each step; steps are "
              "limited to the shortest completed run.")
-    n = _caption(fig, _stats_caption(result, status_df, scores_df, extra=extra), provenance,
+    n = add_caption(fig, _stats_caption(result, status_df, scores_df, extra=extra), provenance,
                  width=110)
-    return _save(fig, outdir, "iqm_sample_efficiency", n, provenance,
+    return save_figure(fig, outdir, "iqm_sample_efficiency", n, provenance,
                  _matrix_paths(result, provenance))
 
 
@@ -370,7 +380,7 @@ def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DE
     for ax in axes.flat[len(tasks):]:
         ax.set_visible(False)
     if not tasks:
-        _no_data(axes[0, 0])
+        no_data_panel(axes[0, 0])
     drawn = set()  # (algo, task, seed) of every run drawn
     for ax, task in zip(axes.flat, tasks):
         d = scores_df[(scores_df["task"] == task)]
@@ -392,11 +402,11 @@ def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DE
                 ax.plot(last["step"], last["normalized"], marker="x", ms=8, mew=2,
                         color=algo_color(algo), ls="none")
         else:
-            _no_data(ax, "no scored runs")
+            no_data_panel(ax, "no scored runs")
         handles = [(run_label(a, status_df, [task]) if status_df is not None else a, algo_color(a))
                    for a in algos]
         if handles:
-            ax.legend(handles=_legend_handles(handles), fontsize=7, loc="upper left")
+            ax.legend(handles=legend_handles(handles), fontsize=7, loc="upper left")
         audit = task not in bench_tasks
         ax.set_title(f"{task}" + (" (audit task, not in aggregates)" if audit else "") +
                      f"\n{step_budget_text(status_df, scores_df, [task])}", fontsize=9)
@@ -411,8 +421,9 @@ def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DE
            f"x = last evaluation of a diverged run (non-finite evaluations are not drawn). "
            f"Legend: k/n seeds = runs with evaluations / runs known, then the non-complete "
            f"statuses.")
-    n = _caption(fig, cap, provenance, width=60 * ncols)
-    return _save(fig, outdir, "learning_curves", n, provenance, stats.paths_of(provenance, drawn))
+    n = add_caption(fig, cap, provenance, width=60 * ncols)
+    return save_figure(fig, outdir, "learning_curves", n, provenance,
+                       stats.paths_of(provenance, drawn))
 
 
 def make_figures(scores_df, status_df, outdir, provenance, reps=stats.DEFAULT_REPS,

@@ -71,11 +71,11 @@ class DiffusionQL(QSM):
 
     def update(self, batch, timer):
         with timer.phase("critic_update"):
-            critic_loss, q = self.update_critic(batch)
+            metrics = self.update_critic(batch)
         with timer.phase("actor_update"):
             losses = self.update_actor(batch)
         self.updates += 1
-        return {"critic_loss": critic_loss, "q": q, **losses}
+        return {**metrics, **losses}
 
     def update_actor(self, b):
         self.set_actor_lr()

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from qsm.agent_base import Agent, adam, frozen_copy, no_param_grads
+from qsm.agent_base import Agent, adam, critic_diagnostics, frozen_copy, no_param_grads
 from qsm.hparams import hp
 from qsm.nets import BatchedLinear, BatchedMLP, TwinCritic, polyak_update
 from qsm.registry import register
@@ -91,13 +91,12 @@ class SAC(Agent):
 
     def update(self, batch, timer):
         with timer.phase("critic_update"):
-            critic_loss, q = self.update_critic(batch)
+            metrics = self.update_critic(batch)
         with timer.phase("actor_update"):
             actor_loss, entropy = self.update_actor(batch)
             alpha = self.update_temperature(entropy)
         self.updates += 1
-        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q": q,
-                "entropy": entropy, "alpha": alpha}
+        return {**metrics, "actor_loss": actor_loss, "entropy": entropy, "alpha": alpha}
 
     def update_critic(self, b):
         with torch.no_grad():
@@ -109,7 +108,7 @@ class SAC(Agent):
         per_seed.sum().backward()
         self.critic_opt.step()
         polyak_update(self.critic_target, self.critic, self.cfg.tau)
-        return per_seed.detach(), q.detach().mean(dim=(1, 2))
+        return critic_diagnostics(per_seed, q, target)
 
     def td_target(self, reward, mask, next_obs, noise):
         """y = r + gamma * mask * (min_j Q'_j(s', a') - alpha log pi(a'|s')), a' = tanh(mu + std * noise)."""
@@ -138,9 +137,10 @@ class SAC(Agent):
         return (alpha * logp - q).mean(dim=1), -logp.mean(dim=1)
 
     def update_temperature(self, entropy):
+        """One Adam step on log(alpha); returns the alpha this update used (before the step)."""
         alpha = self.log_alpha.exp()
         loss = (alpha * (entropy - self.target_entropy)).sum()
         self.alpha_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.alpha_opt.step()
-        return self.log_alpha.detach().exp()
+        return alpha.detach()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from qsm.agent_base import Agent, adam, frozen_copy, no_param_grads
+from qsm.agent_base import Agent, adam, critic_diagnostics, frozen_copy, no_param_grads
 from qsm.hparams import hp
 from qsm.nets import BatchedMLP, TwinCritic, polyak_update
 from qsm.registry import register
@@ -70,12 +70,12 @@ class TD3(Agent):
 
     def update(self, batch, timer):
         with timer.phase("critic_update"):
-            critic_loss, q = self.update_critic(batch)
-        out = {"critic_loss": critic_loss, "q": q}
+            out = self.update_critic(batch)
         self.updates += 1
         if self.updates % self.cfg.policy_delay == 0:
             with timer.phase("actor_update"):
                 out["actor_loss"] = self.update_actor(batch)
+                out["actor_q"] = -out["actor_loss"]  # the actor loss is -mean_B mean_j Q_j(s, mu(s))
         return out
 
     def update_critic(self, b):
@@ -88,7 +88,7 @@ class TD3(Agent):
         per_seed.sum().backward()
         self.critic_opt.step()
         polyak_update(self.critic_target, self.critic, self.cfg.tau)
-        return per_seed.detach(), q.detach().mean(dim=(1, 2))
+        return critic_diagnostics(per_seed, q, target)
 
     def td_target(self, reward, mask, next_obs, noise):
         """y = r + gamma * mask * min_j Q'_j(s', mu'(s') + clip(0.2 noise, -0.5, 0.5))."""

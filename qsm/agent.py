@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .agent_base import Agent, adam, frozen_copy
+from .agent_base import Agent, adam, bound_share, critic_diagnostics, frozen_copy, rms
 from .diffusion import Denoiser, Schedule, ddpm_sample
 from .hparams import hp
 from .nets import TwinCritic, polyak_update
@@ -27,6 +27,8 @@ from .registry import register
 
 @register("qsm")
 class QSM(Agent):
+    POLICY_MODULES = ("denoiser",)
+
     @dataclass
     class Config:
         M_q: float = hp(50.0, gt=0, doc="score scale: eps_theta is regressed onto -M_q dQ/da")
@@ -83,11 +85,11 @@ class QSM(Agent):
     # -- learning -------------------------------------------------------------------------------
     def update(self, batch, timer):
         with timer.phase("critic_update"):
-            critic_loss, q = self.update_critic(batch)
+            metrics = self.update_critic(batch)
         with timer.phase("actor_update"):
-            actor_loss = self.update_score(batch)
+            metrics.update(self.update_score(batch))
         self.updates += 1
-        return {"critic_loss": critic_loss, "actor_loss": actor_loss, "q": q}
+        return metrics
 
     def update_critic(self, b):
         with torch.no_grad():
@@ -101,7 +103,7 @@ class QSM(Agent):
         per_seed.sum().backward()
         self.critic_opt.step()
         polyak_update(self.critic_target, self.critic, self.cfg.tau)
-        return per_seed.detach(), q.detach().mean(dim=(1, 2))
+        return {**critic_diagnostics(per_seed, q, target), "bound_share": bound_share(next_a)}
 
     def td_target(self, reward, mask, next_obs, next_action, noise):
         """y = r + gamma * mask * min_j Q'_j(s', clip(a' + sigma * noise, -1, 1))."""
@@ -114,20 +116,26 @@ class QSM(Agent):
         self.set_actor_lr()
         t = self.update_noise.randint(self.cfg.T, B)                                     # (S, B)
         eps = self.update_noise.randn(B, A)
-        per_seed = self.score_loss(b["obs"], b["action"], t, eps)
+        per_seed, q_grad, eps_pred = self.score_terms(b["obs"], b["action"], t, eps)
         self.actor_opt.zero_grad(set_to_none=True)
         per_seed.sum().backward()
         self.actor_opt.step()
-        return per_seed.detach()
+        dq_da_rms = rms(q_grad)
+        return {"actor_loss": per_seed.detach(), "dq_da_rms": dq_da_rms,
+                "score_target_rms": self.cfg.M_q * dq_da_rms, "eps_pred_rms": rms(eps_pred.detach())}
 
     def score_loss(self, obs, action, t, eps):
         """Per seed: mean over batch and action dims of (-M_q dQ/da(s, a~) - eps_theta(s, a~, t))^2
         with a~ = sqrt(abar_t) a + sqrt(1 - abar_t) eps. One denoiser call, no sampler in the graph."""
+        return self.score_terms(obs, action, t, eps)[0]
+
+    def score_terms(self, obs, action, t, eps):
+        """The score loss, and the two terms it compares: dQ/da and eps_theta (S, B, A)."""
         abar = self.schedule.alpha_bars[t].unsqueeze(-1)
         noisy = abar.sqrt() * action + (1 - abar).sqrt() * eps
         q_grad = self.action_gradient(obs, noisy)                                         # (S, B, A)
         eps_pred = self.denoiser(obs, noisy, t)
-        return ((-self.cfg.M_q * q_grad - eps_pred) ** 2).mean(dim=(1, 2))
+        return ((-self.cfg.M_q * q_grad - eps_pred) ** 2).mean(dim=(1, 2)), q_grad, eps_pred
 
     def action_gradient(self, obs, actions):
         """Mean over the two critics of dQ/da, detached (critic parameters get no gradient)."""

@@ -12,10 +12,13 @@ from contextlib import contextmanager
 import torch
 import torch.nn as nn
 
+from .metrics import BOUND_TOLERANCE
 from .seeding import SeedStreams
 
 class Agent(nn.Module):
     name = "agent"
+    # The modules that make up the policy (what act() uses): saved as the run's policy.pt.
+    POLICY_MODULES: tuple = ("actor",)
 
     def __init__(self, obs_dim: int, act_dim: int, seeds, cfg, device="cpu"):
         super().__init__()
@@ -35,7 +38,8 @@ class Agent(nn.Module):
         raise NotImplementedError
 
     def update(self, batch: dict, timer) -> dict:
-        """One gradient update from a seed-batched replay sample; returns per-seed metrics (S,)."""
+        """One gradient update from a seed-batched replay sample; returns per-seed diagnostics
+        (S,) named as the columns of qsm.metrics.METRICS (extra keys are allowed)."""
         raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------------
@@ -48,6 +52,24 @@ class Agent(nn.Module):
         policy = self.act(obs, "policy").reshape(S, P, n, self.act_dim)
         behaviour = self.act(obs, "explore").reshape(S, P, n, self.act_dim)
         return policy, behaviour
+
+    def policy_state(self, index: int) -> dict:
+        """The policy modules' parameters and buffers of the seed at `index` of the block, each
+        with a seed dimension of 1: what a one-seed agent of the same config loads."""
+        out = {}
+        for name in self.POLICY_MODULES:
+            state = {}
+            for key, value in getattr(self, name).state_dict().items():
+                if value.dim() == 0 or value.shape[0] != len(self.seeds):
+                    raise ValueError(f"{name}.{key} of shape {tuple(value.shape)} has no seed "
+                                     f"dimension: cannot save one seed's policy")
+                state[key] = value[index:index + 1].detach().cpu().clone()
+            out[name] = state
+        return out
+
+    def load_policy_state(self, state: dict) -> None:
+        for name in self.POLICY_MODULES:
+            getattr(self, name).load_state_dict(state[name])
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {k: v for k, v in vars(self).items() if isinstance(v, torch.optim.Optimizer)}
@@ -73,6 +95,28 @@ class Agent(nn.Module):
 
     def load_extra_state(self, state):
         pass
+
+
+# -- diagnostics every update reports (qsm/metrics.py): cheap reductions, read once per interval --
+
+@torch.no_grad()
+def critic_diagnostics(loss, q, target) -> dict:
+    """Per seed: the critic loss, mean and std of Q (S, 2, B) over both critics and the batch,
+    and the mean of the target y (S, B)."""
+    return {"critic_loss": loss.detach(), "q_mean": q.mean(dim=(1, 2)),
+            "q_std": q.flatten(1).std(dim=1, correction=0), "target_q_mean": target.mean(dim=1)}
+
+
+@torch.no_grad()
+def rms(x) -> torch.Tensor:
+    """Per seed: root mean square over the batch and action dims of x (S, B, A)."""
+    return x.pow(2).mean(dim=(1, 2)).sqrt()
+
+
+@torch.no_grad()
+def bound_share(actions, tolerance: float = BOUND_TOLERANCE) -> torch.Tensor:
+    """Per seed: the share of action coordinates (S, B, A) within `tolerance` of -1 or 1."""
+    return (actions.abs() >= 1 - tolerance).float().mean(dim=(1, 2))
 
 
 def adam(params, lr: float) -> torch.optim.Adam:

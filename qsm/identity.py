@@ -36,11 +36,11 @@ PACKAGES = ("qsm", "baselines", "analysis")
 NOT_NUMERIC = frozenset({
     "qsm", "baselines", "analysis",          # package __init__ files: docstrings and a version
     "qsm.rundir", "qsm.timing", "qsm.allocator", "qsm.registry", "qsm.catalog",
-    "qsm.hparams", "qsm.identity",
+    "qsm.hparams", "qsm.identity", "qsm.progress", "qsm.policy",
 })
 TRAINER_MODULE = "qsm.train"
 BUDGET_KEYS = ("steps", "start_steps", "eval_every", "eval_episodes", "batch_size",
-               "replay_capacity", "probe_states", "probe_samples")
+               "replay_capacity", "probe_states", "probe_samples", "log_every")
 RUN_ID_LENGTH = 12
 
 

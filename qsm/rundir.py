@@ -8,6 +8,8 @@ results/runs/{algo}/{task}/{run_id}, see qsm/identity.py):
         eval.csv            step, return, return_std, episodes, wall_time_s
         timing.csv          phase, calls, total_s, env_steps, block_size, device
         probe_actions.npz   states (P, obs_dim); policy, behaviour (P, N, act_dim) in [-1, 1]
+        metrics.csv         step and the training diagnostics of qsm.metrics (empty: not computed)
+        policy.pt           the trained policy (qsm.policy), in a complete run that learned
         status.json         status in {running, complete, diverged, failed}, step, reason
 
 Every file is written to a temporary name in the same directory and renamed into place, so a
@@ -26,8 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import COLUMNS as METRICS_COLUMNS
+from .metrics import metric_steps
+
 # 2: config.json carries run_id and code_version; policy samples are validated too.
-CONTRACT_VERSION = 2
+# 3: metrics.csv (training diagnostics) and policy.pt (the trained policy); budget.log_every.
+CONTRACT_VERSION = 3
 STATUSES = ("running", "complete", "diverged", "failed")
 EVAL_COLUMNS = ("step", "return", "return_std", "episodes", "wall_time_s")
 TIMING_COLUMNS = ("phase", "calls", "total_s", "env_steps", "block_size", "device")
@@ -35,7 +41,9 @@ TIMING_COLUMNS = ("phase", "calls", "total_s", "env_steps", "block_size", "devic
 TIMING_PHASES = ("env_step", "act", "critic_update", "actor_update")
 CONFIG_KEYS = ("contract_version", "algo", "task", "seed", "run_id", "code_version", "hparams",
                "budget", "env", "provenance")
-REQUIRED_FILES = ("config.json", "eval.csv", "timing.csv", "probe_actions.npz", "status.json")
+REQUIRED_FILES = ("config.json", "eval.csv", "timing.csv", "probe_actions.npz", "metrics.csv",
+                  "status.json")
+POLICY_FILE = "policy.pt"
 
 
 class ContractError(ValueError):
@@ -116,9 +124,21 @@ class SeedRunWriter:
         self.dir = Path(seed_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.eval_rows: list[dict] = []
+        self.metrics_rows: list[dict] = []
 
     def write_config(self, config: dict) -> None:
+        """The run's config.json, and its metrics.csv without rows (rows come as it learns)."""
         atomic_write_json(self.dir / "config.json", {"contract_version": CONTRACT_VERSION, **config})
+        self.write_metrics()
+
+    def add_metrics(self, row: dict) -> None:
+        self.metrics_rows.append(row)
+        self.write_metrics()
+
+    def write_metrics(self) -> None:
+        rows = [{c: ("" if row.get(c) is None else row[c]) for c in METRICS_COLUMNS}
+                for row in self.metrics_rows]
+        atomic_write_csv(self.dir / "metrics.csv", METRICS_COLUMNS, rows)
 
     def write_status(self, status: str, step: int, reason: str = "") -> None:
         assert status in STATUSES, status
@@ -153,6 +173,7 @@ class Run:
     eval: "object"  # pandas.DataFrame
     timing: "object"  # pandas.DataFrame
     probe_file: Path
+    metrics: "object" = None  # pandas.DataFrame; empty cells are NaN
     problems: list = field(default_factory=list)
 
     @property
@@ -237,9 +258,15 @@ def load_run(seed_dir, check_probes: bool = True) -> Run:
     missing = [k for k in CONFIG_KEYS if k not in config]
     if missing:
         raise ContractError(d / "config.json", f"is missing keys {missing}")
-    if config["contract_version"] != CONTRACT_VERSION:
+    version = config["contract_version"]
+    if version == 2:
         raise ContractError(d / "config.json",
-                            f"has contract_version {config['contract_version']}, expected {CONTRACT_VERSION}")
+                            "has contract_version 2: written before metrics.csv and policy.pt "
+                            f"joined the contract (version {CONTRACT_VERSION}); retrain the run "
+                            "to analyse it")
+    if version != CONTRACT_VERSION:
+        raise ContractError(d / "config.json",
+                            f"has contract_version {version}, expected {CONTRACT_VERSION}")
     for key in ("obs_dim", "act_dim", "max_return"):
         if key not in config["env"]:
             raise ContractError(d / "config.json", f"env is missing {key!r}")
@@ -274,6 +301,11 @@ def load_run(seed_dir, check_probes: bool = True) -> Run:
     absent = [p for p in TIMING_PHASES if p not in set(timing["phase"])]
     if absent:
         raise ContractError(d / "timing.csv", f"is missing phases {absent}")
+    metrics = read_metrics(d / "metrics.csv", status, config["budget"])
+    if status["status"] == "complete" and learned(config["budget"]) \
+            and not (d / POLICY_FILE).is_file():
+        raise ContractError(d / POLICY_FILE, "is missing (a complete run that learned keeps its "
+                                             "policy)")
     if check_probes:
         act_dim = int(config["env"]["act_dim"])
         for which in PROBE_ARRAYS:
@@ -282,7 +314,54 @@ def load_run(seed_dir, check_probes: bool = True) -> Run:
                                     must_be_valid=status["status"] == "complete")
             if problem:
                 raise ContractError(d / "probe_actions.npz", f"{which}: {problem}")
-    return Run(d, config, status, ev, timing, d / "probe_actions.npz")
+    return Run(d, config, status, ev, timing, d / "probe_actions.npz", metrics)
+
+
+def learned(budget: dict) -> bool:
+    """Whether a run of this budget takes learning steps, and so logs metrics and keeps a policy:
+    a program that learns nothing (the random policy) declares no start_steps or log_every."""
+    return "log_every" in budget and "start_steps" in budget \
+        and int(budget["steps"]) > int(budget["start_steps"])
+
+
+def read_metrics(path, status: dict, budget: dict):
+    """metrics.csv: every column of qsm.metrics, each cell a number or empty (not computed);
+    in a complete run every number finite and one row at each step of metric_steps()."""
+    import pandas as pd
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as e:  # pandas raises several types for mangled files
+        raise ContractError(path, f"cannot be parsed as CSV ({type(e).__name__}: {e})") from None
+    missing = [c for c in METRICS_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ContractError(path, f"is missing columns {missing} (has {list(raw.columns)})")
+    values = {}
+    for column in METRICS_COLUMNS:
+        cells = raw[column].str.strip()
+        try:
+            values[column] = np.array([float(c) if c else np.nan for c in cells], dtype=float)
+        except ValueError:
+            raise ContractError(path, f"column {column!r} holds a value that is not a number")
+        given = cells != ""
+        if status["status"] == "complete" and not np.isfinite(values[column][given]).all():
+            raise ContractError(path, f"column {column!r} has non-finite values in a complete run")
+    steps = values["step"]
+    if np.isnan(steps).any() or (np.diff(steps) <= 0).any():
+        raise ContractError(path, "steps must be given and strictly increase")
+    if status["status"] == "complete":
+        expected = metric_steps(int(budget["steps"]), int(budget["start_steps"]),
+                                int(budget["log_every"])) if learned(budget) else []
+        if steps.astype(int).tolist() != expected:
+            raise ContractError(path, f"has {len(steps)} rows, expected {len(expected)} (one at "
+                                      f"each of steps {_steps_text(expected)})")
+    return pd.DataFrame(values)
+
+
+def _steps_text(steps: list[int]) -> str:
+    if len(steps) <= 4:
+        return ", ".join(map(str, steps)) or "none"
+    return f"{steps[0]}, {steps[1]}, ..., {steps[-1]}"
 
 
 def find_seed_dirs(root) -> list[Path]:

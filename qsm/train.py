@@ -27,7 +27,11 @@ import torch
 from . import rundir
 from .allocator import keep_freed_memory
 from .envs import TaskError, validate_task
-from .identity import canonical, run_identity, training_code_version
+from .evaluation import eval_returns
+from .identity import BUDGET_KEYS, canonical, run_identity, training_code_version
+from .metrics import ROWS_BY_DEFAULT, MetricsLog, default_log_every, is_log_step
+from .policy import save_policy
+from .progress import MissingExtra, Progress, TensorBoardLog
 from .probes import probe_states
 from .registry import AgentError, get_agent, parse_overrides, resolve_config
 from .replay import SeedBatchedReplay
@@ -38,26 +42,6 @@ from .vecenv import EnvBlock
 DIVERGENCE_CHECK_EVERY = 1000  # steps between (synchronising) checks for NaN/inf losses
 
 
-
-def eval_returns(eval_envs, seeds, episodes, evals_done, derive, act):
-    """The returns (seeds x episodes) of one evaluation of a seed block. Row i * E + e of the
-    flat arrays is seed i's episode e, reseeded from derive(seed, "eval_env/<evals_done>/<e>");
-    act(obs) maps all rows' observations to their actions; a row whose episode ended is not
-    stepped again. Shared with the official learners' program (same protocol)."""
-    E = episodes
-    eval_envs.reseed({i * E + e: derive(s, f"eval_env/{evals_done}/{e}")
-                      for i, s in enumerate(seeds) for e in range(E)})
-    obs = eval_envs.reset()
-    returns = np.zeros(len(seeds) * E)
-    running = np.ones(len(seeds) * E, dtype=bool)
-    while running.any():
-        actions = act(obs)
-        which = np.flatnonzero(running)
-        o, r, term, trunc = eval_envs.step(actions[which], which)
-        obs[which] = o
-        returns[which] += r
-        running[which] = ~(term | trunc)
-    return returns.reshape(len(seeds), E)
 
 class UsageError(ValueError):
     """Bad command-line input: reported in one line, exit status 2."""
@@ -92,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override an agent hyperparameter (repeatable), e.g. --set M_q=120")
     p.add_argument("--probe-states", type=int, default=8)
     p.add_argument("--probe-samples", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=None,
+                   help="environment steps between rows of metrics.csv (default: about "
+                        f"{ROWS_BY_DEFAULT} rows over the learning steps)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write the metrics as TensorBoard scalars under DIR (needs the "
+                        "optional extra: pip install -e '.[tensorboard]')")
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="save a resumable checkpoint every N steps (0: never)")
     p.add_argument("--checkpoint-dir", default=None,
@@ -131,6 +121,8 @@ def check_budget_args(a) -> None:
         raise UsageError(f"--seeds must be distinct non-negative integers, got {a.seeds}")
     if a.threads is not None and a.threads <= 0:
         raise UsageError(f"--threads must be positive, got {a.threads}")
+    if a.log_every is not None and a.log_every <= 0:
+        raise UsageError(f"--log-every must be positive, got {a.log_every}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -226,7 +218,11 @@ class Trainer:
         self.writers = [rundir.SeedRunWriter(self.seed_dir(s)) for s in self.seeds]
         self.status = ["running"] * S
         self.reasons = [""] * S
-        self.nonfinite = torch.zeros(S, dtype=torch.bool, device=device)
+        self.nonfinite = np.zeros(S, dtype=bool)
+        self.metrics = MetricsLog(S)
+        self.progress = Progress(f"{args.algo} {args.task}", args.steps)
+        self.tensorboard = TensorBoardLog.open(args.tensorboard, args.algo, args.task,
+                                               self.identity["run_id"], self.seeds)
         self.step = 0
         self.evals_done = 0
         self.elapsed_before = 0.0
@@ -248,11 +244,7 @@ class Trainer:
         return {**self.identity, "seed": int(seed)}
 
     def budget(self) -> dict:
-        a = self.args
-        return {"steps": a.steps, "start_steps": a.start_steps, "eval_every": a.eval_every,
-                "eval_episodes": a.eval_episodes, "batch_size": a.batch_size,
-                "replay_capacity": a.replay_capacity, "probe_states": a.probe_states,
-                "probe_samples": a.probe_samples}
+        return budget_of(self.args)
 
     def config_for(self, seed) -> dict:
         env = {"obs_dim": self.obs_dim, "act_dim": self.act_dim, "max_return": self.max_return}
@@ -299,26 +291,24 @@ class Trainer:
                 w.write_status("running", 0)
             self.obs = self.envs.reset()
             self.evaluate()
-        wall0 = time.perf_counter()
-        from tqdm import tqdm
-        bar = tqdm(total=a.steps, initial=self.step, disable=None, dynamic_ncols=True,
-                   desc=f"{a.algo}/{a.task} seeds {','.join(map(str, self.seeds))}",
-                   unit="step", file=sys.stderr)
+        self.progress.start(self.step, self.elapsed_before)
         poison = _parse_poison(a.debug_poison, self.seeds)
+        log_every = self.budget()["log_every"]
         while self.step < a.steps:
             self.train_step()
             self.step += 1
-            bar.update(1)
+            self.progress.update(self.step)
             if poison and self.step == poison[0]:
                 self.poison_seed(poison[1])
+            if is_log_step(self.step, a.steps, a.start_steps, log_every):
+                self.log_metrics()
             if self.step % DIVERGENCE_CHECK_EVERY == 0 or self.step % a.eval_every == 0:
                 self.check_divergence()
             if self.step % a.eval_every == 0 or self.step == a.steps:
                 self.evaluate()
-                bar.set_postfix_str(self.last_eval_summary)
             if a.checkpoint_every and self.step % a.checkpoint_every == 0 and self.step < a.steps:
-                self.save_checkpoint(self.elapsed_before + time.perf_counter() - wall0)
-        bar.close()
+                self.save_checkpoint(self.progress.elapsed())
+        self.progress.close()
         self.finish()
         return 0
 
@@ -344,15 +334,26 @@ class Trainer:
         if self.step >= a.start_steps:
             with t.phase("replay"):
                 batch = self.replay.sample(a.batch_size)
-            metrics = self.agent.update(batch, t)
-            for value in metrics.values():
-                self.nonfinite |= ~torch.isfinite(value)
+            # summed where they are computed; read once per logging interval (log_metrics)
+            self.metrics.add(self.agent.update(batch, t))
 
     def alive_mask(self) -> np.ndarray:
         return np.array([s == "running" for s in self.status])
 
+    def log_metrics(self):
+        """A metrics.csv row per running seed: the means since the last row."""
+        pending = self.metrics.nonfinite()
+        if pending is not None:
+            self.nonfinite |= pending
+        rows = self.metrics.flush(self.step)
+        for i, (w, row) in enumerate(zip(self.writers, rows)):
+            if self.status[i] == "running":
+                w.add_metrics(row)
+        self.tensorboard.add(self.step, rows, self.progress.steps_per_second())
+
     def check_divergence(self):
-        bad = self.nonfinite.cpu().numpy()
+        pending = self.metrics.nonfinite()
+        bad = self.nonfinite | (pending if pending is not None else False)
         for i, s in enumerate(self.seeds):
             if bad[i] and self.status[i] == "running":
                 self.status[i] = "diverged"
@@ -388,12 +389,8 @@ class Trainer:
             if self.status[i] == "running":
                 self.writers[i].add_eval(self.step, returns[i], time.perf_counter() - t0)
         self.write_timing()
-        live = returns[alive].mean(axis=1) if alive.any() else np.array([np.nan])
-        self.last_eval_summary = f"return {np.mean(live):.1f}"
-        if not sys.stderr.isatty():
-            per_seed = " ".join(f"{r:.1f}" for r in returns.mean(axis=1))
-            print(f"[{a.algo} {a.task}] step {self.step}/{a.steps}: eval return per seed {per_seed}",
-                  file=sys.stderr, flush=True)
+        self.progress.evaluation(self.step, returns, alive)
+        self.tensorboard.add_eval(self.step, returns)
 
     def write_timing(self):
         rows = [{"phase": phase, "calls": calls, "total_s": total, "env_steps": self.step,
@@ -411,14 +408,21 @@ class Trainer:
         self.check_divergence()
         states = probe_states(a.task, a.probe_states)
         st = torch.as_tensor(states, device=self.device).unsqueeze(0).expand(len(self.seeds), -1, -1)
+        # the policy files keep each seed's acting stream as it was before the probe draws, so
+        # that `python -m qsm.policy probe` redraws the probe samples exactly
+        probe_streams = self.agent.act_noise.state_dict()
         policy, behaviour = self.agent.probe_samples(st.contiguous(), a.probe_samples)
         policy, behaviour = policy.cpu().numpy(), behaviour.cpu().numpy()
         self.write_timing()
         for i, w in enumerate(self.writers):
             w.write_probe_actions(states, policy[i], behaviour[i])
             if self.status[i] == "running":
+                save_policy(w.dir / "policy.pt", self.signature(self.seeds[i]),
+                            self.agent.policy_state(i), {"act": probe_streams[i]},
+                            {"obs_dim": self.obs_dim, "act_dim": self.act_dim})
                 self.status[i] = "complete"
                 w.write_status("complete", self.step)
+        self.tensorboard.close()
         if self.ckpt_path.exists() and not a.keep_checkpoint:
             self.ckpt_path.unlink()
 
@@ -431,7 +435,9 @@ class Trainer:
             "envs": self.envs.get_states(), "obs": self.obs,
             "random_actions": self.random_actions.state_dict(), "timer": self.timer.state_dict(),
             "eval_rows": [w.eval_rows for w in self.writers], "status": self.status,
-            "reasons": self.reasons, "nonfinite": self.nonfinite.cpu(),
+            "reasons": self.reasons, "nonfinite": self.nonfinite,
+            "metrics": self.metrics.state_dict(),
+            "metrics_rows": [w.metrics_rows for w in self.writers],
         }
         buf = io.BytesIO()
         torch.save(state, buf)
@@ -460,13 +466,22 @@ class Trainer:
         self.obs = state["obs"]
         self.random_actions.load_state_dict(state["random_actions"])
         self.timer.load_state_dict(state["timer"])
-        for w, rows in zip(self.writers, state["eval_rows"]):
-            w.eval_rows = rows
+        for w, rows, metric_rows in zip(self.writers, state["eval_rows"], state["metrics_rows"]):
+            w.eval_rows, w.metrics_rows = rows, metric_rows
         self.status, self.reasons = state["status"], state["reasons"]
-        self.nonfinite = state["nonfinite"].to(self.device)
+        self.nonfinite = np.asarray(state["nonfinite"])
+        self.metrics.load_state_dict(state["metrics"], self.device)
         print(f"[{self.args.algo} {self.args.task}] resumed from {self.ckpt_path} at step {self.step}",
               file=sys.stderr)
         return True
+
+
+def budget_of(args) -> dict:
+    """The run's budget from a training program's arguments (this trainer's and the official
+    learners' program's): part of the run identity."""
+    b = {key: getattr(args, key) for key in BUDGET_KEYS if key != "log_every"}
+    b["log_every"] = args.log_every or default_log_every(args.steps, args.start_steps)
+    return b
 
 
 def _parse_poison(spec, seeds):
@@ -498,7 +513,7 @@ def main(argv=None) -> int:
             return trainer.run()
         finally:
             trainer.close()
-    except (UsageError, TaskError, AgentError) as e:
+    except (UsageError, TaskError, AgentError, MissingExtra) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -17,12 +17,13 @@ def seed_dir(root, algo, task, seed, run_id=RUN_ID) -> Path:
 
 def run_config(algo, task, seed, *, act_dim=2, obs_dim=3, max_return=1000.0, steps=1000,
                optima=None, run_id=RUN_ID) -> dict:
-    """config.json as SeedRunWriter.write_config takes it (contract_version is added by it)."""
+    """config.json as SeedRunWriter.write_config takes it (contract_version is added by it). The
+    budget has no learning steps: metrics.csv has no rows and no policy.pt is needed."""
     env = {"obs_dim": obs_dim, "act_dim": act_dim, "max_return": max_return}
     if optima is not None:
         env["optima"] = [list(map(float, o)) for o in optima]
     return {"algo": algo, "task": task, "seed": seed, "run_id": run_id, "code_version": "test",
-            "hparams": {}, "budget": {**{k: 1 for k in BUDGET_KEYS}, "steps": steps},
+            "hparams": {}, "budget": {**{k: 1 for k in BUDGET_KEYS}, "steps": steps, "start_steps": steps},
             "env": env, "provenance": {"git_commit": None}}
 
 

@@ -214,7 +214,7 @@ def test_qsm_critic_update_gives_each_critic_its_own_mean_loss_gradient():
         return y
 
     agent.td_target = td_target
-    loss, _ = agent.update_critic(b)
+    loss = agent.update_critic(b)["critic_loss"]
     y = seen["y"]
     expected_loss = ((q_before - y) ** 2).mean(axis=1).sum()
     assert float(loss[0]) == pytest.approx(expected_loss, rel=1e-5)

@@ -62,6 +62,15 @@ def _truncate(name, keep):
     return f
 
 
+def _edit_metrics(change):
+    """Rewrite metrics.csv through change(header, rows) -> (header, rows), cells as strings."""
+    def f(d):
+        lines = (d / "metrics.csv").read_text().splitlines()
+        header, rows = change(lines[0].split(","), [line.split(",") for line in lines[1:]])
+        (d / "metrics.csv").write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    return f
+
+
 RUN_DIR_CASES = [
     ("missing config", lambda d: (d / "config.json").unlink(), "config.json: is missing"),
     ("missing eval", lambda d: (d / "eval.csv").unlink(), "eval.csv: is missing"),
@@ -86,6 +95,21 @@ RUN_DIR_CASES = [
                                 policy=np.zeros((2, 5, 3), np.float32)), "probe_actions.npz: policy: has shape (2, 5, 3)"),
     ("policy out of bounds", _npz(states=np.zeros((2, 2), np.float32), behaviour=np.zeros((2, 5, 1), np.float32),
                                   policy=np.full((2, 5, 1), -2, np.float32)), "policy: actions must be finite and in [-1, 1]"),
+    ("old contract version", _json_edit("config.json", contract_version=2), "has contract_version 2: written before metrics.csv"),
+    ("missing metrics", lambda d: (d / "metrics.csv").unlink(), "metrics.csv: is missing"),
+    ("missing policy", lambda d: (d / "policy.pt").unlink(), "policy.pt: is missing"),
+    ("metrics missing column", _edit_metrics(lambda h, rows: ([c for c in h if c != "q_std"], [r[:4] + r[5:] for r in rows])),
+     "metrics.csv: is missing columns ['q_std']"),
+    ("metrics non-finite", _edit_metrics(lambda h, rows: (h, [r[:1] + ["nan"] + r[2:] for r in rows])),
+     "metrics.csv: column 'critic_loss' has non-finite values"),
+    ("metrics inf", _edit_metrics(lambda h, rows: (h, rows[:-1] + [rows[-1][:3] + ["inf"] + rows[-1][4:]])),
+     "metrics.csv: column 'q_mean' has non-finite values"),
+    ("metrics not a number", _edit_metrics(lambda h, rows: (h, [r[:2] + ["x"] + r[3:] for r in rows])),
+     "metrics.csv: column 'actor_loss' holds a value that is not a number"),
+    ("metrics row lost", _edit_metrics(lambda h, rows: (h, rows[:-1])),
+     "metrics.csv: has 19 rows, expected 20"),
+    ("metrics row doubled", _edit_metrics(lambda h, rows: (h, rows[:5] + rows[4:])),
+     "metrics.csv: steps must be given and strictly increase"),
     ("probes out of bounds", _npz(states=np.zeros((2, 2), np.float32), behaviour=np.full((2, 5, 1), 3, np.float32),
                                   policy=np.zeros((2, 5, 1), np.float32)), "actions must be finite and in [-1, 1]"),
 ]

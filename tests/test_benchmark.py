@@ -42,3 +42,16 @@ def test_env_benchmark_table_shape():
     # one environment never gets two workers; every cell is a positive measurement
     assert [(r[1], r[2]) for r in rows] == [("1", "0"), ("3", "0"), ("3", "2")]
     assert all(float(r[3]) > 0 and int(r[4]) > 0 for r in rows)
+
+
+def test_metrics_benchmark_table_shape():
+    """The logging-cost benchmark prints one row per agent with positive times and the cost of
+    logging as a share of the update (measured, so only its sign is asserted here)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/bench_metrics.py"), "--quick"],
+                          capture_output=True, text=True, env=python_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[1].split() == ["algo", "update", "ms", "reductions", "ms", "log", "ms", "cost", "%"]
+    rows = [line.split() for line in lines[2:]]
+    assert [r[0] for r in rows] == ["qsm", "sac", "td3"]
+    assert all(float(x) > 0 for r in rows for x in r[1:])

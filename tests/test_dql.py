@@ -63,7 +63,7 @@ def test_update_shapes_and_finite(variant, keys):
     timer = PhaseTimer()
     for i in range(2):
         out = agent.update(batch(3, seed=i), timer)
-    assert set(out) == {"critic_loss", "q"} | keys
+    assert set(out) == {"critic_loss", "q_mean", "q_std", "target_q_mean", "bound_share"} | keys
     for k, v in out.items():
         assert v.shape == (3,) and torch.isfinite(v).all(), k
     assert timer.calls["critic_update"] == 2 and timer.calls["actor_update"] == 2

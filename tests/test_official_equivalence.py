@@ -66,6 +66,7 @@ import jax.numpy as jnp  # noqa: E402
 
 import official_impl as oi  # noqa: E402
 from qsm.diffusion import ddpm_sample, reverse_chain  # noqa: E402
+from qsm.agent_base import critic_diagnostics  # noqa: E402
 from qsm.nets import polyak_update  # noqa: E402
 from qsm.registry import get_agent, resolve_config  # noqa: E402
 from qsm.seeding import ReplayedDraws  # noqa: E402
@@ -193,6 +194,19 @@ def official_action_gradient(learner, obs, actions):
     return np.asarray(jnp.stack(grads).mean(0))
 
 
+def stats_rms(info, prefix):
+    """RMS of a tensor from the official tensorstats (mean, population std): sqrt(mean^2 + std^2)."""
+    return np.sqrt(np.asarray(info[f"{prefix}_mean"], np.float64) ** 2
+                   + np.asarray(info[f"{prefix}_std"], np.float64) ** 2)
+
+
+def pooled_std(info, prefix):
+    """Std of the two critics' values pooled, from each critic's mean and (population) std."""
+    m1, m2 = (np.asarray(info[f"{prefix}_mean_{j}"], np.float64) for j in (1, 2))
+    v1, v2 = (np.asarray(info[f"{prefix}_std_{j}"], np.float64) ** 2 for j in (1, 2))
+    return np.sqrt((v1 + v2) / 2 + ((m1 - m2) / 2) ** 2)
+
+
 def check_against(run: OfficialRun, config: dict, mutate=None, paper_sizes: bool = False):
     """Train ours beside the recorded official run; AssertionError at the first disagreement."""
     agent, link_list = build_ours(run, config)
@@ -218,11 +232,20 @@ def check_against(run: OfficialRun, config: dict, mutate=None, paper_sizes: bool
                 assert_stats(f"{where}: critic target", target, info, "target_q", "", values)
                 oi.assert_close(f"{where}: critic loss (sum of both)", out["critic_loss"][i],
                                 info["c_loss_mean_1"] + info["c_loss_mean_2"], values)
-                oi.assert_close(f"{where}: Q", out["q"][i], (info["q_mean_1"] + info["q_mean_2"]) / 2, values)
+                oi.assert_close(f"{where}: Q", out["q_mean"][i], (info["q_mean_1"] + info["q_mean_2"]) / 2, values)
                 oi.assert_close(f"{where}: actor loss", out["actor_loss"][i], info["actor_loss_mean"], values)
+                # the diagnostics of metrics.csv, from the official learner's tensorstats
+                oi.assert_close(f"{where}: target Q mean", out["target_q_mean"][i], info["target_q_mean"], values)
+                oi.assert_close(f"{where}: Q std over both critics", out["q_std"][i],
+                                pooled_std(info, "q"), values)
+                if run.algo == "qsm":
+                    oi.assert_close(f"{where}: RMS of eps_theta", out["eps_pred_rms"][i],
+                                    stats_rms(info, "eps_pred"), values)
+                    oi.assert_close(f"{where}: RMS of dQ/da", out["dq_da_rms"][i],
+                                    stats_rms(info, "critic_jacobian"), values)
             else:
                 oi.assert_close(f"{where}: critic loss", out["critic_loss"][i], info["critic_loss"], values)
-                oi.assert_close(f"{where}: Q", out["q"][i], info["q"], values)
+                oi.assert_close(f"{where}: Q", out["q_mean"][i], info["q"], values)
                 if "actor_loss" in out or info.get("actor_loss", 0.0) != 0.0:
                     assert "actor_loss" in out, f"{where}: the official learner updated its actor here"
                     oi.assert_close(f"{where}: actor loss", out["actor_loss"][i], info["actor_loss"], values)
@@ -281,7 +304,7 @@ def _mean_over_critics(agent):
         agent.critic_opt.step()
         polyak_update(agent.critic_target, agent.critic, agent.cfg.tau)
         # report the sum, as the fixed code does, so that only the gradients can give it away
-        return per_seed.detach() * 2, q.detach().mean(dim=(1, 2))
+        return critic_diagnostics(per_seed * 2, q, target)
     agent.update_critic = update_critic
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import ROOT, official_or_skip, python_env, sigkill_after_checkpoint
 from qsm import official, rundir
+from qsm.metrics import METRICS, metric_steps
 
 SCRIPT = ROOT / "workflow" / "scripts" / "official_baseline.py"
 
@@ -108,6 +109,19 @@ def test_tiny_run_writes_a_valid_contract(tmp_path, algo, hidden):
             assert config["hparams"]["M_q"] == 50 and config["hparams"]["actor_hidden_dims"] == [32, 32]
         if algo == "td3":  # a deterministic policy, explored with N(0, 0.1^2)
             assert np.allclose(policy, policy[:, :1]) and not np.allclose(behaviour, policy)
+        # metrics.csv: the columns the official learner's update info gives, the others empty
+        given = {c for c in METRICS if run.metrics[c].notna().any()}
+        assert given == OFFICIAL_METRICS[algo], (algo, given)
+        assert run.metrics["step"].tolist() == metric_steps(300, 200, config["budget"]["log_every"])
+        assert (out / f"seed{seed}" / "policy.pt").is_file()
+
+
+OFFICIAL_METRICS = {
+    "qsm": {"critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean", "dq_da_rms",
+            "score_target_rms", "eps_pred_rms"},
+    "sac": {"critic_loss", "actor_loss", "q_mean", "alpha", "entropy"},
+    "td3": {"critic_loss", "actor_loss", "q_mean", "actor_q"},
+}
 
 
 RESUME_ARGS = ["--algo", "qsm", "--task", "cheetah_run", "--seeds", "0", "1", "--steps", "240",
@@ -118,8 +132,9 @@ RESUME_ARGS = ["--algo", "qsm", "--task", "cheetah_run", "--seeds", "0", "1", "-
 
 
 def official_results(out):
-    evals = [rundir.load_run(out / f"seed{s}").eval[["step", "return", "return_std"]].to_dict("list")
-             for s in (0, 1)]  # (not the wall-clock column)
+    evals = [{**rundir.load_run(out / f"seed{s}").eval[["step", "return", "return_std"]].to_dict("list"),
+              **rundir.load_run(out / f"seed{s}").metrics.fillna("empty").to_dict("list")}
+             for s in (0, 1)]  # (not the wall-clock column; every metrics row)
     probes = [dict(np.load(out / f"seed{s}" / "probe_actions.npz")) for s in (0, 1)]
     timing = [rundir.load_run(out / f"seed{s}").timing.set_index("phase")["calls"] for s in (0, 1)]
     return evals, probes, timing

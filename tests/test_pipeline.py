@@ -79,7 +79,8 @@ def test_dry_run_plans_one_job_per_algo_task_block(tmp_path, name, train, extern
     jobs = planned_jobs(proc.stdout + proc.stderr)
     assert jobs["train"] == train, jobs
     assert {k: jobs.get(k) for k in external} == external, jobs
-    for rule in ("run_manifest", "aggregate", "stats", "audit", "step_profile", "tsweep_profile"):
+    for rule in ("run_manifest", "aggregate", "stats", "audit", "step_profile", "tsweep_profile",
+                 "diagnostics"):
         assert jobs[rule] == 1, rule
     if name.startswith("fidelity"):  # the same protocol for both; the overlay changes the budget
         steps = "50000 steps (10000 random)" if "50k" in name else "12000 steps (4000 random)"
@@ -172,11 +173,14 @@ def test_lint_reports_nothing(tmp_path):
 
 EXPECTED_TABLES = ["scores.csv", "run_status.csv", "aggregate.csv", "probability_of_improvement.csv",
                    "iqm_curve.csv", "modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv",
-                   "toy_optima.csv", "mq_sweep.csv", "step_profile.csv", "tsweep_profile.csv"]
+                   "toy_optima.csv", "mq_sweep.csv", "step_profile.csv", "tsweep_profile.csv",
+                   "diagnostics.csv"]
 EXPECTED_FIGURES = ["aggregate_metrics", "performance_profile", "probability_of_improvement",
                     "iqm_sample_efficiency", "learning_curves", "mode_counts", "bound_mass",
                     "kl_divergence", "action_histograms", "toy_optima", "mq_sweep",
-                    "step_profile", "tsweep_profile"]
+                    "step_profile", "tsweep_profile"] + [
+                    f"training_diagnostics_{task}"
+                    for task in ("cheetah_run", "reacher_hard", "toy_bimodal")]  # smoke.yaml's
 SMOKE_TRAIN_FLAGS = 17 + 2   # the train rule's jobs and random_policy's
 
 

@@ -6,6 +6,7 @@ import sys
 import time
 
 import numpy as np
+import torch
 import pandas as pd
 import pytest
 
@@ -24,9 +25,15 @@ def command(algo, out):
 
 
 def results(out):
-    ev = [pd.read_csv(out / f"seed{s}" / "eval.csv")[["step", "return"]] for s in (0, 1)]
+    """Per seed: the evaluation curve and the metrics rows (every column; a row lost or doubled
+    by a resume shows), then the probe samples and the saved policy's weights."""
+    ev = [pd.concat([pd.read_csv(out / f"seed{s}" / "eval.csv")[["step", "return"]],
+                     pd.read_csv(out / f"seed{s}" / "metrics.csv")], axis=1) for s in (0, 1)]
     probes = [np.load(out / f"seed{s}" / "probe_actions.npz")["behaviour"] for s in (0, 1)]
-    return ev, probes
+    import torch
+    policies = [torch.load(out / f"seed{s}" / "policy.pt", weights_only=False)["modules"]
+                for s in (0, 1)]
+    return ev, probes, policies
 
 
 def checkpoint_step(path):
@@ -60,12 +67,16 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(tmp_path, alg
     assert final.returncode == 0, final.stderr
     if kills[-1] is not None:
         assert "resumed from" in final.stderr
-    ref_ev, ref_probes = results(ref_out)
-    ev, probes = results(out)
+    ref_ev, ref_probes, ref_policies = results(ref_out)
+    ev, probes, policies = results(out)
     for a, b in zip(ref_ev, ev):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
     for a, b in zip(ref_probes, probes):
         np.testing.assert_array_equal(a, b)
+    for a, b in zip(ref_policies, policies):
+        for module in a:
+            for key in a[module]:
+                assert torch.equal(a[module][key], b[module][key]), f"{module}.{key}"
     assert not ckpt.exists(), "checkpoint must be removed once the run is complete"
     print(f"{algo}: killed at checkpoint steps {kills}; resumed result identical")
 

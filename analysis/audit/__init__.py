@@ -36,6 +36,10 @@ states per seed, ``mean_modes`` = mean over seeds of the per-seed mean mode coun
 fraction of probe states with more than one mode (``frac_ci_low, frac_ci_high``),
 ``mean_bound_modes`` mean number of modes at the bounds, ``true_modes`` the number of known optima
 (NaN for tasks without), ``n_skipped`` runs of this (algo, task) that were not audited, ``note``.
+Beside the mass on the bounds (``mass_any_bound``), ``score_target_rms`` (with ``_ci_low,
+_ci_high``): the mean over seeds of each seed's end-of-training RMS of the score target
+M_q·dQ/da from its ``metrics.csv`` (:mod:`analysis.training_metrics`; the sampler's own noise has
+RMS 1), empty for algorithms that do not log a score target.
 
 ``kl.csv``: ``kind`` is ``gaussian_fit`` (KL(algo || Gaussian fitted to it), ``other_algo`` empty)
 or ``between_algos`` (KL(algo || other_algo) at the same probe states and seed).  Per seed the

@@ -10,7 +10,9 @@ task's readable runs.
 Both probe distributions are read: every run gives one entry per distribution, so each table
 has a ``distribution`` column and each figure shows the two side by side. Each entry also
 carries the run's final evaluation return (the last row of ``eval.csv``, normalised by
-``env.max_return``) and its ``M_q`` where the agent has one (the M_q sweep).
+``env.max_return``), its ``M_q`` where the agent has one (the M_q sweep), and its end-of-training
+score-target scale (``score_target_rms`` of its ``metrics.csv``, :mod:`analysis.training_metrics`)
+where its learner logs one.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import numpy as np
 
 from analysis.aggregate import SCORED_ROLES
 from analysis.manifest import load_entry, load_manifest
+from analysis.training_metrics import end_of_training_value
 from qsm.rundir import ContractError
 
 #: The learned policy first: the claim is about it; the behaviour distribution (what the agent
@@ -53,6 +56,7 @@ class RunEntry:
     distribution: str = DISTRIBUTIONS[0]
     final_normalized: float = math.nan  # last evaluation return / env.max_return
     m_q: float = math.nan               # the run's resolved M_q (NaN for agents without one)
+    score_target_rms: float = math.nan  # end-of-training RMS of M_q dQ/da (NaN: not logged)
     role: str = ""
 
     @property
@@ -114,7 +118,8 @@ def load_entries(manifest, distributions=DISTRIBUTIONS, roles=AUDIT_ROLES) -> li
             entries += [RunEntry(**base, status="invalid", detail=detail, distribution=x)
                         for x in distributions]
             continue
-        facts = dict(optima=optima, final_normalized=_final_normalized(run), m_q=_m_q(run))
+        facts = dict(optima=optima, final_normalized=_final_normalized(run), m_q=_m_q(run),
+                     score_target_rms=end_of_training_value(run, "score_target_rms"))
         if status != "complete":
             reason = str(run.status.get("reason", "") or "")
             detail = reason or f"{status} at step {run.status.get('step')}"

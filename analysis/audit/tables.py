@@ -26,9 +26,10 @@ MODES_COLUMNS = ["algo", "task", "seed", "distribution", "state", "status", "int
                  "interior_modes_near_bound", "n_interior", "components", "mass_interior",
                  "mass_face", "mass_corner", "mass_any_bound", "n_heavy_corners",
                  "top_corner_mass", "kl_interior_gaussian_fit", "detail"]
-# measures summarised over seeds (mean with a bootstrap interval), and their column prefixes
-SUMMARY_MEASURES = ("interior_modes", "frac_multimodal", "mass_any_bound", "mass_corner",
-                    "components", "final_normalized")
+# measures summarised over seeds (mean with a bootstrap interval), and their column prefixes;
+# the score-target scale sits beside the mass on the bounds, so that the two read together
+SUMMARY_MEASURES = ("interior_modes", "frac_multimodal", "mass_any_bound", "score_target_rms",
+                    "mass_corner", "components", "final_normalized")
 SUMMARY_COLUMNS = (["algo", "task", "distribution", "n_seeds", "n_states"]
                    + [f"{m}{s}" for m in SUMMARY_MEASURES for s in ("", "_ci_low", "_ci_high")]
                    + ["interior_modes_near_bound", "true_modes", "n_learned", "n_skipped",
@@ -167,8 +168,9 @@ def _skipped_note(group) -> tuple[int, str]:
 def modes_summary(entries, measured, reps=DEFAULT_REPS, seed=DEFAULT_SEED) -> pd.DataFrame:
     """Per (algo, task, distribution): means over seeds with intervals of the interior modes, the
     share of probe states with several interior modes, the mass on the bounds and on corners,
-    the components, and the final return; the true number of modes and the seeds that learned
-    the task where its optima are known."""
+    the end-of-training score-target scale (empty for learners that log none), the components,
+    and the final return; the true number of modes and the seeds that learned the task where its
+    optima are known."""
     optima = task_optima(entries)
     rows = []
     for (algo, task, dist), group in _groups(entries, "algo", "task", "distribution").items():
@@ -179,6 +181,7 @@ def modes_summary(entries, measured, reps=DEFAULT_REPS, seed=DEFAULT_SEED) -> pd
             float(np.mean([m["interior_modes"] > 1 for m in measured[(e.path, dist)]
                            if math.isfinite(m["interior_modes"])] or [math.nan])) for e in ok]
         per_seed["final_normalized"] = [e.final_normalized for e in ok]
+        per_seed["score_target_rms"] = [e.score_target_rms for e in ok]
         row = {"algo": algo, "task": task, "distribution": dist, "n_seeds": len(ok),
                "n_states": max((e.actions.shape[0] for e in ok), default=0),
                "true_modes": len(optima[task]) if task in optima else math.nan}

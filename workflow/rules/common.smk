@@ -25,6 +25,7 @@ from qsm.catalog import agent_catalog  # noqa: E402
 from qsm.envs import TaskError, validate_task  # noqa: E402
 from qsm.hparams import HparamError  # noqa: E402
 from qsm.identity import code_version, hash_of, run_identity, training_code_version  # noqa: E402
+from qsm.metrics import resolve_log_every  # noqa: E402
 from analysis.provenance import SIDECAR_SUFFIX, footer_of_manifest, sidecar_path  # noqa: E402
 
 RUNS = "results/runs"
@@ -169,8 +170,10 @@ def _overrides(algo, task):
 
 
 def _budget(budget):
-    return {**budget, "probe_states": config["probes"]["states"],
+    """A budget of the config with the probe sizes, and log_every resolved (qsm.metrics)."""
+    full = {**budget, "probe_states": config["probes"]["states"],
             "probe_samples": config["probes"]["samples"]}
+    return {**full, "log_every": resolve_log_every(full)}
 
 
 def _agent_job(algo, task, role, seeds, budget, overrides):
@@ -210,6 +213,7 @@ def _agent_jobs():
     sweep_budget = {"steps": TSWEEP["steps"], "start_steps": TSWEEP["start_steps"],
                     "eval_every": TSWEEP["steps"], "eval_episodes": 1, "batch_size": 256,
                     "replay_capacity": 1_000_000, "probe_states": 1, "probe_samples": 10}
+    sweep_budget["log_every"] = resolve_log_every(sweep_budget)
     for algo in TSWEEP["algos"]:
         for T in TSWEEP["Ts"]:
             jobs.append(_agent_job(algo, TSWEEP["task"], "tsweep", TSWEEP["seeds"], sweep_budget,
@@ -316,6 +320,11 @@ def checkpoint_args(job):
             f"--checkpoint-dir {CHECKPOINTS}/{job.algo}/{job.task}/{job.run_id} {keep}")
 
 
+def tensorboard_args():
+    """--tensorboard DIR when the config asks for TensorBoard scalars (config `tensorboard`)."""
+    return f"--tensorboard {config['tensorboard']} " if config.get("tensorboard") else ""
+
+
 def train_args(wc):
     """The trainer's arguments for the job these wildcards name."""
     job = job_for(wc)
@@ -327,6 +336,7 @@ def train_args(wc):
         f"--eval-episodes {b['eval_episodes']} --batch-size {b['batch_size']} "
         f"--replay-capacity {b['replay_capacity']} "
         f"--probe-states {b['probe_states']} --probe-samples {b['probe_samples']} "
+        f"--log-every {b['log_every']} {tensorboard_args()}"
         f"--device {config['device']} --env-workers {TRAIN_RES.get('env_workers', 0)} "
         f"{checkpoint_args(job)}"
         + " ".join(f"--set {k}={json.dumps(v).replace(' ', '')}" for k, v in job.overrides.items())
@@ -345,7 +355,8 @@ def external_args(wc, algo, learner=False):
             f"--out {job.run_dir}")
     if learner:
         args += (f" --start-steps {b['start_steps']} --batch-size {b['batch_size']} "
-                 f"--replay-capacity {b['replay_capacity']} {checkpoint_args(job)}")
+                 f"--replay-capacity {b['replay_capacity']} --log-every {b['log_every']} "
+                 f"{tensorboard_args()}{checkpoint_args(job)}")
     return args
 
 

@@ -63,7 +63,10 @@ from pathlib import Path
 
 import numpy as np
 
-from qsm.train import UsageError, check_budget_args, eval_returns  # the trainer's protocol
+from qsm.evaluation import eval_returns  # the trainer's protocol
+from qsm.metrics import MetricsLog, is_log_step
+from qsm.progress import MissingExtra, Progress, TensorBoardLog
+from qsm.train import UsageError, budget_of, check_budget_args
 
 # examples/states/configs at commit 2e77893 (QSM's "paper settings": commit 48500fa).
 # tests/test_official_program.py checks these against the checkout's files.
@@ -96,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay-capacity", type=int, default=1_000_000)
     p.add_argument("--probe-states", type=int, default=8)
     p.add_argument("--probe-samples", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=None,
+                   help="environment steps between rows of metrics.csv (default: about 200 rows)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write the metrics as TensorBoard scalars under DIR")
     p.add_argument("--official-path", default=None,
                    help="checkout of Alescontrela/score_matching_rl (default: see qsm/official.py)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -166,6 +173,26 @@ class Learner:
         return [critic_info["critic_loss"], critic_info["q"]] + (
             [actor_info["actor_loss"]] if actor_info else [])
 
+    def metrics(self, learner, critic_info, actor_info) -> dict:
+        """The metrics.csv columns this learner's update info gives (qsm.metrics)."""
+        out = {"critic_loss": critic_info["critic_loss"], "q_mean": critic_info["q"]}
+        if actor_info:
+            out["actor_loss"] = actor_info["actor_loss"]
+        return out
+
+    def policy_params(self, learner):
+        """The parameters the policy acts with (kept in policy.pt)."""
+        return learner.actor.params
+
+    def with_policy_params(self, learner, params):
+        return learner.replace(actor=learner.actor.replace(params=params))
+
+
+def stats_rms(info, prefix):
+    """RMS of a tensor from the official tensorstats (mean, population std)."""
+    return float(np.sqrt(np.float64(info[f"{prefix}_mean"]) ** 2
+                         + np.float64(info[f"{prefix}_std"]) ** 2))
+
 
 class QSMLearner(Learner):
     def __init__(self, jax, learner_cls, checkout):
@@ -210,6 +237,26 @@ class QSMLearner(Learner):
         return [critic_info["c_loss_mean_1"], critic_info["c_loss_mean_2"], critic_info["q_mean_1"],
                 actor_info["actor_loss_mean"]]
 
+    def metrics(self, learner, critic_info, actor_info) -> dict:
+        """From the official tensorstats; the share of sampler actions on a bound is not among
+        them (left empty)."""
+        c = {k: np.float64(v) for k, v in critic_info.items()}
+        dq_da_rms = stats_rms(actor_info, "critic_jacobian")
+        return {"critic_loss": c["c_loss_mean_1"] + c["c_loss_mean_2"],
+                "q_mean": (c["q_mean_1"] + c["q_mean_2"]) / 2,
+                # the two critics' values pooled, from each one's mean and std
+                "q_std": np.sqrt((c["q_std_1"] ** 2 + c["q_std_2"] ** 2) / 2
+                                 + ((c["q_mean_1"] - c["q_mean_2"]) / 2) ** 2),
+                "target_q_mean": c["target_q_mean"], "actor_loss": actor_info["actor_loss_mean"],
+                "dq_da_rms": dq_da_rms, "score_target_rms": float(learner.M_q) * dq_da_rms,
+                "eps_pred_rms": stats_rms(actor_info, "eps_pred")}
+
+    def policy_params(self, learner):
+        return learner.score_model.params
+
+    def with_policy_params(self, learner, params):
+        return learner.replace(score_model=learner.score_model.replace(params=params))
+
 
 class SACLearnerAdapter(Learner):
     def __init__(self, jax, learner_cls, checkout):
@@ -230,6 +277,10 @@ class SACLearnerAdapter(Learner):
         actions, _ = learner.replace(rng=key).sample_actions(obs)
         return np.asarray(actions), np.asarray(actions)
 
+    def metrics(self, learner, critic_info, actor_info) -> dict:
+        return {**super().metrics(learner, critic_info, actor_info),
+                "entropy": actor_info["entropy"], "alpha": actor_info["temperature"]}
+
 
 class TD3LearnerAdapter(Learner):
     def __init__(self, jax, learner_cls, checkout):
@@ -245,6 +296,12 @@ class TD3LearnerAdapter(Learner):
         if int(learner.critic.step) % learner.actor_delay != 0:
             return learner, None
         return self.actor_step(learner, batch)
+
+    def metrics(self, learner, critic_info, actor_info) -> dict:
+        out = super().metrics(learner, critic_info, actor_info)
+        if actor_info:
+            out["actor_q"] = -np.float64(actor_info["actor_loss"])  # actor loss = -mean Q(s, mu(s))
+        return out
 
     def probe(self, learner, key, obs):
         policy = np.asarray(learner.eval_actions(obs)[0])
@@ -291,6 +348,11 @@ class OfficialRun:
         self.step = 0
         self.evals_done = 0
         self.obs = None
+        self.metrics = MetricsLog(S)
+        self.progress = Progress(f"{self.name} {args.task}", args.steps)
+        self.tensorboard = TensorBoardLog.open(args.tensorboard, self.name, args.task,
+                                               args.run_id or "no-run-id", self.seeds)
+        self.elapsed_before = 0.0
         ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else Path(args.out) / ".checkpoints"
         self.ckpt_path = ckpt_dir / f"seeds-{'-'.join(map(str, self.seeds))}.pkl"
 
@@ -304,10 +366,7 @@ class OfficialRun:
         return {
             "algo": self.name, "task": a.task, "seed": int(seed),
             "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in self.hparams.items()},
-            "budget": {"steps": a.steps, "start_steps": a.start_steps, "eval_every": a.eval_every,
-                       "eval_episodes": a.eval_episodes, "batch_size": a.batch_size,
-                       "replay_capacity": a.replay_capacity, "probe_states": a.probe_states,
-                       "probe_samples": a.probe_samples},
+            "budget": budget_of(a),
             "env": {"obs_dim": self.obs_dim, "act_dim": self.act_dim, "max_return": self.max_return},
             "block": {"seeds": self.seeds, "size": len(self.seeds)},
             "run_id": a.run_id, "code_version": a.code_version,
@@ -345,7 +404,6 @@ class OfficialRun:
 
     # -- training -------------------------------------------------------------------------------
     def run(self) -> int:
-        from tqdm import tqdm
         a = self.args
         resumed = self.try_resume()
         if not resumed:
@@ -356,19 +414,19 @@ class OfficialRun:
             if not resumed:
                 self.obs = self.envs.reset()
                 self.evaluate()
-            bar = tqdm(total=a.steps, initial=self.step, disable=None, dynamic_ncols=True,
-                       unit="step", file=sys.stderr,
-                       desc=f"{self.name}/{a.task} seeds {','.join(map(str, self.seeds))}")
+            self.progress.start(self.step, self.elapsed_before)
+            log_every = budget_of(a)["log_every"]
             while self.step < a.steps:
                 self.train_step()
                 self.step += 1
-                bar.update(1)
+                self.progress.update(self.step)
+                if is_log_step(self.step, a.steps, a.start_steps, log_every):
+                    self.log_metrics()
                 if self.step % a.eval_every == 0 or self.step == a.steps:
                     self.evaluate()
-                    bar.set_postfix_str(self.last_eval_summary)
                 if a.checkpoint_every and self.step % a.checkpoint_every == 0 and self.step < a.steps:
                     self.save_checkpoint()
-            bar.close()
+            self.progress.close()
             self.finish()
         except BaseException as e:
             for i, w in enumerate(self.writers):
@@ -417,6 +475,13 @@ class OfficialRun:
             for i in live:
                 self.learners[i], actor_info[i] = self.adapter.update_actor(self.learners[i], batches[i])
             jax.block_until_ready([self.learners[i] for i in live])
+        S = len(self.seeds)
+        columns = {}
+        for i in live:
+            for key, value in self.adapter.metrics(self.learners[i], critic_info[i],
+                                                   actor_info[i]).items():
+                columns.setdefault(key, np.zeros(S))[i] = value
+        self.metrics.add(columns)
         for i in live:
             values = self.adapter.finite_values(critic_info[i], actor_info[i])
             if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
@@ -425,6 +490,14 @@ class OfficialRun:
                                              f"non-finite loss or Q value at step {self.step + 1}")
                 print(f"[{self.name} {a.task}] seed {self.seeds[i]} diverged at step "
                       f"{self.step + 1}; other seeds continue", file=sys.stderr)
+
+    def log_metrics(self):
+        """A metrics.csv row per running seed: the means since the last row."""
+        rows = self.metrics.flush(self.step)
+        for i, (w, row) in enumerate(zip(self.writers, rows)):
+            if self.status[i] == "running":
+                w.add_metrics(row)
+        self.tensorboard.add(self.step, rows, self.progress.steps_per_second())
 
     def evaluate(self):
         a = self.args
@@ -447,12 +520,8 @@ class OfficialRun:
             if self.status[i] == "running":
                 self.writers[i].add_eval(self.step, returns[i], time.perf_counter() - t0)
         self.write_timing()
-        alive = self.alive()
-        self.last_eval_summary = f"return {returns[alive].mean():.1f}" if alive.any() else "all diverged"
-        if not sys.stderr.isatty():
-            per_seed = " ".join(f"{r:.1f}" for r in returns.mean(axis=1))
-            print(f"[{self.name} {a.task}] step {self.step}/{a.steps}: eval return per seed {per_seed}",
-                  file=sys.stderr, flush=True)
+        self.progress.evaluation(self.step, returns, self.alive())
+        self.tensorboard.add_eval(self.step, returns)
 
     def finish(self):
         from qsm.probes import probe_states
@@ -466,10 +535,26 @@ class OfficialRun:
             shape = (P, N, self.act_dim)
             w.write_probe_actions(states, policy.reshape(shape), behaviour.reshape(shape))
             if self.status[i] == "running":
+                self.save_policy(i, w.dir / "policy.pt")
                 self.status[i] = "complete"
                 w.write_status("complete", self.step)
+        self.tensorboard.close()
         if self.ckpt_path.exists() and not self.args.keep_checkpoint:
             self.ckpt_path.unlink()
+
+    def save_policy(self, index, path):
+        """The official learner's policy parameters (a flax state dict of numpy arrays) with the
+        run's identity: qsm.policy loads them back into a learner made by create()."""
+        from flax import serialization
+
+        from qsm.policy import save_policy
+        config = self.config_for(self.seeds[index])
+        params = serialization.to_state_dict(self.adapter.policy_params(self.learners[index]))
+        params = self.jax.tree_util.tree_map(np.asarray, params)
+        save_policy(path, {k: config[k] for k in ("algo", "task", "seed", "run_id",
+                                                   "code_version", "hparams", "budget")},
+                    {"official_params": params}, {"official": config["official"]},
+                    {"obs_dim": self.obs_dim, "act_dim": self.act_dim})
 
     # -- checkpoints ----------------------------------------------------------------------------
     def signature(self) -> dict:
@@ -490,6 +575,9 @@ class OfficialRun:
             "replay": self.replay.state_dict(), "envs": self.envs.get_states(), "obs": self.obs,
             "random_actions": self.random_actions.state_dict(), "timer": self.timer.state_dict(),
             "eval_rows": [w.eval_rows for w in self.writers], "status": self.status,
+            "metrics": self.metrics.state_dict(),
+            "metrics_rows": [w.metrics_rows for w in self.writers],
+            "elapsed": self.progress.elapsed(),
         }
         self.rundir.atomic_write_bytes(self.ckpt_path, pickle.dumps(state, protocol=5))
 
@@ -519,8 +607,10 @@ class OfficialRun:
         self.obs = state["obs"]
         self.random_actions.load_state_dict(state["random_actions"])
         self.timer.load_state_dict(state["timer"])
-        for w, rows in zip(self.writers, state["eval_rows"]):
-            w.eval_rows = rows
+        for w, rows, metric_rows in zip(self.writers, state["eval_rows"], state["metrics_rows"]):
+            w.eval_rows, w.metrics_rows = rows, metric_rows
+        self.metrics.load_state_dict(state["metrics"])
+        self.elapsed_before = state["elapsed"]
         self.status = state["status"]
         print(f"[{self.name} {self.args.task}] resumed from {self.ckpt_path} at step {self.step}",
               file=sys.stderr)
@@ -554,7 +644,7 @@ def main(argv=None) -> int:
             return runner.run()
         finally:
             runner.close()
-    except UsageError as e:
+    except (UsageError, MissingExtra) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

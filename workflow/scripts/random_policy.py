@@ -15,6 +15,8 @@ writes follows the contract as documented (docs/run_directory.md, qsm/rundir.py'
     OUT/seed<k>/eval.csv            step, return, return_std, episodes, wall_time_s
     OUT/seed<k>/timing.csv          phase, calls, total_s, env_steps, block_size, device
     OUT/seed<k>/probe_actions.npz   states (P, obs_dim); policy, behaviour (P, N, act_dim)
+    OUT/seed<k>/metrics.csv         the training diagnostics' header: nothing is learned, so
+                                    no rows (and no policy.pt)
     OUT/seed<k>/status.json         status (running -> complete, or failed), step, reason
 
 Every file is written to a temporary name in the same directory and renamed into place.
@@ -53,10 +55,14 @@ from qsm.envs import make_env  # noqa: E402
 from qsm.probes import probe_states  # noqa: E402
 
 ALGO = "random"
-CONTRACT_VERSION = 2
+CONTRACT_VERSION = 3
 TAG = 0x52414E44  # "RAND": separates this program's streams from any other use of the seed
 EVAL_COLUMNS = ("step", "return", "return_std", "episodes", "wall_time_s")
 TIMING_COLUMNS = ("phase", "calls", "total_s", "env_steps", "block_size", "device")
+# training diagnostics (docs/run_directory.md): a policy that never learns writes the header only
+METRICS_COLUMNS = ("step", "critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean",
+                   "dq_da_rms", "score_target_rms", "eps_pred_rms", "bound_share", "alpha",
+                   "entropy", "actor_q")
 
 
 # -- atomic files --------------------------------------------------------------------------------
@@ -200,6 +206,7 @@ def main(argv=None) -> int:
                     "python": platform.python_version(), "numpy": np.__version__,
                     "hostname": socket.gethostname(), "device": "cpu", "started": started},
             })
+            write_csv(d / "metrics.csv", METRICS_COLUMNS, [])
             write_json(d / "status.json", {"status": "running", "step": 0, "reason": ""})
 
         rngs = [stream(s, 2) for s in seeds]  # action draws during evaluation

@@ -1,0 +1,263 @@
+"""A run's trained policy: saved as policy.pt when the run completes, loaded without its replay
+buffer or optimisers, sampled again at any states, or evaluated on fresh episodes.
+
+    python -m qsm.policy probe RUN_DIR [--states FILE] [--samples N] [--out FILE.npz] [--compare]
+    python -m qsm.policy evaluate RUN_DIR --episodes N [--seed K] [--out FILE.csv]
+
+RUN_DIR is a seed directory (.../seed<k>). `probe` draws N actions per state from the policy and
+the behaviour distribution (policy + exploration noise), at the run's probe states unless
+--states gives others (.npy of shape (P, obs_dim), or .npz with an array `states`). Without
+--stream-seed it draws from the seed's acting stream as it was when the run drew its probe
+samples, so at the run's own states and sample count it reproduces probe_actions.npz bit for bit
+on CPU (--compare checks this). `evaluate` runs the policy as evaluations do (the agent's 'eval'
+mode) on N fresh episodes seeded from --seed, none of which the run saw.
+
+policy.pt holds the policy modules' weights of one seed (the agent's POLICY_MODULES: QSM's
+denoiser, SAC's and TD3's actor), the run's identity, the observation and action sizes, and the
+seed's acting stream before the probe draws. A file whose identity differs from the run's
+config.json is refused in one line.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+POLICY_FORMAT = 1
+IDENTITY_KEYS = ("algo", "task", "seed", "run_id", "code_version")
+
+
+class PolicyError(ValueError):
+    """A policy file that is missing, unreadable or not the run's: one line for the user."""
+
+
+def save_policy(path, identity: dict, modules: dict, streams: dict, env: dict) -> None:
+    """Write one seed's policy atomically (qsm.rundir)."""
+    import torch
+
+    from .rundir import _json_default, atomic_write_bytes
+    identity = json.loads(json.dumps(identity, default=_json_default))
+    state = {"format": POLICY_FORMAT, "identity": identity, "env": dict(env),
+             "modules": modules, "streams": streams}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class LoadedPolicy:
+    """A run's agent rebuilt for one seed with its trained policy modules (the critics are never
+    used; replay and optimiser state are not kept)."""
+
+    def __init__(self, seed_dir, device="cpu", as_in_block: bool = False):
+        import torch
+
+        from .registry import AgentError, get_agent, resolve_config
+        self.dir = Path(seed_dir)
+        self.config = _read_config(self.dir)
+        path = self.dir / "policy.pt"
+        if not path.is_file():
+            raise PolicyError(f"{path} is missing: only complete runs of contract version 3 "
+                              f"that learned keep their policy")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise PolicyError(f"{path} cannot be read ({type(e).__name__}: {e})") from None
+        if not isinstance(state, dict) or state.get("format") != POLICY_FORMAT:
+            raise PolicyError(f"{path} is not a policy file of format {POLICY_FORMAT}")
+        if "official_params" in state.get("modules", {}):
+            raise PolicyError(f"{path} holds an official JAX learner's parameters (a flax state "
+                              f"dict of numpy arrays under modules.official_params): load them "
+                              f"with the official code; qsm.policy samples the suite's agents")
+        theirs = {k: state["identity"].get(k) for k in IDENTITY_KEYS}
+        ours = {k: self.config.get(k) for k in IDENTITY_KEYS}
+        if theirs != ours:
+            differ = ", ".join(f"{k} {theirs[k]!r} != {ours[k]!r}" for k in IDENTITY_KEYS
+                               if theirs[k] != ours[k])
+            raise PolicyError(f"{path} belongs to another run than {self.dir / 'config.json'} "
+                              f"({differ})")
+        try:
+            agent_cls = get_agent(self.config["algo"])
+            cfg = resolve_config(agent_cls, self.config["task"], self.config["hparams"])
+        except AgentError as e:
+            raise PolicyError(f"{self.dir}: cannot rebuild the agent: {e}") from None
+        self.seed = int(self.config["seed"])
+        self.env = state["env"]
+        self.device = torch.device(device)
+        # Batched matrix products of a block of S seeds and of one seed may round differently.
+        # as_in_block rebuilds the agent at the run's block width, this seed at its place in it
+        # (every place holds its weights), so that the run's own kernels redraw its samples.
+        block = [int(s) for s in self.config.get("block", {}).get("seeds", [self.seed])]
+        seeds = block if as_in_block and self.seed in block else [self.seed]
+        self.index = seeds.index(self.seed)
+        self.agent = agent_cls(self.env["obs_dim"], self.env["act_dim"], seeds, cfg, self.device)
+        self.agent.load_policy_state({
+            name: {k: v.expand(len(seeds), *v.shape[1:]).clone() for k, v in module.items()}
+            for name, module in state["modules"].items()})
+        self.agent.eval()
+        self.run_streams = state["streams"]
+
+    def use_run_stream(self) -> None:
+        """Acting noise from where the run's probe draws started."""
+        streams = self.agent.act_noise.state_dict()
+        streams[self.index] = self.run_streams["act"]
+        self.agent.act_noise.load_state_dict(streams)
+
+    def use_fresh_stream(self, purpose: str) -> None:
+        from .seeding import SeedStreams
+        self.agent.act_noise = SeedStreams(self.agent.seeds, purpose, self.device)
+
+    def probe(self, states: np.ndarray, samples: int):
+        """(P, N, act_dim) policy and behaviour samples at states (P, obs_dim)."""
+        import torch
+        st = torch.as_tensor(np.asarray(states, np.float32), device=self.device)
+        st = st.unsqueeze(0).expand(len(self.agent.seeds), -1, -1).contiguous()
+        policy, behaviour = self.agent.probe_samples(st, samples)
+        return policy[self.index].cpu().numpy(), behaviour[self.index].cpu().numpy()
+
+    def evaluate(self, episodes: int, seed: int) -> np.ndarray:
+        """Returns of `episodes` fresh episodes whose environments and acting noise are seeded
+        from `seed` (streams of their own: none is one the run used)."""
+        import torch
+
+        from .seeding import derive_seed
+        from .evaluation import eval_returns
+        from .vecenv import EnvBlock
+        purpose = f"policy_evaluate/{seed}"
+        self.use_fresh_stream(f"{purpose}/act")
+        envs = EnvBlock(self.config["task"], [derive_seed(seed, f"{purpose}/env")] * episodes)
+        try:
+            def act(obs):
+                o = torch.as_tensor(obs.reshape(1, episodes, -1), device=self.device)
+                return self.agent.act(o, "eval").cpu().numpy().reshape(episodes, -1)
+            return eval_returns(envs, [self.seed], episodes, 0,
+                                lambda s, p: derive_seed(seed, f"{purpose}/{p}"), act)[0]
+        finally:
+            envs.close()
+
+
+def _read_config(seed_dir: Path) -> dict:
+    path = seed_dir / "config.json"
+    if not path.is_file():
+        raise PolicyError(f"{path} is missing: give a seed directory of a run (.../seed<k>)")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise PolicyError(f"{path} is not valid JSON ({e.msg})") from None
+
+
+def _load_states(path, obs_dim: int) -> np.ndarray:
+    path = Path(path)
+    try:
+        data = np.load(path)
+        states = data["states"] if isinstance(data, np.lib.npyio.NpzFile) else data
+    except (OSError, ValueError, KeyError) as e:
+        raise PolicyError(f"--states {path}: cannot read states ({type(e).__name__}: {e}); give "
+                          f"a .npy array (P, {obs_dim}) or a .npz with an array 'states'") from None
+    states = np.asarray(states, np.float32)
+    if states.ndim != 2 or states.shape[1] != obs_dim or not len(states):
+        raise PolicyError(f"--states {path}: shape {states.shape}, expected (P, {obs_dim})")
+    if not np.isfinite(states).all():
+        raise PolicyError(f"--states {path}: states must be finite")
+    return states
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m qsm.policy", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    probe = sub.add_parser("probe", help="draw action samples of the trained policy")
+    probe.add_argument("run_dir", help="a seed directory of a complete run (.../seed<k>)")
+    probe.add_argument("--states", default=None,
+                       help="states to probe (.npy (P, obs_dim) or .npz with 'states'; default: "
+                            "the run's probe states)")
+    probe.add_argument("--samples", type=int, default=None,
+                       help="samples per state (default: the run's probe_samples)")
+    probe.add_argument("--stream-seed", type=int, default=None,
+                       help="draw from a fresh stream of this seed (default: the run's own "
+                            "acting stream, which reproduces its probe samples)")
+    probe.add_argument("--out", default=None, help="write states, policy, behaviour to this .npz")
+    probe.add_argument("--compare", action="store_true",
+                       help="compare with the run's probe_actions.npz; exit 1 if they differ")
+    evaluate = sub.add_parser("evaluate", help="evaluate the trained policy on fresh episodes")
+    evaluate.add_argument("run_dir", help="a seed directory of a complete run (.../seed<k>)")
+    evaluate.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
+    evaluate.add_argument("--seed", type=int, default=0,
+                          help="seed of the episodes and of the acting noise (default 0)")
+    evaluate.add_argument("--out", default=None, help="write episode, return to this .csv")
+    for sp in (probe, evaluate):
+        sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    return p
+
+
+def probe_command(a) -> int:
+    from .probes import probe_states
+    policy = LoadedPolicy(a.run_dir, a.device, as_in_block=True)
+    budget = policy.config["budget"]
+    if a.states:
+        states = _load_states(a.states, policy.env["obs_dim"])
+    else:
+        states = probe_states(policy.config["task"], int(budget["probe_states"]))
+    samples = a.samples or int(budget["probe_samples"])
+    if samples <= 0:
+        raise PolicyError(f"--samples must be positive, got {samples}")
+    if a.stream_seed is None:
+        policy.use_run_stream()
+    else:
+        policy.use_fresh_stream(f"policy_probe/{a.stream_seed}")
+    pol, beh = policy.probe(states, samples)
+    if a.out:
+        from .rundir import atomic_write_npz
+        atomic_write_npz(a.out, states=states, policy=pol, behaviour=beh)
+    for i in range(len(states)):
+        on_bound = float((np.abs(pol[i]) >= 1 - 1e-3).mean())
+        print(f"state {i}: policy mean {np.array2string(pol[i].mean(0), precision=3)} "
+              f"std {np.array2string(pol[i].std(0), precision=3)}, {on_bound:.1%} of coordinates "
+              f"on a bound")
+    if a.compare:
+        with np.load(Path(a.run_dir) / "probe_actions.npz") as z:
+            run = {k: z[k] for k in ("states", "policy", "behaviour")}
+        ours = {"states": np.asarray(states, np.float32), "policy": pol, "behaviour": beh}
+        differ = [k for k in run if run[k].shape != ours[k].shape
+                  or not np.array_equal(run[k], ours[k])]
+        if differ:
+            print(f"differs from the run's probe_actions.npz in {', '.join(differ)}")
+            return 1
+        print("identical to the run's probe_actions.npz")
+    return 0
+
+
+def evaluate_command(a) -> int:
+    if a.episodes <= 0:
+        raise PolicyError(f"--episodes must be positive, got {a.episodes}")
+    policy = LoadedPolicy(a.run_dir, a.device)
+    returns = policy.evaluate(a.episodes, a.seed)
+    c = policy.config
+    print(f"{c['algo']} on {c['task']}, run {c['run_id']} seed {c['seed']}: return "
+          f"{returns.mean():.2f} +- {returns.std():.2f} over {a.episodes} episodes (seed {a.seed})")
+    if a.out:
+        from .rundir import atomic_write_csv
+        atomic_write_csv(a.out, ("episode", "return"),
+                         [{"episode": e, "return": float(r)} for e, r in enumerate(returns)])
+    return 0
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    from .envs import TaskError
+    try:
+        return probe_command(a) if a.command == "probe" else evaluate_command(a)
+    except (PolicyError, TaskError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Training diagnostics (metrics.csv), the kept policy (policy.pt) and `python -m qsm.policy`."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT, python_env
+from qsm import rundir
+from qsm.agent_base import bound_share, critic_diagnostics, rms
+from qsm.metrics import METRICS, MetricsLog, default_log_every, metric_steps
+from qsm.registry import get_agent, resolve_config
+from qsm.timing import PhaseTimer
+
+
+def run(args, **kw):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
+                          env=python_env(), timeout=600, **kw)
+
+
+# -- the logging schedule -----------------------------------------------------------------------
+
+def test_metric_steps_by_hand():
+    assert metric_steps(10, 4, 3) == [6, 9, 10]        # after learning starts, and the last step
+    assert metric_steps(12, 4, 3) == [6, 9, 12]
+    assert metric_steps(5, 5, 1) == []                 # no learning step, no row
+    assert metric_steps(3, 0, 1) == [1, 2, 3]
+    assert default_log_every(3000, 1000) == 10         # about 200 rows at any budget
+    for steps, start in ((100_000, 10_000), (1_000_000, 10_000), (3_000, 1_000), (20_000, 500)):
+        # 200, and one more where the grid misses the last step
+        assert len(metric_steps(steps, start, default_log_every(steps, start))) in (200, 201)
+
+
+# -- the accumulator -----------------------------------------------------------------------------
+
+def test_metrics_log_means_per_interval_and_column():
+    log = MetricsLog(2)
+    log.add({"critic_loss": torch.tensor([1.0, 2.0]), "q_mean": torch.tensor([0.0, 1.0])})
+    log.add({"critic_loss": torch.tensor([3.0, 4.0]), "q_mean": torch.tensor([2.0, 3.0]),
+             "actor_loss": torch.tensor([5.0, 6.0]), "bc_loss": torch.tensor([9.0, 9.0])})
+    rows = log.flush(7)
+    assert rows[0] == {"step": 7, **{k: None for k in METRICS}, "critic_loss": 2.0,
+                       "q_mean": 1.0, "actor_loss": 5.0}
+    assert rows[1]["critic_loss"] == 3.0 and rows[1]["actor_loss"] == 6.0
+    assert log.flush(8)[0]["critic_loss"] is None  # a fresh interval
+
+
+def test_metrics_log_sees_every_non_finite_value():
+    log = MetricsLog(3)
+    log.add({"critic_loss": torch.tensor([1.0, float("nan"), 1.0])})
+    log.add({"critic_loss": torch.tensor([1.0, 1.0, float("inf")])})
+    log.add({"critic_loss": torch.tensor([1.0, 1.0, -float("inf")])})
+    assert log.nonfinite().tolist() == [False, True, True]
+
+
+def test_adding_reads_no_value(monkeypatch):
+    """Logging adds no device-to-host transfer to an update: add() never reads a tensor."""
+    log = MetricsLog(2)
+    for name in ("cpu", "item", "tolist", "numpy", "__bool__", "__float__"):
+        monkeypatch.setattr(torch.Tensor, name, lambda *a, _n=name: pytest.fail(f"read: {_n}"))
+    for _ in range(3):
+        log.add({"critic_loss": torch.ones(2), "q_mean": torch.zeros(2)})
+
+
+def test_numpy_values_as_the_official_program_gives_them():
+    log = MetricsLog(2)
+    log.add({"alpha": np.array([0.5, 1.0])})
+    log.add({"alpha": np.array([1.5, 2.0])})
+    assert [r["alpha"] for r in log.flush(3)] == [1.0, 1.5]
+
+
+def test_state_round_trip_continues_the_interval():
+    log = MetricsLog(1)
+    log.add({"q_mean": torch.tensor([1.0])})
+    other = MetricsLog(1)
+    other.load_state_dict(log.state_dict())
+    other.add({"q_mean": torch.tensor([3.0])})
+    assert other.flush(2)[0]["q_mean"] == 2.0
+
+
+# -- what the agents report, by hand --------------------------------------------------------------
+
+def test_diagnostics_by_hand():
+    q = torch.tensor([[[1.0, 3.0], [5.0, 7.0]]])                       # (S=1, 2 critics, B=2)
+    d = critic_diagnostics(torch.tensor([0.5]), q, torch.tensor([[2.0, 4.0]]))
+    assert d["q_mean"].item() == 4.0 and d["target_q_mean"].item() == 3.0
+    assert d["q_std"].item() == pytest.approx(np.sqrt(5.0))           # population std of 1,3,5,7
+    x = torch.tensor([[[3.0, 4.0]]])                                   # (1, 1, 2)
+    assert rms(x).item() == pytest.approx(np.sqrt(12.5))
+    a = torch.tensor([[[1.0, 0.9995], [-0.9989, -1.0]]])
+    assert bound_share(a).item() == 0.75                              # 1e-3 of a bound
+
+
+def batch(S, B=16, obs=3, act=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"obs": torch.randn(S, B, obs, generator=g), "action": torch.rand(S, B, act, generator=g) * 2 - 1,
+            "reward": torch.randn(S, B, generator=g), "next_obs": torch.randn(S, B, obs, generator=g),
+            "mask": torch.ones(S, B)}
+
+
+SMALL = {"qsm": {"actor_hidden": [16, 16], "critic_hidden": [16, 16], "cond_hidden": [8, 8], "time_dim": 8},
+         "dql": {"actor_hidden": [16, 16], "critic_hidden": [16, 16], "cond_hidden": [8, 8], "time_dim": 8},
+         "sac": {"hidden": [16, 16]}, "td3": {"hidden": [16, 16]}}
+EXPECTED = {
+    "qsm": {"critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean", "dq_da_rms",
+            "score_target_rms", "eps_pred_rms", "bound_share"},
+    "dql": {"critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean", "bound_share"},
+    "sac": {"critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean", "alpha", "entropy"},
+    "td3": {"critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean", "actor_q"},
+}
+
+
+@pytest.mark.parametrize("algo", sorted(EXPECTED))
+def test_every_agent_reports_its_columns(algo):
+    cls = get_agent(algo)
+    agent = cls(3, 2, [0, 1], resolve_config(cls, "toy_quadmodal", SMALL[algo]))
+    timer = PhaseTimer(enabled=False)
+    out = {**agent.update(batch(2), timer), **agent.update(batch(2, seed=1), timer)}
+    assert set(out) & set(METRICS) == EXPECTED[algo]
+    for key, value in out.items():
+        assert value.shape == (2,) and torch.isfinite(value).all() and not value.requires_grad, key
+    if algo == "qsm":
+        torch.testing.assert_close(out["score_target_rms"], agent.cfg.M_q * out["dq_da_rms"])
+    if algo == "sac":  # the temperature the update used: 1 at the first update
+        agent2 = cls(3, 2, [0, 1], resolve_config(cls, "toy_quadmodal", SMALL[algo]))
+        assert agent2.update(batch(2), timer)["alpha"].tolist() == [1.0, 1.0]
+
+
+# -- a trained run: metrics rows, the kept policy, probe and evaluate -------------------------------
+
+ARGS = ["--task", "toy_quadmodal", "--seeds", "0", "1", "--steps", "60", "--start-steps", "30",
+        "--eval-every", "30", "--eval-episodes", "2", "--batch-size", "16", "--probe-states", "3",
+        "--probe-samples", "40", "--log-every", "7", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 2-seed block of each agent (small networks), trained once."""
+    root = tmp_path_factory.mktemp("trained")
+    for algo in ("qsm", "sac", "td3"):
+        sets = [x for k, v in SMALL[algo].items() for x in ("--set", f"{k}={json.dumps(v)}")]
+        proc = run(["-m", "qsm.train", "--algo", algo, *ARGS, *sets, "--out", str(root / algo)])
+        assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.mark.parametrize("algo", ["qsm", "sac", "td3"])
+def test_run_writes_metrics_rows_and_policy(trained, algo):
+    for seed in (0, 1):
+        r = rundir.load_run(trained / algo / f"seed{seed}")
+        assert r.config["budget"]["log_every"] == 7
+        assert r.metrics["step"].tolist() == [35, 42, 49, 56, 60]
+        given = {c for c in METRICS if r.metrics[c].notna().any()}
+        assert given == EXPECTED[algo]
+        assert (r.path / "policy.pt").is_file()
+
+
+@pytest.mark.parametrize("algo", ["qsm", "sac", "td3"])
+def test_probing_the_saved_policy_reproduces_the_probe_samples(trained, algo, tmp_path):
+    """At the run's probe states, from the run's stream: the same bits, for the second seed of a
+    block too (a seed's numbers never depend on its block)."""
+    seed_dir = trained / algo / "seed1"
+    out = tmp_path / "again.npz"
+    proc = run(["-m", "qsm.policy", "probe", str(seed_dir), "--compare", "--out", str(out)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "identical to the run's probe_actions.npz" in proc.stdout
+    with np.load(out) as again, np.load(seed_dir / "probe_actions.npz") as original:
+        for key in ("states", "policy", "behaviour"):
+            np.testing.assert_array_equal(again[key], original[key])
+    # other states and a fresh stream: new samples of the right shape
+    states = tmp_path / "states.npy"
+    np.save(states, np.zeros((2, 2), np.float32))
+    proc = run(["-m", "qsm.policy", "probe", str(seed_dir), "--states", str(states), "--samples",
+                "5", "--stream-seed", "4", "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    with np.load(out) as z:
+        assert z["policy"].shape == z["behaviour"].shape == (2, 5, 2)
+
+
+def test_evaluate_runs_fresh_seeded_episodes(trained, tmp_path):
+    seed_dir = trained / "qsm" / "seed0"
+    outs = [tmp_path / f"e{i}.csv" for i in range(3)]
+    for out, seed in zip(outs, (0, 0, 1)):
+        proc = run(["-m", "qsm.policy", "evaluate", str(seed_dir), "--episodes", "4", "--seed",
+                    str(seed), "--out", str(out)])
+        assert proc.returncode == 0, proc.stderr
+        assert "over 4 episodes" in proc.stdout
+    a, b, c = (pd.read_csv(o)["return"].to_numpy() for o in outs)
+    assert len(a) == 4 and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)          # the same seed: the same episodes
+    assert not np.array_equal(a, c)              # another seed: other episodes
+
+
+def test_a_policy_file_of_another_run_is_refused(trained, tmp_path):
+    d = tmp_path / "seed0"
+    shutil.copytree(trained / "sac" / "seed0", d)
+    shutil.copy(trained / "sac" / "seed1" / "policy.pt", d / "policy.pt")
+    proc = run(["-m", "qsm.policy", "probe", str(d)])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "belongs to another run" in lines[0] and "seed 1 != 0" in lines[0]
+    (d / "policy.pt").unlink()
+    proc = run(["-m", "qsm.policy", "evaluate", str(d)])
+    assert proc.returncode == 2 and "policy.pt is missing" in proc.stderr
+
+
+def test_log_lines_say_elapsed_speed_and_time_left(trained, tmp_path):
+    proc = run(["-m", "qsm.train", "--algo", "td3", *ARGS, "--set", "hidden=[8,8]",
+                "--out", str(tmp_path / "td3")])
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "eval return per seed" in line]
+    assert len(lines) == 2  # evaluations at steps 30 and 60 (step 0 comes before any step)
+    assert all("elapsed 0:" in line and "steps/s" in line and " left" in line for line in lines)
+
+
+def test_tensorboard_scalars(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tb = tmp_path / "tb"
+    proc = run(["-m", "qsm.train", "--algo", "td3", *ARGS, "--set", "hidden=[8,8]",
+                "--tensorboard", str(tb), "--out", str(tmp_path / "td3")])
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads((tmp_path / "td3" / "seed1" / "config.json").read_text())["run_id"]
+    events = EventAccumulator(str(tb / "td3" / "toy_quadmodal" / run_id / "seed1"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/critic_loss", "train/q_mean", "train/actor_q", "eval/return",
+            "time/steps_per_second"} <= tags
+    metrics = pd.read_csv(tmp_path / "td3" / "seed1" / "metrics.csv")
+    logged = [e.value for e in events.Scalars("train/critic_loss")]
+    np.testing.assert_allclose(logged, metrics["critic_loss"], rtol=1e-6)

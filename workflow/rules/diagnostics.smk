@@ -1,0 +1,27 @@
+rule diagnostics:
+    """Training diagnostics of the benchmark and audit runs (each run's metrics.csv): their
+    end-of-training values per run, and per task the diagnostics against environment steps."""
+    input:
+        flags=flags_of("benchmark", "audit"),
+        manifest=MANIFEST,
+    output:
+        table=report(f"{TABLES}/diagnostics.csv", category="Diagnostics",
+                     caption="../report/diagnostics.rst"),
+        provenance=sidecars(f"{TABLES}/diagnostics.csv"),
+        figures=[report(f"{FIGURES}/{name}.png", category="Diagnostics",
+                        caption="../report/training_diagnostics.rst")
+                 for name in DIAGNOSTIC_FIGURES],
+        pdfs=[f"{FIGURES}/{name}.pdf" for name in DIAGNOSTIC_FIGURES],
+    log:
+        f"{LOGS}/diagnostics.log",
+    params:
+        tasks=" ".join(DIAGNOSTIC_TASKS),
+        code=analysis_code("analysis.diagnostics"),
+        provenance=provenance_footer("analysis.diagnostics", "benchmark", "audit"),
+        tables=lambda wc, output: Path(output.table).parent,
+        figures=lambda wc, output: Path(output.figures[0]).parent,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m analysis.diagnostics --manifest {input.manifest} --tables {params.tables} "
+        "--figures {params.figures} --tasks {params.tasks} > {log} 2>&1"
