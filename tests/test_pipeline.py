@@ -69,6 +69,9 @@ def planned_training(output: str) -> list:
     ("paper.yaml", 3 * 6 + 3 * 2 + 3 * 6 + 2 * 6, {"random_policy": 6}),  # 10 seeds in one block
     ("fidelity.yaml", 1, {"official_baseline": 1, "fidelity": 1}),  # qsm and qsm_official, 3 seeds
     ("fidelity.yaml fidelity_50k.yaml", 1, {"official_baseline": 1, "fidelity": 1}),
+    # one seed per job: cheetah_run 3 x 5, toy audit 3 x 2 x 5, M_q sweep (1, 5, 20) x 2 x 3
+    ("study.yaml", 3 * 5 + 3 * 2 * 5 + 3 * 2 * 3,
+     {"official_baseline": 5, "random_policy": 5, "fidelity": 1}),
 ])
 def test_dry_run_plans_one_job_per_algo_task_block(tmp_path, name, train, external):
     # as in a checkout: a preset given with --configfile extends config/config.yaml
