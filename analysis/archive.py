@@ -1,0 +1,154 @@
+"""An archive of finished runs: their contract files, kept in the repository with checksums.
+
+    python -m analysis.archive add --manifest RUN_MANIFEST --archive results/archive/NAME
+    python -m analysis.archive verify results/archive/NAME
+
+`add` copies every finished run (complete or diverged, validated through the contract) that a run
+manifest lists into ARCHIVE/runs/<algo>/<task>/<run_id>/seed<k>/: config.json, eval.csv,
+timing.csv, metrics.csv, probe_actions.npz, status.json and policy.pt (never checkpoints). Runs
+still training or missing are left for a later `add`; a run already archived must be byte for
+byte the same (a run's files never change once it is finished). It then rewrites
+ARCHIVE/MANIFEST.json:
+
+    {"name": ..., "runs": [{"algo", "task", "seed", "roles", "run_id", "code_version", "status",
+                            "git_commit", "git_dirty", "packages", "path",
+                            "files": {name: {"sha256", "bytes"}}}, ...]}
+
+with the identity each run recorded, the commit and package versions that trained it, and a
+sha256 for every file. `verify` recomputes every checksum and reports, one line each, a file that
+changed, is missing, or lies in the archive without being listed; exit status 1 if any.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from analysis.manifest import ManifestError, load_entry, load_manifest
+from qsm.rundir import POLICY_FILE, REQUIRED_FILES, ContractError, atomic_write_json
+
+ARCHIVED_FILES = (*REQUIRED_FILES, POLICY_FILE)
+FINISHED = ("complete", "diverged")
+
+
+class ArchiveError(ValueError):
+    """An archive that cannot be written as asked: names the run and the problem."""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_archive(archive: Path) -> dict:
+    path = archive / "MANIFEST.json"
+    if not path.is_file():
+        return {"name": archive.name, "runs": []}
+    return json.loads(path.read_text())
+
+
+def add(manifest_path, archive) -> tuple[int, int]:
+    """Archive the finished runs of a run manifest; returns (runs added, runs listed in all)."""
+    archive = Path(archive)
+    manifest = load_manifest(manifest_path)
+    index = {(r["algo"], r["task"], r["run_id"], r["seed"]): r
+             for r in read_archive(archive)["runs"]}
+    added = 0
+    for entry in manifest.runs:
+        key = (entry.algo, entry.task, entry.run_id, entry.seed)
+        if key in index:
+            if entry.role not in index[key]["roles"]:
+                index[key]["roles"] = sorted({*index[key]["roles"], entry.role})
+            _check_unchanged(entry, index[key], archive)
+            continue
+        try:
+            run = load_entry(entry)
+        except ContractError:
+            continue  # not finished, or not valid: reported by the pipeline's run_status table
+        if run.status["status"] not in FINISHED:
+            continue
+        relative = Path("runs") / entry.algo / entry.task / entry.run_id / f"seed{entry.seed}"
+        target = archive / relative
+        target.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for name in ARCHIVED_FILES:
+            source = Path(entry.path) / name
+            if source.is_file():
+                shutil.copyfile(source, target / name)
+                files[name] = {"sha256": sha256(target / name), "bytes": source.stat().st_size}
+        provenance = run.config.get("provenance", {})
+        index[key] = {"algo": entry.algo, "task": entry.task, "seed": entry.seed,
+                      "roles": [entry.role], "run_id": entry.run_id,
+                      "code_version": run.config.get("code_version"),
+                      "status": run.status["status"],
+                      "git_commit": provenance.get("git_commit"),
+                      "git_dirty": provenance.get("git_dirty"),
+                      "packages": provenance.get("packages"),
+                      "path": relative.as_posix(), "files": files}
+        added += 1
+    runs = sorted(index.values(), key=lambda r: (r["algo"], r["task"], r["run_id"], r["seed"]))
+    atomic_write_json(archive / "MANIFEST.json", {"name": archive.name, "runs": runs})
+    return added, len(runs)
+
+
+def _check_unchanged(entry, record, archive):
+    for name, meta in record["files"].items():
+        source = Path(entry.path) / name
+        if source.is_file() and sha256(source) != meta["sha256"]:
+            raise ArchiveError(f"{entry.path}/{name} differs from its archived copy in "
+                               f"{archive / record['path']}: a finished run's files must not "
+                               f"change (retrained with other code? then its run_id differs)")
+
+
+def verify(archive) -> list[str]:
+    """Every problem with the archive's files, one line each (empty: all checksums match)."""
+    archive = Path(archive)
+    if not (archive / "MANIFEST.json").is_file():
+        return [f"{archive}: no MANIFEST.json"]
+    problems, listed = [], set()
+    for record in read_archive(archive)["runs"]:
+        for name, meta in record["files"].items():
+            path = archive / record["path"] / name
+            listed.add(path.resolve())
+            if not path.is_file():
+                problems.append(f"{path}: is missing")
+            elif sha256(path) != meta["sha256"]:
+                problems.append(f"{path}: sha256 differs from MANIFEST.json")
+    runs = archive / "runs"
+    if runs.is_dir():
+        for path in sorted(p for p in runs.rglob("*") if p.is_file()):
+            if path.resolve() not in listed:
+                problems.append(f"{path}: is not listed in MANIFEST.json")
+    return problems
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.archive", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    a_add = sub.add_parser("add", help="archive the finished runs a run manifest lists")
+    a_add.add_argument("--manifest", required=True, help="a run manifest (run_manifest.json)")
+    a_add.add_argument("--archive", required=True, help="the archive directory")
+    a_verify = sub.add_parser("verify", help="check every archived file against its sha256")
+    a_verify.add_argument("archive")
+    a = ap.parse_args(argv)
+    try:
+        if a.command == "add":
+            added, total = add(a.manifest, a.archive)
+            print(f"{added} runs added; {total} runs in {a.archive}")
+            return 0
+        problems = verify(a.archive)
+    except (ArchiveError, ManifestError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    if not problems:
+        print(f"ok: {a.archive}: every file matches its sha256")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

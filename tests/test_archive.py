@@ -1,0 +1,97 @@
+"""The run archive: finished runs copied with checksums, and every committed archive verified."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import archive
+from conftest import ROOT, python_env
+from contract import run_config, seed_dir, write_manifest
+from qsm.rundir import TIMING_PHASES, SeedRunWriter
+
+
+def write_run(root, algo, seed, status="complete"):
+    w = SeedRunWriter(seed_dir(root, algo, "toy_bimodal", seed))
+    cfg = run_config(algo, "toy_bimodal", seed, act_dim=1)
+    cfg["provenance"] = {"git_commit": "c0ffee", "git_dirty": False, "packages": {"torch": "x"}}
+    w.write_config(cfg)
+    w.add_eval(0, [1.0, 2.0], 0.1)
+    w.write_timing([{"phase": p, "calls": 1, "total_s": 1.0, "env_steps": 1000, "block_size": 1,
+                     "device": "cpu"} for p in TIMING_PHASES])
+    w.write_probe_actions(np.zeros((2, 3)), np.zeros((2, 4, 1)), np.full((2, 4, 1), seed / 10))
+    w.write_status(status, 1000)
+    return w.dir
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "qsm", 0)
+    write_run(root, "qsm", 1, status="running")  # still training: left for a later add
+    write_run(root, "sac", 0, status="diverged")
+    manifest = write_manifest(tmp_path / "manifest.json", root,
+                              [("qsm", "toy_bimodal", 0, "audit"), ("qsm", "toy_bimodal", 1, "audit"),
+                               ("sac", "toy_bimodal", 0, "audit"), ("qsm", "toy_bimodal", 0, "mq_sweep"),
+                               ("td3", "toy_bimodal", 0, "audit")])  # td3: missing
+    return root, manifest
+
+
+def test_add_copies_finished_runs_with_checksums(runs, tmp_path):
+    root, manifest = runs
+    out = tmp_path / "archive" / "study"
+    assert archive.add(manifest, out) == (2, 2)
+    index = json.loads((out / "MANIFEST.json").read_text())
+    qsm = next(r for r in index["runs"] if r["algo"] == "qsm")
+    assert qsm["roles"] == ["audit", "mq_sweep"] and qsm["git_commit"] == "c0ffee"
+    assert set(qsm["files"]) == {"config.json", "eval.csv", "timing.csv", "metrics.csv",
+                                 "probe_actions.npz", "status.json"}
+    copied = out / qsm["path"] / "eval.csv"
+    assert copied.read_bytes() == (seed_dir(root, "qsm", "toy_bimodal", 0) / "eval.csv").read_bytes()
+    assert archive.verify(out) == []
+    # adding again changes nothing; the running seed joins once it has finished
+    assert archive.add(manifest, out) == (0, 2)
+    write_run(root, "qsm", 1)
+    assert archive.add(manifest, out) == (1, 3)
+
+
+def test_verify_names_a_changed_missing_or_unlisted_file(runs, tmp_path):
+    root, manifest = runs
+    out = tmp_path / "archive"
+    archive.add(manifest, out)
+    run_dir = next((out / "runs" / "qsm").rglob("seed0"))
+    with open(run_dir / "eval.csv", "a") as f:
+        f.write("1000,3,0,2,0.1\n")
+    (run_dir / "status.json").unlink()
+    (run_dir / "checkpoint.pt").write_bytes(b"x")
+    problems = archive.verify(out)
+    assert any("eval.csv: sha256 differs" in p for p in problems)
+    assert any("status.json: is missing" in p for p in problems)
+    assert any("checkpoint.pt: is not listed" in p for p in problems)
+    proc = subprocess.run([sys.executable, "-m", "analysis.archive", "verify", str(out)],
+                          capture_output=True, text=True, env=python_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 1 and proc.stderr.count("error: ") == 3
+
+
+def test_a_finished_run_whose_files_changed_is_refused(runs, tmp_path):
+    root, manifest = runs
+    out = tmp_path / "archive"
+    archive.add(manifest, out)
+    with open(seed_dir(root, "qsm", "toy_bimodal", 0) / "eval.csv", "a") as f:
+        f.write("1000,3,0,2,0.1\n")
+    with pytest.raises(archive.ArchiveError, match="differs from its archived copy"):
+        archive.add(manifest, out)
+
+
+COMMITTED = sorted(p.parent for p in (ROOT / "results" / "archive").glob("*/MANIFEST.json"))
+
+
+@pytest.mark.parametrize("path", COMMITTED or [None], ids=[p.name for p in COMMITTED] or ["none"])
+def test_committed_archives_match_their_checksums(path):
+    if path is None:
+        pytest.skip("no archive is committed under results/archive/")
+    assert archive.verify(path) == []
