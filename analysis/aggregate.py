@@ -44,6 +44,7 @@ import pandas as pd
 from analysis.manifest import load_entry, load_manifest
 from analysis.outputs import write_table
 from analysis.provenance import Provenance
+from qsm.cli import HelpFormatter
 from qsm.rundir import ContractError, load_run
 
 # ---------------------------------------------------------------------------------------------
@@ -265,12 +266,17 @@ def read_status(path):
     return df
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m analysis.aggregate", description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m analysis.aggregate",
+                                 description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     ap.add_argument("--manifest", required=True, help="run_manifest.json (analysis/manifest.py)")
     ap.add_argument("--out", required=True, help="scores CSV to write")
     ap.add_argument("--status-out", required=True, help="run-status CSV to write")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     manifest = load_manifest(args.manifest)
     scores, status = collect(manifest)
     write_tables(scores, status, args.out, args.status_out, provenance_of(manifest, status))

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from analysis.manifest import ManifestError, load_entry, load_manifest
+from qsm.cli import HelpFormatter
 from qsm.rundir import POLICY_FILE, REQUIRED_FILES, ContractError, atomic_write_json
 
 ARCHIVED_FILES = (*REQUIRED_FILES, POLICY_FILE)
@@ -124,16 +125,23 @@ def verify(archive) -> list[str]:
     return problems
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.archive", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="command", required=True)
-    a_add = sub.add_parser("add", help="archive the finished runs a run manifest lists")
+                                 formatter_class=HelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                            help="add or verify (python -m analysis.archive COMMAND --help)")
+    a_add = sub.add_parser("add", help="archive the finished runs a run manifest lists",
+                           formatter_class=HelpFormatter)
     a_add.add_argument("--manifest", required=True, help="a run manifest (run_manifest.json)")
     a_add.add_argument("--archive", required=True, help="the archive directory")
-    a_verify = sub.add_parser("verify", help="check every archived file against its sha256")
-    a_verify.add_argument("archive")
-    a = ap.parse_args(argv)
+    a_verify = sub.add_parser("verify", help="check every archived file against its sha256",
+                              formatter_class=HelpFormatter)
+    a_verify.add_argument("archive", help="the archive directory")
+    return ap
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
     try:
         if a.command == "add":
             added, total = add(a.manifest, a.archive)

@@ -1,7 +1,7 @@
 """Calibration of ``analysis.modes`` and ``analysis.kl`` on distributions whose truth is known.
 
 Run ``python -m analysis.calibration`` (``--quick`` for fewer draws; running times in
-docs/performance.md) to print the tables quoted in the README.  The sample generators defined
+docs/performance.md) to print the tables quoted in docs/audit.md.  The sample generators defined
 here are also used by ``tests/test_modes.py`` and ``tests/test_kl.py``.
 
 Definitions used by the generators
@@ -34,6 +34,7 @@ from scipy.optimize import brentq
 
 from analysis.kl import gaussian_fit_kl, gaussian_kl, kl_divergence
 from analysis.modes import mode_summary
+from qsm.cli import HelpFormatter
 
 __all__ = ["random_rotation", "sample_mixture", "sample_unimodal", "sample_tanh_gaussian",
            "sample_clipped_mixture", "random_gaussian_pair", "mode_accuracy", "FacePart",
@@ -581,14 +582,21 @@ def mixed_tables(draws: int, seed: int) -> None:
               f"all samples {np.mean(whole):7.2f} +- {np.std(whole):.2f}")
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m analysis.calibration",
+                                 description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer draws (about a minute)")
     ap.add_argument("--draws", type=int, default=None,
                     help="draws per mode setting (default 100, quick 20); KL uses a fifth")
-    ap.add_argument("--seed", type=int, default=20240)
-    ap.add_argument("--only", choices=("modes", "kl", "mixed"), default=None)
-    args = ap.parse_args(argv)
+    ap.add_argument("--seed", type=int, default=20240,
+                    help="base seed (the mode, KL and mixed tables use seed, seed + 1, seed + 2)")
+    ap.add_argument("--only", choices=("modes", "kl", "mixed"), default=None,
+                    help="print only this table (default: all three)")
+    return ap
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     draws = args.draws or (20 if args.quick else 100)
     t0 = time.perf_counter()
     if args.only in (None, "modes"):

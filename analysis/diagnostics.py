@@ -75,6 +75,7 @@ from analysis.outputs import write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
 from analysis.training_metrics import (METRICS_FILE, WINDOW_FIELDS,  # noqa: E402
                                        end_of_training, run_metrics)
+from qsm.cli import HelpFormatter  # noqa: E402
 from qsm.metrics import BOUND_TOLERANCE, METRICS  # noqa: E402
 from qsm.rundir import ContractError  # noqa: E402
 
@@ -351,9 +352,9 @@ def _caption_text(runs, score_algos, bound_algos) -> str:
         f"{r.entry.algo} seed {r.entry.seed} ({r.status})" for r in without) + "."
                     if without else "")
     return "\n".join(x for x in (
-        f"Every point is one metrics.csv row of one seed: the mean over the updates of its "
-        f"logging interval" + (f" ({schedule})" if schedule else "") + ". Thick lines: mean "
-        f"over the seeds with a finite value at that step.",
+        "Every point is one metrics.csv row of one seed: the mean over the updates of its "
+        "logging interval" + (f" ({schedule})" if schedule else "") + ". Thick lines: mean "
+        "over the seeds with a finite value at that step.",
         "Critic loss: QSM and dql log the sum over their two critics, SAC and TD3 the mean (so "
         "at equal per-critic error the former read about twice as high); values <= 0 are not "
         "drawn on the log axis. Mean Q: Q(s, a) over the batch and both critics, in the task's "
@@ -395,9 +396,10 @@ def make_outputs(manifest, tables, figures, tasks=None, log=None) -> list[Path]:
     return paths
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.diagnostics",
-                                 description=textwrap.dedent(__doc__.split("\n\n")[0]))
+                                 description=textwrap.dedent(__doc__.split("\n\n")[0]),
+                                 formatter_class=HelpFormatter)
     ap.add_argument("--manifest", required=True,
                     help="run_manifest.json: the runs to read (analysis/manifest.py)")
     ap.add_argument("--tables", required=True, help=f"folder for {TABLE_NAME}")
@@ -405,7 +407,11 @@ def main(argv=None):
     ap.add_argument("--tasks", nargs="*",
                     help="one figure per task given (also for a task without runs); default: "
                          "every task of the manifest's benchmark and audit runs")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     make_outputs(args.manifest, args.tables, args.figures, tasks=args.tasks)
     return 0
 

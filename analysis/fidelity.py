@@ -44,6 +44,7 @@ from analysis import stats  # noqa: E402
 from analysis.figures import algo_color, caption_with_footer  # noqa: E402
 from analysis.manifest import load_manifest  # noqa: E402
 from analysis.outputs import write_figure, write_table  # noqa: E402
+from qsm.cli import HelpFormatter  # noqa: E402
 from rliable import metrics  # noqa: E402
 
 COLUMNS = ["quantity", "task", "algo", "estimate", "ci_low", "ci_high", "n_runs", "band_low",
@@ -241,23 +242,31 @@ def plot(table, result, scores, mset, candidate, reference, outdir, provenance, 
     return write_figure(fig, outdir, "fidelity", provenance, used)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.fidelity",
                                  description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 formatter_class=HelpFormatter)
     ap.add_argument("--manifest", required=True, help="run_manifest.json (analysis/manifest.py)")
     ap.add_argument("--scores", required=True, help="scores.csv from analysis.aggregate")
     ap.add_argument("--status", required=True, help="run_status.csv from analysis.aggregate")
-    ap.add_argument("--modes", help="modes_summary.csv from the audit")
+    ap.add_argument("--modes", help="modes_summary.csv from the audit (default: no mode rows)")
     ap.add_argument("--candidate", required=True, help="the implementation under test (qsm)")
     ap.add_argument("--reference", required=True,
                     help="the implementation it is compared with (qsm_official)")
-    ap.add_argument("--reps", type=int, default=stats.DEFAULT_REPS)
-    ap.add_argument("--seed", type=int, default=stats.DEFAULT_SEED)
-    ap.add_argument("--iqm-margin", type=float, default=0.05)
-    ap.add_argument("--poi-margin", type=float, default=0.1)
-    ap.add_argument("--tables", required=True)
-    ap.add_argument("--figures", required=True)
+    ap.add_argument("--reps", type=int, default=stats.DEFAULT_REPS,
+                    help="bootstrap replications")
+    ap.add_argument("--seed", type=int, default=stats.DEFAULT_SEED, help="seed of the bootstrap")
+    ap.add_argument("--iqm-margin", type=float, default=0.05,
+                    help="equivalence band of the IQM difference, +-m normalised score")
+    ap.add_argument("--poi-margin", type=float, default=0.1,
+                    help="equivalence band of P(candidate > reference), 0.5 +- p")
+    ap.add_argument("--tables", required=True, help="folder for fidelity.csv and fidelity.md")
+    ap.add_argument("--figures", required=True, help="folder for the fidelity figure")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = build_parser()
     a = ap.parse_args(argv)
     if not (0 < a.poi_margin < 0.5) or a.iqm_margin <= 0:
         ap.error("--iqm-margin must be > 0 and --poi-margin in (0, 0.5)")

@@ -58,6 +58,7 @@ from analysis import stats  # noqa: E402
 from analysis.aggregate import DIVERGED_POLICY, SCORED_STATUSES, RUN_STATUSES  # noqa: E402
 from analysis.manifest import load_manifest  # noqa: E402
 from analysis.outputs import write_figure  # noqa: E402
+from qsm.cli import HelpFormatter  # noqa: E402
 
 #: Fixed colours (Okabe–Ito, colour-blind safe) for the algorithms we know about.
 PALETTE = {
@@ -443,13 +444,19 @@ def make_figures(scores_df, status_df, outdir, provenance, reps=stats.DEFAULT_RE
     return paths, result
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.figures",
-                                 description="Draw the benchmark figures (PNG + PDF).")
+                                 description="Draw the benchmark figures (PNG + PDF).",
+                                 formatter_class=HelpFormatter)
     stats.add_common_args(ap)
     ap.add_argument("--outdir", required=True, help="folder for the figures (results/figures)")
-    ap.add_argument("--tables-outdir", help="also write the statistics tables here")
-    args = ap.parse_args(argv)
+    ap.add_argument("--tables-outdir",
+                    help="also write the statistics tables here (default: figures only)")
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     scores, status = stats.load_inputs(args.scores, args.status)
     prov = stats.provenance_of(load_manifest(args.manifest), status, "analysis.figures")
     paths, result = make_figures(scores, status, args.outdir, prov, reps=args.reps,

@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from qsm.cli import HelpFormatter
 from qsm.identity import hash_of
 from qsm.rundir import ContractError, Run, atomic_write_json, find_seed_dirs, load_run
 
@@ -117,14 +118,21 @@ def manifest_for_dirs(dirs, role: str = "benchmark", runs_root=None) -> dict:
     return {"config_hash": "", "runs_root": str(runs_root or ""), "runs": runs}
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.manifest",
                                  description="Write a manifest listing every seed directory "
-                                             "under the given directories.")
-    ap.add_argument("dirs", nargs="+")
-    ap.add_argument("--role", choices=ROLES, default="benchmark")
-    ap.add_argument("--out", required=True)
-    a = ap.parse_args(argv)
+                                             "under the given directories.",
+                                 formatter_class=HelpFormatter)
+    ap.add_argument("dirs", nargs="+", metavar="DIR",
+                    help="a seed directory (.../seed<k>), or a folder searched for them")
+    ap.add_argument("--role", choices=ROLES, default="benchmark",
+                    help="the role every listed run gets (which analyses read it)")
+    ap.add_argument("--out", required=True, help="the manifest to write (JSON)")
+    return ap
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
     dirs = [d for root in a.dirs for d in find_seed_dirs(root)]
     atomic_write_json(a.out, manifest_for_dirs(dirs, a.role))
     print(f"{len(dirs)} runs -> {a.out}", file=sys.stderr)

@@ -37,6 +37,7 @@ from analysis.figures import algo_color, caption_with_footer  # noqa: E402
 from analysis.manifest import load_entry, load_manifest  # noqa: E402
 from analysis.outputs import write_figure, write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
+from qsm.cli import HelpFormatter  # noqa: E402
 from qsm.rundir import ContractError  # noqa: E402
 
 PHASES = ("env_step", "act", "replay", "critic_update", "actor_update")
@@ -196,14 +197,20 @@ def _save(fig, out_stem, provenance, used):
     write_figure(fig, out_stem.parent, out_stem.name, provenance, used=used)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.profile", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("kind", choices=["steps", "tsweep"])
+                                 formatter_class=HelpFormatter)
+    ap.add_argument("kind", choices=["steps", "tsweep"],
+                    help="steps: per-step cost of the benchmark runs; tsweep: cost against the "
+                         "number of diffusion steps T")
     ap.add_argument("--manifest", required=True, help="run_manifest.json (analysis/manifest.py)")
-    ap.add_argument("--table", required=True)
+    ap.add_argument("--table", required=True, help="the CSV table to write")
     ap.add_argument("--figure", required=True, help="output path without extension")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
     manifest = load_manifest(a.manifest)
     role = "benchmark" if a.kind == "steps" else "tsweep"
     status, used = {}, set()

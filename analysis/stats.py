@@ -74,6 +74,7 @@ from analysis.aggregate import (DIVERGED_POLICY, FINAL_SCORE_DEFINITION, NOT_IN_
 from analysis.manifest import load_manifest
 from analysis.outputs import write_table
 from analysis.provenance import Provenance
+from qsm.cli import HelpFormatter
 
 
 # arch 7.x (rliable 1.2.0 needs arch<8) fails to import under pandas 3: pandas is pinned <3.
@@ -576,7 +577,8 @@ def add_common_args(ap):
     ap.add_argument("--manifest", required=True,
                     help="run_manifest.json the scores were collected from (analysis/manifest.py)")
     ap.add_argument("--scores", required=True, help="scores.csv from analysis.aggregate")
-    ap.add_argument("--status", help="run_status.csv from analysis.aggregate")
+    ap.add_argument("--status", help="run_status.csv from analysis.aggregate (default: the runs "
+                                     "of scores.csv only; missing and invalid runs unlisted)")
     ap.add_argument("--reps", type=int, default=DEFAULT_REPS, help="bootstrap replications")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the bootstrap")
     ap.add_argument("--reference", default=DEFAULT_REFERENCE,
@@ -584,12 +586,17 @@ def add_common_args(ap):
     return ap
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.stats",
-                                 description="Aggregate statistics with rliable.")
+                                 description="Aggregate statistics with rliable.",
+                                 formatter_class=HelpFormatter)
     add_common_args(ap)
     ap.add_argument("--outdir", required=True, help="folder for the tables (results/tables)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     scores, status = load_inputs(args.scores, args.status)
     result = compute_all(scores, status, reps=args.reps, seed=args.seed, reference=args.reference)
     prov = provenance_of(load_manifest(args.manifest), status, "analysis.stats")

@@ -52,7 +52,7 @@ class QSM(Agent):
     # M_q = 50 on every task: the official "paper settings" config. (Its README's later hint
     # that M_q = 120 "may perform better" on quadruped_walk and humanoid_walk is tuning advice:
     # opt in with --set M_q=120 or the pipeline's `hparams:`.) The toy bandits get no override
-    # either: they are built at DMC's value scale (qsm/envs.py, README "Toy tasks").
+    # either: they are built at DMC's value scale (qsm/envs.py, docs/audit.md "Toy tasks").
     TASK_OVERRIDES = {}
 
     def __init__(self, obs_dim, act_dim, seeds, cfg, device="cpu"):

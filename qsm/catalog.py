@@ -143,6 +143,12 @@ def agent_names() -> list[str]:
     return sorted(agent_catalog())
 
 
+def module_summary(module: str) -> str:
+    """The first line of a module's docstring: an agent's one-line description."""
+    doc = ast.get_docstring(ast.parse(module_path(module).read_text())) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
 def get_entry(name: str) -> AgentEntry:
     catalog = agent_catalog()
     if name not in catalog:

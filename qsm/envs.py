@@ -147,7 +147,7 @@ class ToyBandit(Env):
     Q(s, a) = r(a) + gamma * V has DMC's level r / (1 - gamma) (~100 at gamma = 0.99), while its
     action-dependent part is r(a) itself, because the next context ignores the action. That part
     is what QSM's target -M_q dQ/da and SAC's trade-off against alpha * entropy see; measured on
-    DMC (benchmarks/action_sensitivity.py, README "Toy tasks") it is of the same size, which is
+    DMC (benchmarks/action_sensitivity.py, docs/audit.md "Toy tasks") it is of the same size, which is
     why the reward is not rescaled.
 
       toy_bimodal : d = 1, optima at -0.5 and +0.5

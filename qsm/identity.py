@@ -5,10 +5,11 @@ Code version
 The code version of a program is a hash of the source files that compute its numbers: the
 program's module and, transitively, every module of this suite that it imports (`qsm`,
 `baselines`, `analysis`), minus `NOT_NUMERIC`: modules that write files, time phases, tune the
-allocator or read declarations, none of which changes a number a run produces. Each file enters
-the hash as its syntax tree with docstrings removed (`ast.dump`), so editing comments,
-docstrings, blank lines or formatting changes no version, and editing any statement does. For an
-agent it is `training_code_version(algo)`: the agent's module closure plus the trainer's.
+allocator, read declarations or format command lines, none of which changes a number a run
+produces. Each file enters the hash as its syntax tree with docstrings removed (`ast.dump`), so
+editing comments, docstrings, blank lines or formatting changes no version, and editing any
+statement does. For an agent it is `training_code_version(algo)`: the agent's module closure
+plus the trainer's.
 
 Run identity
 ------------
@@ -36,7 +37,8 @@ PACKAGES = ("qsm", "baselines", "analysis")
 NOT_NUMERIC = frozenset({
     "qsm", "baselines", "analysis",          # package __init__ files: docstrings and a version
     "qsm.rundir", "qsm.timing", "qsm.allocator", "qsm.registry", "qsm.catalog",
-    "qsm.hparams", "qsm.identity", "qsm.progress", "qsm.policy",
+    "qsm.hparams", "qsm.identity", "qsm.progress", "qsm.policy", "qsm.train_cli", "qsm.cli",
+    "qsm.gpu_slots",
 })
 TRAINER_MODULE = "qsm.train"
 BUDGET_KEYS = ("steps", "start_steps", "eval_every", "eval_episodes", "batch_size",

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .cli import HelpFormatter
+
 POLICY_FORMAT = 1
 IDENTITY_KEYS = ("algo", "task", "seed", "run_id", "code_version")
 
@@ -171,9 +173,11 @@ def _load_states(path, obs_dim: int) -> np.ndarray:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m qsm.policy", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    probe = sub.add_parser("probe", help="draw action samples of the trained policy")
+                                formatter_class=HelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="probe or evaluate (python -m qsm.policy COMMAND --help)")
+    probe = sub.add_parser("probe", help="draw action samples of the trained policy",
+                           formatter_class=HelpFormatter)
     probe.add_argument("run_dir", help="a seed directory of a complete run (.../seed<k>)")
     probe.add_argument("--states", default=None,
                        help="states to probe (.npy (P, obs_dim) or .npz with 'states'; default: "
@@ -183,17 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--stream-seed", type=int, default=None,
                        help="draw from a fresh stream of this seed (default: the run's own "
                             "acting stream, which reproduces its probe samples)")
-    probe.add_argument("--out", default=None, help="write states, policy, behaviour to this .npz")
+    probe.add_argument("--out", default=None,
+                       help="write states, policy, behaviour to this .npz (default: only print "
+                            "a summary)")
     probe.add_argument("--compare", action="store_true",
                        help="compare with the run's probe_actions.npz; exit 1 if they differ")
-    evaluate = sub.add_parser("evaluate", help="evaluate the trained policy on fresh episodes")
+    evaluate = sub.add_parser("evaluate", help="evaluate the trained policy on fresh episodes",
+                              formatter_class=HelpFormatter)
     evaluate.add_argument("run_dir", help="a seed directory of a complete run (.../seed<k>)")
-    evaluate.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
+    evaluate.add_argument("--episodes", type=int, default=10, help="fresh episodes to run")
     evaluate.add_argument("--seed", type=int, default=0,
-                          help="seed of the episodes and of the acting noise (default 0)")
-    evaluate.add_argument("--out", default=None, help="write episode, return to this .csv")
+                          help="seed of the episodes and of the acting noise")
+    evaluate.add_argument("--out", default=None,
+                          help="write episode, return to this .csv (default: only print a "
+                               "summary)")
     for sp in (probe, evaluate):
-        sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+        sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     return p
 
 

@@ -370,13 +370,25 @@ def find_seed_dirs(root) -> list[Path]:
     return sorted(p.parent for p in root.rglob("config.json") if p.parent.name.startswith("seed"))
 
 
+def build_parser():
+    """The command line of main()."""
+    import argparse
+    import inspect
+
+    from .cli import HelpFormatter
+    ap = argparse.ArgumentParser(prog="python -m qsm.rundir",
+                                 description=inspect.cleandoc(main.__doc__),
+                                 formatter_class=HelpFormatter)
+    ap.add_argument("paths", nargs="+", metavar="PATH",
+                    help="a seed directory (.../seed<k>), or a folder searched for them")
+    return ap
+
+
 def main(argv=None) -> int:
     """python -m qsm.rundir PATH [PATH ...]: validate seed directories (or every seed directory
     under a root); one line per run, exit status 1 if any is invalid."""
-    import argparse
     import sys
-    ap = argparse.ArgumentParser(prog="python -m qsm.rundir", description=main.__doc__)
-    ap.add_argument("paths", nargs="+")
+    ap = build_parser()
     args = ap.parse_args(argv)
     bad = 0
     for path in map(Path, args.paths):

@@ -9,7 +9,6 @@ again resumes from it, and on CPU the result is bitwise identical to an uninterr
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import platform
@@ -28,8 +27,9 @@ from . import rundir
 from .allocator import keep_freed_memory
 from .envs import TaskError, validate_task
 from .evaluation import eval_returns
+from .train_cli import build_parser
 from .identity import BUDGET_KEYS, canonical, run_identity, training_code_version
-from .metrics import ROWS_BY_DEFAULT, MetricsLog, default_log_every, is_log_step
+from .metrics import MetricsLog, default_log_every, is_log_step
 from .policy import save_policy
 from .progress import MissingExtra, Progress, TensorBoardLog
 from .probes import probe_states
@@ -50,53 +50,6 @@ class UsageError(ValueError):
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m qsm.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algo", required=True, help="registered agent name (qsm, sac, td3, ...)")
-    p.add_argument("--task", required=True,
-                   help="DMC task (cheetah_run), toy task (toy_bimodal) or gymnasium id")
-    p.add_argument("--seeds", type=int, nargs="+", required=True, help="run seeds of this block")
-    p.add_argument("--steps", type=int, required=True, help="environment steps per seed")
-    p.add_argument("--out", required=True, help="output directory; seeds go to OUT/seed<k>/")
-    p.add_argument("--start-steps", type=int, default=10_000,
-                   help="uniform-random steps before learning starts (default 10000)")
-    p.add_argument("--eval-every", type=int, default=10_000)
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--replay-capacity", type=int, default=1_000_000)
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch/BLAS threads (default: torch's choice)")
-    p.add_argument("--env-workers", type=int, default=0,
-                   help="worker processes that step the block's environments (default 0: in "
-                        "this process); results are identical for any value")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an agent hyperparameter (repeatable), e.g. --set M_q=120")
-    p.add_argument("--probe-states", type=int, default=8)
-    p.add_argument("--probe-samples", type=int, default=1000)
-    p.add_argument("--log-every", type=int, default=None,
-                   help="environment steps between rows of metrics.csv (default: about "
-                        f"{ROWS_BY_DEFAULT} rows over the learning steps)")
-    p.add_argument("--tensorboard", default=None, metavar="DIR",
-                   help="also write the metrics as TensorBoard scalars under DIR (needs the "
-                        "optional extra: pip install -e '.[tensorboard]')")
-    p.add_argument("--checkpoint-every", type=int, default=0,
-                   help="save a resumable checkpoint every N steps (0: never)")
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="where checkpoints live (default OUT/.checkpoints)")
-    p.add_argument("--keep-checkpoint", action="store_true",
-                   help="keep the checkpoint after the run completes")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace complete runs whose configuration differs")
-    p.add_argument("--run-id", default=None,
-                   help="the run identity the caller expects (the pipeline passes it); the "
-                        "trainer refuses to run if its own differs")
-    # Fault injection for the divergence tests: poison one seed's critic at a given step.
-    p.add_argument("--debug-poison", default=None, help=argparse.SUPPRESS)
-    return p
-
 
 def check_args(a) -> None:
     check_budget_args(a)

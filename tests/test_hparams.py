@@ -1,5 +1,5 @@
 """Hyperparameter ranges (qsm/hparams.py): declared once per agent, checked by the trainer before
-anything is built, and shown in the README's option tables."""
+anything is built, and shown in the generated docs/hyperparameters.md."""
 import math
 import subprocess
 import sys
@@ -9,7 +9,8 @@ import pytest
 from conftest import ROOT, python_env
 from qsm import train
 from qsm.catalog import agent_catalog
-from qsm.hparams import HparamError, Spec, markdown_table, resolve
+from qsm.hparams import (DOCS_COMMAND, DOCS_PAGE, HparamError, Spec,
+                         hyperparameters_page, markdown_table, resolve)
 
 # (algo, --set value, what the one-line error must say): 29 values across the four agents.
 OUT_OF_RANGE = [
@@ -117,8 +118,16 @@ def test_every_field_declares_a_range_and_a_meaning(algo):
                 f"{algo}.{spec.name} declares no range"
 
 
-def test_readme_option_tables_are_generated_from_the_declarations():
-    readme = (ROOT / "README.md").read_text()
-    for name, entry in agent_catalog().items():
+def test_hyperparameters_page_is_generated_from_the_declarations():
+    committed = (ROOT / DOCS_PAGE).read_text()
+    assert committed == hyperparameters_page(), f"{DOCS_PAGE} is stale: run {DOCS_COMMAND}"
+    for name, entry in agent_catalog().items():  # every registered agent has its table
         table = markdown_table(name, entry.specs, entry.relations)
-        assert table in readme, f"README's table for {name} is stale: run python -m qsm.hparams"
+        assert table.split("\n", 1)[1] in committed, name
+
+
+def test_hyperparameters_page_command_writes_what_the_test_expects(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "qsm.hparams", "--markdown"], capture_output=True,
+                          text=True, env=python_env(), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == hyperparameters_page()

@@ -1,6 +1,7 @@
 """Training diagnostics (metrics.csv), the kept policy (policy.pt) and `python -m qsm.policy`."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -141,12 +142,16 @@ ARGS = ["--task", "toy_quadmodal", "--seeds", "0", "1", "--steps", "60", "--star
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A 2-seed block of each agent (small networks), trained once."""
+    """A 2-seed block of each agent (small networks), trained once; TD3 also writes TensorBoard
+    scalars if the extra is installed. Each run's log (stderr) is kept in ROOT/<algo>.log."""
     root = tmp_path_factory.mktemp("trained")
     for algo in ("qsm", "sac", "td3"):
         sets = [x for k, v in SMALL[algo].items() for x in ("--set", f"{k}={json.dumps(v)}")]
+        if algo == "td3" and importlib.util.find_spec("tensorboard"):
+            sets += ["--tensorboard", str(root / "tb")]
         proc = run(["-m", "qsm.train", "--algo", algo, *ARGS, *sets, "--out", str(root / algo)])
         assert proc.returncode == 0, proc.stderr
+        (root / f"{algo}.log").write_text(proc.stderr)
     return root
 
 
@@ -210,28 +215,23 @@ def test_a_policy_file_of_another_run_is_refused(trained, tmp_path):
     assert proc.returncode == 2 and "policy.pt is missing" in proc.stderr
 
 
-def test_log_lines_say_elapsed_speed_and_time_left(trained, tmp_path):
-    proc = run(["-m", "qsm.train", "--algo", "td3", *ARGS, "--set", "hidden=[8,8]",
-                "--out", str(tmp_path / "td3")])
-    assert proc.returncode == 0, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if "eval return per seed" in line]
+def test_log_lines_say_elapsed_speed_and_time_left(trained):
+    log = (trained / "td3.log").read_text()
+    lines = [line for line in log.splitlines() if "eval return per seed" in line]
     assert len(lines) == 2  # evaluations at steps 30 and 60 (step 0 comes before any step)
     assert all("elapsed 0:" in line and "steps/s" in line and " left" in line for line in lines)
 
 
-def test_tensorboard_scalars(tmp_path):
+def test_tensorboard_scalars(trained):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    tb = tmp_path / "tb"
-    proc = run(["-m", "qsm.train", "--algo", "td3", *ARGS, "--set", "hidden=[8,8]",
-                "--tensorboard", str(tb), "--out", str(tmp_path / "td3")])
-    assert proc.returncode == 0, proc.stderr
-    run_id = json.loads((tmp_path / "td3" / "seed1" / "config.json").read_text())["run_id"]
+    tb = trained / "tb"
+    run_id = json.loads((trained / "td3" / "seed1" / "config.json").read_text())["run_id"]
     events = EventAccumulator(str(tb / "td3" / "toy_quadmodal" / run_id / "seed1"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/critic_loss", "train/q_mean", "train/actor_q", "eval/return",
             "time/steps_per_second"} <= tags
-    metrics = pd.read_csv(tmp_path / "td3" / "seed1" / "metrics.csv")
+    metrics = pd.read_csv(trained / "td3" / "seed1" / "metrics.csv")
     logged = [e.value for e in events.Scalars("train/critic_loss")]
     np.testing.assert_allclose(logged, metrics["critic_loss"], rtol=1e-6)

@@ -1,7 +1,7 @@
 """analysis.mixed on distributions with atoms at the bounds whose truth is known.
 
 A few seeded draws per property; the per-setting rates over many draws are printed by
-``python -m analysis.calibration --only mixed`` (README, "Mixed distributions")."""
+``python -m analysis.calibration --only mixed`` (table in docs/audit.md)."""
 from __future__ import annotations
 
 import math

@@ -102,6 +102,36 @@ def test_slurm_profile_parses_and_asks_one_gpu_per_training_job(tmp_path):
     assert yaml.safe_load((ROOT / "profiles/local/config.yaml").read_text())["cores"] == "all"
 
 
+@pytest.mark.parametrize("gpu", [0, 1])
+def test_training_commands_take_a_gpu_slot_when_their_jobs_ask_for_a_gpu(tmp_path, gpu):
+    """With resources.train.gpu 1, a local run wraps every training command (the suite's trainer
+    and the official learners) in qsm.gpu_slots, which gives each job a device of its own; with
+    0, the commands are those of a CPU run."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    (tmp_path / "gpu.yaml").write_text(yaml.safe_dump(
+        {"device": "cuda" if gpu else "cpu",
+         "resources": {"train": {"threads": 1, "gpu": gpu, "mem_mb": 4000, "runtime": 60}}}))
+    proc = snakemake("-n", "-p", "--configfile", preset("fidelity.yaml"), str(tmp_path / "gpu.yaml"),
+                     workdir=tmp_path, check=True)
+    commands = [line for line in proc.text.splitlines()
+                if "python -m qsm.train" in line or "official_baseline.py" in line]
+    assert len(commands) == 2, proc.stdout[-3000:]
+    wrapper = "MUJOCO_GL=disable python -m qsm.gpu_slots run -- python "
+    assert all((wrapper in c) == bool(gpu) and (c.count("gpu_slots") == gpu) for c in commands), \
+        commands
+
+
+def test_a_numbered_cuda_device_is_refused_when_jobs_get_a_gpu_each(tmp_path):
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["device"] = "cuda:1"
+    cfg["resources"]["train"]["gpu"] = 1
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), workdir=tmp_path)
+    assert proc.returncode != 0
+    assert "config key device: 'cuda:1' with resources.train.gpu 1" in proc.text, proc.text[-3000:]
+
+
 @pytest.mark.parametrize("override,message", [
     ("seed_block=0", "seed_block"),
     ("algos=[qsm,foo]", "unknown algorithm 'foo'"),
@@ -207,8 +237,8 @@ def write_config(path: Path, **changes) -> str:
 def copy_suite(dest: Path) -> Path:
     """A copy of the suite that a test may edit (the checkout is never touched)."""
     dest.mkdir(parents=True)
-    for part in ("Snakefile", "environment.yml", "qsm", "baselines", "analysis", "workflow",
-                 "config"):
+    for part in ("Snakefile", "environment.yml", "environment-official.yml", "qsm", "baselines",
+                 "analysis", "workflow", "config"):
         src = ROOT / part
         if src.is_dir():
             shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -266,7 +296,12 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     assert not list((work / "results" / "checkpoints").rglob("*.pt")), "checkpoints left behind"
     assert "Nothing to be done" in sm(*smoke, "-n", check=True).text
     sm(*smoke, "--report", str(tmp_path / "report.html"), check=True)
-    assert (tmp_path / "report.html").stat().st_size > 10_000
+    report_html = (tmp_path / "report.html").read_text()
+    assert len(report_html) > 10_000
+    # the front page (workflow/report/workflow.rst), rendered with this config's values
+    for text in ("QSM reproducibility suite", "300 environment steps per run",
+                 "do not reproduce the"):
+        assert text in report_html, text
     first_tables = tree_digest(tables, "*.csv")
     first_runs = tree_digest(runs, "*/*/*/seed*/eval.csv")
 

@@ -16,6 +16,7 @@ from analysis.manifest import load_manifest
 from analysis.outputs import write_table
 from analysis.provenance import Provenance
 from analysis.stats import DEFAULT_REPS, DEFAULT_SEED
+from qsm.cli import HelpFormatter
 
 MODULE = "analysis.audit"
 FLOAT_FORMAT = "%.6g"
@@ -71,11 +72,12 @@ def run_audit(manifest, tables, figures, distributions=DISTRIBUTIONS, histogram_
     return paths
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.audit",
                                  description="Multimodality audit of the probe-state action "
                                              "samples: mass on the bounds, interior modes, KL "
-                                             "estimates, known optima, the M_q sweep.")
+                                             "estimates, known optima, the M_q sweep.",
+                                 formatter_class=HelpFormatter)
     ap.add_argument("--manifest", required=True,
                     help="run_manifest.json: the runs to audit (analysis/manifest.py)")
     ap.add_argument("--tables", required=True, help="folder for the CSV tables")
@@ -93,7 +95,11 @@ def main(argv=None):
     ap.add_argument("--kl-samples", type=int, default=DEFAULT_KL_SAMPLES,
                     help=f"at most this many samples per distribution in the kNN KL estimates "
                          f"(default: {DEFAULT_KL_SAMPLES})")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     run_audit(args.manifest, args.tables, args.figures, distributions=args.distributions,
               histogram_states=args.histogram_states, reps=args.reps, seed=args.seed,
               kl_samples=args.kl_samples)

@@ -105,6 +105,10 @@ def _check_names():
         _fail("resources.train.env_workers",
               f"{TRAIN_RES['env_workers']} workers leave none of the job's {TRAIN_RES['threads']} "
               f"threads for torch; env_workers must be below resources.train.threads")
+    if TRAIN_RES["gpu"] > 0 and config["device"] not in ("cpu", "cuda", "cuda:0", "auto"):
+        _fail("device", f"{config['device']!r} with resources.train.gpu {TRAIN_RES['gpu']}: each "
+                        f"training job sees only the GPU it is given, as cuda:0; use cuda or auto "
+                        f"(docs/gpus.md)")
     if config["stats"]["reference"] not in config["algos"] + EXTERNAL:
         _fail("stats.reference", f"{config['stats']['reference']!r} is not in algos {config['algos']}")
 
@@ -358,6 +362,19 @@ def external_args(wc, algo, learner=False):
                  f"--replay-capacity {b['replay_capacity']} --log-every {b['log_every']} "
                  f"{tensorboard_args()}{checkpoint_args(job)}")
     return args
+
+
+# Runs a training command on a GPU of its own (qsm/gpu_slots.py): Snakemake's gpu resource only
+# limits how many GPU jobs run at once, it does not say which GPU each one gets.
+GPU_SLOT_WRAPPER = "python -m qsm.gpu_slots run -- "
+
+
+def gpu_slot(wildcards, resources):
+    """A param: the GPU slot wrapper for a job that asks for a GPU and runs on this machine;
+    nothing for CPU jobs, and nothing for cluster jobs, whose scheduler sets
+    CUDA_VISIBLE_DEVICES itself (also inside the job, where Snakemake runs in remote mode)."""
+    on_this_machine = workflow.local_exec and not workflow.remote_exec
+    return GPU_SLOT_WRAPPER if on_this_machine and resources.get("gpu", 0) > 0 else ""
 
 
 def torch_threads(wildcards, threads):

@@ -72,13 +72,15 @@ rule official_baseline:
         learner=lambda wc: wc.official.removesuffix("_official"),
         checkout=lambda wc: official_checkout(),
         program=EXTERNAL_PROGRAMS["qsm_official"],
+        gpu_slot=gpu_slot,
     threads: TRAIN_RES["threads"]
     resources:
+        gpu=TRAIN_RES["gpu"],
         mem_mb=TRAIN_RES["mem_mb"],
         runtime=TRAIN_RES["runtime"],
     conda:
-        "../../environment.yml"
+        "../../environment-official.yml"
     shell:
-        "OMP_NUM_THREADS={threads} MUJOCO_GL=disable python {params.program} "
+        "OMP_NUM_THREADS={threads} MUJOCO_GL=disable {params.gpu_slot}python {params.program} "
         "--algo {params.learner} {params.args} --official-path {params.checkout} "
         "--threads {threads} > {log} 2>&1"

@@ -18,6 +18,7 @@ rule train:
         identity=lambda wc: describe(job_for(wc)),
         out=lambda wc: f"{RUNS}/{wc.algo}/{wc.task}/{wc.run_id}",
         torch_threads=torch_threads,
+        gpu_slot=gpu_slot,
     threads: TRAIN_RES["threads"]
     resources:
         gpu=TRAIN_RES["gpu"],
@@ -27,8 +28,8 @@ rule train:
         "../../environment.yml"
     shell:
         "OMP_NUM_THREADS={params.torch_threads} MKL_NUM_THREADS={params.torch_threads} "
-        "MUJOCO_GL=disable python -m qsm.train {params.args} --threads {params.torch_threads} "
-        "--out {params.out} > {log} 2>&1"
+        "MUJOCO_GL=disable {params.gpu_slot}python -m qsm.train {params.args} "
+        "--threads {params.torch_threads} --out {params.out} > {log} 2>&1"
 
 
 rule run_manifest:

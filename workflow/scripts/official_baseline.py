@@ -63,10 +63,12 @@ from pathlib import Path
 
 import numpy as np
 
+from qsm.cli import HelpFormatter
 from qsm.evaluation import eval_returns  # the trainer's protocol
 from qsm.metrics import MetricsLog, is_log_step
 from qsm.progress import MissingExtra, Progress, TensorBoardLog
 from qsm.train import UsageError, budget_of, check_budget_args
+from qsm.train_cli import add_run_options
 
 # examples/states/configs at commit 2e77893 (QSM's "paper settings": commit 48500fa).
 # tests/test_official_program.py checks these against the checkout's files.
@@ -85,38 +87,26 @@ NOT_HYPERPARAMETERS = ("seed", "observation_space", "action_space")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="python workflow/scripts/official_baseline.py",
+                                description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--algo", choices=sorted(OFFICIAL_CONFIGS), default="qsm",
                    help="official learner; the runs are named <algo>_official")
-    p.add_argument("--task", required=True)
-    p.add_argument("--seeds", type=int, nargs="+", required=True)
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--out", required=True, help="seeds go to OUT/seed<k>/")
-    p.add_argument("--start-steps", type=int, default=10_000)
-    p.add_argument("--eval-every", type=int, default=10_000)
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--replay-capacity", type=int, default=1_000_000)
-    p.add_argument("--probe-states", type=int, default=8)
-    p.add_argument("--probe-samples", type=int, default=1000)
-    p.add_argument("--log-every", type=int, default=None,
-                   help="environment steps between rows of metrics.csv (default: about 200 rows)")
-    p.add_argument("--tensorboard", default=None, metavar="DIR",
-                   help="also write the metrics as TensorBoard scalars under DIR")
+    p.add_argument("--task", required=True,
+                   help="DMC task (cheetah_run), toy task (toy_bimodal) or gymnasium id")
+    add_run_options(p)
     p.add_argument("--official-path", default=None,
-                   help="checkout of Alescontrela/score_matching_rl (default: see qsm/official.py)")
+                   help="checkout of Alescontrela/score_matching_rl (default: QSM_OFFICIAL_PATH, "
+                        "else ../shared/official/score_matching_rl, else "
+                        ".official/score_matching_rl; qsm/official.py)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an argument of the learner's create(), e.g. --set M_q=120")
-    p.add_argument("--threads", type=int, default=None, help="XLA and torch CPU threads")
-    p.add_argument("--checkpoint-every", type=int, default=0,
-                   help="save a resumable checkpoint every N steps (0: never)")
-    p.add_argument("--checkpoint-dir", default=None,
-                   help="where checkpoints live (default OUT/.checkpoints)")
-    p.add_argument("--keep-checkpoint", action="store_true",
-                   help="keep the checkpoint after the run completes")
-    p.add_argument("--run-id", default=None, help="written verbatim into config.json as run_id")
+                   help="override an argument of the learner's create(), e.g. --set M_q=120 "
+                        "(default: the official configs)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="XLA and torch CPU threads (default: their own choice)")
+    p.add_argument("--run-id", default=None,
+                   help="written verbatim into config.json as run_id (default: null)")
     p.add_argument("--code-version", default=None,
-                   help="written verbatim into config.json as code_version")
+                   help="written verbatim into config.json as code_version (default: null)")
     return p
 
 
