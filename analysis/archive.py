@@ -29,6 +29,7 @@ from pathlib import Path
 
 from analysis.manifest import ManifestError, load_entry, load_manifest
 from qsm.cli import HelpFormatter
+from qsm.identity import run_identity
 from qsm.rundir import POLICY_FILE, REQUIRED_FILES, ContractError, atomic_write_json
 
 ARCHIVED_FILES = (*REQUIRED_FILES, POLICY_FILE)
@@ -48,6 +49,27 @@ def read_archive(archive: Path) -> dict:
     if not path.is_file():
         return {"name": archive.name, "runs": []}
     return json.loads(path.read_text())
+
+
+def index_by_run(archive) -> dict:
+    """(algo, task, seed) -> the archive's records of it."""
+    index = {}
+    for record in read_archive(Path(archive))["runs"]:
+        index.setdefault((record["algo"], record["task"], int(record["seed"])), []).append(record)
+    return index
+
+
+def find_run(index: dict, algo: str, task: str, seed: int, hparams: dict, budget: dict):
+    """The archived run of this configuration and seed, or None. An archived run belongs to a
+    configuration when the configuration, at the code version the run recorded, has the run's
+    run_id: archived runs keep the identity they were trained under, whatever the code is now."""
+    found = [r for r in index.get((algo, task, int(seed)), [])
+             if run_identity(algo, task, hparams, budget, r["code_version"])["run_id"] == r["run_id"]]
+    if len(found) > 1:
+        raise ArchiveError(f"{algo} on {task} seed {seed} of one configuration is archived "
+                           f"{len(found)} times (runs {', '.join(r['run_id'] for r in found)}, "
+                           f"trained by different code); keep one")
+    return found[0] if found else None
 
 
 def add(manifest_path, archive) -> tuple[int, int]:

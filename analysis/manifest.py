@@ -8,6 +8,10 @@ The pipeline writes ``results/tables/run_manifest.json`` (rule ``run_manifest``)
                "run_id": "3f2a9c0d1e7b", "code_version": "8f3392af23ca",
                "path": "results/runs/qsm/cheetah_run/3f2a9c0d1e7b/seed0"}, ...]}
 
+When the configuration reads its runs from an archive (config key ``archive``), the manifest
+also holds ``"archive": {"path": ..., "commits": [...]}`` (the commits that trained the archived
+runs it lists), and an archived run's ``path`` lies in the archive.
+
 ``role`` is ``benchmark`` (the benchmark grid: scored by rliable, profiled), ``audit`` (extra
 tasks trained for the multimodality audit), ``mq_sweep`` (the audit's sweep of QSM's score scale
 M_q: ordinary runs with an M_q override; the point at the default M_q is the benchmark or audit
@@ -62,6 +66,7 @@ class Manifest:
     runs: tuple          # of Entry
     source: str = ""     # the file it was read from
     digest: str = ""     # qsm.identity.hash_of of its JSON (the run_manifest rule's digest)
+    archive: dict | None = None  # {"path", "commits"} when the runs are read from an archive
 
     def select(self, *roles) -> list[Entry]:
         return [e for e in self.runs if e.role in roles]
@@ -90,7 +95,7 @@ def load_manifest(path) -> Manifest:
             runs.append(Entry(str(r["algo"]), str(r["task"]), int(r["seed"]), r["role"],
                               str(r["run_id"]), str(r["code_version"]), str(r["path"])))
         return Manifest(str(obj["config_hash"]), str(obj["runs_root"]), tuple(runs),
-                        source=str(path), digest=hash_of(obj))
+                        source=str(path), digest=hash_of(obj), archive=obj.get("archive"))
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise ManifestError(f"{path}: not a run manifest ({type(e).__name__}: {e})") from None
 

@@ -11,6 +11,8 @@ Each analysis output is computed from the runs of some roles in the run manifest
 * ``roles``, ``n_runs``: the manifest's runs of the roles the command reads (the runs it was
   computed from); ``by_status``: how many of them are complete, diverged, missing, ...;
   ``n_used``: how many entered this output's numbers;
+* ``archive``: when the runs were read from a run archive, its path and the commits that
+  trained them;
 * ``runs`` (tables only): every one of those runs with its run id, status, whether it was used,
   and its directory, so any number can be traced to the run directories behind it.
 
@@ -52,8 +54,9 @@ class Provenance:
     """The provenance of the outputs one analysis command computes from the runs of `roles`."""
 
     def __init__(self, *, config_hash: str, manifest_digest: str, manifest_path, entries,
-                 roles, module: str):
+                 roles, module: str, archive=None):
         self.config_hash = str(config_hash)
+        self.archive = archive  # {"path", "commits"}: the runs were read from this archive
         self.manifest_digest = str(manifest_digest)
         self.manifest_path = str(manifest_path)
         self.roles = tuple(roles)
@@ -67,7 +70,7 @@ class Provenance:
         """From an analysis.manifest.Manifest (which knows its file and digest)."""
         return cls(config_hash=manifest.config_hash, manifest_digest=manifest.digest,
                    manifest_path=manifest.source, entries=manifest.runs, roles=roles,
-                   module=module)
+                   module=module, archive=manifest.archive)
 
     def with_status(self, status_by_path) -> "Provenance":
         """Record the status each run was found in (keyed by its manifest path)."""
@@ -85,8 +88,13 @@ class Provenance:
         """One line for captions: config, run count, training and analysis code versions."""
         code = ", ".join(f"{a} {'/'.join(v[:SHORT] for v in vs)}"
                          for a, vs in self.training_code().items()) or "none"
+        archive = ""
+        if self.archive:
+            trained = "/".join(c[:SHORT] for c in self.archive.get("commits", [])) or "none yet"
+            archive = f" from {self.archive['path']} (trained at {trained})"
         return (f"config {self.config_hash[:SHORT] or 'unknown'} · {len(self.runs)} runs "
-                f"({', '.join(self.roles)}) · code {code} · {self.module} {self.code[:SHORT]}")
+                f"({', '.join(self.roles)}){archive} · code {code} · {self.module} "
+                f"{self.code[:SHORT]}")
 
     def summary(self, used=None) -> dict:
         """Everything but the per-run list (figure metadata, and the head of every sidecar)."""
@@ -100,6 +108,8 @@ class Provenance:
                "training_code": self.training_code(), "roles": list(self.roles),
                "n_runs": len(self.runs), "by_status": by_status, "footer": self.footer(),
                "run_dirs": self._run_dirs()}
+        if self.archive:
+            out["archive"] = self.archive
         if used is not None:
             out["n_used"] = sum(str(r["path"]) in used for r in self.runs)
         return out
@@ -132,4 +142,4 @@ def footer_of_manifest(manifest: dict, roles, module: str, manifest_path="") -> 
     """The footer for a manifest given as its JSON object (the pipeline, at DAG time)."""
     return Provenance(config_hash=manifest["config_hash"], manifest_digest=hash_of(manifest),
                       manifest_path=manifest_path, entries=manifest["runs"], roles=roles,
-                      module=module).footer()
+                      module=module, archive=manifest.get("archive")).footer()

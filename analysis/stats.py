@@ -154,6 +154,70 @@ def bootstrap_mean_ci(values, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=C
             float(intervals["seeds"][1, 0]))
 
 
+#: Seed counts the planner considers by default.
+PLANNER_SEEDS = (3, 5, 10, 20, 30, 50, 100)
+
+
+def _iqm_last_axis(x):
+    """IQM along the last axis (the middle 50% of the sorted values; rliable's trimmed mean)."""
+    n = x.shape[-1]
+    cut = int(np.floor(0.25 * n))
+    return np.sort(x, axis=-1)[..., cut:n - cut].mean(axis=-1)
+
+
+def seed_count_plan(x, y=None, *, seeds=PLANNER_SEEDS, margin=None, statistic="iqm",
+                    experiments=200, reps=500, seed=DEFAULT_SEED,
+                    confidence=CONFIDENCE) -> pd.DataFrame:
+    """How wide a 95% interval would be with n seeds per algorithm, from the seeds observed.
+
+    ``x`` holds one final score per seed of one algorithm on one task (``y`` likewise for a
+    second one: then the statistic is the difference x - y, each resampled on its own). The
+    observed seeds stand for the population: for every n in ``seeds``, ``experiments`` imagined
+    experiments draw n seeds with replacement from them, and each computes the percentile
+    bootstrap interval (``reps`` resamples) of the statistic (``iqm`` or ``mean``), as the
+    analysis would. A row per n: the median interval width over the experiments, its 10th and
+    90th percentiles, and, with ``margin``, whether the median width is at most 2 x margin, the
+    width an equivalence band of +-margin has (an interval wider than its band can never lie in
+    it, nor decide a difference of the size of the margin). The planner draws with its own seeded
+    NumPy generator (many small bootstraps, vectorised): its widths are estimates of what
+    rliable's intervals would be, not rliable's.
+    """
+    stat = {"iqm": _iqm_last_axis, "mean": lambda a: a.mean(axis=-1)}[statistic]
+    samples = [np.asarray(v, dtype=np.float64) for v in ((x,) if y is None else (x, y))]
+    samples = [v[np.isfinite(v)] for v in samples]
+    if min(len(v) for v in samples) < 2:
+        raise ValueError("the seed-count planner needs at least two finite scores per algorithm")
+    rng = np.random.default_rng(seed)
+    tail = (1 - confidence) / 2
+    rows = []
+    for n in seeds:
+        estimate = 0.0
+        for sign, v in zip((1, -1), samples):
+            drawn = rng.choice(v, size=(experiments, n))                     # imagined experiments
+            idx = rng.integers(0, n, size=(experiments, reps, n))            # their bootstraps
+            estimate = estimate + sign * stat(np.take_along_axis(drawn[:, None, :].repeat(reps, 1),
+                                                                 idx, axis=-1))
+        low, high = np.quantile(estimate, [tail, 1 - tail], axis=1)
+        width = high - low
+        row = {"n_seeds": int(n), "statistic": statistic if y is None else f"{statistic} difference",
+               "width_median": float(np.median(width)),
+               "width_p10": float(np.quantile(width, 0.1)),
+               "width_p90": float(np.quantile(width, 0.9)),
+               "observed_seeds": " / ".join(str(len(v)) for v in samples)}
+        if margin is not None:
+            row["margin"] = float(margin)
+            row["decides"] = bool(row["width_median"] <= 2 * margin)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seeds_needed(plan: pd.DataFrame):
+    """The smallest seed count of a :func:`seed_count_plan` (with a margin) that decides, or None
+    when none of the counts considered does."""
+    deciding = plan.loc[plan["decides"], "n_seeds"]
+    return int(deciding.min()) if len(deciding) else None
+
+
 def mean_bands(curves, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
     """Mean over runs at every step, with its interval, of a (n_runs, n_steps) array holding NaN
     where a run has no value (it diverged, or was not evaluated there).

@@ -57,6 +57,9 @@ def check_args(a) -> None:
         raise UsageError(f"--checkpoint-every must be >= 0, got {a.checkpoint_every}")
     if a.env_workers < 0:
         raise UsageError(f"--env-workers must be >= 0, got {a.env_workers}")
+    if a.stop_after is not None and not 0 < a.stop_after < a.steps:
+        raise UsageError(f"--stop-after must lie between 0 and --steps {a.steps} (exclusive), "
+                         f"got {a.stop_after}")
 
 
 def check_budget_args(a) -> None:
@@ -247,7 +250,8 @@ class Trainer:
         self.progress.start(self.step, self.elapsed_before)
         poison = _parse_poison(a.debug_poison, self.seeds)
         log_every = self.budget()["log_every"]
-        while self.step < a.steps:
+        last = a.stop_after or a.steps
+        while self.step < last:
             self.train_step()
             self.step += 1
             self.progress.update(self.step)
@@ -262,6 +266,10 @@ class Trainer:
             if a.checkpoint_every and self.step % a.checkpoint_every == 0 and self.step < a.steps:
                 self.save_checkpoint(self.progress.elapsed())
         self.progress.close()
+        if self.step < a.steps:  # --stop-after: the rows so far are written; nothing is finished
+            print(f"[{a.algo} {a.task}] stopped after {self.step} of {a.steps} steps (--stop-after); "
+                  f"the run is left unfinished", file=sys.stderr)
+            return 0
         self.finish()
         return 0
 

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the agent's paper settings)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace complete runs whose configuration differs")
+    p.add_argument("--stop-after", type=int, default=None, metavar="STEPS",
+                   help="stop once STEPS environment steps are done and leave the run unfinished "
+                        "(status running, as an interrupted job leaves it), every row so far "
+                        "written: the first steps of a run, e.g. to check it reproduces an "
+                        "archived one (default: train the whole budget)")
     p.add_argument("--run-id", default=None,
                    help="the run identity the caller expects (the pipeline passes it); the "
                         "trainer refuses to run if its own differs (default: not checked)")

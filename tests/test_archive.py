@@ -94,3 +94,26 @@ def test_committed_archives_match_their_checksums(path):
     if path is None:
         pytest.skip("no archive is committed under results/archive/")
     assert archive.verify(path) == []
+
+
+def test_an_archived_run_belongs_to_the_configuration_that_at_its_code_has_its_run_id():
+    from qsm.identity import run_identity
+    hparams, budget = {"M_q": 50.0}, {"steps": 40000, "start_steps": 2000, "eval_every": 2000,
+                                      "eval_episodes": 100, "batch_size": 256,
+                                      "replay_capacity": 10**6, "probe_states": 8,
+                                      "probe_samples": 1000, "log_every": 190}
+    old = run_identity("qsm", "toy_bimodal", hparams, budget, "0ldc0de0ldc0")
+    record = {"algo": "qsm", "task": "toy_bimodal", "seed": 1, "run_id": old["run_id"],
+              "code_version": "0ldc0de0ldc0"}
+    index = {("qsm", "toy_bimodal", 1): [record]}
+    # found whatever the code is now: the question is asked of the code that trained it
+    assert archive.find_run(index, "qsm", "toy_bimodal", 1, hparams, budget) is record
+    assert archive.find_run(index, "qsm", "toy_bimodal", 1, {"M_q": 20.0}, budget) is None
+    assert archive.find_run(index, "qsm", "toy_bimodal", 1, hparams,
+                            {**budget, "steps": 30000}) is None
+    assert archive.find_run(index, "qsm", "toy_bimodal", 2, hparams, budget) is None
+    newer = run_identity("qsm", "toy_bimodal", hparams, budget, "newc0de0newc")
+    index[("qsm", "toy_bimodal", 1)].append({**record, "run_id": newer["run_id"],
+                                             "code_version": "newc0de0newc"})
+    with pytest.raises(archive.ArchiveError, match="archived 2 times"):
+        archive.find_run(index, "qsm", "toy_bimodal", 1, hparams, budget)

@@ -167,6 +167,7 @@ TRAIN_CASES = [
     (["--set", "hidden=[1,"], "malformed --set"),
     (["--set", "gamma=fast"], "sac: gamma='fast' is invalid: gamma must be a number in (0, 1)"),
     (["--checkpoint-every", "-2"], "--checkpoint-every must be >= 0"),
+    (["--stop-after", "10"], "--stop-after must lie between 0 and --steps 10"),
 ]
 
 

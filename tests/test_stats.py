@@ -549,3 +549,23 @@ def test_figures_are_byte_reproducible(pipeline_outputs, tmp_path):
     assert [p.name for p in paths] == ["learning_curves.png", "learning_curves.pdf"]
     for path in paths:
         assert path.read_bytes() == (figures_dir / path.name).read_bytes(), path.name
+
+
+def test_seed_count_planner_matches_the_width_theory_gives_for_a_mean():
+    """From a large normal sample, the planner's median 95% width of a mean over n seeds is
+    3.92 sigma sqrt((n-1)/n) / sqrt(n) (within the bootstrap's error), and of a difference of two
+    such means sqrt(2) times that; widths shrink with n, and the seeds needed at a margin are the
+    first n whose median width is at most twice the margin."""
+    from analysis.stats import seed_count_plan, seeds_needed
+    x = np.random.default_rng(3).normal(0.0, 1.0, 4000)
+    plan = seed_count_plan(x, statistic="mean", seeds=(25, 100))
+    theory = 3.92 * np.sqrt((plan["n_seeds"] - 1) / plan["n_seeds"]) / np.sqrt(plan["n_seeds"])
+    assert np.allclose(plan["width_median"], theory, rtol=0.08), plan
+    diff = seed_count_plan(x, x, statistic="mean", seeds=(25, 100), margin=0.3)
+    assert np.allclose(diff["width_median"], np.sqrt(2) * theory, rtol=0.08), diff
+    assert list(diff["decides"]) == [False, True] and seeds_needed(diff) == 100
+    iqm = seed_count_plan(x, seeds=(5, 20, 80), margin=10.0)
+    assert iqm["width_median"].is_monotonic_decreasing and seeds_needed(iqm) == 5
+    assert seeds_needed(seed_count_plan(x, seeds=(5,), margin=1e-3)) is None
+    with pytest.raises(ValueError, match="at least two finite scores"):
+        seed_count_plan([1.0, np.nan])

@@ -13,6 +13,7 @@ new run_ids, so exactly those jobs run, beside the old runs; switching back find
 """
 import functools
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from qsm.envs import TaskError, validate_task  # noqa: E402
 from qsm.hparams import HparamError  # noqa: E402
 from qsm.identity import code_version, hash_of, run_identity, training_code_version  # noqa: E402
 from qsm.metrics import resolve_log_every  # noqa: E402
+from analysis.archive import ArchiveError, find_run, index_by_run  # noqa: E402
 from analysis.provenance import SIDECAR_SUFFIX, footer_of_manifest, sidecar_path  # noqa: E402
 
 RUNS = "results/runs"
@@ -272,22 +274,79 @@ def describe(job: TrainJob) -> str:
             f"({b['start_steps']} random), overrides {overrides}")
 
 
+# Re-analysis from a run archive (analysis/archive.py): with `archive: DIR` (and not
+# `retrain: true`), every run the configuration asks for is read from the archive, under the
+# identity it recorded, and nothing is trained. An archived run is a job's run when the job's
+# configuration (algorithm, task, hyperparameters, budget) at the code version the run recorded
+# has the run's run_id: the same question asked of older code.
+ARCHIVE = None if str(config.get("retrain")).lower() == "true" else config.get("archive")
+
+
+def archive_dir() -> str:
+    """The archive's directory as the pipeline's working directory sees it (config paths are
+    relative to the suite's checkout, as official.path is)."""
+    return os.path.relpath(REPO / ARCHIVE, Path.cwd())
+
+
+@functools.cache
+def archive_index() -> dict:
+    """(algo, task, seed) -> the archive's records of it (empty without an archive)."""
+    if not ARCHIVE:
+        return {}
+    if not (REPO / ARCHIVE / "MANIFEST.json").is_file():
+        _fail("archive", f"{ARCHIVE} holds no MANIFEST.json (python -m analysis.archive add "
+                         f"writes one); to train instead, add --config retrain=true")
+    return index_by_run(REPO / ARCHIVE)
+
+
+def archived_run(job: TrainJob, seed):
+    """The archive's record of this job's seed, or None."""
+    try:
+        return find_run(archive_index(), job.algo, job.task, seed, job.identity["hparams"],
+                        job.budget)
+    except ArchiveError as e:
+        _fail("archive", f"{ARCHIVE}: {e}")
+
+
 def flags_of(*roles):
     """An input function: the flag files of every job of these roles (evaluated after parsing,
-    once every rule and external program is known)."""
+    once every rule and external program is known). None when the runs come from an archive."""
+    if ARCHIVE:
+        return lambda wc: []
     return lambda wc: sorted({job.flag for job in all_jobs() if job.role in roles})
 
 
+@functools.cache
 def run_manifest() -> dict:
     """Exactly the runs this configuration asks for; the analysis reads these and no others."""
-    runs = []
+    runs, commits = [], set()
     for job in all_jobs():
         for seed in job.seeds:
-            runs.append({"algo": job.algo, "task": job.task, "seed": int(seed),
-                         "role": job.role, "run_id": job.run_id,
-                         "code_version": job.identity["code_version"],
-                         "path": f"{job.run_dir}/seed{seed}"})
-    return {"config_hash": hash_of(config), "runs_root": RUNS, "runs": runs}
+            entry = {"algo": job.algo, "task": job.task, "seed": int(seed), "role": job.role,
+                     "run_id": job.run_id, "code_version": job.identity["code_version"],
+                     "path": f"{job.run_dir}/seed{seed}"}
+            record = archived_run(job, seed) if ARCHIVE else None
+            if record:
+                entry.update(run_id=record["run_id"], code_version=record["code_version"],
+                             path=f"{archive_dir()}/{record['path']}")
+                if record.get("git_commit"):  # external programs may record none
+                    commits.add(record["git_commit"])
+            runs.append(entry)
+    manifest = {"config_hash": hash_of(config), "runs_root": RUNS, "runs": runs}
+    if ARCHIVE:
+        manifest["archive"] = {"path": ARCHIVE, "commits": sorted(commits)}
+        found = {e["path"] for e in runs if e["path"].startswith(f"{archive_dir()}/")}
+        wanted = {e["path"] for e in runs}
+        if len(found) < len(wanted):
+            print(f"archive {ARCHIVE}: {len(found)} of the {len(wanted)} runs this configuration "
+                  f"asks for are archived; the other {len(wanted) - len(found)} are reported "
+                  f"missing (to train them: --config retrain=true)", file=sys.stderr)
+    return manifest
+
+
+def archive_input(wc):
+    """The run_manifest rule's input: the archive's manifest, when the runs come from one."""
+    return [f"{archive_dir()}/MANIFEST.json"] if ARCHIVE else []
 
 
 def write_manifest(path, log):

@@ -34,6 +34,8 @@ rule train:
 
 rule run_manifest:
     """The runs this configuration asks for, by identity: what every analysis reads."""
+    input:
+        archive_input,
     output:
         MANIFEST,
     log:
