@@ -4,7 +4,7 @@
         --tables results/tables --out docs/findings.md [--margin 0.05]
 
 Every number in the findings comes from a table of the pipeline (run_status, final_scores,
-fidelity, aggregate, probability_of_improvement, modes_summary, diagnostics, mq_sweep), and every
+fidelity, aggregate, probability_of_improvement, modes_summary and every sweep's), and every
 section states the budget and the seeds behind it and how many of the runs it asks for were
 found. The seed-count planner (analysis.stats.seed_count_plan) is run on the final scores of the
 fidelity pair and written to ``seed_plan.csv`` with its provenance. Nothing here depends on time
@@ -26,7 +26,7 @@ from qsm.cli import HelpFormatter
 from qsm.rundir import atomic_write_json, atomic_write_text
 
 MODULE = "analysis.findings"
-ROLES = ("benchmark", "audit", "mq_sweep")
+ROLES = ("benchmark", "audit")
 PLAN_FILE = "seed_plan.csv"
 AUDIT_COLUMNS = (("interior_modes", "interior modes"), ("mass_any_bound", "mass on a bound"),
                  ("mass_corner", "mass in corners"), ("score_target_rms", "score-target RMS"),
@@ -143,15 +143,16 @@ def audit_section(modes: pd.DataFrame, tasks) -> str:
     return "\n\n".join(out)
 
 
-def sweep_section(sweep: pd.DataFrame) -> str:
+def sweep_section(sweep: pd.DataFrame, hparam: str) -> str:
     if sweep.empty:
-        return "No M_q sweep in this configuration."
-    found = sweep[sweep["n_seeds"] > 0].sort_values(["task", "M_q", "distribution"])
-    rows = [(r["task"], num(r["M_q"]), r["distribution"], int(r["n_seeds"]),
+        return "No run of this sweep could be read."
+    found = sweep[sweep["n_seeds"] > 0].sort_values(["task", hparam, "distribution"])
+    value = num if pd.api.types.is_numeric_dtype(sweep[hparam]) else str
+    rows = [(r["task"], value(r[hparam]), r["distribution"], int(r["n_seeds"]),
              with_ci(r, "final_normalized"), with_ci(r, "interior_modes"),
              with_ci(r, "mass_any_bound"), with_ci(r, "optima_covered"),
              str(r["note"]) if pd.notna(r.get("note")) else "") for _, r in found.iterrows()]
-    out = [table(("task", "M_q", "distribution", "seeds", "final score", "interior modes",
+    out = [table(("task", hparam, "distribution", "seeds", "final score", "interior modes",
                   "mass on a bound", "optima covered", "note"), rows)] if rows else []
     skipped = sweep[sweep["distribution"] == "policy"].groupby("task")["n_skipped"].sum()
     if skipped.sum():
@@ -201,7 +202,7 @@ def findings(manifest, tables: Path, margin: float):
         f"were computed from {origin}; configuration {manifest.config_hash[:12]}. Do not edit: "
         "a test checks that this file is what the rule writes. "
         f"**{found} of the {asked} benchmark and audit runs the configuration asks for are "
-        "complete** (the M_q sweep's table counts its own); a section over runs that are "
+        "complete** (each sweep's table counts its own); a section over runs that are "
         "missing says so, and its numbers are provisional until they are in. Intervals are 95% "
         "bootstrap intervals over seeds.",
         "## Runs behind the findings", runs_section(status),
@@ -215,8 +216,10 @@ def findings(manifest, tables: Path, margin: float):
         "tenth (QSM; the sampler's noise has RMS 1). Seeds whose final return is below 0.8 of a "
         "toy task's optimum did not learn it, and their mode counts are not evidence (see note).",
         audit_section(read(tables, "modes_summary.csv"), benchmark_tasks + audit_tasks),
-        "## The M_q sweep on the toy bandits", sweep_section(read(tables, "mq_sweep.csv")),
     ]
+    for name, spec in manifest.sweeps.items():  # one section per sweep of the configuration
+        parts += [f"## Sweep {name}: {spec['hparam']} of {', '.join(spec.get('algos', []))}",
+                  sweep_section(read(tables, f"{name}.csv"), spec["hparam"])]
     return "\n\n".join(parts) + "\n", plan
 
 

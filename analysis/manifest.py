@@ -13,9 +13,12 @@ also holds ``"archive": {"path": ..., "commits": [...]}`` (the commits that trai
 runs it lists), and an archived run's ``path`` lies in the archive.
 
 ``role`` is ``benchmark`` (the benchmark grid: scored by rliable, profiled), ``audit`` (extra
-tasks trained for the multimodality audit), ``mq_sweep`` (the audit's sweep of QSM's score scale
-M_q: ordinary runs with an M_q override; the point at the default M_q is the benchmark or audit
-run itself, listed a second time under this role) or ``tsweep`` (the diffusion-step cost sweep).
+tasks trained for the multimodality audit), ``tsweep`` and ``batch_sweep`` (the cost sweeps over
+diffusion steps and replay batch sizes) or the
+name of a sweep of the configuration (``sweeps``, e.g. ``mq_sweep``: ordinary runs at each value
+of one hyperparameter; a point whose configuration is a benchmark or audit run's is that run,
+listed a second time under the sweep's name). The manifest's ``"sweeps"`` holds, per sweep name,
+its ``hparam``, ``algos``, ``values`` and the hyperparameter's declared ``default`` (or null).
 A listed run is used only if its directory's ``config.json`` carries the listed ``run_id``,
 algorithm, task and seed; directories under ``runs_root`` that are not listed belong to other
 configurations and are reported as ``not in config``, never used.
@@ -29,14 +32,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from qsm.cli import HelpFormatter
 from qsm.identity import hash_of
 from qsm.rundir import ContractError, Run, atomic_write_json, find_seed_dirs, load_run
 
-ROLES = ("benchmark", "audit", "mq_sweep", "tsweep")
+ROLES = ("benchmark", "audit", "tsweep", "batch_sweep")
+#: Manifests written before sweeps were configurable knew one sweep, QSM's M_q.
+LEGACY_SWEEPS = {"mq_sweep": {"hparam": "M_q", "default": 50.0}}
 ENTRY_KEYS = ("algo", "task", "seed", "role", "run_id", "code_version", "path")
 
 
@@ -67,6 +72,7 @@ class Manifest:
     source: str = ""     # the file it was read from
     digest: str = ""     # qsm.identity.hash_of of its JSON (the run_manifest rule's digest)
     archive: dict | None = None  # {"path", "commits"} when the runs are read from an archive
+    sweeps: dict = field(default_factory=dict)  # sweep name (its runs' role) -> {"hparam", ...}
 
     def select(self, *roles) -> list[Entry]:
         return [e for e in self.runs if e.role in roles]
@@ -85,17 +91,20 @@ def load_manifest(path) -> Manifest:
     path = Path(path)
     try:
         obj = json.loads(path.read_text())
+        sweeps = obj.get("sweeps", LEGACY_SWEEPS)
         runs = []
         for i, r in enumerate(obj["runs"]):
             missing = [k for k in ENTRY_KEYS if k not in r]
             if missing:
                 raise ManifestError(f"{path}: run {i} is missing {missing}")
-            if r["role"] not in ROLES:
-                raise ManifestError(f"{path}: run {i} has role {r['role']!r}, not one of {ROLES}")
+            if r["role"] not in ROLES and r["role"] not in sweeps:
+                raise ManifestError(f"{path}: run {i} has role {r['role']!r}, neither one of "
+                                    f"{ROLES} nor a sweep of the manifest ({', '.join(sweeps)})")
             runs.append(Entry(str(r["algo"]), str(r["task"]), int(r["seed"]), r["role"],
                               str(r["run_id"]), str(r["code_version"]), str(r["path"])))
         return Manifest(str(obj["config_hash"]), str(obj["runs_root"]), tuple(runs),
-                        source=str(path), digest=hash_of(obj), archive=obj.get("archive"))
+                        source=str(path), digest=hash_of(obj), archive=obj.get("archive"),
+                        sweeps=dict(sweeps))
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise ManifestError(f"{path}: not a run manifest ({type(e).__name__}: {e})") from None
 

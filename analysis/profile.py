@@ -16,9 +16,13 @@ half rate and warm-up steps without updates are not averaged in.
 
     python -m analysis.profile steps  --manifest results/tables/run_manifest.json --table results/tables/step_profile.csv --figure results/figures/step_profile
     python -m analysis.profile tsweep --manifest results/tables/run_manifest.json --table results/tables/tsweep_profile.csv --figure results/figures/tsweep_profile
+    python -m analysis.profile batch  --manifest results/tables/run_manifest.json --table results/tables/batch_profile.csv --figure results/figures/batch_profile
 
-The table gets a provenance sidecar and the figure a provenance footer (analysis/provenance.py):
-the runs of the role read (benchmark or tsweep), with the ones whose timing entered the numbers.
+`tsweep` and `batch` are the cost sweeps (config profile.tsweep and profile.batch_sweep): per
+algorithm and diffusion steps T, or replay batch size, the per-seed cost per call of acting and
+of each update. The table gets a provenance sidecar and the figure a provenance footer
+(analysis/provenance.py): the runs of the role read (benchmark, tsweep or batch_sweep), with the
+ones whose timing entered the numbers.
 """
 from __future__ import annotations
 
@@ -42,7 +46,6 @@ from qsm.rundir import ContractError  # noqa: E402
 
 PHASES = ("env_step", "act", "replay", "critic_update", "actor_update")
 PER_CALL = ("env_step", "act", "replay")
-PER_LEARNING_STEP = ("critic_update", "actor_update")
 
 
 def block_timings(manifest, role: str, status=None, used=None) -> pd.DataFrame:
@@ -83,6 +86,8 @@ def block_timings(manifest, role: str, status=None, used=None) -> pd.DataFrame:
             per = r["calls"] if r["phase"] in PER_CALL else learning_steps
             ms = 1000.0 * r["total_s"] / per / r["block_size"] if per else np.nan
             rows.append({"algo": run.algo, "task": run.task, "T": hp.get("T"),
+                         # a learner's replay batch (programs that learn nothing have none)
+                         "batch_size": run.config.get("budget", {}).get("batch_size"),
                          "device": r["device"], "block_size": int(r["block_size"]),
                          "block": " ".join(map(str, block)), "phase": r["phase"],
                          "calls": int(r["calls"]), "total_s": float(r["total_s"]),
@@ -143,15 +148,29 @@ def plot_step_profile(table: pd.DataFrame, out_stem, provenance, used=None) -> N
     _save(fig, out_stem, provenance, used)
 
 
-def tsweep_profile(manifest, status=None, used=None) -> pd.DataFrame:
-    df = block_timings(manifest, "tsweep", status, used)
+#: The cost sweeps: their role in the run manifest, the column they vary, its axis label, and
+#: what the figure's title says to expect.
+COST_SWEEPS = {
+    "tsweep": ("tsweep", "T", "diffusion steps T",
+               "Sampling should grow linearly in T; QSM's score update should not."),
+    "batch": ("batch_sweep", "batch_size", "replay batch size",
+              "Acting does not depend on the batch; updates grow at most linearly with it."),
+}
+
+
+def cost_sweep(manifest, kind, status=None, used=None) -> pd.DataFrame:
+    """Mean per-seed cost per call of every phase, by algorithm and value of the swept column."""
+    role, column, _, _ = COST_SWEEPS[kind]
+    df = block_timings(manifest, role, status, used)
     if df.empty:
-        return pd.DataFrame(columns=["algo", "T", "device", "block_size", "phase", "ms_per_seed"])
-    return (df.groupby(["algo", "T", "device", "block_size", "phase"])["ms_per_seed"].mean()
-            .reset_index().sort_values(["algo", "phase", "T"]))
+        return pd.DataFrame(columns=["algo", column, "device", "block_size", "phase",
+                                     "ms_per_seed"])
+    return (df.groupby(["algo", column, "device", "block_size", "phase"])["ms_per_seed"].mean()
+            .reset_index().sort_values(["algo", "phase", column]))
 
 
-def plot_tsweep(table: pd.DataFrame, out_stem, provenance, used=None) -> None:
+def plot_cost_sweep(table: pd.DataFrame, kind, out_stem, provenance, used=None) -> None:
+    _, column, label, expectation = COST_SWEEPS[kind]
     phases = ("act", "critic_update", "actor_update")
     titles = {"act": "acting (sampler, batch 1)", "critic_update": "critic update (samples a')",
               "actor_update": "actor update"}
@@ -160,25 +179,32 @@ def plot_tsweep(table: pd.DataFrame, out_stem, provenance, used=None) -> None:
     for ax, phase in zip(axes, phases):
         sub = table[table["phase"] == phase]
         # one line per algorithm and setting (runs on other devices or block sizes never mix);
-        # each label carries the measured growth, cost at the largest T over the smallest
+        # each label carries the measured growth, cost at the largest value over the smallest
         for (algo, device, block), g in sub.groupby(["algo", "device", "block_size"]):
-            g = g.sort_values("T")
+            g = g.sort_values(column)
             name = f"{algo} ({device}, {block} seeds)" if len(settings) > 1 else algo
             ms = g["ms_per_seed"].to_numpy()
             if len(ms) > 1 and ms[0] > 0:
-                name += f": x{ms[-1] / ms[0]:.1f} from T={g['T'].iloc[0]} to {g['T'].iloc[-1]}"
+                name += (f": x{ms[-1] / ms[0]:.1f} from {g[column].iloc[0]} to "
+                         f"{g[column].iloc[-1]}")
             style = ["-", "--", ":", "-."][settings.index((device, block)) % 4]
-            ax.plot(g["T"], ms, marker="o", label=name, color=algo_color(algo), linestyle=style)
+            ax.plot(g[column], ms, marker="o", label=name, color=algo_color(algo),
+                    linestyle=style)
+        if kind == "batch":
+            ax.set_xscale("log", base=2)
         ax.set_title(titles[phase], fontsize=10)
-        ax.set_xlabel("diffusion steps T")
+        ax.set_xlabel(label)
         ax.set_ylabel("ms per call per seed")
         ax.grid(alpha=0.3)
         if len(sub):
             ax.legend(frameon=False, fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no runs of this sweep in the configuration", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=8, color="0.4")
     devices = ", ".join(sorted(table["device"].unique())) if len(table) else "n/a"
     blocks = ", ".join(map(str, sorted(table["block_size"].unique()))) if len(table) else "n/a"
-    fig.suptitle(f"Cost against diffusion steps T (device: {devices}; seeds per block: {blocks}). "
-                 f"Sampling should grow linearly in T; QSM's score update should not.", fontsize=10)
+    fig.suptitle(f"Cost against the {label} (device: {devices}; seeds per block: {blocks}). "
+                 f"{expectation}", fontsize=10)
     _caption(fig, "Mean over the sweep's seeds of the per-seed cost per call, from each run's "
                   "timing.csv.", provenance)
     _save(fig, out_stem, provenance, used)
@@ -200,9 +226,9 @@ def _save(fig, out_stem, provenance, used):
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.profile", description=__doc__,
                                  formatter_class=HelpFormatter)
-    ap.add_argument("kind", choices=["steps", "tsweep"],
+    ap.add_argument("kind", choices=["steps", *COST_SWEEPS],
                     help="steps: per-step cost of the benchmark runs; tsweep: cost against the "
-                         "number of diffusion steps T")
+                         "number of diffusion steps T; batch: against the replay batch size")
     ap.add_argument("--manifest", required=True, help="run_manifest.json (analysis/manifest.py)")
     ap.add_argument("--table", required=True, help="the CSV table to write")
     ap.add_argument("--figure", required=True, help="output path without extension")
@@ -212,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     manifest = load_manifest(a.manifest)
-    role = "benchmark" if a.kind == "steps" else "tsweep"
+    role = "benchmark" if a.kind == "steps" else COST_SWEEPS[a.kind][0]
     status, used = {}, set()
     prov = Provenance.of(manifest, (role,), "analysis.profile")
     if a.kind == "steps":
@@ -220,9 +246,9 @@ def main(argv=None) -> int:
         prov.with_status(status)
         plot_step_profile(table, a.figure, prov, used)
     else:
-        table = tsweep_profile(manifest, status, used)
+        table = cost_sweep(manifest, a.kind, status, used)
         prov.with_status(status)
-        plot_tsweep(table, a.figure, prov, used)
+        plot_cost_sweep(table, a.kind, a.figure, prov, used)
     write_table(a.table, table, prov, used)
     return 0
 

@@ -146,7 +146,7 @@ def cli_out(runs, tmp_path_factory):
                          timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     tables = {name: pd.read_csv(out / "tables" / name, keep_default_na=True)
-              for name in audit.TABLE_NAMES}
+              for name in audit.TABLE_NAMES + ("mq_sweep.csv",)}  # the manifest's one sweep
     return out, tables, res.stderr
 
 
@@ -164,7 +164,7 @@ def test_cli_writes_every_output(cli_out):
     out, tables, _ = cli_out
     for name in audit.TABLE_NAMES:
         assert (out / "tables" / name).stat().st_size > 0
-    for name in audit.FIGURE_NAMES:
+    for name in audit.FIGURE_NAMES + ("mq_sweep",):
         for ext in ("png", "pdf"):
             assert (out / "figures" / f"{name}.{ext}").stat().st_size > 1000, (name, ext)
     assert list(tables["modes.csv"].columns) == audit.MODES_COLUMNS
@@ -374,10 +374,11 @@ def test_no_runs_gives_empty_tables_and_no_data_figures(tmp_path):
     manifest = write_manifest(tmp_path / "m.json", tmp_path / "runs", [])
     paths = audit.run_audit(manifest, tmp_path / "t", tmp_path / "f", reps=10,
                             log=lambda m: None)
-    assert len(paths) == len(audit.TABLE_NAMES) + 2 * len(audit.FIGURE_NAMES)
-    for name, cols in zip(audit.TABLE_NAMES, (audit.MODES_COLUMNS, audit.SUMMARY_COLUMNS,
-                                              audit.BOUND_COLUMNS, audit.KL_COLUMNS,
-                                              audit.toy_columns(0), audit.SWEEP_COLUMNS)):
+    # a manifest without "sweeps" (written before sweeps were configurable) has the M_q sweep
+    assert len(paths) == len(audit.TABLE_NAMES) + 1 + 2 * (len(audit.FIGURE_NAMES) + 1)
+    for name, cols in zip(audit.TABLE_NAMES + ("mq_sweep.csv",),
+                          (audit.MODES_COLUMNS, audit.SUMMARY_COLUMNS, audit.BOUND_COLUMNS,
+                           audit.KL_COLUMNS, audit.toy_columns(0), audit.SWEEP_COLUMNS)):
         df = pd.read_csv(tmp_path / "t" / name)
         assert list(df.columns) == cols and len(df) == 0
         assert json.loads(sidecar_path(tmp_path / "t" / name).read_text())["n_runs"] == 0
@@ -445,11 +446,18 @@ def test_audit_outputs_carry_their_provenance(cli_out, runs):
     paths = {r["path"] for r in listed}
     sweep_only = {r["path"] for r in listed if r["role"] == "mq_sweep"} - {
         r["path"] for r in listed if r["role"] != "mq_sweep"}
-    for name in audit.TABLE_NAMES:
+    for name in audit.TABLE_NAMES + ("mq_sweep.csv",):
         side = json.loads(sidecar_path(out / "tables" / name).read_text())
         assert side["config_hash"] == CONFIG_HASH
-        assert side["roles"] == ["benchmark", "audit", "mq_sweep"]
         assert side["analysis"]["module"] == "analysis.audit"
+        if name == "mq_sweep.csv":  # a sweep's table: the sweep's runs
+            assert side["roles"] == ["mq_sweep"]
+            assert {r["path"] for r in side["runs"]} == {r["path"] for r in listed
+                                                         if r["role"] == "mq_sweep"}
+            assert {r["path"] for r in side["runs"] if r["used"]} == {
+                r["path"] for r in listed if r["role"] == "mq_sweep"}
+            continue
+        assert side["roles"] == ["benchmark", "audit", "mq_sweep"]
         assert {r["path"] for r in side["runs"]} == paths
         status = {(r["algo"], r["task"], r["seed"]): r["status"] for r in side["runs"]}
         assert status[("sac", "toy_bimodal", 3)] == "invalid"
@@ -458,9 +466,7 @@ def test_audit_outputs_carry_their_provenance(cli_out, runs):
         used_keys = {(r["algo"], r["task"], r["seed"]) for r in side["runs"] if r["used"]}
         assert ("qsm", "cheetah_run", 5) not in used_keys
         assert ("sac", "toy_bimodal", 3) not in used_keys
-        if name == "mq_sweep.csv":  # the sweep's runs only
-            assert used == {r["path"] for r in listed if r["role"] == "mq_sweep"}
-        elif name == "toy_optima.csv":  # only runs of tasks with known optima
+        if name == "toy_optima.csv":  # only runs of tasks with known optima
             assert {t for _, t, _ in used_keys} == set(OPTIMA) and not used & sweep_only
         else:
             assert len(used) == sum(len(SEEDS[t]) for (_, t) in BEHAVIOUR)

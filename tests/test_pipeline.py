@@ -64,9 +64,13 @@ def planned_training(output: str) -> list:
 @pytest.mark.parametrize("name,train,external", [
     # benchmark blocks + audit blocks + M_q sweep (its M_q = 50 points are audit or benchmark
     # runs: only the other values train) + T sweep
-    ("config.yaml", 3 * 6 + 3 * 2 * 2 + 2 * 2 + 2 * 5, {"random_policy": 6}),  # toy: 2 blocks
-    ("smoke.yaml", 4 * 2 + 3 * 1 + 1 * 2 + 2 * 2, {"random_policy": 2}),
-    ("paper.yaml", 3 * 6 + 3 * 2 + 3 * 6 + 2 * 6, {"random_policy": 6}),  # 10 seeds in one block
+    # ... + the capacity sweep (2 widths, neither the paper's) + the batch-size cost sweep (3 x 3;
+    # qsm's at 256 is the T sweep's point at T = 5)
+    ("config.yaml", 3 * 6 + 3 * 2 * 2 + 2 * 2 + 2 * 2 + 2 * 5 + 8, {"random_policy": 6}),
+    # ... + the capacity sweep: its point at smoke's own widths is the audit run
+    ("smoke.yaml", 4 * 2 + 3 * 1 + 1 * 2 + 1 + 2 * 2 + 2, {"random_policy": 2}),
+    # 10 seeds in one block; sweeps: M_q 6 x 3 tasks, capacity 3 x 8, T 4 x 8, noise 4 x 8
+    ("paper.yaml", 3 * 6 + 3 * 2 + 6 * 3 + 3 * 8 + 4 * 8 + 4 * 8 + 2 * 6 + 8, {"random_policy": 6}),
     ("fidelity.yaml", 1, {"official_baseline": 1, "fidelity": 1}),  # qsm and qsm_official, 3 seeds
     ("fidelity.yaml fidelity_50k.yaml", 1, {"official_baseline": 1, "fidelity": 1}),
     # one seed per job: cheetah_run 3 x 5, toy audit 3 x 2 x 5, M_q sweep (1, 5, 20) x 2 x 3;
@@ -88,6 +92,7 @@ def test_dry_run_plans_one_job_per_algo_task_block(tmp_path, name, train, extern
     assert jobs.get("train", 0) == train, jobs
     assert {k: jobs.get(k) for k in external} == external, jobs
     for rule in ("run_manifest", "aggregate", "stats", "audit", "step_profile", "tsweep_profile",
+                 "batch_profile",
                  "diagnostics"):
         assert jobs[rule] == 1, rule
     if name.startswith("fidelity"):  # the same protocol for both; the overlay changes the budget
@@ -175,26 +180,42 @@ def test_bad_hyperparameter_in_config_fails_the_dry_run_naming_the_key(tmp_path,
 
 
 @pytest.mark.parametrize("sweep,message", [
-    ({"algos": ["sac"]}, "config key audit.mq_sweep.algos: 'sac' has no hyperparameter M_q"),
-    ({"algos": ["foo"]}, "config key audit.mq_sweep.algos: unknown algorithm 'foo'"),
-    ({"tasks": ["cheetah_runn"]}, "config key audit.mq_sweep.tasks: unknown task 'cheetah_runn'"),
-    ({"values": [0]}, "mq_sweep"),  # the schema: M_q > 0
+    ({"algos": ["sac"]}, "config key sweeps[1].hparam: 'sac' has no hyperparameter 'actor_hidden'"),
+    ({"algos": ["foo"]}, "config key sweeps[1].algos: unknown algorithm 'foo'"),
+    ({"hparam": "width"}, "config key sweeps[1].hparam: 'qsm' has no hyperparameter 'width'"),
+    ({"tasks": ["cheetah_runn"]}, "config key sweeps[1].tasks: unknown task 'cheetah_runn'"),
+    ({"values": [[64, 64], [0, 64]]}, "config key sweeps[1].values: qsm: actor_hidden"),
+    ({"values": [[64, 64], [64, 64]]}, "config key sweeps[1].values: [[64, 64], [64, 64]] repeats"),
+    ({"hparam": "M_q", "values": [5, -1]}, "config key sweeps[1].values: qsm: M_q=-1"),
+    ({"hparam": "batch_size", "values": [64, 0]}, "config key sweeps[1].values: batch_size=0"),
+    ({"name": "audit"}, "config key sweeps[1].name: 'audit' is taken"),
+    ({"name": "mq_sweep"}, "config key sweeps[1].name: 'mq_sweep' is taken (used twice)"),
+    ({"name": "Capacity"}, "Capacity"),  # the schema: lower-case names (they name files)
 ])
-def test_bad_mq_sweep_fails_the_dry_run_naming_the_key(tmp_path, sweep, message):
+def test_bad_sweep_fails_the_dry_run_naming_the_key(tmp_path, sweep, message):
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    cfg["audit"]["mq_sweep"].update(sweep)
+    cfg["sweeps"][1].update(sweep)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), workdir=tmp_path)
     assert proc.returncode != 0
     assert message in proc.text, proc.text[-3000:]
 
 
-def test_mq_sweep_runs_differ_only_in_m_q_and_reuse_the_paper_setting(tmp_path):
-    """The sweep's runs are ordinary runs: the M_q = 50 point is the audit run (same run id),
-    the other values have their own run ids, and the manifest lists them under role mq_sweep."""
+def test_sweep_runs_differ_only_in_their_value_and_reuse_the_default_runs(tmp_path):
+    """A sweep's runs are ordinary runs: the M_q = 50 point is the audit run (same run id),
+    the other values have their own run ids, and the manifest lists them under the sweep's
+    name, with the sweep itself; the capacity point at smoke's own widths is the audit run."""
     snakemake(MANIFEST_TARGET, "--configfile", preset("smoke.yaml"), "--cores", "1",
               workdir=tmp_path, check=True)
-    runs = json.loads((tmp_path / MANIFEST_TARGET).read_text())["runs"]
+    manifest = json.loads((tmp_path / MANIFEST_TARGET).read_text())
+    runs = manifest["runs"]
+    assert manifest["sweeps"] == {
+        "mq_sweep": {"hparam": "M_q", "algos": ["qsm"], "values": [1, 50], "default": 50.0},
+        "capacity": {"hparam": "actor_hidden", "algos": ["qsm"],
+                     "values": [[32, 32], [64, 64]], "default": [512, 512]}}
+    capacity = {r["run_id"] for r in runs if r["role"] == "capacity"}
+    audit = {r["run_id"] for r in runs if r["role"] == "audit" and r["algo"] == "qsm"}
+    assert len(capacity) == 2 and len(capacity & audit) == 1
     sweep = [r for r in runs if r["role"] == "mq_sweep"]
     assert {(r["task"], r["seed"]) for r in sweep} == {(t, s) for t in ("toy_bimodal", "cheetah_run")
                                                        for s in (0, 1)} and len(sweep) == 8
@@ -211,15 +232,15 @@ def test_lint_reports_nothing(tmp_path):
 
 EXPECTED_TABLES = ["scores.csv", "run_status.csv", "aggregate.csv", "probability_of_improvement.csv",
                    "iqm_curve.csv", "modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv",
-                   "toy_optima.csv", "mq_sweep.csv", "step_profile.csv", "tsweep_profile.csv",
-                   "diagnostics.csv"]
+                   "toy_optima.csv", "mq_sweep.csv", "capacity.csv", "step_profile.csv",
+                   "tsweep_profile.csv", "batch_profile.csv", "diagnostics.csv"]
 EXPECTED_FIGURES = ["aggregate_metrics", "performance_profile", "probability_of_improvement",
                     "iqm_sample_efficiency", "learning_curves", "mode_counts", "bound_mass",
-                    "kl_divergence", "action_histograms", "toy_optima", "mq_sweep",
-                    "step_profile", "tsweep_profile"] + [
+                    "kl_divergence", "action_histograms", "toy_optima", "mq_sweep", "capacity",
+                    "step_profile", "tsweep_profile", "batch_profile"] + [
                     f"training_diagnostics_{task}"
                     for task in ("cheetah_run", "reacher_hard", "toy_bimodal")]  # smoke.yaml's
-SMOKE_TRAIN_FLAGS = 17 + 2   # the train rule's jobs and random_policy's
+SMOKE_TRAIN_FLAGS = 20 + 2   # the train rule's jobs and random_policy's
 
 
 def tree_digest(root: Path, pattern="**/*") -> dict:
@@ -297,6 +318,8 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     assert {"iqm", "mean", "median", "optimality_gap"} <= set(agg["metric"])
     assert {"dql", "random"} <= set(agg["algo"])
     assert {"qsm", "dql"} == set(pd.read_csv(tables / "tsweep_profile.csv")["algo"])
+    batch = pd.read_csv(tables / "batch_profile.csv")
+    assert set(batch["algo"]) == {"sac"} and set(batch["batch_size"]) == {16, 64}
     assert (tables / "final_scores.md").read_text().startswith("# Final scores")
     assert not list((work / "results" / "checkpoints").rglob("*.pt")), "checkpoints left behind"
     assert "Nothing to be done" in sm(*smoke, "-n", check=True).text
@@ -314,13 +337,14 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     longer = write_config(tmp_path / "longer.yaml", **{"audit.budget.steps": 250})
     changed = ["--configfile", longer, "--cores", "2"]
     plan = sm(*changed, "-n", check=True).text
-    assert sorted(planned_training(plan)) == ([("audit", a, "toy_bimodal") for a in ("qsm", "sac", "td3")]
-                                              + [("mq_sweep", "qsm", "toy_bimodal")])  # M_q = 1
+    assert sorted(planned_training(plan)) == sorted(
+        [("audit", a, "toy_bimodal") for a in ("qsm", "sac", "td3")]
+        + [("mq_sweep", "qsm", "toy_bimodal"), ("capacity", "qsm", "toy_bimodal")])  # M_q 1; 32x32
     sm(*changed, check=True, timeout=900)
     assert first_runs.items() <= tree_digest(runs, "*/*/*/seed*/eval.csv").items()  # nothing lost
     status = pd.read_csv(tables / "run_status.csv", keep_default_na=False)
     old = status[status["status"] == "not in config"]
-    assert len(old) == 4 * 2 and set(old["task"]) == {"toy_bimodal"}
+    assert len(old) == 5 * 2 and set(old["task"]) == {"toy_bimodal"}
     assert (status.loc[status["status"] != "not in config", "status"] == "complete").all()
     assert set(pd.read_csv(tables / "scores.csv").query("task == 'toy_bimodal'")["step"]) >= {250}
 

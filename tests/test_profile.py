@@ -59,3 +59,37 @@ def test_step_profile_table_figure_and_provenance(tmp_path):
     meta = Image.open(stem.with_suffix(".png")).text
     assert meta["Description"].startswith("config feedface · 3 runs (benchmark) · code qsm test")
     assert json.loads(meta["Provenance"])["n_used"] == 2
+
+
+def test_batch_size_cost_sweep_reads_each_runs_batch(tmp_path):
+    """profile.batch_sweep: one row per algorithm, batch size and phase, each the run's own
+    per-seed cost per call; a sweep without runs still draws a figure that says so."""
+    root = tmp_path / "runs"
+    listed = []
+    for batch, run_id, factor in ((64, "000000000064", 1.0), (1024, "000000001024", 8.0)):
+        for seed in BLOCK:
+            w = SeedRunWriter(seed_dir(root, "sac", "cheetah_run", seed, run_id))
+            cfg = run_config("sac", "cheetah_run", seed, run_id=run_id)
+            cfg["budget"]["batch_size"] = batch
+            w.write_config({**cfg, "block": {"seeds": BLOCK, "size": 2}})
+            w.add_eval(0, [1.0], wall_time_s=0.0)
+            w.write_timing([{"phase": p, "calls": c, "total_s": t * (factor if "update" in p else 1),
+                             "env_steps": 100, "block_size": 2, "device": "cpu"}
+                            for p, (c, t) in TIMING.items()])
+            w.write_probe_actions([[0.0, 0.0, 0.0]], [[[0.0, 0.0]]], [[[0.0, 0.0]]])
+            w.write_status("complete", 100)
+            listed.append(("sac", "cheetah_run", seed, "batch_sweep", run_id))
+    manifest = write_manifest(tmp_path / "manifest.json", root, listed)
+    table, stem = tmp_path / "t" / "batch_profile.csv", tmp_path / "f" / "batch_profile"
+    assert profile.main(["batch", "--manifest", str(manifest), "--table", str(table),
+                         "--figure", str(stem)]) == 0
+    df = pd.read_csv(table).set_index(["batch_size", "phase"])
+    assert df.loc[(64, "critic_update"), "ms_per_seed"] == pytest.approx(1000 * 5.0 / 50 / 2)
+    assert df.loc[(1024, "critic_update"), "ms_per_seed"] == pytest.approx(8000 * 5.0 / 50 / 2)
+    assert df.loc[(1024, "act"), "ms_per_seed"] == df.loc[(64, "act"), "ms_per_seed"]
+    assert json.loads(sidecar_path(table).read_text())["roles"] == ["batch_sweep"]
+    assert stem.with_suffix(".png").stat().st_size > 1000
+    empty = write_manifest(tmp_path / "empty.json", root, [])
+    assert profile.main(["batch", "--manifest", str(empty), "--table", str(tmp_path / "e.csv"),
+                         "--figure", str(tmp_path / "e")]) == 0
+    assert len(pd.read_csv(tmp_path / "e.csv")) == 0 and (tmp_path / "e.png").is_file()

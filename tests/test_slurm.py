@@ -131,7 +131,7 @@ def eval_rows(path):
     return [[row[i] for i in keep] for row in rows]
 
 
-TIMING_TABLES = {"step_profile.csv", "tsweep_profile.csv"}  # wall-clock: equal in shape only
+TIMING_TABLES = {"step_profile.csv", "tsweep_profile.csv", "batch_profile.csv"}  # wall-clock: equal in shape only
 
 
 def assert_same_outputs(local, remote):
@@ -293,8 +293,10 @@ def test_job_past_its_runtime_fails_naming_the_rule_and_the_limit(cluster, tmp_p
                   external_baselines=[], checkpoint_every=0)
     config["budget"].update(steps=200_000, eval_every=100_000)
     config["audit"].update(algos=["td3"], seeds=[0])
-    config["audit"]["mq_sweep"].update(values=[50], tasks=["toy_bimodal"], seeds=[0])
-    config["profile"]["tsweep"]["algos"] = []  # no T-sweep training jobs
+    config["sweeps"] = [{"name": "mq_sweep", "algos": ["qsm"], "hparam": "M_q", "values": [50],
+                         "tasks": ["toy_bimodal"], "seeds": [0]}]
+    config["profile"]["tsweep"]["algos"] = []  # no cost-sweep training jobs
+    config["profile"]["batch_sweep"]["algos"] = []
     config["stats"]["reference"] = "td3"
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     # runtime is in minutes; 1 is SLURM's smallest limit. No retries: each would take as long.

@@ -82,33 +82,39 @@ Special distributions
   finite value.  Those estimates are kept, and the note column says at how many states it
   happened.
 
-Figures (``--figures``, PNG and PDF): ``mode_counts``, ``kl_divergence``, ``action_histograms``,
-``toy_optima``.
+Sweeps: for every sweep of the manifest (config ``sweeps``; the runs whose role is its name),
+``<name>.csv`` and the figure ``<name>``: per (algo, task, value, distribution) the final return,
+interior modes, mass on the bounds and in the corners, optima covered and the score target's
+scale, means over seeds with intervals (:func:`sweep_table`; the value's column is named after
+the swept hyperparameter, e.g. ``M_q``), ``true_modes``, ``n_learned``, ``n_skipped``, ``note``.
+
+Figures (``--figures``, PNG and PDF): ``mode_counts``, ``bound_mass``, ``kl_divergence``,
+``action_histograms``, ``toy_optima``, and one per sweep.
 
 Command line
 ------------
 ::
 
     python -m analysis.audit --manifest results/tables/run_manifest.json --tables results/tables \\
-        --figures results/figures [--distribution policy] [--histogram-states 3] \\
+        --figures results/figures [--distributions policy] [--histogram-states 3] \\
         [--reps 2000] [--seed 0] [--kl-samples 1000]
 """
 from analysis.audit.cli import ROLES, main, run_audit
-from analysis.audit.load import (DISTRIBUTION_TEXT, DISTRIBUTIONS, SWEEP_ROLE, RunEntry,
-                                 load_entries, task_optima)
+from analysis.audit.load import (DISTRIBUTION_TEXT, DISTRIBUTIONS, RunEntry, load_entries,
+                                 task_optima)
 from analysis.audit.measure import (DEFAULT_KL_SAMPLES, between_kl, interior_gaussian_kl,
                                     is_point_mass, state_measures, subsample)
 from analysis.audit.plots import FIGURE_NAMES
 from analysis.audit.tables import (BOUND_COLUMNS, KL_COLUMNS, LEARNED_THRESHOLD, MODES_COLUMNS,
                                    SUMMARY_COLUMNS, SWEEP_COLUMNS, TABLE_NAMES, TOY_MIN_SHARE,
                                    TOY_RADIUS, bound_mass_table, kl_table, learned,
-                                   measure_entries, modes_summary, modes_table, sweep_table,
-                                   toy_columns, toy_table)
+                                   measure_entries, modes_summary, modes_table, sweep_columns,
+                                   sweep_table, toy_columns, toy_table)
 
-__all__ = ["ROLES", "main", "run_audit", "DISTRIBUTION_TEXT", "DISTRIBUTIONS", "SWEEP_ROLE",
+__all__ = ["ROLES", "main", "run_audit", "DISTRIBUTION_TEXT", "DISTRIBUTIONS",
            "RunEntry", "load_entries", "task_optima", "DEFAULT_KL_SAMPLES", "between_kl",
            "interior_gaussian_kl", "is_point_mass", "state_measures", "subsample",
            "FIGURE_NAMES", "BOUND_COLUMNS", "KL_COLUMNS", "LEARNED_THRESHOLD", "MODES_COLUMNS",
            "SUMMARY_COLUMNS", "SWEEP_COLUMNS", "TABLE_NAMES", "TOY_MIN_SHARE", "TOY_RADIUS",
            "bound_mass_table", "kl_table", "learned", "measure_entries", "modes_summary",
-           "modes_table", "sweep_table", "toy_columns", "toy_table"]
+           "modes_table", "sweep_columns", "sweep_table", "toy_columns", "toy_table"]

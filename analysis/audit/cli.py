@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-from analysis.audit.load import AUDIT_ROLES, DISTRIBUTIONS, SWEEP_ROLE, load_entries
+from analysis.audit.load import AUDIT_ROLES, DISTRIBUTIONS, load_entries
 from analysis.audit.measure import DEFAULT_KL_SAMPLES
 from analysis.audit.plots import (plot_action_histograms, plot_bound_mass, plot_kl,
-                                  plot_mode_counts, plot_mq_sweep, plot_toy_optima)
+                                  plot_mode_counts, plot_sweep, plot_toy_optima)
 from analysis.audit.tables import (bound_mass_table, kl_table, measure_entries, modes_summary,
                                    modes_table, sweep_table, toy_table)
 from analysis.manifest import load_manifest
@@ -20,8 +21,15 @@ from qsm.cli import HelpFormatter
 
 MODULE = "analysis.audit"
 FLOAT_FORMAT = "%.6g"
-#: The manifest's roles the audit reads: benchmark and audit runs, and the M_q sweep's.
-ROLES = AUDIT_ROLES + (SWEEP_ROLE,)
+#: The manifest's roles the audit reads: benchmark and audit runs, and every sweep's.
+ROLES = AUDIT_ROLES
+
+
+def as_table_value(value):
+    """A value as a sweep's table holds it (numbers as floats, widths as JSON text); None stays."""
+    if value is None or isinstance(value, bool):
+        return value
+    return float(value) if isinstance(value, (int, float)) else json.dumps(value)
 
 
 def run_audit(manifest, tables, figures, distributions=DISTRIBUTIONS, histogram_states=3,
@@ -32,16 +40,20 @@ def run_audit(manifest, tables, figures, distributions=DISTRIBUTIONS, histogram_
     if not hasattr(manifest, "runs"):
         manifest = load_manifest(manifest)
     entries = load_entries(manifest, distributions)
-    sweep = load_entries(manifest, distributions, roles=(SWEEP_ROLE,))
-    prov = Provenance.of(manifest, ROLES, MODULE).with_status(
-        {e.path: e.status for e in entries + sweep})
+    sweeps = {name: load_entries(manifest, distributions, roles=(name,), hparam=spec["hparam"])
+              for name, spec in manifest.sweeps.items()}
+    swept_entries = [e for entries_of in sweeps.values() for e in entries_of]
+    prov = Provenance.of(manifest, ROLES + tuple(sweeps), MODULE).with_status(
+        {e.path: e.status for e in entries + swept_entries})
     n_ok = len({e.path for e in entries if e.audited})
     log(f"audit: {len({e.path for e in entries})} runs listed in {manifest.source}, {n_ok} "
-        f"audited ({', '.join(distributions)}); M_q sweep: {len({e.path for e in sweep})} runs")
-    for e in {e.path: e for e in entries + sweep if not e.audited}.values():
+        f"audited ({', '.join(distributions)}); sweeps: "
+        + (", ".join(f"{n} {len({e.path for e in es})} runs" for n, es in sweeps.items())
+           or "none"))
+    for e in {e.path: e for e in entries + swept_entries if not e.audited}.values():
         log(f"  not audited: {e.algo}/{e.task}/seed{e.seed} ({e.role}) [{e.status}] {e.detail}")
     measured = measure_entries(entries, kl_samples=kl_samples, seed=seed)
-    measure_entries(sweep, kl_samples=kl_samples, seed=seed, measured=measured)  # reuses runs
+    measure_entries(swept_entries, kl_samples=kl_samples, seed=seed, measured=measured)  # reuses runs
     log(f"audit: bound masses, modes and interior Gaussian KL done "
         f"({time.perf_counter() - t0:.1f} s)")
     modes_df = modes_table(entries, measured)
@@ -50,24 +62,31 @@ def run_audit(manifest, tables, figures, distributions=DISTRIBUTIONS, histogram_
     kl_df = kl_table(entries, measured, reps=reps, seed=seed, kl_samples=kl_samples)
     log(f"audit: between-algorithm KL done ({time.perf_counter() - t0:.1f} s)")
     toy_df = toy_table(entries, measured)
-    sweep_df = sweep_table(sweep, measured, reps=reps, seed=seed)
     tables = Path(tables)
     audited = {e.path for e in entries if e.audited}
     with_optima = {e.path for e in entries if e.audited and e.optima is not None}
-    swept = {e.path for e in sweep if e.audited}
     paths = [write_table(tables / name, df, prov, used, float_format=FLOAT_FORMAT)
              for name, df, used in (("modes.csv", modes_df, audited),
                                     ("modes_summary.csv", summary, audited),
                                     ("bound_mass.csv", bounds_df, audited),
                                     ("kl.csv", kl_df, audited),
-                                    ("toy_optima.csv", toy_df, with_optima),
-                                    ("mq_sweep.csv", sweep_df, swept))]
+                                    ("toy_optima.csv", toy_df, with_optima))]
     paths += plot_mode_counts(summary, entries, measured, figures, prov)
     paths += plot_bound_mass(summary, entries, measured, figures, prov)
     paths += plot_kl(kl_df, entries, figures, prov)
     paths += plot_action_histograms(entries, figures, prov, histogram_states)
     paths += plot_toy_optima(entries, toy_df, figures, prov, seed=seed)
-    paths += plot_mq_sweep(sweep_df, sweep, figures, prov)
+    for name, swept in sweeps.items():  # one table and one figure per sweep, named after it
+        spec = manifest.sweeps[name]
+        sweep_df = sweep_table(swept, measured, hparam=spec["hparam"], reps=reps, seed=seed)
+        sweep_prov = Provenance.of(manifest, (name,), MODULE).with_status(
+            {e.path: e.status for e in swept})
+        paths.append(write_table(tables / f"{name}.csv", sweep_df, sweep_prov,
+                                 {e.path for e in swept if e.audited},
+                                 float_format=FLOAT_FORMAT))
+        paths += plot_sweep(sweep_df, swept, figures, sweep_prov, name=name,
+                            hparam=spec["hparam"], values=spec.get("values", ()),
+                            default=as_table_value(spec.get("default")))
     log(f"audit: wrote {len(paths)} files in {time.perf_counter() - t0:.1f} s")
     return paths
 
@@ -76,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.audit",
                                  description="Multimodality audit of the probe-state action "
                                              "samples: mass on the bounds, interior modes, KL "
-                                             "estimates, known optima, the M_q sweep.",
+                                             "estimates, known optima, and a table and figure per sweep.",
                                  formatter_class=HelpFormatter)
     ap.add_argument("--manifest", required=True,
                     help="run_manifest.json: the runs to audit (analysis/manifest.py)")

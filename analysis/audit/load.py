@@ -10,12 +10,13 @@ task's readable runs.
 Both probe distributions are read: every run gives one entry per distribution, so each table
 has a ``distribution`` column and each figure shows the two side by side. Each entry also
 carries the run's final evaluation return (the last row of ``eval.csv``, normalised by
-``env.max_return``), its ``M_q`` where the agent has one (the M_q sweep), and its end-of-training
+``env.max_return``), its value of the swept hyperparameter (for a sweep's runs), and its end-of-training
 score-target scale (``score_target_rms`` of its ``metrics.csv``, :mod:`analysis.training_metrics`)
 where its learner logs one.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,6 @@ DISTRIBUTION_TEXT = {
 }
 #: Roles of the manifest's runs that are audited (the T sweep's runs only measure cost).
 AUDIT_ROLES = SCORED_ROLES
-#: The M_q sweep's runs (workflow: audit.mq_sweep), read for the sweep's table and figure.
-SWEEP_ROLE = "mq_sweep"
 
 
 @dataclass
@@ -55,7 +54,7 @@ class RunEntry:
     optima: np.ndarray | None = None    # (K, act_dim): the task's known optimal actions, if any
     distribution: str = DISTRIBUTIONS[0]
     final_normalized: float = math.nan  # last evaluation return / env.max_return
-    m_q: float = math.nan               # the run's resolved M_q (NaN for agents without one)
+    sweep_value: object = math.nan      # the swept hyperparameter's value (NaN: not swept, unknown)
     score_target_rms: float = math.nan  # end-of-training RMS of M_q dQ/da (NaN: not logged)
     role: str = ""
 
@@ -79,16 +78,22 @@ def _final_normalized(run) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def _m_q(run) -> float:
-    try:
-        return float(run.config["hparams"]["M_q"])
-    except (KeyError, TypeError, ValueError):
-        return math.nan
+def swept_value(run, hparam):
+    """The run's value of a swept hyperparameter (or budget field): a number, or for a list of
+    widths its text ("[64, 64]"), so that it can label a group; NaN when the run has none."""
+    value = run.config.get("hparams", {}).get(hparam, run.config.get("budget", {}).get(hparam))
+    if isinstance(value, bool) or value is None:
+        return math.nan if value is None else str(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
 
 
-def load_entries(manifest, distributions=DISTRIBUTIONS, roles=AUDIT_ROLES) -> list[RunEntry]:
+def load_entries(manifest, distributions=DISTRIBUTIONS, roles=AUDIT_ROLES,
+                 hparam=None) -> list[RunEntry]:
     """Every run of `roles` in the manifest (a Manifest or a path to one), once per distribution,
-    as :class:`RunEntry`; never raises for a bad run. Only complete runs carry actions."""
+    as :class:`RunEntry` (with its value of `hparam`, for a sweep's runs); never raises for a bad
+    run. Only complete runs carry actions."""
     distributions = tuple(distributions)
     bad = [d for d in distributions if d not in DISTRIBUTIONS]
     if bad or not distributions:
@@ -118,7 +123,8 @@ def load_entries(manifest, distributions=DISTRIBUTIONS, roles=AUDIT_ROLES) -> li
             entries += [RunEntry(**base, status="invalid", detail=detail, distribution=x)
                         for x in distributions]
             continue
-        facts = dict(optima=optima, final_normalized=_final_normalized(run), m_q=_m_q(run),
+        value = swept_value(run, hparam) if hparam else math.nan
+        facts = dict(optima=optima, final_normalized=_final_normalized(run), sweep_value=value,
                      score_target_rms=end_of_training_value(run, "score_target_rms"))
         if status != "complete":
             reason = str(run.status.get("reason", "") or "")

@@ -1,9 +1,11 @@
 """The audit's figures (PNG and PDF): interior modes, mass on the action bounds, KL divergences,
-action histograms, where the samples land on tasks with known optima, and the M_q sweep. The
+action histograms, where the samples land on tasks with known optima, and one figure per sweep. The
 learned policy and the behaviour distribution are drawn side by side in every figure (solid:
 policy, hatched or dashed: behaviour). Every caption ends with the provenance footer
 (analysis/provenance.py)."""
 from __future__ import annotations
+
+import json
 
 import math
 
@@ -13,9 +15,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FormatStrFormatter, NullFormatter  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from analysis.audit.load import DISTRIBUTION_TEXT, DISTRIBUTIONS, task_optima  # noqa: E402
+from analysis.audit.load import DISTRIBUTIONS, task_optima  # noqa: E402
 from analysis.audit.measure import subsample  # noqa: E402
 from analysis.audit.tables import (LEARNED_THRESHOLD, TOY_MIN_SHARE, TOY_RADIUS,  # noqa: E402
                                    learned)
@@ -23,8 +25,7 @@ from analysis.figures import algo_color, caption_with_footer  # noqa: E402
 from analysis.outputs import write_figure  # noqa: E402
 from analysis.stats import DEFAULT_SEED  # noqa: E402
 
-FIGURE_NAMES = ("mode_counts", "bound_mass", "kl_divergence", "action_histograms", "toy_optima",
-                "mq_sweep")
+FIGURE_NAMES = ("mode_counts", "bound_mass", "kl_divergence", "action_histograms", "toy_optima")
 HATCH = {"policy": None, "behaviour": "////"}
 LINESTYLE = {"policy": "-", "behaviour": "--"}
 DIST_TEXT = ("policy = the learned policy (no exploration noise; TD3's is a point mass); "
@@ -508,71 +509,108 @@ def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=D
 
 SWEEP_PANELS = (("interior_modes", "interior modes per probe state"),
                 ("mass_any_bound", "mass on the bounds"),
+                ("mass_corner", "mass in the corners"),
                 ("optima_covered", "optima covered"),
+                ("score_target_rms", "score-target RMS (QSM)"),
                 ("final_normalized", "final return (share of max)"))
 
 
-def plot_mq_sweep(sweep_df, entries, outdir, provenance, paper_value=50.0):
-    """Interior modes, mass on the bounds, optima covered and return against M_q."""
-    df = sweep_df[np.isfinite(sweep_df["M_q"].astype(float))] if len(sweep_df) else sweep_df
+def value_label(value) -> str:
+    """A swept value as an axis label: numbers as %g, widths as 64x64."""
+    if isinstance(value, str) and value.startswith("["):
+        return "x".join(str(v) for v in json.loads(value))
+    return f"{float(value):g}" if isinstance(value, (int, float)) else str(value)
+
+
+def plot_sweep(sweep_df, entries, outdir, provenance, *, name="mq_sweep", hparam="M_q",
+               values=(), default=None):
+    """The audit's measures and the return against the value of one sweep's hyperparameter:
+    numbers on a (log, when they span a factor of 10 or more) numeric axis, other values
+    (network widths) in the configuration's order."""
+    df = sweep_df[sweep_df[hparam].notna()] if len(sweep_df) else sweep_df
     tasks = sorted(df["task"].unique()) if len(df) else []
     nrows, ncols = max(len(tasks), 1), len(SWEEP_PANELS)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.5 * nrows + 1.4),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.5 * nrows + 1.5),
                              squeeze=False)
     if not tasks:
-        _no_data(axes[0, 0], "no M_q sweep in this configuration")
+        _no_data(axes[0, 0], f"no run of the sweep {name} could be audited")
         for ax in axes[0, 1:]:
             ax.set_visible(False)
+    found = list(dict.fromkeys(df[hparam])) if len(df) else []
+    numeric = bool(found) and all(isinstance(v, (int, float)) for v in found)
+    if numeric:
+        position = {v: float(v) for v in found}
+        ticks = sorted(found)
+        log = min(ticks) > 0 and max(ticks) / min(ticks) >= 10
+    else:  # categories, in the order the configuration lists them
+        labels = [json.dumps(v) if isinstance(v, (list, tuple)) else v for v in values]
+        ordered = [v for v in labels if v in found] + [v for v in found if v not in labels]
+        position = {v: i for i, v in enumerate(ordered)}
+        ticks, log = ordered, False
     optima = task_optima(entries)
     for row, task in enumerate(tasks):
         t = df[df["task"] == task]
-        for col, (name, label) in enumerate(SWEEP_PANELS):
+        for col, (measure, label) in enumerate(SWEEP_PANELS):
             ax = axes[row, col]
-            if name == "optima_covered" and task not in optima:
+            if measure == "optima_covered" and task not in optima:
                 _no_data(ax, "no known optima")
                 ax.set_title(f"{task}", fontsize=8)
                 continue
+            drawn = False
             for (algo, dist), g in t.groupby(["algo", "distribution"], sort=True):
-                if name == "final_normalized" and dist == "behaviour":
-                    continue  # the return is the run's, the same for both distributions
-                g = g.sort_values("M_q")
-                x = g["M_q"].to_numpy(float)
-                y = g[name].to_numpy(float)
-                lo = np.nan_to_num(y - g[f"{name}_ci_low"].to_numpy(float))
-                hi = np.nan_to_num(g[f"{name}_ci_high"].to_numpy(float) - y)
-                ax.errorbar(x, y, yerr=[lo, hi], color=algo_color(algo), ls=LINESTYLE[dist],
-                            marker="o", ms=3.5, capsize=3, lw=1.2,
-                            label=f"{algo} {dist}" if name != "final_normalized" else algo)
-            ax.set_xscale("log")
-            values = sorted(t["M_q"].astype(float).unique())
-            ax.set_xticks(values)
-            ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+                if measure in ("final_normalized", "score_target_rms") and dist == "behaviour":
+                    continue  # the run's, the same for both distributions
+                g = g.assign(_x=g[hparam].map(position)).sort_values("_x")
+                y = g[measure].to_numpy(float)
+                if not np.isfinite(y).any():
+                    continue
+                lo = np.nan_to_num(y - g[f"{measure}_ci_low"].to_numpy(float))
+                hi = np.nan_to_num(g[f"{measure}_ci_high"].to_numpy(float) - y)
+                ax.errorbar(g["_x"].to_numpy(float), y, yerr=[lo, hi], color=algo_color(algo),
+                            ls=LINESTYLE[dist], marker="o", ms=3.5, capsize=3, lw=1.2,
+                            label=f"{algo} {dist}" if measure not in (
+                                "final_normalized", "score_target_rms") else algo)
+                drawn = True
+            if not drawn:
+                _no_data(ax, "not logged" if measure == "score_target_rms" else "no value")
+            if log:
+                ax.set_xscale("log")
+            ax.set_xticks([position[v] for v in ticks])
+            ax.set_xticklabels([value_label(v) for v in ticks], fontsize=7)
             ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.axvline(paper_value, color="0.5", ls=":", lw=1)
-            if name == "optima_covered":
+            if default is not None and default in position:
+                ax.axvline(position[default], color="0.5", ls=":", lw=1)
+            if measure == "optima_covered":
                 ax.axhline(len(optima[task]), color="k", ls="--", lw=1)
-            if name == "final_normalized" and task in optima:
+            if measure == "final_normalized" and task in optima:
                 ax.axhline(LEARNED_THRESHOLD, color="k", ls="--", lw=1)
-            if name in ("mass_any_bound", "final_normalized"):
+            if measure == "score_target_rms" and drawn:
+                ax.axhline(1.0, color="k", ls=":", lw=1)
+                ax.set_yscale("log")
+            if measure in ("mass_any_bound", "mass_corner", "final_normalized"):
                 ax.set_ylim(-0.03, 1.05)
-            ax.set_xlabel("M_q", fontsize=8)
+            ax.set_xlabel(hparam, fontsize=8)
             ax.set_ylabel(label, fontsize=8)
             ax.set_title(task, fontsize=8.5)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
-            if row == 0 and col == 0:
+            if row == 0 and col == 0 and drawn:
                 ax.legend(fontsize=6.5, frameon=False)
     seeds = sorted(set(df["n_seeds"])) if len(df) else []
-    fig.suptitle(f"QSM's score scale M_q: modes, mass on the bounds, optima, return\n"
-                 f"(seeds per point: {', '.join(map(str, seeds)) or 'none'}; dotted: the paper's "
-                 f"M_q = {paper_value:g})", fontsize=11)
-    cap = (f"{DIST_TEXT}. Runs of role mq_sweep (config audit.mq_sweep): identical but for M_q; "
-           f"the point at M_q = {paper_value:g} is the audit's or benchmark's run itself. Per "
-           f"point: mean over seeds (each seed: mean over probe states) with 95% bootstrap CIs "
-           f"over seeds. Interior modes: modes of the samples with no coordinate on a bound "
+    default_text = (f"; dotted: the default {hparam} = {value_label(default)}"
+                    if default is not None else "")
+    algos = ", ".join(sorted(df["algo"].unique())) if len(df) else "none"
+    fig.suptitle(f"Sweep {name}: {hparam} of {algos} against modes, mass on the bounds, optima, "
+                 f"score scale and return\n(seeds per point: {', '.join(map(str, seeds)) or 'none'}"
+                 f"{default_text})", fontsize=11)
+    cap = (f"{DIST_TEXT}. Runs of the sweep {name} (config sweeps): identical but for {hparam}; "
+           f"a point whose configuration is the audit's or benchmark's run is that run itself. "
+           f"Per point: mean over seeds (each seed: mean over probe states) with 95% bootstrap "
+           f"CIs over seeds. Interior modes: modes of the samples with no coordinate on a bound "
            f"(missing where that part is too small); mass on the bounds: share of samples with "
-           f"a coordinate on one; optima covered (dashed: all): >= {TOY_MIN_SHARE:.0%} of "
-           f"samples within {TOY_RADIUS}; return: final evaluation return over the task's "
-           f"maximum (dashed: the {LEARNED_THRESHOLD:g} threshold for 'learned'). "
-           f"{_skipped_text(entries)}")
-    return _save(fig, outdir, "mq_sweep", cap, provenance, entries)
+           f"a coordinate on one; in the corners: with every coordinate on one; optima covered "
+           f"(dashed: all): >= {TOY_MIN_SHARE:.0%} of samples within {TOY_RADIUS}; score-target "
+           f"RMS: of M_q dQ/da over training's last tenth (dotted: 1, the sampler noise's); "
+           f"return: final evaluation return over the task's maximum (dashed: the "
+           f"{LEARNED_THRESHOLD:g} threshold for 'learned'). {_skipped_text(entries)}")
+    return _save(fig, outdir, name, cap, provenance, entries)

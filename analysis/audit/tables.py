@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.audit.load import DISTRIBUTIONS, RunEntry, task_optima
+from analysis.audit.load import RunEntry, task_optima
 from analysis.audit.measure import (DEFAULT_KL_SAMPLES, between_kl, interior_gaussian_kl,
                                     state_measures, subsample)
 from analysis.stats import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
@@ -39,12 +39,20 @@ BOUND_COLUMNS = ["algo", "task", "distribution", "dim", "n_seeds", "lower", "low
 KL_COLUMNS = ["kind", "algo", "other_algo", "task", "distribution", "estimate", "ci_low",
               "ci_high", "kl_pattern", "kl_interior", "covered_mass", "missing_mass", "n_seeds",
               "n_states", "note"]
-SWEEP_MEASURES = ("final_normalized", "interior_modes", "mass_any_bound", "optima_covered")
-SWEEP_COLUMNS = (["algo", "task", "M_q", "distribution", "n_seeds"]
-                 + [f"{m}{s}" for m in SWEEP_MEASURES for s in ("", "_ci_low", "_ci_high")]
-                 + ["true_modes", "n_learned", "n_skipped", "note"])
-TABLE_NAMES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
-               "mq_sweep.csv")
+SWEEP_MEASURES = ("final_normalized", "interior_modes", "mass_any_bound", "optima_covered",
+                  "mass_corner", "score_target_rms")
+TABLE_NAMES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv")
+
+
+def sweep_columns(hparam: str) -> list[str]:
+    """A sweep table's columns: the swept hyperparameter's own name holds its value."""
+    return (["algo", "task", hparam, "distribution", "n_seeds"]
+            + [f"{m}{s}" for m in SWEEP_MEASURES for s in ("", "_ci_low", "_ci_high")]
+            + ["true_modes", "n_learned", "n_skipped", "note"])
+
+
+#: The M_q sweep's table (the columns every sweep's table has, with M_q as the value's).
+SWEEP_COLUMNS = sweep_columns("M_q")
 
 
 def toy_columns(max_optima: int) -> list[str]:
@@ -349,20 +357,25 @@ def toy_table(entries, measured) -> pd.DataFrame:
     return df
 
 
-def sweep_table(entries, measured, reps=DEFAULT_REPS, seed=DEFAULT_SEED) -> pd.DataFrame:
-    """The M_q sweep (role mq_sweep): per (algo, task, M_q, distribution) the final return,
-    interior modes, mass on the bounds and optima covered, means over seeds with intervals."""
+def sweep_table(entries, measured, hparam="M_q", reps=DEFAULT_REPS,
+                seed=DEFAULT_SEED) -> pd.DataFrame:
+    """A sweep (the runs of one sweep's role): per (algo, task, value of `hparam`, distribution)
+    the final return, interior modes, mass on the bounds and in the corners, optima covered and
+    the score target's scale, means over seeds with intervals."""
     optima = task_optima(entries)
     rows = []
-    for (algo, task, m_q, dist), group in _groups(entries, "algo", "task", "m_q",
-                                                  "distribution").items():
+    for (algo, task, value, dist), group in _groups(entries, "algo", "task", "sweep_value",
+                                                    "distribution").items():
         ok = [e for e in group if e.audited]
         per_seed = {"final_normalized": [e.final_normalized for e in ok],
                     "interior_modes": [_run_mean(measured, e, "interior_modes") for e in ok],
                     "mass_any_bound": [_run_mean(measured, e, "mass_any_bound") for e in ok],
+                    "mass_corner": [_run_mean(measured, e, "mass_corner") for e in ok],
+                    "score_target_rms": [e.score_target_rms for e in ok],
                     "optima_covered": [optima_coverage(e.actions, e.optima)[2]
                                        if e.optima is not None else math.nan for e in ok]}
-        row = {"algo": algo, "task": task, "M_q": m_q, "distribution": dist, "n_seeds": len(ok),
+        row = {"algo": algo, "task": task, hparam: math.nan if value is None else value,
+               "distribution": dist, "n_seeds": len(ok),
                "true_modes": len(optima[task]) if task in optima else math.nan}
         for name in SWEEP_MEASURES:
             row.update(_ci_columns(name, per_seed[name], reps, seed))
@@ -370,4 +383,4 @@ def sweep_table(entries, measured, reps=DEFAULT_REPS, seed=DEFAULT_SEED) -> pd.D
         row["n_skipped"], skipped = _skipped_note(group)
         row["note"] = "; ".join(x for x in (_seed_note(len(ok)), _learned_note(ok), skipped) if x)
         rows.append(row)
-    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+    return pd.DataFrame(rows, columns=sweep_columns(hparam))

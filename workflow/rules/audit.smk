@@ -1,14 +1,14 @@
 AUDIT = config["audit"]
-AUDIT_TABLES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
-                "mq_sweep.csv")
+AUDIT_TABLES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv")
+SWEEP_TABLES = [f"{name}.csv" for name in SWEEP_NAMES]
 
 
 rule audit:
     """Multimodality audit: mass on the action bounds, interior modes and KL estimates at the probe
     states (policy and behaviour distributions side by side), known optima with each run's
-    return, and the M_q sweep, with intervals over seeds."""
+    return, and a table and a figure per sweep, with intervals over seeds."""
     input:
-        flags=flags_of("benchmark", "audit", "mq_sweep"),
+        flags=flags_of("benchmark", "audit", *SWEEP_NAMES),
         manifest=MANIFEST,
     output:
         modes=report(f"{TABLES}/modes.csv", category="Multimodality audit",
@@ -17,12 +17,14 @@ rule audit:
         bound_mass=f"{TABLES}/bound_mass.csv",
         kl=report(f"{TABLES}/kl.csv", category="Multimodality audit", caption="../report/kl.rst"),
         toy=f"{TABLES}/toy_optima.csv",
-        sweep=report(f"{TABLES}/mq_sweep.csv", category="Multimodality audit",
-                     caption="../report/mq_sweep_table.rst"),
-        provenance=sidecars(*[f"{TABLES}/{name}" for name in AUDIT_TABLES]),
+        sweeps=[report(f"{TABLES}/{name}", category="Sweeps",
+                       caption="../report/sweep_table.rst") for name in SWEEP_TABLES],
+        provenance=sidecars(*[f"{TABLES}/{name}" for name in AUDIT_TABLES + tuple(SWEEP_TABLES)]),
         figures=[report(f"{FIGURES}/{name}.png", category="Multimodality audit",
                         caption=f"../report/{name}.rst") for name in AUDIT_FIGURES],
-        pdfs=[f"{FIGURES}/{name}.pdf" for name in AUDIT_FIGURES],
+        sweep_figures=[report(f"{FIGURES}/{name}.png", category="Sweeps",
+                              caption="../report/sweep.rst") for name in SWEEP_NAMES],
+        pdfs=[f"{FIGURES}/{name}.pdf" for name in AUDIT_FIGURES + SWEEP_NAMES],
     log:
         f"{LOGS}/audit.log",
     params:
@@ -30,7 +32,7 @@ rule audit:
         reps=STATS["reps"],
         seed=STATS["seed"],
         code=analysis_code("analysis.audit"),
-        provenance=provenance_footer("analysis.audit", "benchmark", "audit", "mq_sweep"),
+        provenance=provenance_footer("analysis.audit", "benchmark", "audit", *SWEEP_NAMES),
         tables=lambda wc, output: Path(output.modes).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     threads: 1

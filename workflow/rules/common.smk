@@ -39,9 +39,16 @@ MANIFEST = f"{TABLES}/run_manifest.json"
 
 CATALOG = agent_catalog()
 TSWEEP = config["profile"]["tsweep"]
-# The M_q sweep of the audit (optional): ordinary runs with an M_q override, role mq_sweep.
-MQ_SWEEP = {"algos": [], "values": [], "tasks": [], "seeds": [],
-            **(config["audit"].get("mq_sweep") or {})}
+# The cost of an update against the replay batch size (optional): like the T sweep, cost only.
+BATCH_SWEEP = {"algos": [], "task": TSWEEP["task"], "sizes": [], "seeds": [0], "steps": 1,
+               "start_steps": 0, **(config["profile"].get("batch_sweep") or {})}
+# Ablations (config `sweeps`): ordinary runs at each value of one hyperparameter or budget
+# field; a sweep's runs have its name as their role in the run manifest.
+SWEEPS = config.get("sweeps") or []
+# Budget fields a sweep may vary (the others define what is measured, not how it is learned).
+SWEEPABLE_BUDGET = ("batch_size", "replay_capacity", "start_steps", "steps")
+# Roles the pipeline gives its own runs: a sweep may not take one of these names.
+FIXED_ROLES = ("benchmark", "audit", "tsweep", "batch_sweep")
 TRAIN_RES = config["resources"]["train"]
 EXTERNAL = config.get("external_baselines", [])
 # External programs that write the run-directory contract, by baseline name: their source (and
@@ -75,7 +82,8 @@ def _fail(key, message):
 
 def _check_names():
     for key, names in (("algos", config["algos"]), ("audit.algos", config["audit"]["algos"]),
-                       ("profile.tsweep.algos", TSWEEP["algos"])):
+                       ("profile.tsweep.algos", TSWEEP["algos"]),
+                       ("profile.batch_sweep.algos", BATCH_SWEEP["algos"])):
         for name in names:
             if name not in CATALOG:
                 _fail(key, f"unknown algorithm {name!r}; registered: {', '.join(sorted(CATALOG))} "
@@ -83,17 +91,9 @@ def _check_names():
     for name in EXTERNAL:
         if name in CATALOG:
             _fail("external_baselines", f"{name!r} is a registered agent; list it under algos instead")
-    for name in MQ_SWEEP["algos"]:
-        if name not in CATALOG:
-            _fail("audit.mq_sweep.algos", f"unknown algorithm {name!r}; registered: "
-                                          f"{', '.join(sorted(CATALOG))}")
-        if "M_q" not in CATALOG[name].specs:
-            with_m_q = sorted(a for a, e in CATALOG.items() if "M_q" in e.specs)
-            _fail("audit.mq_sweep.algos", f"{name!r} has no hyperparameter M_q; algorithms with "
-                                          f"one: {', '.join(with_m_q)}")
     for key, tasks in (("tasks", config["tasks"]), ("audit.tasks", config["audit"]["tasks"]),
-                       ("audit.mq_sweep.tasks", MQ_SWEEP["tasks"]),
-                       ("profile.tsweep.task", [TSWEEP["task"]])):
+                       ("profile.tsweep.task", [TSWEEP["task"]]),
+                       ("profile.batch_sweep.task", [BATCH_SWEEP["task"]])):
         for task in tasks:
             try:
                 validate_task(task)
@@ -115,10 +115,52 @@ def _check_names():
         _fail("stats.reference", f"{config['stats']['reference']!r} is not in algos {config['algos']}")
 
 
+def _check_sweeps():
+    """Every `sweeps:` entry: a free name, known algorithms and tasks, a hyperparameter each
+    algorithm declares (or a sweepable budget field), and values inside its valid range."""
+    names = [sweep["name"] for sweep in SWEEPS]
+    for i, sweep in enumerate(SWEEPS):
+        key = f"sweeps[{i}]"
+        name, hparam = sweep["name"], sweep["hparam"]
+        if name in FIXED_ROLES or name in names[:i]:
+            why = "a role of the pipeline" if name in FIXED_ROLES else "used twice"
+            _fail(f"{key}.name", f"{name!r} is taken ({why}); choose another name")
+        for algo in sweep["algos"]:
+            if algo not in CATALOG:
+                _fail(f"{key}.algos", f"unknown algorithm {algo!r}; registered: "
+                                      f"{', '.join(sorted(CATALOG))}")
+            if hparam not in CATALOG[algo].specs and hparam not in SWEEPABLE_BUDGET:
+                _fail(f"{key}.hparam", f"{algo!r} has no hyperparameter {hparam!r}; its "
+                                       f"hyperparameters: {', '.join(sorted(CATALOG[algo].specs))}; "
+                                       f"budget fields: {', '.join(SWEEPABLE_BUDGET)}")
+        for task in sweep["tasks"]:
+            try:
+                validate_task(task)
+            except TaskError as e:
+                _fail(f"{key}.tasks", str(e))
+        values = [json.dumps(v) for v in sweep["values"]]
+        if len(set(values)) < len(values):
+            _fail(f"{key}.values", f"{sweep['values']} repeats a value")
+        for value in sweep["values"]:
+            if hparam in SWEEPABLE_BUDGET:
+                least = 0 if hparam == "start_steps" else 1
+                if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                    _fail(f"{key}.values", f"{hparam}={value!r}: this budget field takes an "
+                                           f"integer >= {least}")
+                continue
+            for algo in sweep["algos"]:
+                for task in sweep["tasks"]:
+                    try:
+                        CATALOG[algo].resolve(task, {**_overrides(algo, task), hparam: value})
+                    except HparamError as e:
+                        _fail(f"{key}.values", str(e))
+
+
 def _check_hparams():
     """Every `hparams:` entry is checked here, at DAG time, against the agent's declared ranges."""
-    tasks = (set(config["tasks"]) | set(config["audit"]["tasks"]) | set(MQ_SWEEP["tasks"])
-             | {TSWEEP["task"]})
+    tasks = (set(config["tasks"]) | set(config["audit"]["tasks"])
+             | {t for sweep in SWEEPS for t in sweep["tasks"]} | {TSWEEP["task"]}
+             | {BATCH_SWEEP["task"]})
     for algo, scopes in config.get("hparams", {}).items():
         if algo not in CATALOG:
             _fail(f"hparams.{algo}", f"unknown algorithm {algo!r}; registered: "
@@ -151,7 +193,7 @@ class TrainJob:
     """One training job: one (algorithm, task, configuration) for one block of seeds."""
     algo: str
     task: str
-    role: str          # benchmark | audit | mq_sweep | tsweep
+    role: str          # benchmark | audit | tsweep | batch_sweep | the name of a sweep
     seeds: tuple
     budget: dict = field(hash=False)
     overrides: dict = field(hash=False)
@@ -192,6 +234,22 @@ def _agent_job(algo, task, role, seeds, budget, overrides):
     return TrainJob(algo, task, role, tuple(seeds), budget, overrides, ident)
 
 
+def sweep_value(algo, hparam, value):
+    """A swept value as the trainer's --set gives it: floats as floats (M_q=5 is 5.0, so that a
+    point and the run of the same configuration share one identity), widths as lists."""
+    kind = CATALOG[algo].specs[hparam].kind
+    return float(value) if kind == "float" else value
+
+
+def sweep_default(sweep):
+    """The declared default of a sweep's hyperparameter, where its algorithms agree on one (for
+    the sweep's figure); None for budget fields."""
+    specs = [CATALOG[a].specs.get(sweep["hparam"]) for a in sweep["algos"]]
+    defaults = {json.dumps(list(s.default) if isinstance(s.default, tuple) else s.default)
+                for s in specs if s is not None}
+    return json.loads(defaults.pop()) if len(defaults) == 1 else None
+
+
 def _agent_jobs():
     jobs = []
     for role, algos, tasks, seeds, budget in (
@@ -203,30 +261,47 @@ def _agent_jobs():
                 for block in seed_blocks(seeds, config["seed_block"]):
                     jobs.append(_agent_job(algo, task, role, block, _budget(budget),
                                            _overrides(algo, task)))
-    # The M_q sweep: each task at the budget it has elsewhere in this config (audit tasks at
-    # audit.budget, the others at budget), with the config's other overrides. The point at the
-    # default M_q has the identity of the audit or benchmark run and is that run (same flag file),
-    # listed once more in the manifest under this role.
+    # The sweeps: each task at the budget it has elsewhere in this config (audit tasks at
+    # audit.budget, the others at budget) updated by the sweep's budget, with the config's other
+    # overrides. A point whose configuration is a benchmark or audit run's has that run's
+    # identity and is that run (same flag file), listed once more in the manifest under the
+    # sweep's name.
     audit_tasks = set(config["audit"]["tasks"])
-    for algo in MQ_SWEEP["algos"]:
-        for task in MQ_SWEEP["tasks"]:
-            budget = config["audit"]["budget"] if task in audit_tasks else config["budget"]
-            for value in MQ_SWEEP["values"]:
-                for block in seed_blocks(MQ_SWEEP["seeds"], config["seed_block"]):
-                    jobs.append(_agent_job(algo, task, "mq_sweep", block, _budget(budget),
-                                           {**_overrides(algo, task), "M_q": float(value)}))
-    # The diffusion-step sweep measures cost at the paper's network sizes: only T is changed.
-    sweep_budget = {"steps": TSWEEP["steps"], "start_steps": TSWEEP["start_steps"],
-                    "eval_every": TSWEEP["steps"], "eval_episodes": 1, "batch_size": 256,
-                    "replay_capacity": 1_000_000, "probe_states": 1, "probe_samples": 10}
-    sweep_budget["log_every"] = resolve_log_every(sweep_budget)
-    for algo in TSWEEP["algos"]:
-        for T in TSWEEP["Ts"]:
-            jobs.append(_agent_job(algo, TSWEEP["task"], "tsweep", TSWEEP["seeds"], sweep_budget,
-                                   {"T": T}))
+    for sweep in SWEEPS:
+        hparam = sweep["hparam"]
+        for algo in sweep["algos"]:
+            for task in sweep["tasks"]:
+                base = config["audit"]["budget"] if task in audit_tasks else config["budget"]
+                base = {**base, **(sweep.get("budget") or {})}
+                for value in sweep["values"]:
+                    budget, overrides = dict(base), dict(_overrides(algo, task))
+                    if hparam in SWEEPABLE_BUDGET:
+                        budget[hparam] = int(value)
+                    else:
+                        overrides[hparam] = sweep_value(algo, hparam, value)
+                    for block in seed_blocks(sweep["seeds"], config["seed_block"]):
+                        jobs.append(_agent_job(algo, task, sweep["name"], block, _budget(budget),
+                                               overrides))
+    # The cost sweeps measure wall-clock at the paper's network sizes: only T, or only the
+    # batch size, is changed, over a few hundred steps with one evaluation episode.
+    for role, spec, values, vary in (("tsweep", TSWEEP, TSWEEP["Ts"], "T"),
+                                     ("batch_sweep", BATCH_SWEEP, BATCH_SWEEP["sizes"], "batch_size")):
+        for algo in spec["algos"]:
+            for value in values:
+                budget = {"steps": spec["steps"], "start_steps": spec["start_steps"],
+                          "eval_every": spec["steps"], "eval_episodes": 1, "batch_size": 256,
+                          "replay_capacity": 1_000_000, "probe_states": 1, "probe_samples": 10}
+                overrides = {}
+                if vary == "batch_size":
+                    budget["batch_size"] = int(value)
+                else:
+                    overrides[vary] = value
+                budget["log_every"] = resolve_log_every(budget)
+                jobs.append(_agent_job(algo, spec["task"], role, spec["seeds"], budget, overrides))
     return jobs
 
 
+_check_sweeps()
 TRAIN_JOBS = _agent_jobs()
 
 
@@ -332,7 +407,10 @@ def run_manifest() -> dict:
                 if record.get("git_commit"):  # external programs may record none
                     commits.add(record["git_commit"])
             runs.append(entry)
-    manifest = {"config_hash": hash_of(config), "runs_root": RUNS, "runs": runs}
+    manifest = {"config_hash": hash_of(config), "runs_root": RUNS, "runs": runs,
+                "sweeps": {sweep["name"]: {"hparam": sweep["hparam"], "algos": sweep["algos"],
+                                           "values": sweep["values"],
+                                           "default": sweep_default(sweep)} for sweep in SWEEPS}}
     if ARCHIVE:
         manifest["archive"] = {"path": ARCHIVE, "commits": sorted(commits)}
         found = {e["path"] for e in runs if e["path"].startswith(f"{archive_dir()}/")}

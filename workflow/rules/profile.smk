@@ -46,3 +46,28 @@ rule tsweep_profile:
     shell:
         "python -m analysis.profile tsweep --manifest {input.manifest} --table {output.table} "
         "--figure {params.stem} > {log} 2>&1"
+
+
+rule batch_profile:
+    """How the update's cost grows with the replay batch size (config profile.batch_sweep)."""
+    input:
+        flags=flags_of("batch_sweep"),
+        manifest=MANIFEST,
+    output:
+        table=report(f"{TABLES}/batch_profile.csv", category="Wall-clock",
+                     caption="../report/batch_profile.rst"),
+        figure=report(f"{FIGURES}/batch_profile.png", category="Wall-clock",
+                      caption="../report/batch_profile.rst"),
+        pdf=f"{FIGURES}/batch_profile.pdf",
+        provenance=sidecars(f"{TABLES}/batch_profile.csv"),
+    log:
+        f"{LOGS}/batch_profile.log",
+    params:
+        stem=lambda wc, output: Path(output.figure).with_suffix(""),
+        code=analysis_code("analysis.profile"),
+        provenance=provenance_footer("analysis.profile", "batch_sweep"),
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m analysis.profile batch --manifest {input.manifest} --table {output.table} "
+        "--figure {params.stem} > {log} 2>&1"
