@@ -107,7 +107,7 @@ def test_slurm_profile_parses_and_asks_one_gpu_per_training_job(tmp_path):
     proc = snakemake("-n", "--configfile", preset("paper.yaml"), "--workflow-profile",
                      str(ROOT / "profiles/slurm"), workdir=tmp_path, check=True)
     out = proc.stdout + proc.stderr
-    assert planned_jobs(out)["train"] == 54
+    assert planned_jobs(out)["train"] == 150  # the grid, the audit and the sweeps (dry-run test)
     assert "seeds 0 1 2 3 4 5 6 7 8 9" in out
     assert yaml.safe_load((ROOT / "profiles/local/config.yaml").read_text())["cores"] == "all"
 
@@ -377,6 +377,8 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
                                            "alpha = self.log_alpha.exp() * 1.0"))
     plan = sm(*smoke, "-n", check=True).text
     assert sorted(planned_training(plan)) == [("audit", "sac", "toy_bimodal"),
+                                              ("batch_sweep", "sac", "cheetah_run"),
+                                              ("batch_sweep", "sac", "cheetah_run"),
                                               ("benchmark", "sac", "cheetah_run"),
                                               ("benchmark", "sac", "reacher_hard")]
     assert "random_policy" not in planned_jobs(plan)
