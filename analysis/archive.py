@@ -64,7 +64,8 @@ def find_run(index: dict, algo: str, task: str, seed: int, hparams: dict, budget
     configuration when the configuration, at the code version the run recorded, has the run's
     run_id: archived runs keep the identity they were trained under, whatever the code is now."""
     found = [r for r in index.get((algo, task, int(seed)), [])
-             if run_identity(algo, task, hparams, budget, r["code_version"])["run_id"] == r["run_id"]]
+             if run_identity(algo, task, hparams, budget, r["code_version"],
+                             r.get("versions"))["run_id"] == r["run_id"]]
     if len(found) > 1:
         raise ArchiveError(f"{algo} on {task} seed {seed} of one configuration is archived "
                            f"{len(found)} times (runs {', '.join(r['run_id'] for r in found)}, "
@@ -105,7 +106,8 @@ def add(manifest_path, archive) -> tuple[int, int]:
         index[key] = {"algo": entry.algo, "task": entry.task, "seed": entry.seed,
                       "roles": [entry.role], "run_id": entry.run_id,
                       "code_version": run.config.get("code_version"),
-                      "status": run.status["status"],
+                      "versions": run.config.get("versions"),  # None: trained before they
+                      "status": run.status["status"],          # were part of the identity
                       "git_commit": provenance.get("git_commit"),
                       "git_dirty": provenance.get("git_dirty"),
                       "packages": provenance.get("packages"),

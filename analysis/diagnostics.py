@@ -68,8 +68,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis.aggregate import RUN_STATUSES, SCORED_ROLES, SCORED_STATUSES  # noqa: E402
-from analysis.figures import (add_caption, algo_color, legend_handles,  # noqa: E402
-                              no_data_panel, save_figure, step_budget_text)
+from analysis.figures import (algo_color, finish_figure, legend_handles,  # noqa: E402
+                              no_data_panel, step_budget_text)
 from analysis.manifest import Entry, load_entry, load_manifest  # noqa: E402
 from analysis.outputs import write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
@@ -326,11 +326,9 @@ def plot_task(task, runs, table, outdir, provenance) -> list[Path]:
         fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=8, frameon=False,
                    bbox_to_anchor=(0.5, 1 - 0.55 / height))
     caption = _caption_text(runs, score_algos, bound_algos)
-    width = int(fig.get_figwidth() * 15.5)  # 7.5 pt text: about 15 characters per inch
-    lines = add_caption(fig, caption, provenance, width=width)
     top = 1 - (0.2 + 0.2 * legend_rows) / height  # the layout itself makes room for the title
     used = {r.entry.path for r in runs if r.has_rows}
-    return save_figure(fig, outdir, figure_name(task), lines, provenance, used, top=top)
+    return finish_figure(fig, outdir, figure_name(task), caption, provenance, used, top=top)
 
 
 def _empty_text(column, runs) -> str:

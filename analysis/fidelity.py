@@ -41,9 +41,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis import stats  # noqa: E402
-from analysis.figures import algo_color, caption_with_footer  # noqa: E402
+from analysis.figures import algo_color, finish_figure  # noqa: E402
 from analysis.manifest import load_manifest  # noqa: E402
-from analysis.outputs import write_figure, write_table  # noqa: E402
+from analysis.outputs import write_table  # noqa: E402
 from qsm.cli import HelpFormatter  # noqa: E402
 from rliable import metrics  # noqa: E402
 
@@ -235,11 +235,7 @@ def plot(table, result, scores, mset, candidate, reference, outdir, provenance, 
     caption = (f"Verdict: {result}. {note.iloc[0] if len(note) else ''}. Final normalised "
                f"scores over tasks {', '.join(mset.tasks)}; intervals: rliable's stratified "
                f"bootstrap, {reps} resamples, seed {seed}. Audit at the probe states: {audit_text(table)}.")
-    text = caption_with_footer(caption, provenance, 190)
-    fig.text(0.01, 0.005, text, ha="left", va="bottom", fontsize=7.5)
-    bottom = min(0.5, (0.13 * (text.count("\n") + 1) + 0.12) / fig.get_figheight())
-    fig.tight_layout(rect=(0, bottom, 1, 0.97))
-    return write_figure(fig, outdir, "fidelity", provenance, used)
+    return finish_figure(fig, outdir, "fidelity", caption, provenance, used, width=190)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ Python API
 ``make_figures(scores_df, status_df, outdir, provenance, reps=2000, seed=0, reference="qsm",
 result=None) -> (list[Path], StatsResult)``; one function per figure (``plot_aggregate_metrics``
 ...) taking a :class:`analysis.stats.StatsResult`. The helpers other analysis figures share:
-:func:`algo_color`, :func:`caption_with_footer`, :func:`add_caption`, :func:`save_figure`,
+:func:`algo_color`, :func:`caption_with_footer`, :func:`finish_figure`,
 :func:`no_data_panel`, :func:`legend_handles`, :func:`run_label`, :func:`step_budget_text`.
 
 Command line
@@ -169,12 +169,6 @@ def caption_with_footer(text, provenance, width) -> str:
     return "\n".join(textwrap.fill(p, width) for p in paragraphs)
 
 
-def add_caption(fig, text, provenance, width=150):
-    """The caption (ending with the provenance footer) at the figure's bottom left; returns its
-    number of lines, which save_figure makes room for."""
-    wrapped = caption_with_footer(text, provenance, width)
-    fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)
-    return wrapped.count("\n") + 1
 
 
 def _seeds_text(result) -> str:
@@ -207,17 +201,19 @@ def _stats_caption(result, status_df, scores_df, extra="") -> str:
     return "\n".join(b for b in bits if b)
 
 
-def save_figure(fig, outdir, name, caption_lines, provenance, used, top=0.97):
-    """Lay the panels out between the caption and `top` (a figure fraction: room for the title
-    and anything above the panels), then write PNG and PDF (analysis.outputs.write_figure);
-    `used`: manifest paths of the runs drawn."""
-    # caption: 7.5 pt text, about 0.13 inch per line, plus a margin
-    bottom = min(0.5, (0.13 * caption_lines + 0.12) / fig.get_figheight())
-    try:
-        fig.tight_layout(rect=(0, bottom, 1, top))
-    except Exception:
-        pass
-    return write_figure(fig, outdir, name, provenance, used=used, dpi=150)
+def finish_figure(fig, outdir, name, caption, provenance, used, width=None, top=0.97, dpi=150):
+    """Every figure of the analysis ends here: the caption, its last line the provenance footer,
+    at the bottom left (7.5 pt; wrapped to `width` characters, by default about 15 per inch of
+    figure width); the panels laid out between it and `top` (a figure fraction: room for a title
+    or legend above them); then PNG and PDF (analysis.outputs.write_figure). `used`: manifest
+    paths of the runs drawn."""
+    width = width or max(60, int(fig.get_figwidth() * 15.5))
+    wrapped = caption_with_footer(caption, provenance, width)
+    fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)
+    lines = wrapped.count("\n") + 1
+    bottom = min(0.5, (0.13 * lines + 0.12) / fig.get_figheight())  # about 0.13 inch per line
+    fig.tight_layout(rect=(0, bottom, 1, top))
+    return write_figure(fig, outdir, name, provenance, used=used, dpi=dpi)
 
 
 def _matrix_paths(result, provenance):
@@ -225,9 +221,11 @@ def _matrix_paths(result, provenance):
 
 
 def no_data_panel(ax, text="no data"):
-    """Grey text in the middle of a panel that has nothing to draw."""
+    """Grey text in the middle of a panel that has nothing to draw, and no ticks."""
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
             color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
 
 
 def legend_handles(labels_colors):
@@ -268,9 +266,9 @@ def plot_aggregate_metrics(result, scores_df, status_df, outdir, provenance):
     axes[0].invert_yaxis() if algos else None
     fig.suptitle("Aggregate final performance (bar = 95% CI, black line = point estimate)",
                  fontsize=11)
-    n = add_caption(fig, _stats_caption(result, status_df, scores_df), provenance)
-    return save_figure(fig, outdir, "aggregate_metrics", n, provenance,
-                 _matrix_paths(result, provenance))
+    return finish_figure(fig, outdir, "aggregate_metrics",
+                         _stats_caption(result, status_df, scores_df), provenance,
+                         _matrix_paths(result, provenance), width=150)
 
 
 def plot_performance_profile(result, scores_df, status_df, outdir, provenance):
@@ -292,9 +290,9 @@ def plot_performance_profile(result, scores_df, status_df, outdir, provenance):
     ax.grid(alpha=0.3)
     _legend_below(ax, handles)
     ax.set_title("Performance profile of final scores (shaded: 95% CI)", fontsize=11)
-    n = add_caption(fig, _stats_caption(result, status_df, scores_df), provenance, width=110)
-    return save_figure(fig, outdir, "performance_profile", n, provenance,
-                 _matrix_paths(result, provenance))
+    return finish_figure(fig, outdir, "performance_profile",
+                         _stats_caption(result, status_df, scores_df), provenance,
+                         _matrix_paths(result, provenance), width=110)
 
 
 def plot_probability_of_improvement(result, scores_df, status_df, outdir, provenance):
@@ -325,11 +323,10 @@ def plot_probability_of_improvement(result, scores_df, status_df, outdir, proven
     ref_label = run_label(ref, status_df, result.matrices.tasks, _shape(result, ref))
     ax.set_title(f"Probability of improvement of {ref} over each algorithm\n(dot = estimate, "
                  "bar = 95% CI; dashed line = 0.5, no difference)", fontsize=10)
-    n = add_caption(fig, _stats_caption(result, status_df, scores_df,
-                                        extra=f"Reference: {ref_label}."),
-                    provenance, width=110)
-    return save_figure(fig, outdir, "probability_of_improvement", n, provenance,
-                 _matrix_paths(result, provenance))
+    return finish_figure(fig, outdir, "probability_of_improvement",
+                         _stats_caption(result, status_df, scores_df,
+                                        extra=f"Reference: {ref_label}."), provenance,
+                         _matrix_paths(result, provenance), width=110)
 
 
 def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir, provenance):
@@ -354,10 +351,9 @@ def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir, provenance)
     ax.set_title("Sample efficiency: IQM over runs and tasks (shaded: 95% CI)", fontsize=11)
     extra = ("Each run contributes its latest evaluation at or before each step; steps are "
              "limited to the shortest completed run.")
-    n = add_caption(fig, _stats_caption(result, status_df, scores_df, extra=extra), provenance,
-                 width=110)
-    return save_figure(fig, outdir, "iqm_sample_efficiency", n, provenance,
-                 _matrix_paths(result, provenance))
+    return finish_figure(fig, outdir, "iqm_sample_efficiency",
+                         _stats_caption(result, status_df, scores_df, extra=extra), provenance,
+                         _matrix_paths(result, provenance), width=110)
 
 
 def _seed_curves(d):
@@ -422,9 +418,8 @@ def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DE
            f"x = last evaluation of a diverged run (non-finite evaluations are not drawn). "
            f"Legend: k/n seeds = runs with evaluations / runs known, then the non-complete "
            f"statuses.")
-    n = add_caption(fig, cap, provenance, width=60 * ncols)
-    return save_figure(fig, outdir, "learning_curves", n, provenance,
-                       stats.paths_of(provenance, drawn))
+    return finish_figure(fig, outdir, "learning_curves", cap, provenance,
+                         stats.paths_of(provenance, drawn), width=60 * ncols)
 
 
 def make_figures(scores_df, status_df, outdir, provenance, reps=stats.DEFAULT_REPS,

@@ -45,7 +45,7 @@ Three functions:
       processing inequality): an atom shared by p and q contributes a finite amount, an atom of p
       missing from q contributes about ``d * log(1 / jitter)``, correctly signalling that the true
       KL is infinite.
-    * **Accuracy** (``python -m analysis.calibration``, 20 draws for each of 64 settings: mean
+    * **Accuracy** (``python benchmarks/calibration.py``, 20 draws for each of 64 settings: mean
       shift, wider q, narrower q, rotated covariances; d in {1, 2, 4, 6}; true KL 0.5, 1, 2, 5
       nats; n = m = 2000): the mean relative error of every setting is within +-5 %, the per-draw
       RMS error is 2-11 %, and 91 % of all single draws are within 10 % (98 % within 15 %, 99.6 %

@@ -51,7 +51,7 @@ Measures (all from samples ``x`` of shape ``(n, d)`` in the box):
   estimated faces and the interior), and the result is the full KL when it is 1.
 
 Calibration on mixtures of atoms and interior modes with known truth:
-``python -m analysis.calibration --only mixed`` (table in docs/audit.md).
+``python benchmarks/calibration.py --only mixed`` (table in docs/audit.md).
 """
 from __future__ import annotations
 

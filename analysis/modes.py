@@ -65,7 +65,7 @@ Method: topological mode analysis on a kNN graph (in the style of ToMATo)
     saddle joining the mode to a higher one (``inf`` for the highest).  ``saturation`` gives, per
     dimension, the fraction of all samples within ``BOUND_TOL`` of the lower and upper bound.
 
-What counts as a mode (see ``analysis/calibration.py`` for the generators and the measured rates)
+What counts as a mode (see ``analysis/synthetic.py`` for the generators and the measured rates)
 ---------------------------------------------------------------------------------------------
 * Gaussian components whose centres are at least ``3 * (sigma_a + sigma_b)`` apart (sigma: the
   component's largest standard deviation; 6 sigma for equal components), with weights >= 10 %,
@@ -311,150 +311,189 @@ def mode_summary(samples: Any, *, k: int | None = None, persistence: float = PER
     if float(np.max(x.max(axis=0) - x.min(axis=0))) < RESOLUTION:
         return _single_mode(x, low, high, params)
 
-    # work on centred data (better conditioned squared distances); report in original units
-    centre = x.mean(axis=0)
-    xc = x - centre
-    if d > _PCA_DIMS:
-        evals, evecs = np.linalg.eigh(np.cov(xc, rowvar=False))
-        xc = xc @ evecs[:, ::-1][:, :_PCA_DIMS]
-        d = _PCA_DIMS
-    sq = np.einsum("ij,ij->i", xc, xc)
-    d2_full = _sq_dists(xc, xc, sq) if n <= _FULL_MATRIX_MAX_N else None
-    dist, idx = _knn(xc, k)
-    m = _intrinsic_dim(dist, d)
-    params["intrinsic_dim"] = m
-    rk = np.maximum(dist[:, -1], RESOLUTION)
-    g = np.exp(np.mean(np.log(rk)))
-    h = np.maximum(bandwidth * g * (rk / g) ** alpha / np.sqrt(m), RESOLUTION)
-    f = _log_kde(xc, xc, h, m, leave_out=True, d2_full=d2_full)
-
+    density = _Density(_analysis_coordinates(x), k, bandwidth, alpha)
+    params["intrinsic_dim"] = density.intrinsic_dim
+    log_density = density.at_samples
     # strict total order on density (ties, e.g. inside an atom, broken by index)
-    order = np.argsort(-f, kind="stable")
     rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
+    rank[np.argsort(-log_density, kind="stable")] = np.arange(n)
+    basin = _basins(rank, density.neighbours)
+    saddles = _basin_saddles(density, basin)
+    clusters = _merge_by_persistence(basin, rank, log_density, saddles, persistence)
+    weight = _merge_light_clusters(clusters, basin, rank, saddles, min_weight * n)
 
-    # discrete gradient ascent on the kNN graph -> basin of every sample
-    rows = np.arange(n)
-    nb_rank = rank[idx]
-    j = np.argmin(nb_rank, axis=1)
-    parent = np.where(nb_rank[rows, j] < rank, idx[rows, j], rows)
+    # final labelling, sorted by weight
+    roots = np.array([clusters.peak(b) for b in basin.tolist()])
+    mode_roots = sorted(weight, key=lambda r: (-weight[r], rank[r]))
+    index = {r: i for i, r in enumerate(mode_roots)}
+    labels = np.array([index[r] for r in roots.tolist()], dtype=np.int64)
+    weights = np.array([weight[r] / n for r in mode_roots])
+    prominence = _prominences(mode_roots, clusters, saddles, rank, log_density)
+
+    # locations: coordinate-wise median of the peak and its same-mode neighbours
+    locations = np.empty((len(mode_roots), x.shape[1]))
+    cores = []
+    for i, r in enumerate(mode_roots):
+        near = np.r_[r, density.neighbours[r]]
+        cores.append(x[near[labels[near] == i]])
+        locations[i] = np.median(cores[-1], axis=0)
+    at_bound, bound_dims = _bound_flags(cores, low, high)
+    n_bound = int(at_bound.sum())
+    saturation, saturated = _saturation(x, low, high)
+    return dict(n_modes=len(mode_roots), n_interior_modes=len(mode_roots) - n_bound,
+                n_bound_modes=n_bound, locations=locations, weights=weights, at_bound=at_bound,
+                bound_dims=bound_dims, prominence=np.array([prominence[r] for r in mode_roots]),
+                labels=labels, saturation=saturation, saturated_fraction=saturated, params=params)
+
+
+def _analysis_coordinates(x: np.ndarray) -> np.ndarray:
+    """Centred samples (better conditioned squared distances), in the leading _PCA_DIMS principal
+    directions above that dimension."""
+    centred = x - x.mean(axis=0)
+    if x.shape[1] > _PCA_DIMS:
+        _, evecs = np.linalg.eigh(np.cov(centred, rowvar=False))
+        centred = centred @ evecs[:, ::-1][:, :_PCA_DIMS]
+    return centred
+
+
+class _Density:
+    """The variable-bandwidth kNN kernel density of samples xc (n, d), in log units."""
+
+    def __init__(self, xc: np.ndarray, k: int, bandwidth: float, alpha: float):
+        n, d = xc.shape
+        self.xc, self.k = xc, k
+        sq_norms = np.einsum("ij,ij->i", xc, xc)
+        self.d2_full = _sq_dists(xc, xc, sq_norms) if n <= _FULL_MATRIX_MAX_N else None
+        dist, self.neighbours = _knn(xc, k)
+        self.intrinsic_dim = _intrinsic_dim(dist, d)
+        radius = np.maximum(dist[:, -1], RESOLUTION)
+        typical = np.exp(np.mean(np.log(radius)))  # geometric mean of the kNN radii
+        self.h = np.maximum(bandwidth * typical * (radius / typical) ** alpha
+                            / np.sqrt(self.intrinsic_dim), RESOLUTION)
+        self.at_samples = _log_kde(xc, xc, self.h, self.intrinsic_dim, leave_out=True,
+                                   d2_full=self.d2_full)
+
+    def at(self, points: np.ndarray) -> np.ndarray:
+        return _log_kde(points, self.xc, self.h, self.intrinsic_dim, leave_out=False)
+
+
+def _basins(rank: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
+    """Discrete gradient ascent on the kNN graph: the peak sample of every sample's basin."""
+    rows = np.arange(len(rank))
+    neighbour_rank = rank[neighbours]
+    best = np.argmin(neighbour_rank, axis=1)
+    parent = np.where(neighbour_rank[rows, best] < rank, neighbours[rows, best], rows)
     while True:
-        nxt = parent[parent]
-        if np.array_equal(nxt, parent):
-            break
-        parent = nxt
-    basin = parent
+        grandparent = parent[parent]
+        if np.array_equal(grandparent, parent):
+            return parent
+        parent = grandparent
 
-    # candidate edges between different basins (kNN edges + bridges between graph components)
-    ii = np.repeat(rows, k)
-    jj = idx.ravel()
+
+def _basin_saddles(density: _Density, basin: np.ndarray) -> list:
+    """(basin a, basin b, saddle log-density) for every pair of adjacent basins, highest saddle
+    first. Candidate edges: kNN edges between different basins, plus bridges between the kNN
+    graph's connected components; a pair's saddle is its highest edge, an edge's height the
+    lowest density among its ends and its midpoint."""
+    xc, k, neighbours, log_density = density.xc, density.k, density.neighbours, density.at_samples
+    n = len(xc)
+    ii = np.repeat(np.arange(n), k)
+    jj = neighbours.ravel()
     graph = coo_matrix((np.ones(n * k), (ii, jj)), shape=(n, n))
     ncomp, comp = connected_components(graph, directed=False)
     if ncomp > 1:
-        bi, bj = _component_bridges(xc, comp, ncomp, d2_full)
+        bi, bj = _component_bridges(xc, comp, ncomp, density.d2_full)
         ii = np.concatenate([ii, bi])
         jj = np.concatenate([jj, bj])
     cross = basin[ii] != basin[jj]
     ei, ej = np.minimum(ii[cross], jj[cross]), np.maximum(ii[cross], jj[cross])
     key = np.unique(ei * n + ej)
     ei, ej = key // n, key % n
-    s = np.minimum(f[ei], f[ej])
+    height = np.minimum(log_density[ei], log_density[ej])
     ba, bb = np.minimum(basin[ei], basin[ej]), np.maximum(basin[ei], basin[ej])
     if len(ei):
         # the density at edge midpoints is evaluated for the best few edges of every basin pair
         # (ranked by their endpoint densities) and for every bridge; other edges are dropped
         pair = ba * n + bb
-        o = np.lexsort((-s, pair))
-        pair_o = pair[o]
-        start = np.r_[0, np.flatnonzero(pair_o[1:] != pair_o[:-1]) + 1]
-        pos = np.arange(len(o)) - np.repeat(start, np.diff(np.r_[start, len(o)]))
+        order = np.lexsort((-height, pair))
+        sorted_pairs = pair[order]
+        start = np.r_[0, np.flatnonzero(sorted_pairs[1:] != sorted_pairs[:-1]) + 1]
+        position = np.arange(len(order)) - np.repeat(start, np.diff(np.r_[start, len(order)]))
         keep = np.zeros(len(ei), dtype=bool)
-        keep[o[pos < _MAX_MIDPOINT_EDGES]] = True
+        keep[order[position < _MAX_MIDPOINT_EDGES]] = True
         if ncomp > 1:
             keep |= np.isin(key, np.minimum(bi, bj) * n + np.maximum(bi, bj))
-        ei, ej, ba, bb, s = ei[keep], ej[keep], ba[keep], bb[keep], s[keep]
-        mid = 0.5 * (xc[ei] + xc[ej])
-        s = np.minimum(s, _log_kde(mid, xc, h, m, leave_out=False))
+        ei, ej, ba, bb, height = ei[keep], ej[keep], ba[keep], bb[keep], height[keep]
+        height = np.minimum(height, density.at(0.5 * (xc[ei] + xc[ej])))
     # saddle of every basin pair = its highest edge
     pair = ba * n + bb
-    o = np.lexsort((-s, pair))
-    first = np.ones(len(o), dtype=bool)
-    first[1:] = pair[o][1:] != pair[o][:-1]
-    o = o[first]
-    o = o[np.argsort(-s[o], kind="stable")]
-    pa, pb, ps = ba[o].tolist(), bb[o].tolist(), s[o].tolist()
+    order = np.lexsort((-height, pair))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = pair[order][1:] != pair[order][:-1]
+    order = order[first]
+    order = order[np.argsort(-height[order], kind="stable")]
+    return list(zip(ba[order].tolist(), bb[order].tolist(), height[order].tolist()))
 
-    # persistence merging (ToMATo): lower peak joins higher peak if it is not prominent enough
-    uf = _Clusters(np.unique(basin).tolist())
-    for u, v, sv in zip(pa, pb, ps):
-        ru, rv = uf.peak(u), uf.peak(v)
-        if ru == rv:
+
+def _merge_by_persistence(basin, rank, log_density, saddles, persistence) -> "_Clusters":
+    """ToMATo: a lower peak joins the higher one if it rises less than `persistence` above the
+    saddle between them."""
+    clusters = _Clusters(np.unique(basin).tolist())
+    for u, v, saddle in saddles:
+        high, low = clusters.peak(u), clusters.peak(v)
+        if high == low:
             continue
-        if rank[ru] > rank[rv]:
-            ru, rv = rv, ru  # ru has the higher peak
-        if f[rv] - sv < persistence:
-            uf.merge_into(rv, ru)
+        if rank[high] > rank[low]:
+            high, low = low, high
+        if log_density[low] - saddle < persistence:
+            clusters.merge_into(low, high)
+    return clusters
 
-    # weight merging on the cluster graph
-    roots = np.array([uf.peak(b) for b in basin.tolist()])
+
+def _merge_light_clusters(clusters, basin, rank, saddles, min_count) -> dict:
+    """Clusters holding fewer than min_count samples join the neighbour across their highest
+    saddle, lightest first; returns {peak: samples} of the clusters left."""
+    roots = np.array([clusters.peak(b) for b in basin.tolist()])
     weight = {int(r): int(c) for r, c in zip(*np.unique(roots, return_counts=True))}
-    saddle: dict[int, dict[int, float]] = {r: {} for r in weight}
-    for u, v, sv in zip(pa, pb, ps):
-        ru, rv = uf.peak(u), uf.peak(v)
-        if ru != rv and sv > saddle[ru].get(rv, -np.inf):
-            saddle[ru][rv] = sv
-            saddle[rv][ru] = sv
-    min_count = min_weight * n
+    saddle_to: dict[int, dict[int, float]] = {r: {} for r in weight}
+    for u, v, saddle in saddles:
+        ru, rv = clusters.peak(u), clusters.peak(v)
+        if ru != rv and saddle > saddle_to[ru].get(rv, -np.inf):
+            saddle_to[ru][rv] = saddle
+            saddle_to[rv][ru] = saddle
     while len(weight) > 1:
         small = min(weight, key=lambda r: (weight[r], -rank[r]))
         if weight[small] >= min_count:
             break
-        nbrs = saddle.pop(small)
-        if nbrs:
-            target = max(nbrs, key=lambda r: (nbrs[r], weight[r]))
+        neighbours = saddle_to.pop(small)
+        if neighbours:
+            target = max(neighbours, key=lambda r: (neighbours[r], weight[r]))
         else:  # cannot happen once components are bridged; keep the mass anyway
             target = max((r for r in weight if r != small), key=lambda r: weight[r])
-        uf.merge_into(small, target)
+        clusters.merge_into(small, target)
         weight[target] += weight.pop(small)
-        for r, sv in nbrs.items():
-            saddle[r].pop(small, None)
-            if r != target and sv > saddle[target].get(r, -np.inf):
-                saddle[target][r] = sv
-                saddle[r][target] = sv
+        for r, saddle in neighbours.items():
+            saddle_to[r].pop(small, None)
+            if r != target and saddle > saddle_to[target].get(r, -np.inf):
+                saddle_to[target][r] = saddle
+                saddle_to[r][target] = saddle
+    return weight
 
-    # final labelling, sorted by weight
-    roots = np.array([uf.peak(b) for b in basin.tolist()])
-    mode_roots = sorted(weight, key=lambda r: (-weight[r], rank[r]))
-    index = {r: i for i, r in enumerate(mode_roots)}
-    labels = np.array([index[r] for r in roots.tolist()], dtype=np.int64)
-    weights = np.array([weight[r] / n for r in mode_roots])
 
-    # prominence of every final mode: continue merging without threshold and record deaths
-    prom = {r: np.inf for r in mode_roots}
-    uf2 = _Clusters(mode_roots)
-    for u, v, sv in zip(pa, pb, ps):
-        ru, rv = uf2.peak(uf.peak(u)), uf2.peak(uf.peak(v))
-        if ru == rv:
+def _prominences(mode_roots, clusters, saddles, rank, log_density) -> dict:
+    """Prominence of every final mode: merging goes on without a threshold, and a mode's
+    prominence is its peak's height above the saddle where it dies (inf for the highest)."""
+    prominence = {r: np.inf for r in mode_roots}
+    final = _Clusters(mode_roots)
+    for u, v, saddle in saddles:
+        high, low = final.peak(clusters.peak(u)), final.peak(clusters.peak(v))
+        if high == low:
             continue
-        if rank[ru] > rank[rv]:
-            ru, rv = rv, ru
-        prom[rv] = float(f[rv] - sv)
-        uf2.merge_into(rv, ru)
-
-    # locations: coordinate-wise median of the peak and its same-mode neighbours
-    locs = np.empty((len(mode_roots), x.shape[1]))
-    cores = []
-    for i, r in enumerate(mode_roots):
-        nb = np.r_[r, idx[r]]
-        cores.append(x[nb[labels[nb] == i]])
-        locs[i] = np.median(cores[-1], axis=0)
-    at_bound, bound_dims = _bound_flags(cores, low, high)
-    n_bound = int(at_bound.sum())
-    sat, sat_any = _saturation(x, low, high)
-    return dict(n_modes=len(mode_roots), n_interior_modes=len(mode_roots) - n_bound,
-                n_bound_modes=n_bound, locations=locs, weights=weights, at_bound=at_bound,
-                bound_dims=bound_dims, prominence=np.array([prom[r] for r in mode_roots]),
-                labels=labels, saturation=sat, saturated_fraction=sat_any, params=params)
+        if rank[high] > rank[low]:
+            high, low = low, high
+        prominence[low] = float(log_density[low] - saddle)
+        final.merge_into(low, high)
+    return prominence
 
 
 def count_modes(samples: Any, *, count_bound_modes: bool = True, **options: Any) -> int:

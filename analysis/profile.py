@@ -37,9 +37,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.figures import algo_color, caption_with_footer  # noqa: E402
+from analysis.figures import algo_color, finish_figure  # noqa: E402
 from analysis.manifest import load_entry, load_manifest  # noqa: E402
-from analysis.outputs import write_figure, write_table  # noqa: E402
+from analysis.outputs import write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
 from qsm.cli import HelpFormatter  # noqa: E402
 from qsm.rundir import ContractError  # noqa: E402
@@ -143,9 +143,10 @@ def plot_step_profile(table: pd.DataFrame, out_stem, provenance, used=None) -> N
         devices = ", ".join(sorted(table["device"].unique()))
         ax.set_title(f"Wall-clock per learning step, per seed (device: {devices})", fontsize=10)
     ax.set_ylabel("milliseconds per environment step per seed")
-    _caption(fig, "Mean over training blocks and tasks; update phases averaged over learning "
-                  "steps (after warm-up).", provenance)
-    _save(fig, out_stem, provenance, used)
+    out_stem = Path(out_stem)
+    finish_figure(fig, out_stem.parent, out_stem.name,
+                  "Mean over training blocks and tasks; update phases averaged over learning "
+                  "steps (after warm-up).", provenance, used, top=1.0)
 
 
 #: The cost sweeps: their role in the run manifest, the column they vary, its axis label, and
@@ -205,22 +206,10 @@ def plot_cost_sweep(table: pd.DataFrame, kind, out_stem, provenance, used=None) 
     blocks = ", ".join(map(str, sorted(table["block_size"].unique()))) if len(table) else "n/a"
     fig.suptitle(f"Cost against the {label} (device: {devices}; seeds per block: {blocks}). "
                  f"{expectation}", fontsize=10)
-    _caption(fig, "Mean over the sweep's seeds of the per-seed cost per call, from each run's "
-                  "timing.csv.", provenance)
-    _save(fig, out_stem, provenance, used)
-
-
-def _caption(fig, text, provenance):
-    """Caption and provenance footer under the axes (7 pt: about 17 characters per inch)."""
-    wrapped = caption_with_footer(text, provenance, int(fig.get_figwidth() * 17))
-    fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom")
-    lines = wrapped.count("\n") + 1
-    fig.tight_layout(rect=(0, min(0.4, (0.13 * lines + 0.08) / fig.get_figheight()), 1, 1))
-
-
-def _save(fig, out_stem, provenance, used):
     out_stem = Path(out_stem)
-    write_figure(fig, out_stem.parent, out_stem.name, provenance, used=used)
+    finish_figure(fig, out_stem.parent, out_stem.name,
+                  "Mean over the sweep's seeds of the per-seed cost per call, from each run's "
+                  "timing.csv.", provenance, used, top=1.0)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -86,11 +86,11 @@ def rollout_sensitivity(task, states=8, candidates=16, horizon=300, prefix_strid
 
 def critic_sensitivity(algo, task, steps, start_steps, overrides=(), seeds=(0,), actions=64,
                        replay_states=64):
-    """Train with qsm.train's Trainer (one block), then probe the trained twin critics."""
+    """Train with the training loop (one block), then probe the trained twin critics."""
     import torch
 
     from qsm.probes import probe_states
-    from qsm.train import Trainer, build_parser
+    from qsm.train import build_parser, make_trainer
 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as out:
@@ -101,13 +101,13 @@ def critic_sensitivity(algo, task, steps, start_steps, overrides=(), seeds=(0,),
             argv += ["--set", kv]
         args = build_parser().parse_args(argv)
         t0 = time.perf_counter()
-        trainer = Trainer(args, torch.device("cpu"))
+        trainer = make_trainer(args, torch.device("cpu"))
         try:
             trainer.run()
         finally:
             trainer.close()
         wall = time.perf_counter() - t0
-        agent = trainer.agent
+        agent = trainer.learner.agent
         S = len(trainer.seeds)
         probe = torch.as_tensor(probe_states(task, 8)).unsqueeze(0).expand(S, -1, -1)
         replay = trainer.replay.sample(replay_states)["obs"]

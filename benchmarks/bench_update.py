@@ -135,13 +135,13 @@ def loop_steps_per_second(algo, S, device, steps, env_workers=0):
     """Seed-steps per second of the real training loop (acting, env, replay, update) on
     cheetah_run, after warm-up, evaluation excluded."""
     import tempfile
-    from qsm.train import Trainer, build_parser
+    from qsm.train import build_parser, make_trainer
     with tempfile.TemporaryDirectory() as out:
         args = build_parser().parse_args(
             ["--algo", algo, "--task", "cheetah_run", "--seeds", *map(str, range(S)),
              "--steps", str(10 * steps), "--start-steps", str(BATCH), "--out", out,
              "--eval-episodes", "1", "--batch-size", str(BATCH), "--env-workers", str(env_workers)])
-        trainer = Trainer(args, device)
+        trainer = make_trainer(args, device)
         try:
             trainer.obs = trainer.envs.reset()
             for _ in range(BATCH):  # random-action warm-up fills the replay buffers, untimed

@@ -13,7 +13,10 @@ plus the trainer's.
 
 Run identity
 ------------
-A run is (algorithm, task, seed, resolved hyperparameters, budget, code version). Seeds of one
+A run is (algorithm, task, seed, resolved hyperparameters, budget, code version, and the
+versions of the packages that compute its numbers: `versions`, e.g. torch, numpy, dm_control and
+mujoco for our agents, the same plus jax, jaxlib, flax and optax for the official learners;
+after an upgrade old and new runs never mix). Seeds of one
 configuration share everything else, so the pipeline stores them under one directory named by
 `run_id` = the first 12 hex digits of the SHA-256 of the canonical JSON of the rest:
 
@@ -22,7 +25,8 @@ configuration share everything else, so the pipeline stores them under one direc
 Two configurations never share a directory, a config change never touches another
 configuration's runs, and switching back finds the earlier runs where they were. Execution
 details that do not change what is computed (device, threads, environment workers, checkpoint
-interval) are not part of the identity.
+interval) are not part of the identity. Runs recorded before versions entered the identity
+have none (`versions=None` gives their identity back, e.g. for archived runs).
 """
 from __future__ import annotations
 
@@ -32,18 +36,35 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from .budget import KEYS, Budget
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("qsm", "baselines", "analysis")
 NOT_NUMERIC = frozenset({
     "qsm", "baselines", "analysis",          # package __init__ files: docstrings and a version
     "qsm.rundir", "qsm.timing", "qsm.allocator", "qsm.registry", "qsm.catalog",
     "qsm.hparams", "qsm.identity", "qsm.progress", "qsm.policy", "qsm.train_cli", "qsm.cli",
-    "qsm.gpu_slots",
+    "qsm.gpu_slots", "qsm.budget",  # a budget's values are in the run identity itself
 })
 TRAINER_MODULE = "qsm.train"
-BUDGET_KEYS = ("steps", "start_steps", "eval_every", "eval_episodes", "batch_size",
-               "replay_capacity", "probe_states", "probe_samples", "log_every")
+BUDGET_KEYS = KEYS  # qsm.budget: the one declaration of a run's budget
 RUN_ID_LENGTH = 12
+#: The packages whose versions are part of a run's identity, per training program.
+ENVIRONMENT_PACKAGES = ("numpy", "dm_control", "mujoco")          # every program's tasks
+TRAINER_PACKAGES = ("torch", *ENVIRONMENT_PACKAGES)                 # python -m qsm.train
+OFFICIAL_PACKAGES = (*TRAINER_PACKAGES, "jax", "jaxlib", "flax", "optax")  # official learners
+
+
+def package_versions(names) -> dict:
+    """{package: installed version, or None}, read from the installed metadata (no import)."""
+    from importlib.metadata import PackageNotFoundError, version
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def module_path(module: str) -> Path:
@@ -171,17 +192,15 @@ def _plain(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def budget_of(values: dict) -> dict:
-    missing = [k for k in BUDGET_KEYS if k not in values]
-    if missing:
-        raise KeyError(f"budget is missing {missing}")
-    return {k: int(values[k]) for k in BUDGET_KEYS}
-
-
-def run_identity(algo: str, task: str, hparams: dict, budget: dict, code: str) -> dict:
-    """The identity of a configuration's runs (seed excluded) and its run_id."""
+def run_identity(algo: str, task: str, hparams: dict, budget: dict, code: str,
+                 versions: dict | None = None) -> dict:
+    """The identity of a configuration's runs (seed excluded) and its run_id. `versions`: the
+    package versions of the program that trains it (package_versions); None only for runs
+    recorded before versions were part of the identity."""
     ident = {"algo": algo, "task": task, "hparams": json.loads(canonical(hparams)),
-             "budget": budget_of(budget), "code_version": code}
+             "budget": Budget.of(budget).as_dict(), "code_version": code}
+    if versions is not None:
+        ident["versions"] = dict(sorted(versions.items()))
     return {**ident, "run_id": hash_of(ident)}
 
 

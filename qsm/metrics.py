@@ -7,14 +7,12 @@ updates since the previous row; a column a learner does not compute is left empt
 
 Rows are written at every environment step n with n % log_every == 0 that follows at least one
 update (updates happen at steps n > start_steps), and at the last step. `metric_steps` lists them;
-the validator checks a complete run against it. The default interval gives about
-`ROWS_BY_DEFAULT` rows at any budget.
+the validator checks a complete run against it. The default interval (qsm.budget) gives about
+200 rows at any budget.
 
 Torch-free at import (the pipeline and the validator use the schedule and the columns).
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -37,19 +35,7 @@ METRICS = {
     "actor_q": "TD3: mean over the batch of the two critics' mean Q(s, mu(s)) (on actor updates)",
 }
 COLUMNS = ("step", *METRICS)
-ROWS_BY_DEFAULT = 200
 BOUND_TOLERANCE = 1e-3
-
-
-def default_log_every(steps: int, start_steps: int) -> int:
-    """About ROWS_BY_DEFAULT rows over the learning steps of a run, at any budget."""
-    return max(1, math.ceil(max(steps - start_steps, 0) / ROWS_BY_DEFAULT))
-
-
-def resolve_log_every(budget: dict) -> int:
-    """The budget's log_every, or the default for its steps."""
-    value = budget.get("log_every")
-    return int(value) if value else default_log_every(budget["steps"], budget["start_steps"])
 
 
 def metric_steps(steps: int, start_steps: int, log_every: int) -> list[int]:

@@ -30,7 +30,6 @@ import types
 from pathlib import Path
 
 OFFICIAL_COMMIT = "2e77893"          # the export in ../shared/official (2025-04-14)
-PAPER_SETTINGS_COMMIT = "48500fa"    # the commit that set the "paper settings" config
 ENV_VAR = "QSM_OFFICIAL_PATH"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INSTALL_HINT = 'pip install -e ".[official]"'

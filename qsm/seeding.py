@@ -12,13 +12,9 @@ import zlib
 import numpy as np
 import torch
 
-# Purposes get fixed integer tags so that streams never collide and never depend on Python's
-# randomised string hashing.
-_PURPOSES = ("init", "replay", "update", "act", "random_actions", "train_env", "eval_env", "probe")
-
-
 def derive_seed(seed: int, purpose: str) -> int:
-    """A 63-bit integer seed for (run seed, purpose), stable across processes and machines."""
+    """A 63-bit integer seed for (run seed, purpose), stable across processes and machines: the
+    purpose enters as its CRC-32, never through Python's randomised string hashing."""
     tag = zlib.crc32(purpose.encode())
     state = np.random.SeedSequence([int(seed), tag]).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
@@ -63,10 +59,6 @@ class SeedStreams:
     def load_state_dict(self, states):
         for g, st in zip(self.generators, states):
             g.set_state(st)
-
-
-def numpy_streams(seeds, purpose: str):
-    return [np.random.default_rng(derive_seed(s, purpose)) for s in seeds]
 
 
 class ReplayedDraws:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from .cli import HelpFormatter, PrintAndExit
-from .metrics import ROWS_BY_DEFAULT
+from .budget import add_arguments as add_budget_arguments
 
 TRAINER_DOC = """Train one algorithm on one task for a block of seeds at once.
 
@@ -63,50 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "(see --list-tasks)")
     add_run_options(p)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda if available)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch/BLAS threads (default: torch's choice)")
-    p.add_argument("--env-workers", type=int, default=0,
-                   help="worker processes that step the block's environments (default 0: in "
-                        "this process); results are identical for any value")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an agent hyperparameter (repeatable), e.g. --set M_q=120 "
                         "(default: the agent's paper settings)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace complete runs whose configuration differs")
-    p.add_argument("--stop-after", type=int, default=None, metavar="STEPS",
-                   help="stop once STEPS environment steps are done and leave the run unfinished "
-                        "(status running, as an interrupted job leaves it), every row so far "
-                        "written: the first steps of a run, e.g. to check it reproduces an "
-                        "archived one (default: train the whole budget)")
     p.add_argument("--run-id", default=None,
                    help="the run identity the caller expects (the pipeline passes it); the "
                         "trainer refuses to run if its own differs (default: not checked)")
-    # Fault injection for the divergence tests: poison one seed's critic at a given step.
-    p.add_argument("--debug-poison", default=None, help=argparse.SUPPRESS)
     return p
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The options every training program of the suite takes (this trainer and the official
     learners' program): seeds, budget, output, diagnostics and checkpoints. Both build the run's
-    budget from them (qsm.train.budget_of)."""
+    budget from them (qsm.budget.Budget.of) and check them with qsm.loop.check_run_args."""
     p.add_argument("--seeds", type=int, nargs="+", required=True, help="run seeds of this block")
-    p.add_argument("--steps", type=int, required=True, help="environment steps per seed")
+    add_budget_arguments(p)
     p.add_argument("--out", required=True, help="output directory; seeds go to OUT/seed<k>/")
-    p.add_argument("--start-steps", type=int, default=10_000,
-                   help="uniform-random steps before learning starts")
-    p.add_argument("--eval-every", type=int, default=10_000,
-                   help="environment steps between evaluations (also at step 0 and the last)")
-    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
-    p.add_argument("--batch-size", type=int, default=256, help="replay batch per update and seed")
-    p.add_argument("--replay-capacity", type=int, default=1_000_000,
-                   help="transitions kept per seed")
-    p.add_argument("--probe-states", type=int, default=8,
-                   help="probe states whose action samples are saved")
-    p.add_argument("--probe-samples", type=int, default=1000, help="action samples per probe state")
-    p.add_argument("--log-every", type=int, default=None,
-                   help="environment steps between rows of metrics.csv (default: about "
-                        f"{ROWS_BY_DEFAULT} rows over the learning steps)")
     p.add_argument("--tensorboard", default=None, metavar="DIR",
                    help="also write the metrics as TensorBoard scalars under DIR (needs the "
                         "optional extra: pip install -e '.[tensorboard]'; default: none)")
@@ -116,3 +88,18 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="where checkpoints live (default: OUT/.checkpoints)")
     p.add_argument("--keep-checkpoint", action="store_true",
                    help="keep the checkpoint after the run completes")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of the learner's numerical library (torch and BLAS; XLA for "
+                        "the official learners; default: the library's choice)")
+    p.add_argument("--env-workers", type=int, default=0,
+                   help="worker processes that step the block's environments (default 0: in "
+                        "this process); results are identical for any value")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace complete runs whose configuration differs")
+    p.add_argument("--stop-after", type=int, default=None, metavar="STEPS",
+                   help="stop once STEPS environment steps are done and leave the run unfinished "
+                        "(status running, as an interrupted job leaves it), every row so far "
+                        "written: the first steps of a run, e.g. to check it reproduces an "
+                        "archived one (default: train the whole budget)")
+    # Fault injection for the divergence tests: poison one seed's critic at a given step.
+    p.add_argument("--debug-poison", default=None, help=argparse.SUPPRESS)

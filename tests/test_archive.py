@@ -117,3 +117,10 @@ def test_an_archived_run_belongs_to_the_configuration_that_at_its_code_has_its_r
                                              "code_version": "newc0de0newc"})
     with pytest.raises(archive.ArchiveError, match="archived 2 times"):
         archive.find_run(index, "qsm", "toy_bimodal", 1, hparams, budget)
+    # a run whose identity holds package versions is found under the versions it recorded
+    versions = {"torch": "2.5.1", "numpy": "2.1.0"}
+    pinned = run_identity("qsm", "toy_bimodal", hparams, budget, "0ldc0de0ldc0", versions)
+    pinned_record = {**record, "seed": 3, "run_id": pinned["run_id"], "versions": versions}
+    index[("qsm", "toy_bimodal", 3)] = [pinned_record]
+    assert archive.find_run(index, "qsm", "toy_bimodal", 3, hparams, budget) is pinned_record
+    assert archive.find_run(index, "qsm", "toy_bimodal", 3, {"M_q": 20.0}, budget) is None

@@ -294,10 +294,12 @@ def test_the_audit_does_not_import_the_environments():
     from qsm.identity import closure
     modules = closure(["analysis.audit"])
     assert "analysis.audit.load" in modules and "analysis.mixed" in modules
-    # the contract's modules only: its validator, identities, and metrics.csv's columns (and
-    # the command-line help formatter, which imports nothing of the suite)
+    # the contract's modules only: its validator, identities (with the budget they hold), and
+    # metrics.csv's columns (and the command-line help formatter, which imports nothing of the
+    # suite)
     assert not [m for m in modules if m.startswith("qsm.") and m not in ("qsm.rundir",
                                                                           "qsm.identity",
+                                                                          "qsm.budget",
                                                                           "qsm.metrics",
                                                                           "qsm.cli")]
 

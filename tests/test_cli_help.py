@@ -14,7 +14,7 @@ from conftest import ROOT, python_env
 MODULES = ["qsm.train", "qsm.policy", "qsm.rundir", "qsm.gpu_slots", "analysis.manifest",
            "analysis.archive", "analysis.aggregate", "analysis.stats", "analysis.figures",
            "analysis.audit.cli", "analysis.profile", "analysis.fidelity", "analysis.diagnostics",
-           "analysis.calibration", "workflow/scripts/official_baseline.py"]
+           "benchmarks/calibration.py", "workflow/scripts/official_baseline.py"]
 
 
 def load(name):

@@ -50,6 +50,28 @@ def test_run_identity_is_canonical_and_sensitive_to_every_part():
     assert len({c["run_id"] for c in changed} | {base["run_id"]}) == 6
 
 
+def test_package_versions_are_part_of_the_identity():
+    budget = {k: 10 for k in identity.BUDGET_KEYS}
+    hparams = {"M_q": 50.0}
+    versions = {"torch": "2.5.1", "numpy": "2.1.0", "dm_control": "1.0.28", "mujoco": "3.3.2"}
+    pinned = identity.run_identity("qsm", "cheetah_run", hparams, budget, "abc", versions)
+    upgraded = identity.run_identity("qsm", "cheetah_run", hparams, budget, "abc",
+                                     {**versions, "torch": "2.6.0"})
+    reordered = identity.run_identity("qsm", "cheetah_run", hparams, budget, "abc",
+                                      dict(reversed(list(versions.items()))))
+    assert pinned["versions"] == versions and pinned["run_id"] != upgraded["run_id"]
+    assert reordered["run_id"] == pinned["run_id"]
+    # runs recorded before versions were in the identity keep their run_id (e.g. archived runs)
+    legacy = identity.run_identity("qsm", "cheetah_run", hparams, budget, "abc")
+    assert "versions" not in legacy and legacy["run_id"] != pinned["run_id"]
+    assert legacy["run_id"] == identity.hash_of({k: v for k, v in legacy.items() if k != "run_id"})
+    # what the programs read: installed metadata, None where a package is absent
+    found = identity.package_versions([*identity.TRAINER_PACKAGES, "no-such-package-xyz"])
+    assert found["no-such-package-xyz"] is None
+    assert all(isinstance(found[p], str) for p in identity.TRAINER_PACKAGES)
+    assert set(identity.TRAINER_PACKAGES) < set(identity.OFFICIAL_PACKAGES)
+
+
 @pytest.fixture
 def repo_copy(tmp_path, monkeypatch):
     """A copy of the suite's packages that tests may edit; identity reads it instead of ROOT."""

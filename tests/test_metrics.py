@@ -15,7 +15,8 @@ import torch
 from conftest import ROOT, python_env
 from qsm import rundir
 from qsm.agent_base import bound_share, critic_diagnostics, rms
-from qsm.metrics import METRICS, MetricsLog, default_log_every, metric_steps
+from qsm.budget import default_log_every
+from qsm.metrics import METRICS, MetricsLog, metric_steps
 from qsm.registry import get_agent, resolve_config
 from qsm.timing import PhaseTimer
 

@@ -1,7 +1,7 @@
 """analysis.mixed on distributions with atoms at the bounds whose truth is known.
 
 A few seeded draws per property; the per-setting rates over many draws are printed by
-``python -m analysis.calibration --only mixed`` (table in docs/audit.md)."""
+``python benchmarks/calibration.py --only mixed`` (table in docs/audit.md)."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from analysis import mixed
-from analysis.calibration import (FacePart, mixed_kl_settings, mixed_kl_truth,
+from analysis.synthetic import (FacePart, mixed_kl_settings, mixed_kl_truth,
                                   mixed_mode_settings, mixed_truth, sample_mixed)
 from analysis.kl import gaussian_fit_kl
 

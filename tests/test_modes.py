@@ -1,7 +1,7 @@
 """Calibration tests for analysis.modes on distributions whose number of modes is known.
 
 Rates are asserted over seeded random draws (deterministic).  The larger-sample version of these
-numbers (100 draws per setting) is printed by ``python -m analysis.calibration``.
+numbers (100 draws per setting) is printed by ``python benchmarks/calibration.py``.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from analysis.calibration import (sample_clipped_mixture, sample_mixture, sample_tanh_gaussian,
+from analysis.synthetic import (sample_clipped_mixture, sample_mixture, sample_tanh_gaussian,
                                   sample_unimodal)
 from analysis.modes import count_modes, mode_summary
 

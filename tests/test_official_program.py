@@ -4,12 +4,12 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
-import pickle
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import ROOT, official_or_skip, python_env, sigkill_after_checkpoint
 from qsm import official, rundir
@@ -150,12 +150,12 @@ def test_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "killed"
     command = [sys.executable, str(SCRIPT), *RESUME_ARGS, "--checkpoint-every", "40", "--out", str(out)]
-    ckpt = out / ".checkpoints" / "seeds-0-1.pkl"
+    ckpt = out / ".checkpoints" / "seeds-0-1.pt"
     killed_at = []
     for delay in np.random.default_rng(0).uniform(0.0, 0.5, size=2):
         if not sigkill_after_checkpoint(command, ckpt, float(delay)):
             break
-        killed_at.append(pickle.loads(ckpt.read_bytes())["step"])
+        killed_at.append(torch.load(ckpt, weights_only=False)["step"])
         assert rundir._read_json(out / "seed0" / "status.json")["status"] == "running"
     assert killed_at, "the run finished before it could be killed"
     final = subprocess.run(command, env=python_env(), capture_output=True, text=True, timeout=600)
@@ -174,7 +174,7 @@ def test_killed_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
 
     # a checkpoint of another identity is refused with one line, never resumed
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    ckpt.write_bytes(pickle.dumps({"signature": {"run_id": "other"}, "step": 40}))
+    torch.save({"signature": [{"run_id": "other"}], "step": 40}, ckpt)
     other = subprocess.run([*command[:-2], "--out", str(tmp_path / "other"), "--checkpoint-dir",
                             str(ckpt.parent)], env=python_env(), capture_output=True, text=True,
                            timeout=300)

@@ -50,6 +50,9 @@ def test_dmc_task_contract_and_rerun_is_idempotent(tmp_path):
     run = rundir.load_run(tmp_path / "seed3")
     assert run.config["env"] == {"obs_dim": 17, "act_dim": 6, "max_return": 1000.0}
     assert run.config["code_version"] and len(run.run_id) == 12
+    # the versions of the packages that computed it are part of its identity
+    from qsm.identity import TRAINER_PACKAGES, package_versions
+    assert run.config["versions"] == package_versions(TRAINER_PACKAGES)
     stamp = (tmp_path / "seed3" / "eval.csv").stat().st_mtime_ns
     proc = train(*args)
     assert "already hold complete runs" in proc.stderr and "nothing to do" in proc.stderr

@@ -21,8 +21,7 @@ from analysis.audit.load import DISTRIBUTIONS, task_optima  # noqa: E402
 from analysis.audit.measure import subsample  # noqa: E402
 from analysis.audit.tables import (LEARNED_THRESHOLD, TOY_MIN_SHARE, TOY_RADIUS,  # noqa: E402
                                    learned)
-from analysis.figures import algo_color, caption_with_footer  # noqa: E402
-from analysis.outputs import write_figure  # noqa: E402
+from analysis.figures import algo_color, finish_figure, no_data_panel  # noqa: E402
 from analysis.stats import DEFAULT_SEED  # noqa: E402
 
 FIGURE_NAMES = ("mode_counts", "bound_mass", "kl_divergence", "action_histograms", "toy_optima")
@@ -37,26 +36,11 @@ LEARNED_TEXT = (f"On tasks with known optima a seed 'learned the task' when its 
 
 
 def _save(fig, outdir, name, caption, provenance, shown, top_inches=0.6):
-    """Caption with the provenance footer, layout, PNG and PDF; `shown`: the runs drawn;
-    `top_inches`: room above the panels (the 2-line title, and a legend under it)."""
-    width = max(60, int(fig.get_figwidth() * 15.5))  # 7.5 pt text: ~15 characters/inch
-    wrapped = caption_with_footer(caption, provenance, width)
-    lines = wrapped.count("\n") + 1
-    fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)
-    bottom = min(0.45, (0.14 * lines + 0.1) / fig.get_figheight())
-    try:
-        fig.tight_layout(rect=(0, bottom, 1, 1 - top_inches / fig.get_figheight()))
-    except Exception:
-        pass
+    """analysis.figures.finish_figure, with `top_inches` of room above the panels (the 2-line
+    title, and a legend under it); `shown`: the runs drawn."""
     used = {e.path for e in shown if e.audited}
-    return write_figure(fig, outdir, name, provenance, used=used, dpi=130)
-
-
-def _no_data(ax, text="no data"):
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
-            color="0.4")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    return finish_figure(fig, outdir, name, caption, provenance, used,
+                         top=1 - top_inches / fig.get_figheight(), dpi=130)
 
 
 def _seeds_text(entries, tasks=None) -> str:
@@ -154,7 +138,7 @@ def _task_panels(tasks):
     for ax in axes[len(tasks):]:
         ax.set_visible(False) if tasks else None
     if not tasks:
-        _no_data(axes[0], "no runs found")
+        no_data_panel(axes[0], "no runs found")
     return fig, axes
 
 
@@ -280,7 +264,7 @@ def plot_kl(kl_df, entries, outdir, provenance):
     tasks = sorted(g["task"].unique())
     algos = sorted(g["algo"].unique())
     if not len(g):
-        _no_data(ax1, "no runs found")
+        no_data_panel(ax1, "no runs found")
     else:
         slots = [(a, d) for a in algos for d in dists]
         w = 0.8 / max(len(slots), 1)
@@ -311,7 +295,7 @@ def plot_kl(kl_df, entries, outdir, provenance):
 
     b = kl_df[kl_df["kind"] == "between_algos"]
     if not len(b):
-        _no_data(ax2, "no task with two audited algorithms")
+        no_data_panel(ax2, "no task with two audited algorithms")
     else:
         rows = sorted(set(zip(b["algo"], b["other_algo"], b["distribution"])),
                       key=lambda r: (DISTRIBUTIONS.index(r[2]), r[0], r[1]))
@@ -388,7 +372,7 @@ def plot_action_histograms(entries, outdir, provenance, n_states=3):
         ax.set_visible(False)
     if not tasks:
         axes[0, 0].set_visible(True)
-        _no_data(axes[0, 0], "no audited runs")
+        no_data_panel(axes[0, 0], "no audited runs")
     bins = np.linspace(-1.0, 1.0, 41)
     shown = set()
     for row, task in enumerate(tasks):
@@ -445,7 +429,7 @@ def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=D
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 3.9 * nrows + 1.6),
                              squeeze=False)
     if not tasks:
-        _no_data(axes[0, 0], "no audited run of a task with known optima")
+        no_data_panel(axes[0, 0], "no audited run of a task with known optima")
     for row, task in enumerate(tasks):
         optima = task_optima(audited)[task]
         for col, (algo, dist) in enumerate(columns):
@@ -454,7 +438,7 @@ def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=D
                            and e.distribution == dist], key=lambda e: e.seed)
             c = algo_color(algo)
             if not runs:
-                _no_data(ax)
+                no_data_panel(ax)
                 ax.set_title(f"{task}\n{algo}, {dist}", fontsize=8)
                 continue
             t = toy_df[(toy_df["task"] == task) & (toy_df["algo"] == algo)
@@ -533,7 +517,7 @@ def plot_sweep(sweep_df, entries, outdir, provenance, *, name="mq_sweep", hparam
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 2.5 * nrows + 1.5),
                              squeeze=False)
     if not tasks:
-        _no_data(axes[0, 0], f"no run of the sweep {name} could be audited")
+        no_data_panel(axes[0, 0], f"no run of the sweep {name} could be audited")
         for ax in axes[0, 1:]:
             ax.set_visible(False)
     found = list(dict.fromkeys(df[hparam])) if len(df) else []
@@ -553,7 +537,7 @@ def plot_sweep(sweep_df, entries, outdir, provenance, *, name="mq_sweep", hparam
         for col, (measure, label) in enumerate(SWEEP_PANELS):
             ax = axes[row, col]
             if measure == "optima_covered" and task not in optima:
-                _no_data(ax, "no known optima")
+                no_data_panel(ax, "no known optima")
                 ax.set_title(f"{task}", fontsize=8)
                 continue
             drawn = False
@@ -572,7 +556,7 @@ def plot_sweep(sweep_df, entries, outdir, provenance, *, name="mq_sweep", hparam
                                 "final_normalized", "score_target_rms") else algo)
                 drawn = True
             if not drawn:
-                _no_data(ax, "not logged" if measure == "score_target_rms" else "no value")
+                no_data_panel(ax, "not logged" if measure == "score_target_rms" else "no value")
             if log:
                 ax.set_xscale("log")
             ax.set_xticks([position[v] for v in ticks])

@@ -25,8 +25,10 @@ sys.path.insert(0, str(REPO))
 from qsm.catalog import agent_catalog  # noqa: E402
 from qsm.envs import TaskError, validate_task  # noqa: E402
 from qsm.hparams import HparamError  # noqa: E402
-from qsm.identity import code_version, hash_of, run_identity, training_code_version  # noqa: E402
-from qsm.metrics import resolve_log_every  # noqa: E402
+from qsm.budget import LEARNING_KEYS, PROTOCOL_KEYS, SWEEPABLE as SWEEPABLE_BUDGET, Budget  # noqa: E402
+from qsm.identity import (ENVIRONMENT_PACKAGES, OFFICIAL_PACKAGES, TRAINER_PACKAGES,  # noqa: E402
+                          code_version, hash_of, package_versions, run_identity,
+                          training_code_version)
 from analysis.archive import ArchiveError, find_run, index_by_run  # noqa: E402
 from analysis.provenance import SIDECAR_SUFFIX, footer_of_manifest, sidecar_path  # noqa: E402
 
@@ -45,8 +47,6 @@ BATCH_SWEEP = {"algos": [], "task": TSWEEP["task"], "sizes": [], "seeds": [0], "
 # Ablations (config `sweeps`): ordinary runs at each value of one hyperparameter or budget
 # field; a sweep's runs have its name as their role in the run manifest.
 SWEEPS = config.get("sweeps") or []
-# Budget fields a sweep may vary (the others define what is measured, not how it is learned).
-SWEEPABLE_BUDGET = ("batch_size", "replay_capacity", "start_steps", "steps")
 # Roles the pipeline gives its own runs: a sweep may not take one of these names.
 FIXED_ROLES = ("benchmark", "audit", "tsweep", "batch_sweep")
 TRAIN_RES = config["resources"]["train"]
@@ -57,6 +57,9 @@ EXTERNAL_PROGRAMS = {}
 # Where a program runs foreign code, the extra identity of that code (e.g. the official
 # implementation's pinned commit), by baseline name; part of the runs' code version.
 EXTERNAL_CODE = {}
+# The packages whose versions are part of a program's run identity, by baseline name (default
+# qsm.identity.ENVIRONMENT_PACKAGES: numpy, dm_control, mujoco).
+EXTERNAL_PACKAGES = {}
 
 
 # The authors' implementation for the *_official external baselines (external.smk): a local
@@ -218,10 +221,9 @@ def _overrides(algo, task):
 
 
 def _budget(budget):
-    """A budget of the config with the probe sizes, and log_every resolved (qsm.metrics)."""
-    full = {**budget, "probe_states": config["probes"]["states"],
-            "probe_samples": config["probes"]["samples"]}
-    return {**full, "log_every": resolve_log_every(full)}
+    """A budget of the config with the probe sizes, and log_every resolved (qsm.budget)."""
+    return Budget.of({**budget, "probe_states": config["probes"]["states"],
+                      "probe_samples": config["probes"]["samples"]}).as_dict()
 
 
 def _agent_job(algo, task, role, seeds, budget, overrides):
@@ -230,7 +232,8 @@ def _agent_job(algo, task, role, seeds, budget, overrides):
         hparams = entry.resolve(task, overrides)
     except HparamError as e:
         _fail(f"hparams.{algo}", f"for task {task}: {e}")
-    ident = run_identity(algo, task, hparams, budget, training_code_version(entry.module))
+    ident = run_identity(algo, task, hparams, budget, training_code_version(entry.module),
+                         package_versions(TRAINER_PACKAGES))
     return TrainJob(algo, task, role, tuple(seeds), budget, overrides, ident)
 
 
@@ -296,8 +299,8 @@ def _agent_jobs():
                     budget["batch_size"] = int(value)
                 else:
                     overrides[vary] = value
-                budget["log_every"] = resolve_log_every(budget)
-                jobs.append(_agent_job(algo, spec["task"], role, spec["seeds"], budget, overrides))
+                jobs.append(_agent_job(algo, spec["task"], role, spec["seeds"],
+                                       Budget.of(budget).as_dict(), overrides))
     return jobs
 
 
@@ -314,13 +317,14 @@ def external_jobs():
                                         f"known: {', '.join(sorted(EXTERNAL_PROGRAMS)) or 'none'} "
                                         f"(see docs/adding_a_baseline.md)")
         code = code_version(files=[EXTERNAL_PROGRAMS[name]])
+        versions = package_versions(EXTERNAL_PACKAGES.get(name, ENVIRONMENT_PACKAGES))
         if name in EXTERNAL_CODE:
             code = hash_of([code, EXTERNAL_CODE[name]])
         for task in config["tasks"]:
             budget = _budget(config["budget"])
             for block in seed_blocks(config["seeds"], config["seed_block"]):
                 jobs.append(TrainJob(name, task, "benchmark", block, budget, {},
-                                     run_identity(name, task, {}, budget, code)))
+                                     run_identity(name, task, {}, budget, code, versions)))
     return jobs
 
 
@@ -469,15 +473,9 @@ def tensorboard_args():
 def train_args(wc):
     """The trainer's arguments for the job these wildcards name."""
     job = job_for(wc)
-    b = job.budget
     return (
         f"--algo {job.algo} --task {job.task} --seeds {' '.join(map(str, job.seeds))} "
-        f"--run-id {job.run_id} "
-        f"--steps {b['steps']} --start-steps {b['start_steps']} --eval-every {b['eval_every']} "
-        f"--eval-episodes {b['eval_episodes']} --batch-size {b['batch_size']} "
-        f"--replay-capacity {b['replay_capacity']} "
-        f"--probe-states {b['probe_states']} --probe-samples {b['probe_samples']} "
-        f"--log-every {b['log_every']} {tensorboard_args()}"
+        f"--run-id {job.run_id} {Budget.of(job.budget).command_args()} {tensorboard_args()}"
         f"--device {config['device']} --env-workers {TRAIN_RES.get('env_workers', 0)} "
         f"{checkpoint_args(job)}"
         + " ".join(f"--set {k}={json.dumps(v).replace(' ', '')}" for k, v in job.overrides.items())
@@ -488,16 +486,12 @@ def external_args(wc, algo, learner=False):
     """The contract arguments every external program takes: seeds, identity, budget, output;
     with `learner`, also the learning budget (random steps, batch size, replay capacity)."""
     job = job_for(wc, algo)
-    b = job.budget
+    budget = Budget.of(job.budget)
     args = (f"--task {job.task} --seeds {' '.join(map(str, job.seeds))} --run-id {job.run_id} "
-            f"--code-version {job.identity['code_version']} --steps {b['steps']} "
-            f"--eval-every {b['eval_every']} --eval-episodes {b['eval_episodes']} "
-            f"--probe-states {b['probe_states']} --probe-samples {b['probe_samples']} "
+            f"--code-version {job.identity['code_version']} {budget.command_args(PROTOCOL_KEYS)} "
             f"--out {job.run_dir}")
     if learner:
-        args += (f" --start-steps {b['start_steps']} --batch-size {b['batch_size']} "
-                 f"--replay-capacity {b['replay_capacity']} --log-every {b['log_every']} "
-                 f"{tensorboard_args()}{checkpoint_args(job)}")
+        args += f" {budget.command_args(LEARNING_KEYS)} {tensorboard_args()}{checkpoint_args(job)}"
     return args
 
 

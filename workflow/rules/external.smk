@@ -34,6 +34,7 @@ rule random_policy:
 for _learner in ("qsm", "sac", "td3"):
     EXTERNAL_PROGRAMS[f"{_learner}_official"] = str(REPO / "workflow" / "scripts" / "official_baseline.py")
     EXTERNAL_CODE[f"{_learner}_official"] = f"{OFFICIAL['repo']}@{OFFICIAL['commit']}"
+    EXTERNAL_PACKAGES[f"{_learner}_official"] = OFFICIAL_PACKAGES
 
 
 rule official_clone:

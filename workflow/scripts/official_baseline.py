@@ -12,37 +12,28 @@ score_matching_config.py, the "paper settings": M_q = 50, 512x512 networks, T = 
 and td3_config.py on td_config.py: 256x256 networks), then the defaults of the learner's create()
 for the rest; --set overrides any create() argument.
 
-Everything around the learner is this suite's, so that e.g. `qsm` and `qsm_official` differ only
-in the learner:
-  * environments: qsm.vecenv.EnvBlock, training streams derive_seed(seed, "train_env"), evaluation
-    episodes reseeded with derive_seed(seed, "eval_env/<evaluation>/<episode>") (as qsm/train.py);
-  * the first --start-steps actions: uniform, from the suite's "random_actions" streams (the very
-    actions the suite's agents take), then the learner's sample_actions;
-  * replay: qsm.replay.SeedBatchedReplay, one buffer per seed sampled from its own stream;
-    mask = 0 only at true terminals (time limits are truncations); one update per step from
-    --start-steps on, each seed's learner on its own batch;
-  * evaluation at step 0, every --eval-every steps and at the last step, --eval-episodes fresh
-    episodes per seed, batched over a seed's episodes. SAC and TD3: the learner's eval_actions
-    (deterministic). QSM: eval_actions runs the official ddpm_sampler on one observation; here
-    the same sampler runs on all of a seed's episodes at once, from the learner's current key,
-    which is not fed back (as the official evaluate() discards its copy of the learner);
-  * probe samples at qsm.probes.probe_states(task, P), keyed by derive_seed(seed, "probe"):
-    QSM policy = the official ddpm_sampler, behaviour = + N(0, 0.1^2) clipped (sample_actions);
-    SAC policy = behaviour = sample_actions (a tanh-Gaussian draw); TD3 policy = eval_actions,
-    behaviour = sample_actions (+ N(0, 0.1^2), clipped);
-  * per-phase wall-clock (env_step, act, critic_update, actor_update, replay, eval). The official
-    update() calls the critic and actor updates inside one jit; here the halves are jitted
-    separately so that each phase can be timed (the same computation). QSM: update_q, then
+The loop around the learner is the suite's own (qsm/loop.py: environments, warm-up, replay,
+evaluation, divergence checks, timing, probes, the run directory, checkpoints and resume), the one
+our torch agents run under, so that e.g. `qsm` and `qsm_official` differ only in the learner.
+What this program adds is how each official learner acts, updates and is probed:
+  * after the warm-up: the learner's sample_actions, one observation at a time;
+  * evaluation: SAC and TD3, the learner's eval_actions (deterministic). QSM: eval_actions runs
+    the official ddpm_sampler on one observation; here the same sampler runs on all of a seed's
+    episodes at once, from the learner's current key, which is not fed back (as the official
+    evaluate() discards its copy of the learner);
+  * probe samples keyed by derive_seed(seed, "probe"): QSM policy = the official ddpm_sampler,
+    behaviour = + N(0, 0.1^2) clipped (sample_actions); SAC policy = behaviour = sample_actions
+    (a tanh-Gaussian draw); TD3 policy = eval_actions, behaviour = sample_actions (+ N(0, 0.1^2),
+    clipped);
+  * the official update() calls the critic and actor updates inside one jit; here the halves are
+    jitted separately so that each phase can be timed (the same computation). QSM: update_q, then
     update_actor. SAC: update_critic, then update_actor and update_temperature (the actor phase).
     TD3: update_critic, then update_actor when the critic's step count is a multiple of
     actor_delay, which is the condition official update() evaluates;
-  * the run-directory contract via qsm.rundir.SeedRunWriter (atomic files), with `run_id` and
-    `code_version` written verbatim into each config.json;
-  * with --checkpoint-every N, the whole state (each learner's pytree: parameters, optimiser
-    states, key; replay buffers; environment states; every random stream; timers; evaluation
-    rows) is saved atomically every N steps and a rerun resumes from it, bit for bit as if never
-    interrupted. A checkpoint of another identity (algorithm, task, seeds, hyperparameters,
-    budget, run id, code version) is refused, never resumed into a hybrid run.
+  * the divergence check runs after every update (the values are on the host anyway);
+  * config.json records `run_id` and `code_version` verbatim (the pipeline computes them) and the
+    official checkout, learner and commit; a checkpoint holds each learner's pytree leaves
+    (parameters, optimiser states, step counts, key), the tree rebuilt by create() on resume.
 Seeds share nothing: each has its own learner (created with the run seed, as the official
 scripts do), environments, replay buffer and streams.
 """
@@ -51,23 +42,18 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
-import pickle
-import platform
 import shlex
-import socket
-import subprocess
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from qsm.cli import HelpFormatter
-from qsm.evaluation import eval_returns  # the trainer's protocol
-from qsm.metrics import MetricsLog, is_log_step
-from qsm.progress import MissingExtra, Progress, TensorBoardLog
-from qsm.train import UsageError, budget_of, check_budget_args
+from qsm.budget import Budget
+from qsm.identity import OFFICIAL_PACKAGES, package_versions
+from qsm.loop import Learner, TrainingLoop, UsageError, check_run_args, git_output
+from qsm.progress import MissingExtra
+from qsm.seeding import derive_seed
 from qsm.train_cli import add_run_options
 
 # examples/states/configs at commit 2e77893 (QSM's "paper settings": commit 48500fa).
@@ -101,8 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an argument of the learner's create(), e.g. --set M_q=120 "
                         "(default: the official configs)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="XLA and torch CPU threads (default: their own choice)")
     p.add_argument("--run-id", default=None,
                    help="written verbatim into config.json as run_id (default: null)")
     p.add_argument("--code-version", default=None,
@@ -122,30 +106,16 @@ def resolve_hparams(algo, learner_cls, overrides: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in hp.items()}
 
 
-def package_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-    out = {}
-    for name in ("jax", "jaxlib", "flax", "optax", "tfp-nightly", "numpy", "dm_control", "mujoco", "torch"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def git(root, *args) -> str:
-    try:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
+# recorded in config.json's provenance (the identity holds those that compute numbers)
+PROVENANCE_PACKAGES = ("jax", "jaxlib", "flax", "optax", "tfp-nightly", "numpy", "dm_control",
+                       "mujoco", "torch")
 
 
 # ---------------------------------------------------------------------------------------------
 # The learners: how each official learner acts, updates (in timed halves) and is probed
 # ---------------------------------------------------------------------------------------------
 
-class Learner:
+class OfficialAlgorithm:
     """Adapter over one official learner class; every method takes and returns learner values."""
 
     def __init__(self, jax, learner_cls, checkout):
@@ -184,7 +154,7 @@ def stats_rms(info, prefix):
                          + np.float64(info[f"{prefix}_std"]) ** 2))
 
 
-class QSMLearner(Learner):
+class QSMAlgorithm(OfficialAlgorithm):
     def __init__(self, jax, learner_cls, checkout):
         super().__init__(jax, learner_cls, checkout)
         from qsm import official
@@ -248,7 +218,7 @@ class QSMLearner(Learner):
         return learner.replace(score_model=learner.score_model.replace(params=params))
 
 
-class SACLearnerAdapter(Learner):
+class SACAlgorithm(OfficialAlgorithm):
     def __init__(self, jax, learner_cls, checkout):
         super().__init__(jax, learner_cls, checkout)
         self.critic_update = jax.jit(learner_cls.update_critic)
@@ -272,7 +242,7 @@ class SACLearnerAdapter(Learner):
                 "entropy": actor_info["entropy"], "alpha": actor_info["temperature"]}
 
 
-class TD3LearnerAdapter(Learner):
+class TD3Algorithm(OfficialAlgorithm):
     def __init__(self, jax, learner_cls, checkout):
         super().__init__(jax, learner_cls, checkout)
         self.critic_update = jax.jit(learner_cls.update_critic)
@@ -299,320 +269,122 @@ class TD3LearnerAdapter(Learner):
         return policy, np.asarray(behaviour)
 
 
-ADAPTERS = {"qsm": QSMLearner, "sac": SACLearnerAdapter, "td3": TD3LearnerAdapter}
+ALGORITHMS = {"qsm": QSMAlgorithm, "sac": SACAlgorithm, "td3": TD3Algorithm}
 
 
 # ---------------------------------------------------------------------------------------------
-# The suite's protocol around them
+# A block of seeds' official learners as the loop's learner
 # ---------------------------------------------------------------------------------------------
 
-class OfficialRun:
-    def __init__(self, args, learner_cls, checkout: Path, hparams: dict):
+class OfficialLearner(Learner):
+    """One official learner per seed (created with the run seed, as the official scripts do)."""
+
+    divergence_check_every = 1
+
+    def __init__(self, algo, learner_cls, checkout: Path, hparams: dict):
         import jax
-        import torch
+        self.jax, self.algo_name, self.cls = jax, algo, learner_cls
+        self.checkout, self.hparams = checkout, hparams
+        self.algo = ALGORITHMS[algo](jax, learner_cls, checkout)
 
-        from qsm import official, rundir
-        from qsm.replay import SeedBatchedReplay
-        from qsm.seeding import SeedStreams, derive_seed
-        from qsm.timing import PhaseTimer
-        from qsm.vecenv import EnvBlock
-
-        self.jax, self.torch, self.derive_seed, self.rundir = jax, torch, derive_seed, rundir
-        self.args, self.hparams, self.checkout = args, hparams, checkout
-        self.name = f"{args.algo}_official"
-        self.seeds = list(args.seeds)
-        S, E = len(self.seeds), args.eval_episodes
-        self.envs = EnvBlock(args.task, [derive_seed(s, "train_env") for s in self.seeds])
-        self.eval_envs = EnvBlock(args.task, [derive_seed(s, "eval_env") for s in self.seeds
-                                              for _ in range(E)])
-        self.obs_dim, self.act_dim, self.max_return = self.envs.obs_dim, self.envs.act_dim, self.envs.max_return
-        obs_space, act_space = official.gym_spaces(self.obs_dim, self.act_dim)
-        self.learners = [learner_cls.create(s, obs_space, act_space, **hparams) for s in self.seeds]
-        self.adapter = ADAPTERS[args.algo](jax, learner_cls, checkout)
-        self.replay = SeedBatchedReplay(self.seeds, self.obs_dim, self.act_dim,
-                                        min(args.replay_capacity, args.steps), "cpu")
-        self.random_actions = SeedStreams(self.seeds, "random_actions")
-        self.timer = PhaseTimer("cpu")
-        self.writers = [rundir.SeedRunWriter(Path(args.out) / f"seed{s}") for s in self.seeds]
-        self.status = ["running"] * S
-        self.step = 0
-        self.evals_done = 0
-        self.obs = None
-        self.metrics = MetricsLog(S)
-        self.progress = Progress(f"{self.name} {args.task}", args.steps)
-        self.tensorboard = TensorBoardLog.open(args.tensorboard, self.name, args.task,
-                                               args.run_id or "no-run-id", self.seeds)
-        self.elapsed_before = 0.0
-        ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else Path(args.out) / ".checkpoints"
-        self.ckpt_path = ckpt_dir / f"seeds-{'-'.join(map(str, self.seeds))}.pkl"
-
-    def close(self):
-        self.envs.close()
-        self.eval_envs.close()
-
-    # -- the contract ---------------------------------------------------------------------------
-    def config_for(self, seed) -> dict:
-        a = self.args
-        return {
-            "algo": self.name, "task": a.task, "seed": int(seed),
-            "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in self.hparams.items()},
-            "budget": budget_of(a),
-            "env": {"obs_dim": self.obs_dim, "act_dim": self.act_dim, "max_return": self.max_return},
-            "block": {"seeds": self.seeds, "size": len(self.seeds)},
-            "run_id": a.run_id, "code_version": a.code_version,
-            "official": self.official_facts(),
-            "provenance": self.provenance(),
-        }
-
-    def official_facts(self) -> dict:
+    def build(self, seeds, obs_dim, act_dim):
         from qsm import official
-        module, cls = official.LEARNERS[self.args.algo]
-        return {"path": str(self.checkout), "learner": f"{module}.{cls}",
-                "commit": git(self.checkout, "rev-parse", "HEAD") or official.OFFICIAL_COMMIT}
+        obs_space, act_space = official.gym_spaces(obs_dim, act_dim)
+        self.seeds, self.act_dim = list(seeds), act_dim
+        self.learners = [self.cls.create(s, obs_space, act_space, **self.hparams) for s in seeds]
 
-    def provenance(self) -> dict:
-        root = Path(__file__).resolve().parents[2]
-        device = self.jax.devices()[0]
-        return {"git_commit": git(root, "rev-parse", "HEAD") or None,
-                "git_dirty": bool(git(root, "status", "--porcelain", "--untracked-files=no")),
-                "packages": package_versions(), "python": platform.python_version(),
-                "hostname": socket.gethostname(), "device": device.platform,
-                "device_name": str(device.device_kind), "torch_threads": self.torch.get_num_threads(),
-                "command": shlex.join([sys.executable, *sys.argv]),
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    def explore(self, obs, alive):
+        actions = np.zeros((len(self.seeds), self.act_dim), np.float32)
+        for i in np.flatnonzero(alive):
+            actions[i], self.learners[i] = self.algo.explore(self.learners[i], obs[i])
+        return actions
 
-    def write_timing(self):
-        rows = [{"phase": phase, "calls": calls, "total_s": total, "env_steps": self.step,
-                 "block_size": len(self.seeds), "device": "cpu"}
-                for phase, (calls, total) in sorted(self.timer.summary().items())]
-        for name in (*self.rundir.TIMING_PHASES, "replay", "eval"):
-            if name not in self.timer.calls:
-                rows.append({"phase": name, "calls": 0, "total_s": 0.0, "env_steps": self.step,
-                             "block_size": len(self.seeds), "device": "cpu"})
-        for w in self.writers:
-            w.write_timing(rows)
-
-    # -- training -------------------------------------------------------------------------------
-    def run(self) -> int:
-        a = self.args
-        resumed = self.try_resume()
-        if not resumed:
-            for s, w in zip(self.seeds, self.writers):
-                w.write_config(self.config_for(s))
-                w.write_status("running", 0)
-        try:
-            if not resumed:
-                self.obs = self.envs.reset()
-                self.evaluate()
-            self.progress.start(self.step, self.elapsed_before)
-            log_every = budget_of(a)["log_every"]
-            while self.step < a.steps:
-                self.train_step()
-                self.step += 1
-                self.progress.update(self.step)
-                if is_log_step(self.step, a.steps, a.start_steps, log_every):
-                    self.log_metrics()
-                if self.step % a.eval_every == 0 or self.step == a.steps:
-                    self.evaluate()
-                if a.checkpoint_every and self.step % a.checkpoint_every == 0 and self.step < a.steps:
-                    self.save_checkpoint()
-            self.progress.close()
-            self.finish()
-        except BaseException as e:
-            for i, w in enumerate(self.writers):
-                if self.status[i] == "running":
-                    w.write_status("failed", self.step, f"{type(e).__name__}: {e}")
-            raise
-        return 0
-
-    def alive(self) -> np.ndarray:
-        return np.array([s == "running" for s in self.status])
-
-    def train_step(self):
-        a, t, jax = self.args, self.timer, self.jax
-        alive = self.alive()
+    def update(self, batch, timer, alive):
         live = np.flatnonzero(alive)
-        with t.phase("act"):
-            if self.step < a.start_steps:
-                actions = (self.random_actions.rand(self.act_dim) * 2 - 1).numpy()
-            else:
-                actions = np.zeros((len(self.seeds), self.act_dim), np.float32)
-                for i in live:
-                    actions[i], self.learners[i] = self.adapter.explore(self.learners[i], self.obs[i])
-            actions[~alive] = 0.0
-        with t.phase("env_step"):
-            next_obs, rewards, terminated, truncated = self.envs.step(actions)
-        with t.phase("replay"):
-            self.replay.add(self.obs, actions, rewards.astype(np.float32), next_obs,
-                            terminated.astype(np.float32))
-        done = np.flatnonzero(terminated | truncated)
-        if done.size:
-            next_obs[done] = self.envs.reset(done)
-        self.obs = next_obs
-        if self.step < a.start_steps:
-            return
-        with t.phase("replay"):
-            sample = {k: v.numpy() for k, v in self.replay.sample(a.batch_size).items()}
-        batches = [{"observations": sample["obs"][i], "actions": sample["action"][i],
-                    "rewards": sample["reward"][i], "masks": sample["mask"][i],
-                    "next_observations": sample["next_obs"][i]} for i in range(len(self.seeds))]
+        sample = {k: v.numpy() for k, v in batch.items()}
+        batches = {i: {"observations": sample["obs"][i], "actions": sample["action"][i],
+                       "rewards": sample["reward"][i], "masks": sample["mask"][i],
+                       "next_observations": sample["next_obs"][i]} for i in live}
         critic_info, actor_info = {}, {}
-        with t.phase("critic_update"):
+        with timer.phase("critic_update"):
             for i in live:
-                self.learners[i], critic_info[i] = self.adapter.update_critic(self.learners[i], batches[i])
-            jax.block_until_ready([self.learners[i] for i in live])
-        with t.phase("actor_update"):
+                self.learners[i], critic_info[i] = self.algo.update_critic(self.learners[i], batches[i])
+            self.jax.block_until_ready([self.learners[i] for i in live])
+        with timer.phase("actor_update"):
             for i in live:
-                self.learners[i], actor_info[i] = self.adapter.update_actor(self.learners[i], batches[i])
-            jax.block_until_ready([self.learners[i] for i in live])
-        S = len(self.seeds)
+                self.learners[i], actor_info[i] = self.algo.update_actor(self.learners[i], batches[i])
+            self.jax.block_until_ready([self.learners[i] for i in live])
         columns = {}
         for i in live:
-            for key, value in self.adapter.metrics(self.learners[i], critic_info[i],
-                                                   actor_info[i]).items():
-                columns.setdefault(key, np.zeros(S))[i] = value
-        self.metrics.add(columns)
-        for i in live:
-            values = self.adapter.finite_values(critic_info[i], actor_info[i])
-            if not np.all(np.isfinite(np.asarray(values, dtype=np.float64))):
-                self.status[i] = "diverged"
-                self.writers[i].write_status("diverged", self.step + 1,
-                                             f"non-finite loss or Q value at step {self.step + 1}")
-                print(f"[{self.name} {a.task}] seed {self.seeds[i]} diverged at step "
-                      f"{self.step + 1}; other seeds continue", file=sys.stderr)
+            for key, value in self.algo.metrics(self.learners[i], critic_info[i],
+                                                actor_info[i]).items():
+                columns.setdefault(key, np.zeros(len(self.seeds)))[i] = value
+        return columns
 
-    def log_metrics(self):
-        """A metrics.csv row per running seed: the means since the last row."""
-        rows = self.metrics.flush(self.step)
-        for i, (w, row) in enumerate(zip(self.writers, rows)):
-            if self.status[i] == "running":
-                w.add_metrics(row)
-        self.tensorboard.add(self.step, rows, self.progress.steps_per_second())
+    def evaluator(self, alive):
+        policies = {i: self.algo.evaluator(self.learners[i]) for i in np.flatnonzero(alive)}
 
-    def evaluate(self):
-        a = self.args
-        S, E = len(self.seeds), a.eval_episodes
-        t0 = time.perf_counter()
-        with self.timer.phase("eval"):
-            policies = {i: self.adapter.evaluator(self.learners[i])
-                        for i in np.flatnonzero(self.alive())}
+        def act(obs):
+            out = np.zeros((*obs.shape[:2], self.act_dim), np.float32)
+            for i, policy in policies.items():  # all of a seed's episodes: one fixed shape
+                out[i] = policy(obs[i])
+            return out
+        return act
 
-            def act(obs):
-                out = np.zeros((S * E, self.act_dim), np.float32)
-                for i, policy in policies.items():  # all of a seed's episodes: one fixed shape
-                    out[i * E:(i + 1) * E] = policy(obs[i * E:(i + 1) * E])
-                return out
+    def probe(self, states, n):
+        P = len(states)
+        obs = np.repeat(states, n, axis=0)
+        policy, behaviour = [], []
+        for s, learner in zip(self.seeds, self.learners):
+            key = self.jax.random.PRNGKey(derive_seed(s, "probe") & 0x7FFFFFFF)
+            p, b = self.algo.probe(learner, key, obs)
+            policy.append(p.reshape(P, n, self.act_dim))
+            behaviour.append(b.reshape(P, n, self.act_dim))
+        return np.stack(policy), np.stack(behaviour)
 
-            returns = eval_returns(self.eval_envs, self.seeds, E, self.evals_done,
-                                   self.derive_seed, act)
-        self.evals_done += 1
-        for i in range(S):
-            if self.status[i] == "running":
-                self.writers[i].add_eval(self.step, returns[i], time.perf_counter() - t0)
-        self.write_timing()
-        self.progress.evaluation(self.step, returns, self.alive())
-        self.tensorboard.add_eval(self.step, returns)
-
-    def finish(self):
-        from qsm.probes import probe_states
-        P, N = self.args.probe_states, self.args.probe_samples
-        states = probe_states(self.args.task, P)
-        obs = np.repeat(states, N, axis=0)
-        self.write_timing()
-        for i, (s, w) in enumerate(zip(self.seeds, self.writers)):
-            key = self.jax.random.PRNGKey(self.derive_seed(s, "probe") & 0x7FFFFFFF)
-            policy, behaviour = self.adapter.probe(self.learners[i], key, obs)
-            shape = (P, N, self.act_dim)
-            w.write_probe_actions(states, policy.reshape(shape), behaviour.reshape(shape))
-            if self.status[i] == "running":
-                self.save_policy(i, w.dir / "policy.pt")
-                self.status[i] = "complete"
-                w.write_status("complete", self.step)
-        self.tensorboard.close()
-        if self.ckpt_path.exists() and not self.args.keep_checkpoint:
-            self.ckpt_path.unlink()
-
-    def save_policy(self, index, path):
-        """The official learner's policy parameters (a flax state dict of numpy arrays) with the
-        run's identity: qsm.policy loads them back into a learner made by create()."""
+    def policy_file(self, index):
+        """The policy parameters (a flax state dict of numpy arrays): qsm.policy loads them back
+        into a learner made by create()."""
         from flax import serialization
-
-        from qsm.policy import save_policy
-        config = self.config_for(self.seeds[index])
-        params = serialization.to_state_dict(self.adapter.policy_params(self.learners[index]))
+        params = serialization.to_state_dict(self.algo.policy_params(self.learners[index]))
         params = self.jax.tree_util.tree_map(np.asarray, params)
-        save_policy(path, {k: config[k] for k in ("algo", "task", "seed", "run_id",
-                                                   "code_version", "hparams", "budget")},
-                    {"official_params": params}, {"official": config["official"]},
-                    {"obs_dim": self.obs_dim, "act_dim": self.act_dim})
+        return {"official_params": params}, self.facts()
 
-    # -- checkpoints ----------------------------------------------------------------------------
-    def signature(self) -> dict:
-        """What must match for a checkpoint to be resumed: the run's whole identity."""
-        config = self.config_for(self.seeds[0])
-        return {"algo": self.name, "task": self.args.task, "seeds": self.seeds,
-                **{k: config[k] for k in ("hparams", "budget", "run_id", "code_version")},
-                "commit": config["official"]["commit"]}
+    def state_dict(self):
+        # a learner is a pytree: its leaves (parameters, optimiser moments, step counts, key) are
+        # the state; the tree's structure is rebuilt by create() on resume
+        return [[np.asarray(x) for x in self.jax.tree_util.tree_leaves(learner)]
+                for learner in self.learners]
 
-    def save_checkpoint(self):
-        jax = self.jax
-        state = {
-            "signature": self.signature(), "step": self.step, "evals_done": self.evals_done,
-            # a learner is a pytree: its leaves (parameters, optimiser moments, step counts, key)
-            # are the state; the tree's structure is rebuilt by create() on resume
-            "learners": [[np.asarray(x) for x in jax.tree_util.tree_leaves(learner)]
-                         for learner in self.learners],
-            "replay": self.replay.state_dict(), "envs": self.envs.get_states(), "obs": self.obs,
-            "random_actions": self.random_actions.state_dict(), "timer": self.timer.state_dict(),
-            "eval_rows": [w.eval_rows for w in self.writers], "status": self.status,
-            "metrics": self.metrics.state_dict(),
-            "metrics_rows": [w.metrics_rows for w in self.writers],
-            "elapsed": self.progress.elapsed(),
-        }
-        self.rundir.atomic_write_bytes(self.ckpt_path, pickle.dumps(state, protocol=5))
+    def load_state_dict(self, state):
+        tree = self.jax.tree_util
+        for i, leaves in enumerate(state):
+            if [np.shape(x) for x in tree.tree_leaves(self.learners[i])] != [x.shape for x in leaves]:
+                raise UsageError("checkpoint: the learners' parameters do not fit this learner; "
+                                 "delete it or use another --checkpoint-dir")
+            self.learners[i] = tree.tree_unflatten(tree.tree_structure(self.learners[i]),
+                                                   [self.jax.numpy.asarray(x) for x in leaves])
 
-    def try_resume(self) -> bool:
-        if not self.ckpt_path.is_file():
-            return False
-        try:
-            state = pickle.loads(self.ckpt_path.read_bytes())
-        except Exception as e:
-            print(f"warning: ignoring unreadable checkpoint {self.ckpt_path} ({type(e).__name__})",
-                  file=sys.stderr)
-            return False
-        if state.get("signature") != self.signature():
-            raise UsageError(f"checkpoint {self.ckpt_path} belongs to another configuration or "
-                             f"code version; delete it or use another --checkpoint-dir")
-        jax = self.jax
-        for i, leaves in enumerate(state["learners"]):
-            fresh = jax.tree_util.tree_leaves(self.learners[i])
-            if [np.shape(x) for x in fresh] != [x.shape for x in leaves]:
-                raise UsageError(f"checkpoint {self.ckpt_path}: the learners' parameters do not "
-                                 f"fit this learner; delete it or use another --checkpoint-dir")
-            treedef = jax.tree_util.tree_structure(self.learners[i])
-            self.learners[i] = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(x) for x in leaves])
-        self.step, self.evals_done = state["step"], state["evals_done"]
-        self.replay.load_state_dict(state["replay"])
-        self.envs.set_states(state["envs"])
-        self.obs = state["obs"]
-        self.random_actions.load_state_dict(state["random_actions"])
-        self.timer.load_state_dict(state["timer"])
-        for w, rows, metric_rows in zip(self.writers, state["eval_rows"], state["metrics_rows"]):
-            w.eval_rows, w.metrics_rows = rows, metric_rows
-        self.metrics.load_state_dict(state["metrics"])
-        self.elapsed_before = state["elapsed"]
-        self.status = state["status"]
-        print(f"[{self.name} {self.args.task}] resumed from {self.ckpt_path} at step {self.step}",
-              file=sys.stderr)
-        return True
+    def facts(self):
+        from qsm import official
+        module, cls = official.LEARNERS[self.algo_name]
+        return {"official": {"path": str(self.checkout), "learner": f"{module}.{cls}",
+                             "commit": git_output(self.checkout, "rev-parse", "HEAD")
+                             or official.OFFICIAL_COMMIT}}
+
+    def provenance(self):
+        device = self.jax.devices()[0]
+        return {"packages": package_versions(PROVENANCE_PACKAGES), "device": device.platform,
+                "device_name": str(device.device_kind)}
+
+    def device_label(self):
+        return "cpu"
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        check_budget_args(args)
-        if args.checkpoint_every < 0:
-            raise UsageError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+        check_run_args(args)
         if args.threads:
             flags = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={args.threads}"
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
@@ -629,7 +401,12 @@ def main(argv=None) -> int:
         hparams = resolve_hparams(args.algo, learner_cls, overrides)
         import torch
         torch.set_num_threads(args.threads or 1)  # torch only draws replay indices and warm-up actions
-        runner = OfficialRun(args, learner_cls, checkout, hparams)
+        identity = {"algo": f"{args.algo}_official", "task": args.task,
+                    "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items()},
+                    "budget": Budget.of(args).as_dict(), "code_version": args.code_version,
+                    "versions": package_versions(OFFICIAL_PACKAGES), "run_id": args.run_id}
+        runner = TrainingLoop(args, OfficialLearner(args.algo, learner_cls, checkout, hparams),
+                              identity, shlex.join([sys.executable, *sys.argv]))
         try:
             return runner.run()
         finally:
