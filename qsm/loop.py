@@ -51,7 +51,7 @@ class UsageError(ValueError):
 
 
 def check_run_args(a) -> None:
-    """The checks of the run options both training programs share (qsm.train_cli.add_run_options)."""
+    """The checks of the run options both training programs share (train_cli.add_run_options)."""
     try:
         Budget.of(a)
     except BudgetError as e:
@@ -156,7 +156,8 @@ class TrainingLoop:
         self.optima = envs.optima
         self.learner.build(self.seeds, self.obs_dim, self.act_dim)
         self.replay = SeedBatchedReplay(self.seeds, self.obs_dim, self.act_dim,
-                                        min(args.replay_capacity, args.steps), self.learner.device or "cpu")
+                                        min(args.replay_capacity, args.steps),
+                                        self.learner.device or "cpu")
         self.random_actions = SeedStreams(self.seeds, "random_actions")
         self.timer = PhaseTimer(self.learner.device or "cpu")
         self.writers = [rundir.SeedRunWriter(self.seed_dir(s)) for s in self.seeds]
@@ -171,7 +172,8 @@ class TrainingLoop:
         self.evals_done = 0
         self.elapsed_before = 0.0
         self.obs = None
-        ckpt_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else Path(args.out) / ".checkpoints"
+        ckpt_dir = (Path(args.checkpoint_dir) if args.checkpoint_dir
+                    else Path(args.out) / ".checkpoints")
         self.ckpt_path = ckpt_dir / f"seeds-{'-'.join(map(str, self.seeds))}.pt"
 
     def close(self):
@@ -199,7 +201,8 @@ class TrainingLoop:
     def provenance(self) -> dict:
         root = Path(__file__).resolve().parent.parent
         return {"git_commit": git_output(root, "rev-parse", "HEAD") or None,
-                "git_dirty": bool(git_output(root, "status", "--porcelain", "--untracked-files=no")),
+                "git_dirty": bool(git_output(root, "status", "--porcelain",
+                                             "--untracked-files=no")),
                 "python": platform.python_version(), "hostname": socket.gethostname(),
                 "torch_threads": torch.get_num_threads(), "command": self.command,
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -421,7 +424,8 @@ class TrainingLoop:
             raise UsageError(f"checkpoint {self.ckpt_path} belongs to another configuration or "
                              f"code version; delete it or use another --checkpoint-dir")
         self.learner.load_state_dict(state["learner"])
-        self.step, self.evals_done, self.elapsed_before = state["step"], state["evals_done"], state["elapsed"]
+        self.step, self.evals_done = state["step"], state["evals_done"]
+        self.elapsed_before = state["elapsed"]
         self.replay.load_state_dict(state["replay"])
         self.envs.set_states(state["envs"])
         self.obs = state["obs"]

@@ -308,11 +308,13 @@ class OfficialLearner(Learner):
         critic_info, actor_info = {}, {}
         with timer.phase("critic_update"):
             for i in live:
-                self.learners[i], critic_info[i] = self.algo.update_critic(self.learners[i], batches[i])
+                self.learners[i], critic_info[i] = self.algo.update_critic(self.learners[i],
+                                                                           batches[i])
             self.jax.block_until_ready([self.learners[i] for i in live])
         with timer.phase("actor_update"):
             for i in live:
-                self.learners[i], actor_info[i] = self.algo.update_actor(self.learners[i], batches[i])
+                self.learners[i], actor_info[i] = self.algo.update_actor(self.learners[i],
+                                                                         batches[i])
             self.jax.block_until_ready([self.learners[i] for i in live])
         columns = {}
         for i in live:
@@ -359,7 +361,8 @@ class OfficialLearner(Learner):
     def load_state_dict(self, state):
         tree = self.jax.tree_util
         for i, leaves in enumerate(state):
-            if [np.shape(x) for x in tree.tree_leaves(self.learners[i])] != [x.shape for x in leaves]:
+            fresh = tree.tree_leaves(self.learners[i])
+            if [np.shape(x) for x in fresh] != [x.shape for x in leaves]:
                 raise UsageError("checkpoint: the learners' parameters do not fit this learner; "
                                  "delete it or use another --checkpoint-dir")
             self.learners[i] = tree.tree_unflatten(tree.tree_structure(self.learners[i]),
@@ -402,7 +405,8 @@ def main(argv=None) -> int:
         import torch
         torch.set_num_threads(args.threads or 1)  # torch only draws replay indices and warm-up actions
         identity = {"algo": f"{args.algo}_official", "task": args.task,
-                    "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in hparams.items()},
+                    "hparams": {k: list(v) if isinstance(v, tuple) else v
+                                for k, v in hparams.items()},
                     "budget": Budget.of(args).as_dict(), "code_version": args.code_version,
                     "versions": package_versions(OFFICIAL_PACKAGES), "run_id": args.run_id}
         runner = TrainingLoop(args, OfficialLearner(args.algo, learner_cls, checkout, hparams),
