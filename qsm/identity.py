@@ -57,14 +57,16 @@ OFFICIAL_PACKAGES = (*TRAINER_PACKAGES, "jax", "jaxlib", "flax", "optax")  # off
 
 def package_versions(names) -> dict:
     """{package: installed version, or None}, read from the installed metadata (no import)."""
+    return {name: _installed_version(name) for name in names}
+
+
+@lru_cache(maxsize=None)  # the pipeline asks once per job; the answer cannot change meanwhile
+def _installed_version(name: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def module_path(module: str) -> Path:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+from abc import ABC, abstractmethod
 import platform
 import socket
 import subprocess
@@ -69,43 +70,55 @@ def check_run_args(a) -> None:
                          f"got {a.stop_after}")
 
 
-class Learner:
-    """What the loop asks of a block's learners. Arrays in and out are numpy, seed-major:
-    observations (S, obs_dim) or (S, E, obs_dim), actions likewise with act_dim."""
+class Learner(ABC):
+    """What the loop asks of a block's learners (qsm/train.py's AgentLearner and the official
+    learners' OfficialLearner implement every abstract method). Arrays in and out are numpy,
+    seed-major: observations (S, obs_dim) or (S, E, obs_dim), actions likewise with act_dim."""
 
     divergence_check_every = 1000  # steps between checks (a check reads the metrics to the host)
     device = None                  # where MetricsLog's sums live on resume (None: numpy)
 
+    @abstractmethod
     def build(self, seeds: list, obs_dim: int, act_dim: int) -> None:
         """Create the block's learners, once the environments' shapes are known."""
-        raise NotImplementedError
 
+    @abstractmethod
     def explore(self, obs: np.ndarray, alive: np.ndarray) -> np.ndarray:
         """Behaviour actions (S, act_dim) after the warm-up."""
-        raise NotImplementedError
 
+    @abstractmethod
     def update(self, batch: dict, timer, alive: np.ndarray) -> dict:
         """One update per seed from its replay sample (torch tensors (S, B, ...)), timed in the
         phases critic_update and actor_update; returns the metrics columns, (S,) each."""
-        raise NotImplementedError
 
+    @abstractmethod
     def evaluator(self, alive: np.ndarray):
         """For one evaluation: a function of observations (S, E, obs_dim) -> actions."""
-        raise NotImplementedError
 
+    @abstractmethod
     def probe(self, states: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """n draws of the policy and of the behaviour at each probe state: two (S, P, n, act_dim)."""
-        raise NotImplementedError
+        """n draws of the policy and of the behaviour at each probe state: two arrays
+        (S, P, n, act_dim)."""
 
+    @abstractmethod
     def policy_file(self, index: int) -> tuple[dict, dict]:
         """(modules, streams) of seed `index`'s policy.pt, taken before the probe draws."""
-        raise NotImplementedError
 
+    @abstractmethod
     def state_dict(self):
-        raise NotImplementedError
+        """Everything of the learners a checkpoint must hold to resume bit for bit."""
 
+    @abstractmethod
     def load_state_dict(self, state) -> None:
-        raise NotImplementedError
+        """Restore what state_dict returned."""
+
+    @abstractmethod
+    def provenance(self) -> dict:
+        """device, device_name and packages for config.json's provenance."""
+
+    @abstractmethod
+    def device_label(self) -> str:
+        """The device column of timing.csv."""
 
     def poison(self, index: int) -> None:
         """Make seed `index`'s learner diverge (a test hook: --debug-poison STEP:SEED)."""
@@ -114,14 +127,6 @@ class Learner:
     def facts(self) -> dict:
         """Extra entries of config.json (and of the checkpoint signature)."""
         return {}
-
-    def provenance(self) -> dict:
-        """device, device_name and packages for config.json's provenance."""
-        raise NotImplementedError
-
-    def device_label(self) -> str:
-        """The device column of timing.csv."""
-        raise NotImplementedError
 
     def close(self) -> None:
         pass
@@ -190,13 +195,13 @@ class TrainingLoop:
     def signature(self, seed) -> dict:
         return {**self.identity, "seed": int(seed)}
 
-    def config_for(self, seed) -> dict:
+    def config_for(self, seed, provenance: dict) -> dict:
         env = {"obs_dim": self.obs_dim, "act_dim": self.act_dim, "max_return": self.max_return}
         if self.optima is not None:
             env["optima"] = np.asarray(self.optima).tolist()
         return {**_jsonable(self.signature(seed)), **self.learner.facts(), "env": env,
                 "block": {"seeds": self.seeds, "size": len(self.seeds)},
-                "provenance": self.provenance()}
+                "provenance": provenance}
 
     def provenance(self) -> dict:
         root = Path(__file__).resolve().parent.parent
@@ -240,8 +245,9 @@ class TrainingLoop:
             return 0
         resumed = self.try_resume()
         if not resumed:
+            provenance = self.provenance()  # one block, one start: the same for every seed
             for s, w in zip(self.seeds, self.writers):
-                w.write_config(self.config_for(s))
+                w.write_config(self.config_for(s, provenance))
                 w.write_status("running", 0)
         try:
             if not resumed:

@@ -285,6 +285,7 @@ class OfficialLearner(Learner):
         import jax
         self.jax, self.algo_name, self.cls = jax, algo, learner_cls
         self.checkout, self.hparams = checkout, hparams
+        self._facts = None
         self.algo = ALGORITHMS[algo](jax, learner_cls, checkout)
 
     def build(self, seeds, obs_dim, act_dim):
@@ -369,11 +370,13 @@ class OfficialLearner(Learner):
                                                    [self.jax.numpy.asarray(x) for x in leaves])
 
     def facts(self):
-        from qsm import official
-        module, cls = official.LEARNERS[self.algo_name]
-        return {"official": {"path": str(self.checkout), "learner": f"{module}.{cls}",
-                             "commit": git_output(self.checkout, "rev-parse", "HEAD")
-                             or official.OFFICIAL_COMMIT}}
+        if self._facts is None:  # asked per seed and per checkpoint: one git call is enough
+            from qsm import official
+            module, cls = official.LEARNERS[self.algo_name]
+            self._facts = {"official": {"path": str(self.checkout), "learner": f"{module}.{cls}",
+                                        "commit": git_output(self.checkout, "rev-parse", "HEAD")
+                                        or official.OFFICIAL_COMMIT}}
+        return self._facts
 
     def provenance(self):
         device = self.jax.devices()[0]
