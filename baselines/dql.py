@@ -2,11 +2,12 @@
 
 The update that the QSM paper contrasts with its own: the diffusion policy is improved by
 backpropagating the critic's value through the WHOLE reverse sampler. Everything except the
-actor update is QSM's, inherited unchanged (same Denoiser, Schedule, TwinCritic, critic update,
-acting), so the two agents differ in exactly one step.
+actor update is the diffusion actor-critic that QSM also builds on (qsm/diffusion_agent.py: same
+Denoiser, Schedule, TwinCritic, critic update, acting), so the two agents differ in exactly one
+step.
 
 Per update, on a seed-batched replay sample:
-  1. Critic:  exactly QSM's (inherited):  a' = clip(sampler(s') + N(0, sigma_target^2)),
+  1. Critic:  exactly QSM's (the shared base):  a' = clip(sampler(s') + N(0, sigma_target^2)),
               y = r + gamma * mask * min_j Q'_j(s', a');  minimise mean_B (Q_j(s, a) - y)^2
               for each critic; Polyak-average the target critics.
   2. Actor:   a_0 = sampler(s), drawn WITH gradient through all T denoiser calls
@@ -26,59 +27,23 @@ Zhou; ICLR 2023) on the same networks:
   averaging both is its deterministic version. It writes L_bc + eta * L_q; bc_weight = 1 / eta,
   and bc_weight = 1 is its eta = 1 of the D4RL locomotion tasks. Not included in either variant:
   Diffusion-QL's EMA actor, max-Q selection among several samples, gradient-norm clipping.
+Hyperparameters: baselines/dql_config.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from qsm.agent import QSM
+from baselines.dql_config import DQLConfig
 from qsm.agent_base import no_param_grads
 from qsm.diffusion import reverse_chain
-from qsm.hparams import hp
-from qsm.registry import register
+from qsm.diffusion_agent import DiffusionActorCritic
 
 
-@register("dql")
-class DiffusionQL(QSM):
-    @dataclass
-    class Config:
-        variant: str = hp("official", choices=("official", "diffusion_ql_paper"),
-                          doc="actor update: the official online Diffusion-QL, or the paper's form")
-        bc_weight: float = hp(1.0, ge=0, doc="diffusion_ql_paper only: weight of the BC term, 1/eta")
-        T: int = hp(5, ge=1, doc="diffusion steps (the actor graph holds all T calls)")
-        beta_min: float = hp(0.1, gt=0, doc="VP schedule, as QSM")
-        beta_max: float = hp(10.0, gt=0, doc="VP schedule, as QSM")
-        temperature: float = hp(1.0, ge=0, doc="sampler noise multiplier")
-        actor_lr: float = hp(3e-4, gt=0, doc="Adam step size of the denoiser")
-        actor_lr_decay_steps: int = hp(2_000_000, ge=1, doc="cosine decay of the actor lr, as QSM")
-        critic_lr: float = hp(3e-4, gt=0, doc="Adam step size of the critics")
-        actor_hidden: tuple = hp((512, 512), sizes=True, doc="denoiser MLP widths")
-        time_dim: int = hp(64, gt=0, even=True, doc="Fourier features of t")
-        cond_hidden: tuple = hp((128, 128), sizes=True, doc="time-conditioning MLP widths")
-        critic_hidden: tuple = hp((512, 512), sizes=True, doc="critic MLP widths")
-        gamma: float = hp(0.99, gt=0, lt=1, doc="discount")
-        tau: float = hp(0.005, gt=0, le=1, doc="Polyak step of the target critics")
-        explore_noise: float = hp(0.1, ge=0, doc="std of the exploration noise")
-        target_noise: float = hp(0.1, ge=0, doc="std of the noise on next actions in the target")
-        RELATIONS = (("beta_min", "<=", "beta_max"),)
-
-    TASK_OVERRIDES = {}  # QSM's per-task overrides concern M_q, which this agent does not have
-
-    # __init__, act, update_critic, td_target and set_actor_lr are QSM's; its score-matching
-    # methods (update_score, score_loss) are not used.
-
-    def update(self, batch, timer):
-        with timer.phase("critic_update"):
-            metrics = self.update_critic(batch)
-        with timer.phase("actor_update"):
-            losses = self.update_actor(batch)
-        self.updates += 1
-        return {**metrics, **losses}
+class DiffusionQL(DiffusionActorCritic):
+    Config = DQLConfig
 
     def update_actor(self, b):
-        self.set_actor_lr()
+        """Step 2: one step of the denoiser on the value of its own samples."""
         if self.cfg.variant == "official":
             per_seed = self.actor_loss(b["obs"])
             losses = {"actor_loss": per_seed.detach()}
@@ -87,9 +52,7 @@ class DiffusionQL(QSM):
             per_seed = q_loss + self.cfg.bc_weight * bc_loss
             losses = {"actor_loss": per_seed.detach(), "q_loss": q_loss.detach(),
                       "bc_loss": bc_loss.detach()}
-        self.actor_opt.zero_grad(set_to_none=True)
-        per_seed.sum().backward()
-        self.actor_opt.step()
+        self.step_actor(per_seed)
         return losses
 
     def sample_with_gradient(self, obs):
@@ -118,7 +81,5 @@ class DiffusionQL(QSM):
         S, B, A = action.shape
         t = self.update_noise.randint(self.cfg.T, B)                                     # (S, B)
         eps = self.update_noise.randn(B, A)
-        abar = self.schedule.alpha_bars[t].unsqueeze(-1)
-        noisy = abar.sqrt() * action + (1 - abar).sqrt() * eps
-        eps_pred = self.denoiser(obs, noisy, t)
+        eps_pred = self.denoiser(obs, self.noised(action, t, eps), t)
         return ((eps - eps_pred) ** 2).mean(dim=(1, 2))

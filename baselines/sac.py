@@ -10,16 +10,14 @@ Policy: tanh-squashed Gaussian, log-std clipped to [-20, 2]. Evaluation acts wit
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from baselines.sac_config import SACConfig
 from qsm.agent_base import Agent, adam, critic_diagnostics, frozen_copy, no_param_grads
-from qsm.hparams import hp
 from qsm.nets import BatchedLinear, BatchedMLP, TwinCritic, polyak_update
-from qsm.registry import register
 
 
 class TanhGaussianActor(nn.Module):
@@ -43,22 +41,8 @@ def tanh_gaussian_log_prob(u, mean, log_std):
     return (gauss - squash).sum(-1)
 
 
-@register("sac")
 class SAC(Agent):
-    @dataclass
-    class Config:
-        actor_lr: float = hp(3e-4, gt=0, doc="Adam step size of the actor")
-        critic_lr: float = hp(3e-4, gt=0, doc="Adam step size of the critics")
-        temp_lr: float = hp(3e-4, gt=0, doc="Adam step size of log(alpha)")
-        init_temperature: float = hp(1.0, gt=0, doc="initial entropy weight alpha")
-        target_entropy_scale: float = hp(0.5, ge=0, doc="target entropy = -scale * act_dim (official: 1/2)")
-        hidden: tuple = hp((256, 256), sizes=True, doc="actor and critic MLP widths")
-        gamma: float = hp(0.99, gt=0, lt=1, doc="discount")
-        tau: float = hp(0.005, gt=0, le=1, doc="Polyak step of the target critics")
-        log_std_min: float = hp(-20.0, doc="lower clip of the policy's log-std")
-        log_std_max: float = hp(2.0, doc="upper clip of the policy's log-std")
-        backup_entropy: bool = hp(True, doc="entropy term in the critic target")
-        RELATIONS = (("log_std_min", "<", "log_std_max"),)
+    Config = SACConfig
 
     def __init__(self, obs_dim, act_dim, seeds, cfg, device="cpu"):
         super().__init__(obs_dim, act_dim, seeds, cfg, device)

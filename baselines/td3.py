@@ -13,15 +13,12 @@ does.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn as nn
 
+from baselines.td3_config import TD3Config
 from qsm.agent_base import Agent, adam, critic_diagnostics, frozen_copy, no_param_grads
-from qsm.hparams import hp
 from qsm.nets import BatchedMLP, TwinCritic, polyak_update
-from qsm.registry import register
 
 
 class DeterministicActor(nn.Module):
@@ -33,21 +30,8 @@ class DeterministicActor(nn.Module):
         return torch.tanh(self.net(obs))
 
 
-@register("td3")
 class TD3(Agent):
-    @dataclass
-    class Config:
-        actor_lr: float = hp(3e-4, gt=0, doc="Adam step size of the actor")
-        critic_lr: float = hp(3e-4, gt=0, doc="Adam step size of the critics")
-        hidden: tuple = hp((256, 256), sizes=True, doc="actor and critic MLP widths")
-        gamma: float = hp(0.99, gt=0, lt=1, doc="discount")
-        tau: float = hp(0.005, gt=0, le=1, doc="Polyak step of the target networks")
-        explore_noise: float = hp(0.1, ge=0, doc="std of the exploration noise")
-        target_noise: float = hp(0.2, ge=0, doc="std of the target policy smoothing noise")
-        target_noise_clip: float = hp(0.5, ge=0, doc="the smoothing noise is clipped to +-this")
-        policy_delay: int = hp(2, ge=1, doc="critic updates per actor update")
-        clip_target_action: bool = hp(False, doc="clip the noised target action to [-1, 1] "
-                                                 "(official: no; the TD3 paper: yes)")
+    Config = TD3Config
 
     def __init__(self, obs_dim, act_dim, seeds, cfg, device="cpu"):
         super().__init__(obs_dim, act_dim, seeds, cfg, device)

@@ -16,7 +16,7 @@ from .metrics import BOUND_TOLERANCE
 from .seeding import SeedStreams
 
 class Agent(nn.Module):
-    name = "agent"
+    name = "agent"  # the declared NAME, set by qsm.registry.get_agent
     # The modules that make up the policy (what act() uses): saved as the run's policy.pt.
     POLICY_MODULES: tuple = ("actor",)
 

@@ -1,45 +1,64 @@
-"""The registered agents, read from their source text without importing them.
+"""The registered agents, from their declarations: imported, never torch.
 
 The pipeline builds its DAG on login nodes, where importing torch or dm_control is slow or
-impossible. Everything it needs about an agent is written declaratively in the agent's file:
+impossible. So an agent is two modules, side by side:
 
-    @register("qsm")
-    class QSM(Agent):
+  * its learner, e.g. `baselines/sac.py`: the class that acts and updates (torch);
+  * its declaration, the learner's module name + `_config`, e.g. `baselines/sac_config.py`:
+    plain Python that imports nothing but dataclasses, `qsm.hparams` and other declarations:
+
+        NAME = "sac"                        # the name for --algo and the config's `algos:`
+        LEARNER = "baselines.sac:SAC"       # module:Class of the learner
         @dataclass
-        class Config:
-            M_q: float = hp(50.0, gt=0, doc="...")
+        class SACConfig:                    # every field `hp(default, range..., doc=...)`
+            gamma: float = hp(0.99, gt=0, lt=1, doc="discount")
             ...
-        RELATIONS = (...)          # optional, inside Config
-        TASK_OVERRIDES = {...}     # optional
+            RELATIONS = (...)               # optional: orderings between fields
+        CONFIG = SACConfig
+        TASK_OVERRIDES = {task: {field: value}}   # optional: per-task defaults
 
-so this module parses those files (`ast`, literals only) and returns, per agent name, its module,
-its hyperparameter specs, relations and per-task defaults. The trainer uses the real classes
-(`qsm.registry`); a test checks that both readings agree for every agent.
+The learner takes its `Config` from the declaration (`Config = SACConfig`), so the trainer and
+the pipeline read the same class. Declarations are ordinary Python: a config may inherit another
+(`qsm` and `dql` both extend `DiffusionConfig`, qsm/diffusion_agent_config.py, the hyperparameters
+of their shared base learner) or use named constants.
+
+Where declarations are found: QSM's, `qsm/agent_config.py`, and every `baselines/*_config.py`,
+so a new agent in `baselines/` needs no edit elsewhere. Naming each declaration after its learner
+keeps the pair together in a listing; a shared config that is no agent lives in `qsm/` under a
+learner's name + `_config` (it declares no NAME and is not scanned).
+
+This module imports the declarations (importlib) and returns, per agent name, its learner, its
+hyperparameter specs, relations and per-task defaults. `qsm.registry` imports the learners.
 """
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .hparams import CONSTRAINTS, HparamError, Spec, resolve
+from .hparams import HparamError, relations_of, resolve, specs_of
 
 ROOT = Path(__file__).resolve().parent.parent
-# Where agents live: the built-in QSM agent and every module of the `baselines` package.
-BUILTIN_AGENT_MODULES = ("qsm.agent",)
+# Where declarations live: QSM's, and every module of the `baselines` package named *_config.
+BUILTIN_DECLARATIONS = ("qsm.agent_config",)
 PLUGIN_PACKAGES = ("baselines",)
+DECLARATION_SUFFIX = "_config"
 
 
 class CatalogError(ValueError):
-    """An agent file that the static reader cannot understand (not a user error)."""
+    """A declaration module that does not declare an agent as described above (not a user error)."""
 
 
 @dataclass(frozen=True)
 class AgentEntry:
     name: str
-    module: str          # dotted module name, e.g. "baselines.sac"
-    class_name: str
+    declaration: str     # dotted name of the declaration module, e.g. "baselines.sac_config"
+    module: str          # dotted name of the learner's module, e.g. "baselines.sac"
+    class_name: str      # the learner class in `module`
+    config: type         # the Config dataclass (the learner's `Config`)
     specs: dict          # {field: Spec}
     relations: tuple     # ((a, op, b), ...)
     task_overrides: dict  # {task: {field: value}}
@@ -50,11 +69,11 @@ class AgentEntry:
                        self.task_overrides.get(task, {}), overrides, task)
 
 
-def agent_modules() -> list[str]:
-    """Dotted names of every module that may register agents (the registry imports the same)."""
-    mods = list(BUILTIN_AGENT_MODULES)
+def declaration_modules() -> list[str]:
+    """Dotted names of every declaration module, QSM's first, then by module name."""
+    mods = list(BUILTIN_DECLARATIONS)
     for pkg in PLUGIN_PACKAGES:
-        for path in sorted((ROOT / pkg).glob("*.py")):
+        for path in sorted((ROOT / pkg).glob(f"*{DECLARATION_SUFFIX}.py")):
             if not path.name.startswith("_"):
                 mods.append(f"{pkg}.{path.stem}")
     return mods
@@ -65,77 +84,38 @@ def module_path(module: str) -> Path:
     return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
 
 
-def _literal(node, where):
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise CatalogError(f"{where}: not a literal ({ast.unparse(node)})") from None
-
-
-def _registered_name(cls: ast.ClassDef):
-    for dec in cls.decorator_list:
-        if isinstance(dec, ast.Call) and getattr(dec.func, "id", getattr(dec.func, "attr", None)) == "register":
-            return _literal(dec.args[0], f"class {cls.name} decorator")
-    return None
-
-
-def _read_config(cfg: ast.ClassDef, where: str):
-    specs, relations = {}, ()
-    for stmt in cfg.body:
-        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-            name = stmt.target.id
-            value = stmt.value
-            if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "hp":
-                kwargs = {k.arg: _literal(k.value, f"{where}.{name}") for k in value.keywords}
-                unknown = set(kwargs) - set(CONSTRAINTS) - {"doc"}
-                if unknown:
-                    raise CatalogError(f"{where}.{name}: unknown hp() arguments {sorted(unknown)}")
-                if kwargs.get("choices"):
-                    kwargs["choices"] = tuple(kwargs["choices"])
-                specs[name] = Spec(name, _literal(value.args[0], f"{where}.{name}"), **kwargs)
-            else:
-                specs[name] = Spec(name, _literal(value, f"{where}.{name}"))
-        elif (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-              and getattr(stmt.targets[0], "id", None) == "RELATIONS"):
-            relations = tuple(tuple(r) for r in _literal(stmt.value, f"{where}.RELATIONS"))
-    return specs, relations
+def read_declaration(module_name: str) -> AgentEntry:
+    """The agent that a declaration module declares (CatalogError if it is malformed)."""
+    mod = importlib.import_module(module_name)
+    missing = [k for k in ("NAME", "LEARNER", "CONFIG") if not hasattr(mod, k)]
+    if missing:
+        raise CatalogError(f"{module_name} declares no {', '.join(missing)}")
+    name, learner, config = mod.NAME, mod.LEARNER, mod.CONFIG
+    if not (isinstance(name, str) and name):
+        raise CatalogError(f"{module_name}.NAME must be a non-empty string, not {name!r}")
+    learner_module, _, class_name = str(learner).partition(":")
+    if not (isinstance(learner, str) and learner_module and class_name.isidentifier()):
+        raise CatalogError(f"{module_name}.LEARNER must read 'package.module:Class', not {learner!r}")
+    if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
+        raise CatalogError(f"{module_name}.CONFIG must be a dataclass, not {config!r}")
+    task_overrides = getattr(mod, "TASK_OVERRIDES", {})
+    if not (isinstance(task_overrides, dict)
+            and all(isinstance(t, dict) for t in task_overrides.values())):
+        raise CatalogError(f"{module_name}.TASK_OVERRIDES must be {{task: {{field: value}}}}")
+    return AgentEntry(name, module_name, learner_module, class_name, config, specs_of(config),
+                      relations_of(config), task_overrides)
 
 
 @lru_cache(maxsize=None)
 def agent_catalog() -> dict[str, AgentEntry]:
-    """{agent name: AgentEntry} for every registered agent, from source text."""
-    classes = {}   # class name -> (module, ClassDef), to follow `class DQL(QSM)` for inherited parts
-    for mod in agent_modules():
-        tree = ast.parse(module_path(mod).read_text(), filename=str(module_path(mod)))
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef):
-                classes[node.name] = (mod, node)
-
-    def part(cls_name, want):
-        """The class's own Config / TASK_OVERRIDES, else its first base's that we know."""
-        mod, node = classes[cls_name]
-        for stmt in node.body:
-            if want == "Config" and isinstance(stmt, ast.ClassDef) and stmt.name == "Config":
-                return _read_config(stmt, f"{mod}.{cls_name}.Config")
-            if (want == "TASK_OVERRIDES" and isinstance(stmt, ast.Assign)
-                    and getattr(stmt.targets[0], "id", None) == "TASK_OVERRIDES"):
-                return _literal(stmt.value, f"{mod}.{cls_name}.TASK_OVERRIDES")
-        for base in node.bases:
-            if getattr(base, "id", None) in classes:
-                return part(base.id, want)
-        if want == "Config":
-            raise CatalogError(f"{mod}.{cls_name} declares no Config")
-        return {}
-
+    """{agent name: AgentEntry} for every declared agent, in declaration_modules() order."""
     out = {}
-    for cls_name, (mod, node) in classes.items():
-        name = _registered_name(node)
-        if name is None:
-            continue
-        if name in out:
-            raise CatalogError(f"agent name {name!r} registered twice ({out[name].module} and {mod})")
-        specs, relations = part(cls_name, "Config")
-        out[name] = AgentEntry(name, mod, cls_name, specs, relations, part(cls_name, "TASK_OVERRIDES"))
+    for mod in declaration_modules():
+        entry = read_declaration(mod)
+        if entry.name in out:
+            raise CatalogError(f"agent name {entry.name!r} declared twice "
+                               f"({out[entry.name].declaration} and {mod})")
+        out[entry.name] = entry
     return out
 
 
@@ -144,7 +124,8 @@ def agent_names() -> list[str]:
 
 
 def module_summary(module: str) -> str:
-    """The first line of a module's docstring: an agent's one-line description."""
+    """The first line of a module's docstring: an agent's one-line description. Read from the
+    learner's file (its import would load torch)."""
     doc = ast.get_docstring(ast.parse(module_path(module).read_text())) or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
 

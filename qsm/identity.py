@@ -8,8 +8,10 @@ program's module and, transitively, every module of this suite that it imports (
 allocator, read declarations or format command lines, none of which changes a number a run
 produces. Each file enters the hash as its syntax tree with docstrings removed (`ast.dump`), so
 editing comments, docstrings, blank lines or formatting changes no version, and editing any
-statement does. For an agent it is `training_code_version(algo)`: the agent's module closure
-plus the trainer's.
+statement does. For an agent it is `training_code_version(algo)`: the closure of the agent's
+learner module (which imports its declaration, e.g. `baselines/sac_config.py`, and any shared base
+such as `qsm/diffusion_agent.py` with its config) plus the trainer's. A declaration is hashed like
+the learner: its Config's fields are what the learner builds from.
 
 Run identity
 ------------

@@ -1,55 +1,43 @@
-"""Agents registered by name, and their resolved hyperparameters.
+"""Agents by name: the learner classes, and their resolved hyperparameters.
 
-An agent is a class decorated with `@register("name")` in `qsm/agent.py` or any module of the
-`baselines` package (`qsm.catalog.agent_modules`), so a new file there is found by `--algo` with
-no other edit. It declares its hyperparameters as a dataclass `Config` whose fields are
-`qsm.hparams.hp(default, <valid range>)` (paper defaults), and optionally
-`TASK_OVERRIDES = {task: {key: value}}` for per-task defaults. Both must be literals: the
-pipeline reads them from the source text without importing torch (`qsm.catalog`).
+Each agent is declared in a torch-free module (`qsm/agent_config.py`, `baselines/<name>_config.py`;
+`qsm.catalog`): its name, its learner ("module:Class"), its `Config` dataclass of `hp()` fields
+(paper defaults and valid ranges) and optional per-task defaults. This module imports the learner
+a declaration names, so a new declaration in `baselines/` is found by `--algo` with no other edit.
 """
 from __future__ import annotations
 
 import importlib
+from functools import lru_cache
 
 import yaml
 
-from .catalog import agent_modules
-from .hparams import HparamError, relations_of, resolve, specs_of
+from .catalog import agent_catalog, get_entry
+from .hparams import HparamError
 
-_REGISTRY: dict[str, type] = {}
-_loaded = False
 AgentError = HparamError  # unknown agent, malformed or out-of-range hyperparameter
 
 
-def register(name: str):
-    def wrap(cls):
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise AgentError(f"agent name {name!r} registered twice "
-                             f"({_REGISTRY[name].__module__} and {cls.__module__})")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-    return wrap
-
-
-def _load_all():
-    global _loaded
-    if not _loaded:
-        for mod in agent_modules():
-            importlib.import_module(mod)
-        _loaded = True
-
-
 def agent_names() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return sorted(agent_catalog())
 
 
+@lru_cache(maxsize=None)
 def get_agent(name: str) -> type:
-    _load_all()
-    if name not in _REGISTRY:
-        raise AgentError(f"unknown algorithm {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
+    """The learner class declared for `name`, with `name` set on it (AgentError if unknown)."""
+    entry = get_entry(name)
+    cls = getattr(importlib.import_module(entry.module), entry.class_name, None)
+    if cls is None:
+        raise AgentError(f"{entry.declaration}: learner {entry.module}:{entry.class_name} "
+                         f"does not exist")
+    if getattr(cls, "Config", None) is not entry.config:
+        raise AgentError(f"{entry.module}.{entry.class_name}.Config is not the Config its "
+                         f"declaration {entry.declaration} declares ({entry.config.__name__})")
+    if cls.__dict__.get("name", name) != name:
+        raise AgentError(f"{entry.module}.{entry.class_name} is declared as both "
+                         f"{cls.name!r} and {name!r}")
+    cls.name = name
+    return cls
 
 
 def parse_overrides(pairs) -> dict:
@@ -70,6 +58,4 @@ def parse_overrides(pairs) -> dict:
 def resolve_config(agent_cls, task: str, overrides: dict):
     """Paper defaults, then the agent's per-task defaults, then user overrides; every value
     type- and range-checked (qsm.hparams.resolve) -> an instance of the agent's Config."""
-    values = resolve(agent_cls.name, specs_of(agent_cls.Config), relations_of(agent_cls.Config),
-                     getattr(agent_cls, "TASK_OVERRIDES", {}).get(task, {}), overrides, task)
-    return agent_cls.Config(**values)
+    return agent_cls.Config(**get_entry(agent_cls.name).resolve(task, overrides))

@@ -25,7 +25,7 @@ def agents_listing() -> str:
     from .catalog import agent_catalog, module_summary
     catalog = agent_catalog()
     width = max(map(len, catalog))
-    lines = ["Registered agents (--algo NAME; hyperparameters: python -m qsm.hparams NAME):"]
+    lines = ["Registered agents (--algo NAME; hyperparameters: python -m qsm.hparams_docs NAME):"]
     lines += [f"  {name:<{width}}  {module_summary(entry.module)}"
               for name, entry in catalog.items()]
     return "\n".join(lines)

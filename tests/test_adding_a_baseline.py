@@ -7,6 +7,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -49,7 +50,7 @@ def run(command: str, tmp_path):
 
 
 def test_path_a_by_hand_prints_what_the_text_shows(tmp_path):
-    steps = commands(bash_block_after("### Step 2: try it once by hand"))
+    steps = commands(bash_block_after("### Step 3: try it once by hand"))
     assert [c.split()[1] for c, _ in steps] == ["-m", "-c"]
     run(steps[0][0], tmp_path)
     printed = run(steps[1][0], tmp_path).strip()
@@ -78,6 +79,72 @@ def test_stated_job_counts_are_those_of_a_dry_run(tmp_path):
     assert "random_policy" not in none
 
 
-@pytest.mark.parametrize("name", ["POLICY_MODULES", "extra_state()", "literal `hp(...)` calls"])
+@pytest.mark.parametrize("name", ["POLICY_MODULES", "extra_state()", "declaration imports no torch",
+                                  "learner's `Config` is the declared one"])
 def test_the_rules_for_a_new_agent_are_named(name):
     assert name in DOC
+
+
+def test_step_1_shows_the_declaration_as_it_is():
+    start = DOC.index("### Step 1: declare the agent")
+    shown = re.search(r"```python\n(.*?)```", DOC[start:], flags=re.S).group(1)
+    source = (ROOT / "baselines" / "dql_config.py").read_text()
+    assert source.endswith(shown), "docs/adding_a_baseline.md Step 1 differs from baselines/dql_config.py"
+
+
+NEW_DECLARATION = """\
+from dataclasses import dataclass
+
+from qsm.hparams import hp
+
+NAME = "mine"
+LEARNER = "baselines.mine:Mine"
+
+
+@dataclass
+class MineConfig:
+    hidden: tuple = hp((8, 8), sizes=True, doc="actor widths")
+    gamma: float = hp(0.99, gt=0, lt=1, doc="discount")
+
+
+CONFIG = MineConfig
+TASK_OVERRIDES = {"toy_bimodal": {"gamma": 0.9}}
+"""
+
+NEW_LEARNER = """\
+\"\"\"A new agent, found by its two files alone.\"\"\"
+from baselines.mine_config import MineConfig
+from qsm.agent_base import Agent
+
+
+class Mine(Agent):
+    Config = MineConfig
+"""
+
+
+def test_the_two_files_are_all_the_registration_needed(tmp_path):
+    """Rules 1-3 on a copy of the packages: a new learner and its declaration in baselines/ are
+    listed by the trainer, resolved with their per-task defaults, and a learner that carries
+    another Config than the declared one is refused."""
+    for pkg in ("qsm", "baselines"):
+        shutil.copytree(ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "baselines" / "mine_config.py").write_text(NEW_DECLARATION)
+    (tmp_path / "baselines" / "mine.py").write_text(NEW_LEARNER)
+    env = {**python_env(), "PYTHONPATH": str(tmp_path)}
+
+    def python(*args):
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=tmp_path,
+                              env=env, timeout=300)
+
+    listing = python("-m", "qsm.train", "--list-agents")
+    assert listing.returncode == 0, listing.stderr
+    assert "  mine  A new agent, found by its two files alone." in listing.stdout
+    resolved = python("-c", "from qsm.registry import get_agent, resolve_config; "
+                            "cls = get_agent('mine'); print(cls.__module__, cls.name, "
+                            "resolve_config(cls, 'toy_bimodal', {}).gamma)")
+    assert resolved.returncode == 0, resolved.stderr
+    assert resolved.stdout.split() == ["baselines.mine", "mine", "0.9"]
+    (tmp_path / "baselines" / "mine.py").write_text(NEW_LEARNER.replace(
+        "    Config = MineConfig", "    class Config:\n        pass"))
+    refused = python("-c", "from qsm.registry import get_agent; get_agent('mine')")
+    assert refused.returncode != 0 and "is not the Config its declaration" in refused.stderr

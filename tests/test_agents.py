@@ -173,7 +173,7 @@ def test_qsm_score_update_calls_denoiser_once_whatever_T():
         net = agent.denoiser.net  # every denoiser evaluation, training or chain path, runs its hidden layers
         original = net.forward_hidden
         net.forward_hidden = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
-        agent.update_score(batch(1))
+        agent.update_actor(batch(1))
         assert len(calls) == 1, f"score update ran the denoiser {len(calls)} times at T={T}"
         calls.clear()
         agent.act(torch.randn(1, 1, OBS), "eval")
@@ -249,7 +249,7 @@ def test_qsm_denoiser_moves_samples_toward_max_of_known_q():
     for _ in range(300):
         # replay actions spread over the whole action box, as under a random policy
         b = {"obs": torch.zeros(1, 128, OBS), "action": torch.rand(1, 128, ACT, generator=g) * 2 - 1}
-        agent.update_score(b)
+        agent.update_actor(b)
     after_samples = agent.act(obs, "eval")[0]
     after = (after_samples - target).norm(dim=-1).mean()
     assert after < 0.25 * before, (before, after)

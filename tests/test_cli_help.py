@@ -11,10 +11,11 @@ import pytest
 
 from conftest import ROOT, python_env
 
-MODULES = ["qsm.train", "qsm.policy", "qsm.rundir", "qsm.gpu_slots", "analysis.manifest",
-           "analysis.archive", "analysis.aggregate", "analysis.stats", "analysis.figures",
-           "analysis.audit.cli", "analysis.profile", "analysis.fidelity", "analysis.diagnostics",
-           "benchmarks/calibration.py", "workflow/scripts/official_baseline.py"]
+MODULES = ["qsm.train", "qsm.policy", "qsm.rundir", "qsm.gpu_slots", "qsm.hparams_docs",
+           "analysis.manifest", "analysis.archive", "analysis.aggregate", "analysis.stats",
+           "analysis.figures", "analysis.audit.cli", "analysis.profile", "analysis.fidelity",
+           "analysis.diagnostics", "benchmarks/calibration.py",
+           "workflow/scripts/official_baseline.py"]
 
 
 def load(name):

@@ -133,7 +133,7 @@ def test_critic_update_samples_without_gradient_and_qsm_differs(T):
     qsm_cls = get_agent("qsm")
     qsm = qsm_cls(OBS, ACT, [0], resolve_config(qsm_cls, "cheetah_run", {**SMALL, "T": T}))
     calls = count_denoiser_calls(qsm)
-    qsm.update_score(batch(1))
+    qsm.update_actor(batch(1))
     assert len(calls) == 1
 
 

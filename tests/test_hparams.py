@@ -9,8 +9,8 @@ import pytest
 from conftest import ROOT, python_env
 from qsm import train
 from qsm.catalog import agent_catalog
-from qsm.hparams import (DOCS_COMMAND, DOCS_PAGE, HparamError, Spec,
-                         hyperparameters_page, markdown_table, resolve)
+from qsm.hparams import HparamError, Spec, markdown_table, resolve
+from qsm.hparams_docs import DOCS_COMMAND, DOCS_PAGE, hyperparameters_page
 
 # (algo, --set value, what the one-line error must say): 29 values across the four agents.
 OUT_OF_RANGE = [
@@ -127,7 +127,8 @@ def test_hyperparameters_page_is_generated_from_the_declarations():
 
 
 def test_hyperparameters_page_command_writes_what_the_test_expects(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "qsm.hparams", "--markdown"], capture_output=True,
-                          text=True, env=python_env(), cwd=tmp_path, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "qsm.hparams_docs", "--markdown"],
+                          capture_output=True, text=True, env=python_env(), cwd=tmp_path,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == hyperparameters_page()

@@ -1,5 +1,5 @@
-"""Run identity and code versions (qsm/identity.py), and the static agent catalog (qsm/catalog.py)
-that lets the pipeline build its DAG without importing torch."""
+"""Run identity and code versions (qsm/identity.py), and the agent catalog (qsm/catalog.py) that
+lets the pipeline build its DAG without importing torch."""
 import shutil
 import subprocess
 import sys
@@ -15,13 +15,37 @@ AGENTS = catalog.agent_names()
 
 
 @pytest.mark.parametrize("algo", AGENTS)
-def test_static_catalog_reads_what_the_classes_declare(algo):
+def test_catalog_and_trainer_read_the_same_declaration(algo):
     entry, cls = catalog.get_entry(algo), get_agent(algo)
     assert entry.module == cls.__module__ and entry.class_name == cls.__name__
+    assert cls.Config is entry.config and cls.name == algo
     assert entry.specs == specs_of(cls.Config)
     assert entry.relations == relations_of(cls.Config)
-    assert entry.task_overrides == getattr(cls, "TASK_OVERRIDES", {})
+    assert entry.declaration == f"{entry.module}_config"  # the declaration sits beside its learner
     assert set(AGENTS) >= {"qsm", "sac", "td3", "dql"}
+
+
+def test_qsm_and_dql_share_the_diffusion_fields_and_only_those():
+    qsm, dql = catalog.get_entry("qsm"), catalog.get_entry("dql")
+    shared = set(qsm.specs) & set(dql.specs)
+    assert set(qsm.specs) - shared == {"M_q"} and set(dql.specs) - shared == {"variant", "bc_weight"}
+    assert all(qsm.specs[k] == dql.specs[k] for k in shared)
+    assert qsm.relations == dql.relations == (("beta_min", "<=", "beta_max"),)
+
+
+def test_a_malformed_declaration_is_named(monkeypatch):
+    import types
+    module = types.ModuleType("fake_config")
+    module.NAME, module.LEARNER, module.CONFIG = "fake", "baselines.fake.Fake", int
+    monkeypatch.setitem(sys.modules, "fake_config", module)
+    with pytest.raises(catalog.CatalogError, match="fake_config.LEARNER must read"):
+        catalog.read_declaration("fake_config")
+    module.LEARNER = "baselines.fake:Fake"
+    with pytest.raises(catalog.CatalogError, match="fake_config.CONFIG must be a dataclass"):
+        catalog.read_declaration("fake_config")
+    del module.NAME
+    with pytest.raises(catalog.CatalogError, match="fake_config declares no NAME"):
+        catalog.read_declaration("fake_config")
 
 
 def test_closure_follows_imports_and_leaves_out_what_cannot_change_numbers():
@@ -31,9 +55,14 @@ def test_closure_follows_imports_and_leaves_out_what_cannot_change_numbers():
     numeric = {p.relative_to(ROOT).as_posix() for p in identity.numeric_sources(["baselines.sac",
                                                                                   "qsm.train"])}
     assert "qsm/nets.py" in numeric and "baselines/sac.py" in numeric
-    assert not numeric & {"qsm/rundir.py", "qsm/timing.py", "qsm/registry.py"}
-    # dql subclasses QSM: its runs depend on QSM's file too
-    assert "qsm.agent" in identity.closure(["baselines.dql"])
+    assert "baselines/sac_config.py" in numeric  # the declaration: what the learner builds
+    assert not numeric & {"qsm/rundir.py", "qsm/timing.py", "qsm/registry.py", "qsm/catalog.py"}
+    # QSM and dql are siblings: both depend on the shared base and its config, not on each other
+    for learner, declaration, other in (("qsm.agent", "qsm.agent_config", "baselines.dql"),
+                                        ("baselines.dql", "baselines.dql_config", "qsm.agent")):
+        modules = identity.closure([learner])
+        assert {declaration, "qsm.diffusion_agent", "qsm.diffusion_agent_config"} <= set(modules)
+        assert other not in modules and f"{other}_config" not in modules
 
 
 def test_run_identity_is_canonical_and_sensitive_to_every_part():
@@ -106,20 +135,23 @@ def test_code_version_changes_with_statements_not_with_comments_or_docstrings(re
     assert {a: v for a, v in after.items() if a != "sac"} == {a: v for a, v in before.items() if a != "sac"}
 
 
-def test_shared_code_versions_every_agent_that_uses_it_and_analysis_none(repo_copy):
+@pytest.mark.parametrize("path,changed", [
+    ("qsm/agent.py", {"qsm"}),                                  # QSM's own update
+    ("qsm/agent_config.py", {"qsm"}),                           # QSM's declaration
+    ("baselines/dql.py", {"dql"}),
+    ("baselines/dql_config.py", {"dql"}),
+    ("qsm/diffusion_agent.py", {"qsm", "dql"}),                 # their shared base
+    ("qsm/diffusion_agent_config.py", {"qsm", "dql"}),
+    ("qsm/nets.py", {"qsm", "dql", "sac", "td3"}),
+    ("analysis/stats.py", set()),
+])
+def test_shared_code_versions_every_agent_that_uses_it_and_analysis_none(repo_copy, path, changed):
     before = _versions()
-    agent = repo_copy / "qsm" / "agent.py"
-    agent.write_text(agent.read_text() + "\nUNUSED_CONSTANT = 1\n")
-    stats = repo_copy / "analysis" / "stats.py"
-    stats.write_text(stats.read_text() + "\nUNUSED_CONSTANT = 1\n")
+    edited = repo_copy / path
+    edited.write_text(edited.read_text() + "\nUNUSED_CONSTANT = 1\n")
     identity._file_digest.cache_clear()
     after = _versions()
-    assert after["qsm"] != before["qsm"] and after["dql"] != before["dql"]  # dql subclasses QSM
-    assert after["sac"] == before["sac"] and after["td3"] == before["td3"]
-    nets = repo_copy / "qsm" / "nets.py"
-    nets.write_text(nets.read_text() + "\nUNUSED_CONSTANT = 1\n")
-    identity._file_digest.cache_clear()
-    assert all(v != after[a] for a, v in _versions().items())
+    assert {a for a in AGENTS if after[a] != before[a]} == changed
 
 
 def test_dag_is_built_without_torch_or_dm_control(tmp_path):

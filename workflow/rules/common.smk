@@ -3,8 +3,8 @@ for (with its run identity), the run manifest, and the checks of the configurati
 schema cannot express.
 
 Building the DAG imports nothing heavy (no torch, no dm_control): agents, their hyperparameters
-and valid ranges are read from their source text (qsm.catalog), task names from a static list
-(qsm.envs), code versions are hashes of source files (qsm.identity).
+and valid ranges come from their torch-free declaration modules (qsm.catalog), task names from a
+static list (qsm.envs), code versions are hashes of source files (qsm.identity).
 
 Run identity (qsm/identity.py): every training job writes its seeds to
 results/runs/{algo}/{task}/{run_id}/seed{k}, where run_id hashes the algorithm, task, resolved
