@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.manifest import load_entry, load_manifest
+from analysis.manifest import load_manifest, read_runs
 from analysis.outputs import write_table
 from analysis.provenance import Provenance
 from qsm.cli import HelpFormatter
@@ -112,39 +112,26 @@ def collect(manifest):
     if not hasattr(manifest, "runs"):
         manifest = load_manifest(manifest)
     score_frames, status_rows = [], []
-    for e in manifest.select(*SCORED_ROLES):
+    for listed in read_runs(manifest, SCORED_ROLES, read=_max_return):
+        e, run = listed.entry, listed.run
         row = {"algo": e.algo, "task": e.task, "seed": e.seed, "role": e.role,
-               "run_id": e.run_id, "detail": "", "last_step": math.nan,
-               "budget_steps": math.nan, "max_return": math.nan, "path": e.path}
-        if not Path(e.path).is_dir():
-            status_rows.append({**row, "status": "missing", "detail": "no run directory"})
+               "run_id": e.run_id, "status": listed.status, "detail": listed.detail,
+               "last_step": math.nan, "budget_steps": math.nan, "max_return": math.nan,
+               "path": e.path}
+        if run is None:
+            status_rows.append(row)
             continue
-        try:
-            run = load_entry(e)
-            max_return = _max_return(run)
-        except ContractError as err:
-            status_rows.append({**row, "status": "invalid", "detail": str(err)})
-            continue
-        except Exception as err:  # anything else the validator did not anticipate
-            status_rows.append({**row, "status": "invalid",
-                                "detail": f"{e.path}: unreadable ({type(err).__name__}: {err})"})
-            continue
-        st = run.status["status"]
-        reason = str(run.status.get("reason", "") or "")
-        last_step = run.status.get("step", math.nan)
-        detail = (f"still running (at step {last_step})" if st == "running" else
-                  reason or f"{st} at step {last_step}" if st in ("diverged", "failed") else reason)
-        status_rows.append({**row, "status": st, "detail": detail,
-                            "last_step": float(last_step) if isinstance(last_step, (int, float))
-                            else math.nan,
+        max_return = listed.data
+        status_rows.append({**row, "last_step": float(listed.last_step)
+                            if listed.last_step is not None else math.nan,
                             "budget_steps": float(run.config["budget"]["steps"]),
                             "max_return": max_return})
-        if st in SCORED_STATUSES:
+        if listed.status in SCORED_STATUSES:
             ret = pd.to_numeric(run.eval["return"], errors="coerce").astype(float)
             score_frames.append(pd.DataFrame({
                 "algo": e.algo, "task": e.task, "seed": e.seed, "role": e.role,
                 "step": pd.to_numeric(run.eval["step"]).astype(np.int64),
-                "return": ret, "normalized": ret / max_return, "status": st}))
+                "return": ret, "normalized": ret / max_return, "status": listed.status}))
     for d in manifest.unlisted_dirs():
         status_rows.append(_unlisted_row(d))
 

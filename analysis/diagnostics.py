@@ -5,7 +5,7 @@ values and one figure per task of the diagnostics against environment steps.
 Runs
 ----
 The benchmark and audit runs of the run manifest (``analysis/manifest.py``), each read through
-the contract validator (:func:`analysis.manifest.load_entry`). Metrics are read from complete
+the contract validator (:func:`analysis.manifest.read_runs`). Metrics are read from complete
 and diverged runs (a diverged run's rows end where it diverged). Every other listed run
 (running, failed, missing, or ``invalid``: it breaks the run-directory contract, e.g. a run
 written before ``metrics.csv`` was part of it) is listed in the table with its status and the
@@ -70,7 +70,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from analysis.aggregate import RUN_STATUSES, SCORED_ROLES, SCORED_STATUSES  # noqa: E402
 from analysis.figures import (algo_color, finish_figure, legend_handles,  # noqa: E402
                               no_data_panel, step_budget_text)
-from analysis.manifest import Entry, load_entry, load_manifest  # noqa: E402
+from analysis.manifest import Entry, ListedRun, load_manifest, read_runs  # noqa: E402
 from analysis.outputs import write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
 from analysis.training_metrics import (METRICS_FILE, WINDOW_FIELDS,  # noqa: E402
@@ -121,29 +121,19 @@ def figure_name(task: str) -> str:
 def collect(manifest) -> list[RunMetrics]:
     """Every benchmark and audit run of the manifest (a Manifest or a path to one), with its
     metrics where it is complete or diverged and has them; never raises for a bad run."""
-    if not hasattr(manifest, "runs"):
-        manifest = load_manifest(manifest)
-    return [_read(e) for e in manifest.select(*ROLES)]
+    return [_metrics_of(listed) for listed in read_runs(manifest, ROLES, check_probes=False)]
 
 
-def _read(entry: Entry) -> RunMetrics:
-    if not Path(entry.path).is_dir():
-        return RunMetrics(entry, "missing", "no run directory")
-    try:
-        run = load_entry(entry, check_probes=False)
-    except ContractError as e:
-        return RunMetrics(entry, "invalid", str(e))
-    except Exception as e:  # anything the validator did not anticipate: reported, not raised
-        return RunMetrics(entry, "invalid", f"{entry.path}: unreadable ({type(e).__name__}: {e})")
-    status = str(run.status["status"])
+def _metrics_of(listed: ListedRun) -> RunMetrics:
+    entry, run = listed.entry, listed.run
+    if run is None:
+        return RunMetrics(entry, listed.status, listed.detail)
     budget = run.config.get("budget", {})
-    out = RunMetrics(entry, status, budget_steps=_number(budget.get("steps")),
+    out = RunMetrics(entry, listed.status, budget_steps=_number(budget.get("steps")),
                      log_every=_number(budget.get("log_every")),
                      start_steps=_number(budget.get("start_steps")))
-    step = run.status.get("step")
-    if status not in SCORED_STATUSES:  # the partial files of an unfinished run are not trusted
-        reason = str(run.status.get("reason", "") or "")
-        out.note = f"not read: {status} at step {step}" + (f" ({reason})" if reason else "")
+    if listed.status not in SCORED_STATUSES:  # the partial files of an unfinished run are not trusted
+        out.note = f"not read: {listed.detail or listed.status}"
         return out
     try:
         out.metrics = run_metrics(run)
@@ -155,8 +145,8 @@ def _read(entry: Entry) -> RunMetrics:
         notes.append(f"no {METRICS_FILE}")
     elif not len(out.metrics):
         notes.append(f"{METRICS_FILE} has no rows (no learning steps logged)")
-    if status == "diverged":
-        notes.append(f"diverged at step {step}: its rows end there")
+    if listed.status == "diverged":
+        notes.append(f"diverged at step {listed.last_step}: its rows end there")
     out.note = "; ".join(notes)
     return out
 

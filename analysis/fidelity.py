@@ -8,7 +8,7 @@ What is compared, each with a 95% interval from rliable's bootstrap (fixed rando
   difference IQM(candidate) - IQM(reference), runs of the two resampled independently within
   each task (rliable's StratifiedIndependentBootstrap);
 * P(candidate > reference): rliable's probability of improvement, averaged over tasks;
-* the learning curves, overlaid (mean over seeds with its interval);
+* the learning curves, overlaid (mean over runs with its interval; fidelity_curves.csv);
 * the multimodality audit of both at the probe states (modes_summary.csv: interior modes, mass
   on the bounds and in the corners, mixture components; policy and behaviour samples).
 
@@ -194,20 +194,37 @@ def markdown(table, result, candidate, reference) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(table, result, scores, mset, candidate, reference, outdir, provenance, used,
+def pooled_curves(scores, algos, reps=stats.DEFAULT_REPS, seed=stats.DEFAULT_SEED):
+    """Mean normalised return over every benchmark run (tasks and seeds pooled) of each of
+    `algos` at each evaluation step, with its interval (analysis.stats.mean_bands): columns
+    ``algo, step, mean, ci_low, ci_high, n_runs``."""
+    cols = ["algo", "step", "mean", "ci_low", "ci_high", "n_runs"]
+    frames = []
+    for algo in algos:
+        d = scores[(scores["algo"] == algo) & (scores["role"] == "benchmark")]
+        if d.empty:
+            continue
+        wide = d.pivot_table(index=["task", "seed"], columns="step", values="normalized")
+        mean, lo, hi, count = stats.mean_bands(wide.to_numpy(), reps=reps, seed=seed)
+        frames.append(pd.DataFrame({"algo": algo, "step": wide.columns.to_numpy().astype(np.int64),
+                                    "mean": mean, "ci_low": lo, "ci_high": hi,
+                                    "n_runs": count.astype(np.int64)}))
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+
+
+def plot(table, curves, result, mset, candidate, reference, outdir, provenance, used,
          reps=stats.DEFAULT_REPS, seed=stats.DEFAULT_SEED):
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     # (a) learning curves, overlaid
     ax = axes[0]
     for algo in (candidate, reference):
-        d = scores[(scores["algo"] == algo) & (scores["role"] == "benchmark")]
+        d = curves[curves["algo"] == algo]
         if d.empty:
             continue
-        wide = d.pivot_table(index=["task", "seed"], columns="step", values="normalized")
-        mean, lo, hi, _ = stats.mean_bands(wide.to_numpy(), reps=reps, seed=seed)
-        steps = wide.columns.to_numpy(float)
-        ax.plot(steps, mean, color=algo_color(algo), label=f"{algo} ({len(wide)} runs)")
-        ax.fill_between(steps, lo, hi, color=algo_color(algo), alpha=0.2, linewidth=0)
+        ax.plot(d["step"], d["mean"], color=algo_color(algo),
+                label=f"{algo} ({int(d['n_runs'].max())} runs)")
+        ax.fill_between(d["step"], d["ci_low"], d["ci_high"], color=algo_color(algo), alpha=0.2,
+                        linewidth=0)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("normalised return (return / 1000)")
     ax.set_title("Learning curves (mean over runs, 95% CI)", fontsize=10)
@@ -279,7 +296,9 @@ def main(argv=None) -> int:
     write_table(tables / "fidelity.csv", table, prov, used, float_format="%.6g")
     write_table(tables / "fidelity.md", markdown(table, result, a.candidate, a.reference),
                 prov, used)
-    plot(table, result, scores, mset, a.candidate, a.reference, a.figures, prov, used,
+    curves = pooled_curves(scores, (a.candidate, a.reference), a.reps, a.seed)
+    write_table(tables / "fidelity_curves.csv", curves, prov, used)
+    plot(table, curves, result, mset, a.candidate, a.reference, a.figures, prov, used,
          a.reps, a.seed)
     print(textwrap.indent(markdown(table, result, a.candidate, a.reference), "  "),
           file=sys.stderr)

@@ -9,7 +9,12 @@ Figures (``{outdir}/{name}.png`` and ``.pdf``):
 * ``iqm_sample_efficiency``   IQM of normalised score against environment steps, with CIs
 * ``learning_curves``         one panel per task (benchmark and audit tasks): mean normalised
                               return over seeds against environment steps, with a 95% band
-                              (rliable's bootstrap over seeds, :func:`analysis.stats.mean_bands`)
+                              (learning_curves.csv, :func:`analysis.stats.learning_curves`)
+
+The figures compute nothing: they draw the tables that ``analysis.aggregate`` (scores.csv,
+run_status.csv) and ``analysis.stats`` (aggregate.csv ... learning_curves.csv, final_scores.csv,
+with the bootstrap's parameters in their sidecars) wrote, read back by
+:func:`analysis.stats.read_tables`.
 
 Every figure states in its caption the number of seeds per algorithm, the step budget, the tasks
 used and the final-score definition's key point, and ends with the provenance footer (config,
@@ -18,26 +23,22 @@ have data and which are diverged/missing/failed/invalid/running, e.g.
 ``sac (4/5 seeds; 1 diverged, 1 missing)``.  Colours are fixed per algorithm
 (:data:`PALETTE`, with a deterministic fallback for new names, :func:`algo_color`).
 
+This is also the one plotting module of the analysis: every figure of every analysis (audit,
+diagnostics, profiles, fidelity, sweeps) takes its colours (:func:`algo_color`), caption, footer,
+layout and files (:func:`finish_figure`), empty panels (:func:`no_data_panel`) and legends
+(:func:`legend_handles`, :func:`run_label`, :func:`step_budget_text`) from here.
+
 Python API
 ----------
-``make_figures(scores_df, status_df, outdir, provenance, reps=2000, seed=0, reference="qsm",
-result=None) -> (list[Path], StatsResult)``; one function per figure (``plot_aggregate_metrics``
-...) taking a :class:`analysis.stats.StatsResult`. The helpers other analysis figures share:
-:func:`algo_color`, :func:`caption_with_footer`, :func:`finish_figure`,
-:func:`no_data_panel`, :func:`legend_handles`, :func:`run_label`, :func:`step_budget_text`.
+``make_figures(result, scores_df, status_df, outdir, provenance) -> list[Path]``, one function
+per figure (``plot_aggregate_metrics`` ...) taking an :class:`analysis.stats.StatsResult`.
 
 Command line
 ------------
 ::
 
     python -m analysis.figures --manifest results/tables/run_manifest.json \\
-        --scores results/tables/scores.csv --status results/tables/run_status.csv \\
-        --outdir results/figures [--reps 2000] [--seed 0] [--reference qsm] \\
-        [--tables-outdir results/tables]
-
-``--tables-outdir`` also writes the tables of :mod:`analysis.stats` from the same computation.
-The statistics are deterministic given (data, reps, seed), so running ``analysis.stats`` and
-``analysis.figures`` separately with the same arguments gives the same numbers.
+        --tables results/tables --outdir results/figures
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ import argparse
 import hashlib
 import sys
 import textwrap
+from pathlib import Path
 
 import matplotlib
 
@@ -356,15 +358,7 @@ def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir, provenance)
                          _matrix_paths(result, provenance), width=110)
 
 
-def _seed_curves(d):
-    """(steps, (n_seeds, n_steps) array with NaN where a seed has no finite evaluation) of one
-    algorithm on one task."""
-    wide = d.pivot_table(index="seed", columns="step", values="normalized", aggfunc="last")
-    return wide.columns.to_numpy(), wide.to_numpy(dtype=float)
-
-
-def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DEFAULT_REPS,
-                         seed=stats.DEFAULT_SEED):
+def plot_learning_curves(result, scores_df, status_df, outdir, provenance):
     unit = _unit_label(scores_df, status_df)
     tasks = sorted(set(scores_df["task"]) | (set(status_df["task"]) if status_df is not None
                                             else set()))
@@ -378,6 +372,7 @@ def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DE
         ax.set_visible(False)
     if not tasks:
         no_data_panel(axes[0, 0])
+    curves = result.curves
     drawn = set()  # (algo, task, seed) of every run drawn
     for ax, task in zip(axes.flat, tasks):
         d = scores_df[(scores_df["task"] == task)]
@@ -385,13 +380,12 @@ def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DE
         st_algos = set(status_df.loc[status_df["task"] == task, "algo"]) if status_df is not None else set()
         algos = sorted(set(d["algo"]) | st_algos)
         for algo in sorted(set(d["algo"])):
-            da = d[d["algo"] == algo]
-            drawn |= {(algo, task, int(s)) for s in da["seed"].unique()}
-            steps, curves = _seed_curves(da)
-            mean, lo, hi, _ = stats.mean_bands(curves, reps=reps, seed=seed)
+            drawn |= {(algo, task, int(s)) for s in d.loc[d["algo"] == algo, "seed"].unique()}
+            band = curves[(curves["task"] == task) & (curves["algo"] == algo)]
             c = algo_color(algo)
-            ax.plot(steps, mean, color=c, lw=1.8)
-            ax.fill_between(steps, lo, hi, color=c, alpha=0.2, lw=0)
+            ax.plot(band["step"], band["mean"], color=c, lw=1.8)
+            ax.fill_between(band["step"], band["ci_low"], band["ci_high"], color=c, alpha=0.2,
+                            lw=0)
         if len(d):
             div = d[d["status"] == "diverged"]
             for (algo, _s), g in div.groupby(["algo", "seed"]):
@@ -412,9 +406,10 @@ def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DE
         ax.grid(alpha=0.3)
     fig.suptitle("Learning curves: mean evaluation return over seeds (shaded: bootstrap 95% CI "
                  "over seeds)", fontsize=11)
+    p = result.params
     cap = (f"Each panel: one task; lines = mean over the seeds with a finite evaluation at that "
            f"step (complete or diverged runs), band = 95% percentile-bootstrap CI over those seeds "
-           f"(rliable, {reps} resamples, seed {seed}; none where one seed). "
+           f"(rliable, {p.get('reps')} resamples, seed {p.get('seed')}; none where one seed). "
            f"x = last evaluation of a diverged run (non-finite evaluations are not drawn). "
            f"Legend: k/n seeds = runs with evaluations / runs known, then the non-complete "
            f"statuses.")
@@ -422,42 +417,42 @@ def plot_learning_curves(scores_df, status_df, outdir, provenance, reps=stats.DE
                          stats.paths_of(provenance, drawn), width=60 * ncols)
 
 
-def make_figures(scores_df, status_df, outdir, provenance, reps=stats.DEFAULT_REPS,
-                 seed=stats.DEFAULT_SEED, reference=stats.DEFAULT_REFERENCE, result=None):
-    """Compute the statistics (unless ``result`` is given) and draw every figure; return
-    (paths, result)."""
+def make_figures(result, scores_df, status_df, outdir, provenance) -> list:
+    """Draw every benchmark figure from the statistics' tables (a StatsResult, as
+    :func:`analysis.stats.read_tables` reads them) and the collected runs' tables; return the
+    paths written."""
     if status_df is None:
         status_df = pd.DataFrame(columns=["algo", "task", "seed", "role", "status", "detail"])
-    if result is None:
-        result = stats.compute_all(scores_df, status_df, reps=reps, seed=seed, reference=reference)
     paths = []
     paths += plot_aggregate_metrics(result, scores_df, status_df, outdir, provenance)
     paths += plot_performance_profile(result, scores_df, status_df, outdir, provenance)
     paths += plot_probability_of_improvement(result, scores_df, status_df, outdir, provenance)
     paths += plot_iqm_sample_efficiency(result, scores_df, status_df, outdir, provenance)
-    paths += plot_learning_curves(scores_df, status_df, outdir, provenance, reps=reps, seed=seed)
-    return paths, result
+    paths += plot_learning_curves(result, scores_df, status_df, outdir, provenance)
+    return paths
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.figures",
-                                 description="Draw the benchmark figures (PNG + PDF).",
+                                 description="Draw the benchmark figures (PNG + PDF) from the "
+                                             "tables of analysis.aggregate and analysis.stats.",
                                  formatter_class=HelpFormatter)
-    stats.add_common_args(ap)
+    ap.add_argument("--manifest", required=True,
+                    help="run_manifest.json the tables were computed from (their provenance)")
+    ap.add_argument("--tables", required=True,
+                    help="folder holding scores.csv and run_status.csv (analysis.aggregate) and "
+                         "the statistics' tables (analysis.stats)")
     ap.add_argument("--outdir", required=True, help="folder for the figures (results/figures)")
-    ap.add_argument("--tables-outdir",
-                    help="also write the statistics tables here (default: figures only)")
     return ap
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    scores, status = stats.load_inputs(args.scores, args.status)
+    tables = Path(args.tables)
+    scores, status = stats.load_inputs(tables / "scores.csv", tables / "run_status.csv")
+    result = stats.read_tables(tables)
     prov = stats.provenance_of(load_manifest(args.manifest), status, "analysis.figures")
-    paths, result = make_figures(scores, status, args.outdir, prov, reps=args.reps,
-                                 seed=args.seed, reference=args.reference)
-    if args.tables_outdir:
-        paths += list(stats.write_tables(result, args.tables_outdir, prov).values())
+    paths = make_figures(result, scores, status, args.outdir, prov)
     print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
 

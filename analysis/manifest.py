@@ -20,8 +20,10 @@ of one hyperparameter; a point whose configuration is a benchmark or audit run's
 listed a second time under the sweep's name). The manifest's ``"sweeps"`` holds, per sweep name,
 its ``hparam``, ``algos``, ``values`` and the hyperparameter's declared ``default`` (or null).
 A listed run is used only if its directory's ``config.json`` carries the listed ``run_id``,
-algorithm, task and seed; directories under ``runs_root`` that are not listed belong to other
-configurations and are reported as ``not in config``, never used.
+algorithm, task and seed (:func:`load_entry`); :func:`read_runs` reads the listed runs of some
+roles and gives each the status every analysis reports (missing, invalid, or the run's own).
+Directories under ``runs_root`` that are not listed belong to other configurations and are
+reported as ``not in config``, never used.
 
 For analysing run directories outside the pipeline, ``python -m analysis.manifest DIR ...
 --out manifest.json`` writes a manifest that lists every seed directory found (role from the
@@ -119,6 +121,62 @@ def load_entry(entry: Entry, check_probes: bool = True) -> Run:
         raise ContractError(Path(entry.path) / "config.json",
                             f"holds run {found}, but the configuration asks for {wanted}")
     return run
+
+
+@dataclass(frozen=True)
+class ListedRun:
+    """One run the manifest lists, as read: the status every analysis reports for it, why, and
+    the run (with what `read_runs`'s `read` made of it) where it could be read."""
+    entry: Entry
+    status: str          # status.json's (complete, diverged, running, failed), missing or invalid
+    detail: str          # why a run is not complete ("" when there is nothing to say)
+    run: Run | None = None
+    data: object = None  # what `read` returned
+
+    @property
+    def readable(self) -> bool:
+        return self.run is not None
+
+    @property
+    def last_step(self):
+        """The last step status.json records (None when unread or unrecorded)."""
+        step = self.run.status.get("step") if self.run is not None else None
+        return step if isinstance(step, (int, float)) and not isinstance(step, bool) else None
+
+
+def read_entry(entry: Entry, check_probes: bool = True, read=None) -> ListedRun:
+    """The listed run, never raising for a bad one: ``missing`` without a directory, ``invalid``
+    (the validator's message) when it breaks the run-directory contract or cannot be read, else
+    its own status with a detail saying how far an unfinished run got. `read(run)`, when given,
+    takes what an analysis needs from a readable run (a ContractError or any other error it
+    raises makes the run ``invalid``); its result is ``data``."""
+    if not Path(entry.path).is_dir():
+        return ListedRun(entry, "missing", "no run directory")
+    try:
+        run = load_entry(entry, check_probes=check_probes)
+        data = read(run) if read is not None else None
+    except ContractError as e:
+        return ListedRun(entry, "invalid", str(e))
+    except Exception as e:  # anything the validator did not anticipate: reported, not raised
+        return ListedRun(entry, "invalid", f"{entry.path}: unreadable ({type(e).__name__}: {e})")
+    status = str(run.status["status"])
+    step = run.status.get("step")
+    reason = str(run.status.get("reason", "") or "")
+    if status == "running":
+        detail = f"still running (at step {step})"
+    elif status in ("diverged", "failed"):
+        detail = reason or f"{status} at step {step}"
+    else:
+        detail = reason
+    return ListedRun(entry, status, detail, run, data)
+
+
+def read_runs(manifest, roles, check_probes: bool = True, read=None) -> list[ListedRun]:
+    """Every run of `roles` that the manifest (a Manifest or a path to one) lists, in its order,
+    through :func:`read_entry`: the one place where the analyses decide a run's status."""
+    if not hasattr(manifest, "runs"):
+        manifest = load_manifest(manifest)
+    return [read_entry(e, check_probes, read) for e in manifest.select(*roles)]
 
 
 def manifest_for_dirs(dirs, role: str = "benchmark", runs_root=None) -> dict:

@@ -38,11 +38,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.figures import algo_color, finish_figure  # noqa: E402
-from analysis.manifest import load_entry, load_manifest  # noqa: E402
+from analysis.manifest import load_manifest, read_runs  # noqa: E402
 from analysis.outputs import write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
 from qsm.cli import HelpFormatter  # noqa: E402
-from qsm.rundir import ContractError  # noqa: E402
 
 PHASES = ("env_step", "act", "replay", "critic_update", "actor_update")
 PER_CALL = ("env_step", "act", "replay")
@@ -54,22 +53,16 @@ def block_timings(manifest, role: str, status=None, used=None) -> pd.DataFrame:
     seeds share one timing record, so read it once. `status` and `used`, when given, collect
     each run's status and the manifest paths of the runs with a timing record (keyed by the
     manifest's path)."""
-    if not hasattr(manifest, "runs"):
-        manifest = load_manifest(manifest)
     status = {} if status is None else status
     used = set() if used is None else used
-    rows, seen, problems = [], set(), []
-    for entry in manifest.select(role):
-        if not Path(entry.path).is_dir():
-            status[entry.path] = "missing"
+    rows, seen = [], set()
+    for listed in read_runs(manifest, (role,), check_probes=False):
+        entry, run = listed.entry, listed.run
+        status[entry.path] = listed.status
+        if run is None:
+            if listed.status == "invalid":
+                print(f"warning: skipped {listed.detail}", file=sys.stderr)
             continue
-        try:
-            run = load_entry(entry, check_probes=False)
-        except ContractError as e:
-            status[entry.path] = "invalid"
-            problems.append(str(e))
-            continue
-        status[entry.path] = str(run.status["status"])
         if run.timing is None:
             continue
         used.add(entry.path)
@@ -92,8 +85,6 @@ def block_timings(manifest, role: str, status=None, used=None) -> pd.DataFrame:
                          "block": " ".join(map(str, block)), "phase": r["phase"],
                          "calls": int(r["calls"]), "total_s": float(r["total_s"]),
                          "ms_per_seed": ms})
-    for p in problems:
-        print(f"warning: skipped {p}", file=sys.stderr)
     return pd.DataFrame(rows)
 
 

@@ -40,8 +40,10 @@ Python API
 ``compute_all(scores_df, status_df=None, reps=2000, seed=0, reference="qsm",
 policy=DIVERGED_POLICY) -> StatsResult`` (everything below at once)
 ``final_score_table``, ``build_matrices``, ``aggregate_metrics``, ``probability_of_improvement``,
-``performance_profiles``, ``iqm_curves``, ``final_scores_markdown``, ``write_tables``,
-``bootstrap_mean_ci``, ``mean_bands``.
+``performance_profiles``, ``iqm_curves``, ``learning_curves``, ``final_scores_markdown``,
+``bootstrap_mean_ci``, ``mean_bands``: pure functions of frames and arrays, no files. Files:
+``write_tables`` (the one step that writes them, with provenance) and ``read_tables`` (what the
+figures draw from).
 
 Command line
 ------------
@@ -53,13 +55,16 @@ Command line
 
 writes ``aggregate.csv`` (algo, metric, estimate, ci_low, ci_high, n_runs, n_tasks, ...),
 ``probability_of_improvement.csv``, ``performance_profile.csv``, ``iqm_curve.csv``,
-``final_scores.csv`` (one row per run) and ``final_scores.md``, each with its provenance sidecar
-(``analysis/provenance.py``).
+``learning_curves.csv`` (mean over seeds per task and algorithm), ``final_scores.csv`` (one row
+per run) and ``final_scores.md``, each with its provenance sidecar (``analysis/provenance.py``),
+which also records the bootstrap's parameters (key ``statistics``). The figures of
+:mod:`analysis.figures` are drawn from these tables.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -73,7 +78,7 @@ from analysis.aggregate import (DIVERGED_POLICY, FINAL_SCORE_DEFINITION, NOT_IN_
                                 read_scores, read_status)
 from analysis.manifest import load_manifest
 from analysis.outputs import write_table
-from analysis.provenance import Provenance
+from analysis.provenance import Provenance, sidecar_path
 from qsm.cli import HelpFormatter
 
 
@@ -243,6 +248,28 @@ def mean_bands(curves, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDEN
                                                      reps, seed, confidence)
             lo[steps], hi[steps] = intervals["runs"][0], intervals["runs"][1]
     return mean, lo, hi, count
+
+
+def learning_curves(scores_df, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
+    """Mean normalised return over seeds at every evaluation step of every (task, algorithm) of
+    the scores (benchmark and audit tasks), with its interval (:func:`mean_bands`): columns
+    ``task, algo, step, mean, ci_low, ci_high, n_seeds``. A seed counts at a step where its
+    evaluation there is finite (a diverged run's curve ends at its last finite evaluation)."""
+    cols = ["task", "algo", "step", "mean", "ci_low", "ci_high", "n_seeds"]
+    finite = scores_df[np.isfinite(scores_df["normalized"].astype(float))]
+    frames = []
+    for (task, algo), runs in finite.groupby(["task", "algo"], sort=True):
+        wide = runs.pivot_table(index="seed", columns="step", values="normalized",
+                                aggfunc="last")
+        mean, lo, hi, count = mean_bands(wide.to_numpy(dtype=float), reps=reps, seed=seed,
+                                         confidence=confidence)
+        frames.append(pd.DataFrame({"task": task, "algo": algo,
+                                    "step": wide.columns.to_numpy().astype(np.int64),
+                                    "mean": mean, "ci_low": lo, "ci_high": hi,
+                                    "n_seeds": count.astype(np.int64)}))
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -576,6 +603,7 @@ class StatsResult:
     poi: pd.DataFrame
     profile: pd.DataFrame
     iqm_curve: pd.DataFrame
+    curves: pd.DataFrame      # learning_curves(): mean over seeds per task and algorithm
     markdown: str
     params: dict = field(default_factory=dict)
 
@@ -590,6 +618,7 @@ def compute_all(scores_df, status_df=None, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
         poi=probability_of_improvement(mset, reference=reference, reps=reps, seed=seed),
         profile=performance_profiles(mset, taus=taus, reps=reps, seed=seed),
         iqm_curve=iqm_curves(scores_df, mset, reps=reps, seed=seed, policy=policy),
+        curves=learning_curves(scores_df, reps=reps, seed=seed),
         markdown=final_scores_markdown(final, mset),
         params={"reps": reps, "seed": seed, "reference": reference, "policy": policy})
 
@@ -610,23 +639,46 @@ def paths_of(provenance: Provenance, keys) -> set:
             if (r["algo"], r["task"], int(r["seed"])) in keys}
 
 
+#: The tables of a StatsResult, in the order they are written, and the attribute each holds.
+TABLES = {"aggregate.csv": "aggregate", "probability_of_improvement.csv": "poi",
+          "performance_profile.csv": "profile", "iqm_curve.csv": "iqm_curve",
+          "learning_curves.csv": "curves", "final_scores.csv": "final",
+          "final_scores.md": "markdown"}
+#: The sidecar key under which every table records the parameters of its statistics.
+PARAMS_KEY = "statistics"
+
+
 def write_tables(result: StatsResult, outdir, provenance: Provenance):
     """Write the tables of a :class:`StatsResult` into ``outdir``, each with its provenance
-    sidecar; return the paths."""
+    sidecar (which also records the bootstrap's parameters); return the paths."""
     outdir = Path(outdir)
     in_matrices = paths_of(provenance, result.matrices.runs())
     fin = result.final
     scored = paths_of(provenance, fin.loc[fin["status"].isin(SCORED_STATUSES),
                                           ["algo", "task", "seed"]].itertuples(index=False))
-    paths = {}
-    for name, content, used in (("aggregate.csv", result.aggregate, in_matrices),
-                                ("probability_of_improvement.csv", result.poi, in_matrices),
-                                ("performance_profile.csv", result.profile, in_matrices),
-                                ("iqm_curve.csv", result.iqm_curve, in_matrices),
-                                ("final_scores.csv", result.final, scored),
-                                ("final_scores.md", result.markdown, scored)):
-        paths[name] = write_table(outdir / name, content, provenance, used)
-    return paths
+    used = {"final_scores.csv": scored, "final_scores.md": scored, "learning_curves.csv": scored}
+    return {name: write_table(outdir / name, getattr(result, attr), provenance,
+                              used.get(name, in_matrices), extra={PARAMS_KEY: result.params})
+            for name, attr in TABLES.items()}
+
+
+def read_tables(outdir) -> StatsResult:
+    """The StatsResult that :func:`write_tables` wrote into ``outdir``, read back from the
+    tables (the score matrices rebuilt from final_scores.csv by :func:`build_matrices`)."""
+    outdir = Path(outdir)
+    read = {}
+    for name, attr in TABLES.items():
+        path = outdir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such table (python -m analysis.stats writes it)")
+        read[attr] = (path.read_text() if name.endswith(".md") else
+                      pd.read_csv(path, dtype={"algo": str, "task": str, "algo_x": str,
+                                               "algo_y": str, "status": str, "role": str,
+                                               "detail": str}, keep_default_na=False,
+                                  na_values=[""]))
+    read["final"]["detail"] = read["final"]["detail"].fillna("")
+    side = json.loads(sidecar_path(outdir / "aggregate.csv").read_text())
+    return StatsResult(matrices=build_matrices(read["final"]), params=side[PARAMS_KEY], **read)
 
 
 def load_inputs(scores_path, status_path=None):

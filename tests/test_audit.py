@@ -380,7 +380,8 @@ def test_no_runs_gives_empty_tables_and_no_data_figures(tmp_path):
     assert len(paths) == len(audit.TABLE_NAMES) + 1 + 2 * (len(audit.FIGURE_NAMES) + 1)
     for name, cols in zip(audit.TABLE_NAMES + ("mq_sweep.csv",),
                           (audit.MODES_COLUMNS, audit.SUMMARY_COLUMNS, audit.BOUND_COLUMNS,
-                           audit.KL_COLUMNS, audit.toy_columns(0), audit.SWEEP_COLUMNS)):
+                           audit.KL_COLUMNS, audit.toy_columns(0), audit.RUN_COLUMNS,
+                           audit.SWEEP_COLUMNS)):
         df = pd.read_csv(tmp_path / "t" / name)
         assert list(df.columns) == cols and len(df) == 0
         assert json.loads(sidecar_path(tmp_path / "t" / name).read_text())["n_runs"] == 0
@@ -441,6 +442,26 @@ def test_mean_bands_are_rliable_per_block_of_runs():
     assert math.isnan(lo[5]) and math.isnan(hi[5]) and mean[5] == curves[0, 5]
 
 
+def test_the_per_run_table_is_the_runs_mean_over_probe_states(cli_out):
+    """audit_runs.csv, what the figures show per seed, holds each audited run's mean over its
+    probe states of modes.csv's values, and a row with its status for every run not audited;
+    modes_summary.csv's means over seeds are the means of those per-run values."""
+    modes, runs = cli_out[1]["modes.csv"], cli_out[1]["audit_runs.csv"]
+    summary = cli_out[1]["modes_summary.csv"]
+    ok = modes[modes["state"].notna()]
+    per_run = ok.groupby(["algo", "task", "seed", "distribution"])[
+        ["interior_modes", "mass_corner", "mass_face", "mass_any_bound"]].mean()
+    audited = runs[runs["audited"] & runs["role"].isin(["benchmark", "audit"])].set_index(
+        ["algo", "task", "seed", "distribution"])
+    assert len(audited) == len(per_run)
+    for col in per_run.columns:
+        np.testing.assert_allclose(audited.loc[per_run.index, col], per_run[col], rtol=1e-5)
+    assert set(runs.loc[~runs["audited"], "status"]) >= {"invalid", "running"}
+    for r in summary[summary["n_seeds"] > 0].itertuples():
+        seeds = audited.loc[(r.algo, r.task, slice(None), r.distribution), "mass_face"]
+        assert r.mass_face == pytest.approx(seeds.mean(), rel=1e-5)
+
+
 def test_audit_outputs_carry_their_provenance(cli_out, runs):
     from PIL import Image
     out, tables, _ = cli_out
@@ -470,6 +491,9 @@ def test_audit_outputs_carry_their_provenance(cli_out, runs):
         assert ("sac", "toy_bimodal", 3) not in used_keys
         if name == "toy_optima.csv":  # only runs of tasks with known optima
             assert {t for _, t, _ in used_keys} == set(OPTIMA) and not used & sweep_only
+        elif name == "audit_runs.csv":  # every run: the benchmark's, the audit's and the sweep's
+            assert len(used) == sum(len(SEEDS[t]) for (_, t) in BEHAVIOUR) + len(sweep_only)
+            assert sweep_only and sweep_only <= used
         else:
             assert len(used) == sum(len(SEEDS[t]) for (_, t) in BEHAVIOUR)
     n_listed = len(listed)

@@ -187,7 +187,7 @@ def test_runs_without_metrics_are_reported_not_crashed_on(cli_out):
     r = row(table, "td3", "cheetah_run", 0)
     assert (r["status"], r["note"]) == ("missing", "no run directory")
     r = row(table, "sac", "cheetah_run", 2)
-    assert r["status"] == "running" and r["note"].startswith("not read: running")
+    assert r["status"] == "running" and r["note"].startswith("not read: still running")
     assert all(math.isnan(r[c]) for c in METRICS)
     r = row(table, "random", "cheetah_run", 0)
     assert r["status"] == "complete" and r["n_rows"] == 0 and "no rows" in r["note"]

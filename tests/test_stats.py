@@ -369,25 +369,64 @@ def test_aggregates_use_benchmark_runs_by_role_not_by_name():
     assert not any(t == "cheetah_run" for ts in res.aggregate["tasks"] for t in ts.split(";"))
 
 
+def test_every_analysis_gives_a_run_the_same_status(runs):
+    """One manifest reader (analysis.manifest.read_runs): the scores, the diagnostics, the audit
+    and the profiles report every listed run with the same status, bad runs included."""
+    from analysis import diagnostics, profile
+    from analysis.audit.load import load_entries
+    _, manifest = runs
+    _, status = aggregate.collect(manifest)
+    status = status[status["status"] != "not in config"]
+    expected = dict(zip(status["path"], status["status"]))
+    assert {"missing", "invalid", "running", "diverged", "complete"} <= set(expected.values())
+    assert {r.entry.path: r.status for r in diagnostics.collect(manifest)} == expected
+    assert {e.path: e.status for e in load_entries(manifest)} == expected
+    seen = {}
+    profile.block_timings(manifest, "benchmark", status=seen)
+    benchmark = set(status.loc[status["role"] == "benchmark", "path"])
+    assert seen == {p: s for p, s in expected.items() if p in benchmark}
+
+
 # ---------------------------------------------------------------------------------------------
 # (c) the figure CLI
 # ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def pipeline_outputs(runs, tmp_path_factory):
-    """aggregate, then the figure command with --tables-outdir, as the pipeline's rules run them."""
+    """aggregate, then the stats command (tables), then the figure command (figures from the
+    tables), as the pipeline's rules run them."""
     root, manifest = runs
     out = tmp_path_factory.mktemp("pipeline")
     tables, figures_dir = out / "tables", out / "figures"
     write_collected(manifest, tables / "scores.csv", tables / "run_status.csv")
-    proc = subprocess.run([sys.executable, "-m", "analysis.figures", "--manifest", str(manifest),
-                           "--scores", str(tables / "scores.csv"),
-                           "--status", str(tables / "run_status.csv"), "--outdir",
-                           str(figures_dir), "--reps", str(REPS), "--reference", "qsm",
-                           "--seed", "0", "--tables-outdir", str(tables)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    for command in (["analysis.stats", "--scores", str(tables / "scores.csv"),
+                     "--status", str(tables / "run_status.csv"), "--outdir", str(tables),
+                     "--reps", str(REPS), "--reference", "qsm", "--seed", "0"],
+                    ["analysis.figures", "--tables", str(tables), "--outdir", str(figures_dir)]):
+        proc = subprocess.run([sys.executable, "-m", *command, "--manifest", str(manifest)],
+                              cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
     return manifest, tables, figures_dir
+
+
+def test_the_tables_read_back_are_the_statistics_written(collected, runs, tmp_path):
+    """The figures draw what the stats step computed: every table, read back, equals the
+    computed frame (to the 16 significant digits a CSV keeps), and the score matrices rebuilt
+    from final_scores.csv are the computed ones."""
+    scores, status = collected
+    status = status[status["status"] != "not in config"]
+    result = stats.compute_all(scores, status, reps=REPS, seed=0)
+    stats.write_tables(result, tmp_path, provenance_of(status, runs[1], "analysis.stats"))
+    back = stats.read_tables(tmp_path)
+    for attr in ("aggregate", "poi", "profile", "iqm_curve", "curves"):
+        pd.testing.assert_frame_equal(back.__dict__[attr], getattr(result, attr),
+                                      check_dtype=False, rtol=1e-14, atol=0, obj=attr)
+    assert len(result.curves) and set(result.curves["task"]) == set(scores["task"])
+    assert back.markdown == result.markdown and back.params == result.params
+    assert back.matrices.seeds == result.matrices.seeds
+    assert back.matrices.excluded_tasks == result.matrices.excluded_tasks
+    for algo, matrix in result.matrices.matrices.items():
+        np.testing.assert_allclose(back.matrices.matrices[algo], matrix, rtol=1e-14, atol=0)
 
 
 def test_figures_cli_writes_png_and_pdf(pipeline_outputs):
@@ -418,8 +457,9 @@ def test_figures_survive_empty_and_audit_only_data(runs, collected, tmp_path):
     toy = scores[scores["task"] == "toy_bandit"], status[status["task"] == "toy_bandit"]
     for k, (sc, st, manifest) in enumerate([(empty_scores, empty_status, empty_manifest),
                                             (*toy, runs[1])]):
-        paths, result = figures.make_figures(sc, st, tmp_path / f"f{k}",
-                                             provenance_of(st, manifest), reps=20)
+        result = stats.compute_all(sc, st, reps=20)
+        paths = figures.make_figures(result, sc, st, tmp_path / f"f{k}",
+                                     provenance_of(st, manifest))
         assert result.aggregate.empty and result.poi.empty
         assert len(paths) == 2 * len(figures.FIGURE_NAMES)
         assert all(p.stat().st_size > 0 for p in paths)
@@ -430,7 +470,7 @@ def test_figures_survive_empty_and_audit_only_data(runs, collected, tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 STATS_TABLES = ("aggregate.csv", "probability_of_improvement.csv", "performance_profile.csv",
-                "iqm_curve.csv", "final_scores.csv", "final_scores.md")
+                "iqm_curve.csv", "learning_curves.csv", "final_scores.csv", "final_scores.md")
 
 
 def _listed(manifest):
@@ -447,7 +487,7 @@ def test_every_table_has_a_sidecar_that_matches_the_manifest(pipeline_outputs, c
     expected_status = dict(zip(status["path"], status["status"]))
     for name, module in [("scores.csv", "analysis.aggregate"),
                          ("run_status.csv", "analysis.aggregate")] + \
-            [(name, "analysis.figures") for name in STATS_TABLES]:
+            [(name, "analysis.stats") for name in STATS_TABLES]:
         side = json.loads(sidecar_path(tables / name).read_text())
         assert side["output"] == name
         assert side["config_hash"] == CONFIG_HASH == obj["config_hash"]
@@ -477,6 +517,7 @@ def test_sidecars_mark_the_runs_each_table_used(pipeline_outputs):
     assert used("probability_of_improvement.csv") == agg == used("iqm_curve.csv")
     final = used("final_scores.md")
     assert len(final) == 44 and ("qsm", "toy_bandit", 0) in final    # scored runs, audit too
+    assert used("learning_curves.csv") == final
     assert ("sac", "walker_walk", 2) in final                        # diverged runs score
     assert ("sac", "hopper_hop", 0) not in final                     # running
     assert len(used("scores.csv")) == 44 and len(used("run_status.csv")) == 3 * 3 * 5 + 2
@@ -539,13 +580,13 @@ def test_report_captions_get_the_figures_footer_before_anything_runs(runs):
 
 def test_figures_are_byte_reproducible(pipeline_outputs, tmp_path):
     """Drawn again in another process, from the tables the pipeline wrote, a figure has the same
-    bytes (no timestamps; the bootstrap is seeded)."""
+    bytes (no timestamps; nothing random is drawn)."""
     from analysis import figures
     manifest, tables, figures_dir = pipeline_outputs
     scores, status = stats.load_inputs(tables / "scores.csv", tables / "run_status.csv")
     np.random.seed(7)  # the global RNG state must not matter
-    paths = figures.plot_learning_curves(scores, status, tmp_path, provenance_of(status, manifest),
-                                         reps=REPS, seed=0)
+    paths = figures.plot_learning_curves(stats.read_tables(tables), scores, status, tmp_path,
+                                         provenance_of(status, manifest))
     assert [p.name for p in paths] == ["learning_curves.png", "learning_curves.pdf"]
     for path in paths:
         assert path.read_bytes() == (figures_dir / path.name).read_bytes(), path.name

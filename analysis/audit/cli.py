@@ -12,7 +12,7 @@ from analysis.audit.measure import DEFAULT_KL_SAMPLES
 from analysis.audit.plots import (plot_action_histograms, plot_bound_mass, plot_kl,
                                   plot_mode_counts, plot_sweep, plot_toy_optima)
 from analysis.audit.tables import (bound_mass_table, kl_table, measure_entries, modes_summary,
-                                   modes_table, sweep_table, toy_table)
+                                   modes_table, run_table, sweep_table, toy_table)
 from analysis.manifest import load_manifest
 from analysis.outputs import write_table
 from analysis.provenance import Provenance
@@ -62,6 +62,7 @@ def run_audit(manifest, tables, figures, distributions=DISTRIBUTIONS, histogram_
     kl_df = kl_table(entries, measured, reps=reps, seed=seed, kl_samples=kl_samples)
     log(f"audit: between-algorithm KL done ({time.perf_counter() - t0:.1f} s)")
     toy_df = toy_table(entries, measured)
+    runs_df = run_table(entries + swept_entries, measured)
     tables = Path(tables)
     audited = {e.path for e in entries if e.audited}
     with_optima = {e.path for e in entries if e.audited and e.optima is not None}
@@ -70,12 +71,16 @@ def run_audit(manifest, tables, figures, distributions=DISTRIBUTIONS, histogram_
                                     ("modes_summary.csv", summary, audited),
                                     ("bound_mass.csv", bounds_df, audited),
                                     ("kl.csv", kl_df, audited),
-                                    ("toy_optima.csv", toy_df, with_optima))]
-    paths += plot_mode_counts(summary, entries, measured, figures, prov)
-    paths += plot_bound_mass(summary, entries, measured, figures, prov)
-    paths += plot_kl(kl_df, entries, figures, prov)
-    paths += plot_action_histograms(entries, figures, prov, histogram_states)
-    paths += plot_toy_optima(entries, toy_df, figures, prov, seed=seed)
+                                    ("toy_optima.csv", toy_df, with_optima),
+                                    ("audit_runs.csv", runs_df,
+                                     audited | {e.path for e in swept_entries if e.audited}))]
+    # the figures draw the tables (and two of them the probe samples themselves)
+    runs = runs_df[runs_df["role"].isin(AUDIT_ROLES)]
+    paths += plot_mode_counts(summary, runs, figures, prov)
+    paths += plot_bound_mass(summary, runs, figures, prov)
+    paths += plot_kl(kl_df, runs, figures, prov)
+    paths += plot_action_histograms(entries, runs, figures, prov, histogram_states)
+    paths += plot_toy_optima(entries, runs, toy_df, figures, prov, seed=seed)
     for name, swept in sweeps.items():  # one table and one figure per sweep, named after it
         spec = manifest.sweeps[name]
         sweep_df = sweep_table(swept, measured, hparam=spec["hparam"], reps=reps, seed=seed)
@@ -84,7 +89,8 @@ def run_audit(manifest, tables, figures, distributions=DISTRIBUTIONS, histogram_
         paths.append(write_table(tables / f"{name}.csv", sweep_df, sweep_prov,
                                  {e.path for e in swept if e.audited},
                                  float_format=FLOAT_FORMAT))
-        paths += plot_sweep(sweep_df, swept, figures, sweep_prov, name=name,
+        paths += plot_sweep(sweep_df, runs_df[runs_df["role"] == name], figures, sweep_prov,
+                            name=name,
                             hparam=spec["hparam"], values=spec.get("values", ()),
                             default=as_table_value(spec.get("default")))
     log(f"audit: wrote {len(paths)} files in {time.perf_counter() - t0:.1f} s")

@@ -1,7 +1,7 @@
 """Reading the runs to audit: the manifest's benchmark and audit runs, through the contract.
 
 Everything the audit knows about a run comes from its run directory, read by
-``analysis.manifest.load_entry`` (the contract validator, which checks both probe arrays): the
+``analysis.manifest.read_runs`` (the contract validator, which checks both probe arrays): the
 probe-state action samples of the chosen distribution and, for tasks with known optimal actions
 (the toy bandits), ``config.json``'s ``env.optima``. A task has known optima when its runs'
 configs say so; a run that cannot be read is listed under its task's optima as given by the
@@ -19,14 +19,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from analysis.aggregate import SCORED_ROLES
-from analysis.manifest import load_entry, load_manifest
+from analysis.manifest import read_runs
 from analysis.training_metrics import end_of_training_value
-from qsm.rundir import ContractError
 
 #: The learned policy first: the claim is about it; the behaviour distribution (what the agent
 #: actually explores with) is what "explorative" is about.
@@ -98,39 +96,28 @@ def load_entries(manifest, distributions=DISTRIBUTIONS, roles=AUDIT_ROLES,
     bad = [d for d in distributions if d not in DISTRIBUTIONS]
     if bad or not distributions:
         raise ValueError(f"distributions must be among {DISTRIBUTIONS}, got {distributions!r}")
-    if not hasattr(manifest, "runs"):
-        manifest = load_manifest(manifest)
     entries: list[RunEntry] = []
-    for listed in manifest.select(*roles):
-        algo, task, seed, d = listed.algo, listed.task, listed.seed, Path(listed.path)
-        base = dict(algo=algo, task=task, seed=seed, path=listed.path, role=listed.role)
-        if not d.is_dir():
-            entries += [RunEntry(**base, status="missing", detail="no run directory",
+
+    def read(run):  # the optima, and the probe samples of a complete run
+        probes = ({x: run.probe_actions(x) for x in distributions}
+                  if run.status["status"] == "complete" else {})
+        return _optima(run), probes
+
+    for listed in read_runs(manifest, roles, read=read):  # validates both probe arrays
+        e, run = listed.entry, listed.run
+        base = dict(algo=e.algo, task=e.task, seed=e.seed, path=e.path, role=e.role)
+        if run is None:
+            entries += [RunEntry(**base, status=listed.status, detail=listed.detail,
                                  distribution=x) for x in distributions]
             continue
-        try:
-            run = load_entry(listed)  # validates both probe arrays of a complete run
-            optima = _optima(run)
-            status = str(run.status["status"])
-            probes = ({x: run.probe_actions(x) for x in distributions} if status == "complete"
-                      else {})
-        except ContractError as e:
-            entries += [RunEntry(**base, status="invalid", detail=str(e), distribution=x)
-                        for x in distributions]
-            continue
-        except Exception as e:  # anything the validator did not anticipate
-            detail = f"{d}: unreadable ({type(e).__name__}: {e})"
-            entries += [RunEntry(**base, status="invalid", detail=detail, distribution=x)
-                        for x in distributions]
-            continue
+        optima, probes = listed.data
         value = swept_value(run, hparam) if hparam else math.nan
         facts = dict(optima=optima, final_normalized=_final_normalized(run), sweep_value=value,
                      score_target_rms=end_of_training_value(run, "score_target_rms"))
-        if status != "complete":
-            reason = str(run.status.get("reason", "") or "")
-            detail = reason or f"{status} at step {run.status.get('step')}"
-            entries += [RunEntry(**base, status=status, detail=f"not audited: {detail}",
-                                 distribution=x, **facts) for x in distributions]
+        if listed.status != "complete":
+            entries += [RunEntry(**base, status=listed.status,
+                                 detail=f"not audited: {listed.detail}", distribution=x,
+                                 **facts) for x in distributions]
             continue
         for x in distributions:
             states, actions = probes[x]

@@ -2,7 +2,13 @@
 action histograms, where the samples land on tasks with known optima, and one figure per sweep. The
 learned policy and the behaviour distribution are drawn side by side in every figure (solid:
 policy, hatched or dashed: behaviour). Every caption ends with the provenance footer
-(analysis/provenance.py)."""
+(analysis/provenance.py).
+
+The figures draw the audit's tables: the summaries over seeds (modes_summary, kl, the sweeps'
+tables) and, for what they show per seed and the seeds they count, the per-run table
+(audit_runs.csv, :func:`analysis.audit.tables.run_table`). Two figures are pictures of the
+probe samples themselves (action_histograms, toy_optima): they also take the runs' samples, as
+:mod:`analysis.audit.load` read them through the manifest."""
 from __future__ import annotations
 
 import json
@@ -19,8 +25,7 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from analysis.audit.load import DISTRIBUTIONS, task_optima  # noqa: E402
 from analysis.audit.measure import subsample  # noqa: E402
-from analysis.audit.tables import (LEARNED_THRESHOLD, TOY_MIN_SHARE, TOY_RADIUS,  # noqa: E402
-                                   learned)
+from analysis.audit.tables import LEARNED_THRESHOLD, TOY_MIN_SHARE, TOY_RADIUS  # noqa: E402
 from analysis.figures import algo_color, finish_figure, no_data_panel  # noqa: E402
 from analysis.stats import DEFAULT_SEED  # noqa: E402
 
@@ -35,21 +40,29 @@ LEARNED_TEXT = (f"On tasks with known optima a seed 'learned the task' when its 
                 f"(their modes are not evidence).")
 
 
-def _save(fig, outdir, name, caption, provenance, shown, top_inches=0.6):
+def _save(fig, outdir, name, caption, provenance, runs, top_inches=0.6):
     """analysis.figures.finish_figure, with `top_inches` of room above the panels (the 2-line
-    title, and a legend under it); `shown`: the runs drawn."""
-    used = {e.path for e in shown if e.audited}
+    title, and a legend under it); `runs`: the per-run table of the runs drawn."""
+    used = set(runs.loc[runs["audited"], "path"])
     return finish_figure(fig, outdir, name, caption, provenance, used,
                          top=1 - top_inches / fig.get_figheight(), dpi=130)
 
 
-def _seeds_text(entries, tasks=None) -> str:
+def _audited_seeds(runs, tasks=None) -> dict:
+    """{algo: {task: number of audited seeds}} (one row per distribution: seeds, not rows)."""
+    ok = runs[runs["audited"]]
+    if tasks is not None:
+        ok = ok[ok["task"].isin(list(tasks))]
+    counts = ok.groupby(["algo", "task"])["seed"].nunique()
+    out: dict[str, dict[str, int]] = {}
+    for (algo, task), n in counts.items():
+        out.setdefault(algo, {})[task] = int(n)
+    return out
+
+
+def _seeds_text(runs, tasks=None) -> str:
     """'qsm 3, sac 3 seeds' (audited seeds per algorithm, fewest over the tasks shown)."""
-    per: dict[str, dict[str, set]] = {}
-    for e in entries:  # one entry per distribution: count seeds, not entries
-        if e.audited and (tasks is None or e.task in tasks):
-            per.setdefault(e.algo, {}).setdefault(e.task, set()).add(e.seed)
-    per = {a: {t: len(s) for t, s in v.items()} for a, v in per.items()}
+    per = _audited_seeds(runs, tasks)
     if not per:
         return "no audited runs"
     parts = []
@@ -59,28 +72,34 @@ def _seeds_text(entries, tasks=None) -> str:
     return "seeds per task: " + ", ".join(parts)
 
 
-def _algo_seeds(entries, algo) -> str:
+def _algo_seeds(runs, algo) -> str:
     """'2-3 seeds': audited seeds per task of one algorithm."""
-    seeds: dict[str, set] = {}
-    for e in entries:
-        if e.audited and e.algo == algo:
-            seeds.setdefault(e.task, set()).add(e.seed)
-    per = {t: len(v) for t, v in seeds.items()}
+    per = _audited_seeds(runs).get(algo, {})
     if not per:
         return "0 seeds audited"
     lo, hi = min(per.values()), max(per.values())
     return (_n_seeds(lo) if lo == hi else f"{lo}-{hi} seeds") + " per task"
 
 
-def _skipped_text(entries) -> str:
-    bad = list({e.path: e for e in entries if not e.audited}.values())  # once per run
-    if not bad:
+def _skipped_text(runs) -> str:
+    bad = runs[~runs["audited"]].drop_duplicates("path")  # once per run
+    if not len(bad):
         return ""
-    counts: dict[str, int] = {}
-    for e in bad:
-        counts[e.status] = counts.get(e.status, 0) + 1
+    counts = bad["status"].value_counts()
     return ("Not audited: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
             + " run(s) (see modes.csv).")
+
+
+def _known_optima(runs) -> dict:
+    """task -> its number of known optima, for the tasks with known optima."""
+    known = runs[np.isfinite(runs["true_modes"].astype(float))]
+    return {t: int(n) for t, n in known.groupby("task")["true_modes"].first().items()}
+
+
+def _learned_flags(rows) -> list:
+    """True / False / None per row of the per-run table (None: the task has no known optima)."""
+    return [None if v == "" or (isinstance(v, float) and math.isnan(v)) else
+            (v if isinstance(v, bool) else str(v) == "True") for v in rows["learned"]]
 
 
 def _n_seeds(n) -> str:
@@ -95,8 +114,8 @@ def _grid(n, ncols=4):
 
 
 
-def _distributions(entries):
-    return [d for d in DISTRIBUTIONS if any(e.distribution == d for e in entries)]
+def _distributions(runs):
+    return [d for d in DISTRIBUTIONS if (runs["distribution"] == d).any()]
 
 
 def _bar_layout(n_algos, n_dists):
@@ -142,11 +161,11 @@ def _task_panels(tasks):
     return fig, axes
 
 
-def plot_mode_counts(summary, entries, measured, outdir, provenance):
+def plot_mode_counts(summary, runs, outdir, provenance):
     """Interior modes per probe state, per task, algorithm and distribution."""
     tasks = sorted(summary["task"].unique()) if len(summary) else []
-    optima = task_optima(entries)
-    dists = _distributions(entries)
+    optima = _known_optima(runs)
+    dists = _distributions(runs)
     fig, axes = _task_panels(tasks)
     for ax, task in zip(axes, tasks):
         s = summary[summary["task"] == task]
@@ -168,21 +187,19 @@ def plot_mode_counts(summary, entries, measured, outdir, provenance):
                        lw=0.4)
                 _interval(ax, x, r["interior_modes"], r["interior_modes_ci_low"],
                           r["interior_modes_ci_high"])
-                runs = sorted([e for e in entries if e.audited and e.algo == algo
-                               and e.task == task and e.distribution == dist],
-                              key=lambda e: e.seed)
-                vals = [np.nanmean([m["interior_modes"] for m in measured[(e.path, dist)]]
-                                   or [np.nan]) for e in runs]
-                _seed_marks(ax, x, vals, [learned(e) for e in runs], width)
+                seeds = runs[runs["audited"] & (runs["algo"] == algo) & (runs["task"] == task)
+                             & (runs["distribution"] == dist)].sort_values("seed")
+                vals = seeds["interior_modes"].to_numpy(float)
+                _seed_marks(ax, x, vals, _learned_flags(seeds), width)
                 if r["interior_modes_near_bound"] >= 0.5 * r["interior_modes"]:
                     ax.text(x, r["interior_modes"] / 2, "near\n\u00b11", ha="center",
                             va="center", fontsize=6, color="k")
                 ymax = max(ymax, np.nanmax([r["interior_modes"], r["interior_modes_ci_high"],
                                             *vals, 0]))
         if task in optima:
-            ax.axhline(len(optima[task]), ls="--", color="k", lw=1.1,
-                       label=f"true optima ({len(optima[task])})")
-            ymax = max(ymax, len(optima[task]))
+            ax.axhline(optima[task], ls="--", color="k", lw=1.1,
+                       label=f"true optima ({optima[task]})")
+            ymax = max(ymax, optima[task])
         ax.set_xticks(range(len(algos)))
         ax.set_xticklabels(algos, fontsize=8)
         ax.set_xlim(-0.6, len(algos) - 0.4)
@@ -192,7 +209,7 @@ def plot_mode_counts(summary, entries, measured, outdir, provenance):
         ax.grid(axis="y", alpha=0.3)
         _dist_legend(ax, dists)
     fig.suptitle(f"Modes of the interior part of the action distributions (no coordinate on a "
-                 f"bound)\n({_seeds_text(entries)})", fontsize=11)
+                 f"bound)\n({_seeds_text(runs)})", fontsize=11)
     cap = (f"{DIST_TEXT}. Bar = mean over seeds of each seed's mean over probe states of the "
            f"number of modes of the samples with no coordinate on an action bound "
            f"(analysis.mixed; mass on the bounds: figure bound_mass); n/a: the interior part is "
@@ -201,14 +218,14 @@ def plot_mode_counts(summary, entries, measured, outdir, provenance):
            f"Pale bars: no seed learned the task. 'near \u00b11': most of the bar's modes "
            f"lie within 0.1 of a bound (density piled against it, e.g. exploration noise around "
            f"an atom). "
-           f"{_skipped_text(entries)}")
-    return _save(fig, outdir, "mode_counts", cap, provenance, entries)
+           f"{_skipped_text(runs)}")
+    return _save(fig, outdir, "mode_counts", cap, provenance, runs)
 
 
-def plot_bound_mass(summary, entries, measured, outdir, provenance):
+def plot_bound_mass(summary, runs, outdir, provenance):
     """Where the probability mass sits: inside the box, on faces, on corners."""
     tasks = sorted(summary["task"].unique()) if len(summary) else []
-    dists = _distributions(entries)
+    dists = _distributions(runs)
     fig, axes = _task_panels(tasks)
     parts = (("mass_corner", 0.95, "corner (every coordinate on a bound)"),
              ("mass_face", 0.55, "face (some coordinates on a bound)"),
@@ -219,19 +236,17 @@ def plot_bound_mass(summary, entries, measured, outdir, provenance):
         width, at = _bar_layout(len(algos), len(dists))
         for i, algo in enumerate(algos):
             for j, dist in enumerate(dists):
-                runs = [e for e in entries if e.audited and e.algo == algo and e.task == task
-                        and e.distribution == dist]
+                r = s[(s["algo"] == algo) & (s["distribution"] == dist)]
                 x = at(i, j)
-                if not runs:
+                if not len(r) or not r["n_seeds"].iloc[0]:
                     continue
+                r = r.iloc[0]
                 bottom = 0.0
                 for name, alpha, _ in parts:
-                    v = float(np.mean([np.mean([m[name] for m in measured[(e.path, dist)]])
-                                       for e in runs]))
+                    v = float(r[name])
                     ax.bar(x, v, bottom=bottom, width=width * 0.95, color=algo_color(algo),
                            alpha=alpha, hatch=HATCH[dist], edgecolor="k", lw=0.4)
                     bottom += v
-                r = s[(s["algo"] == algo) & (s["distribution"] == dist)].iloc[0]
                 _interval(ax, x, r["mass_any_bound"], r["mass_any_bound_ci_low"],
                           r["mass_any_bound_ci_high"])
         ax.set_xticks(range(len(algos)))
@@ -247,20 +262,20 @@ def plot_bound_mass(summary, entries, measured, outdir, provenance):
                           for d in dists], loc="upper left", fontsize=5.5, ncol=2,
                        frameon=False)
     fig.suptitle(f"Probability mass on the action bounds (atoms: clipped or saturated actions)\n"
-                 f"({_seeds_text(entries)})", fontsize=11)
+                 f"({_seeds_text(runs)})", fontsize=11)
     cap = (f"{DIST_TEXT}. Stacked bars: share of samples with every coordinate on a bound "
            f"(darkest), some, none (lightest); mean over seeds of each seed's mean over probe "
            f"states. A coordinate is on a bound within 1e-6 of it. Error bar: 95% bootstrap CI "
            f"over seeds of the mass with at least one coordinate on a bound (the top of the two "
            f"darker segments). Per dimension and side: bound_mass.csv. "
-           f"{_skipped_text(entries)}")
-    return _save(fig, outdir, "bound_mass", cap, provenance, entries)
+           f"{_skipped_text(runs)}")
+    return _save(fig, outdir, "bound_mass", cap, provenance, runs)
 
 
-def plot_kl(kl_df, entries, outdir, provenance):
+def plot_kl(kl_df, runs, outdir, provenance):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(14, 6.2), gridspec_kw={"width_ratios": [1.2, 1]})
     g = kl_df[kl_df["kind"] == "interior_gaussian_fit"]
-    dists = _distributions(entries)
+    dists = _distributions(runs)
     tasks = sorted(g["task"].unique())
     algos = sorted(g["algo"].unique())
     if not len(g):
@@ -285,7 +300,7 @@ def plot_kl(kl_df, entries, outdir, provenance):
         ax1.set_xticklabels(tasks, rotation=30, ha="right", fontsize=8)
         ax1.axhline(0, color="k", lw=0.8)
         ax1.legend(handles=[Patch(color=algo_color(a), alpha=0.8,
-                                  label=f"{a} ({_algo_seeds(entries, a)})") for a in algos]
+                                  label=f"{a} ({_algo_seeds(runs, a)})") for a in algos]
                    + [Patch(facecolor="white", edgecolor="k", hatch=HATCH[d], label=d)
                       for d in dists], fontsize=7)
         ax1.grid(axis="y", alpha=0.3)
@@ -330,7 +345,7 @@ def plot_kl(kl_df, entries, outdir, provenance):
                   "patterns\n(cell: estimate (seeds); >= lower bound; * the other never "
                   "produced some of this one's bound patterns)", fontsize=9)
     fig.suptitle(f"KL divergences of the action distributions, atoms treated as atoms\n"
-                 f"({_seeds_text(entries)})", fontsize=11)
+                 f"({_seeds_text(runs)})", fontsize=11)
     cap = (f"{DIST_TEXT}. Left: KL of the interior part (samples with no coordinate on a bound) "
            f"to the Gaussian fitted to it (analysis.mixed.interior_gaussian_fit_kl); never "
            f"computed on samples with atoms, which have no density. Right: KL(P || Q) = discrete "
@@ -338,8 +353,8 @@ def plot_kl(kl_df, entries, outdir, provenance):
            f"(analysis.mixed.mixed_kl; faces too small to estimate are left out, so the value "
            f"is a lower bound: '>='). Per probe state, averaged over probe states per seed, then "
            f"over seeds; error bars: 95% bootstrap CI over seeds; colour scale clipped at the "
-           f"95th percentile. {_skipped_text(entries)}")
-    return _save(fig, outdir, "kl_divergence", cap, provenance, entries)
+           f"95th percentile. {_skipped_text(runs)}")
+    return _save(fig, outdir, "kl_divergence", cap, provenance, runs)
 
 
 def _histogram_seed(task_entries):
@@ -350,7 +365,7 @@ def _histogram_seed(task_entries):
     return min(count, key=lambda s: (-len(count[s]), s))
 
 
-def plot_action_histograms(entries, outdir, provenance, n_states=3):
+def plot_action_histograms(entries, runs, outdir, provenance, n_states=3):
     audited = [e for e in entries if e.audited]
     tasks = sorted({e.task for e in audited})
     n_states = max(1, int(n_states))
@@ -410,20 +425,22 @@ def plot_action_histograms(entries, outdir, provenance, n_states=3):
                    loc="upper center", bbox_to_anchor=(0.5, 1 - 0.62 / fig.get_figheight()),
                    ncol=min(len(shown), 6), fontsize=7.5, frameon=False)
     fig.suptitle(f"Action samples at the first {n_states} probe states, policy (solid) and "
-                 f"behaviour (dashed)\n(one seed per task shown; {_seeds_text(entries)})",
+                 f"behaviour (dashed)\n(one seed per task shown; {_seeds_text(runs)})",
                  fontsize=11)
     cap = (f"{DIST_TEXT}. Per task the seed audited for the most algorithms (lowest on ties); "
            f"density histograms of the first 1-2 action dimensions over [-1, 1] (40 bins; dotted "
            f"lines: the bounds; an atom on a bound shows as a tall edge bin). 'on \u00b11': share "
            f"of samples on a bound (within 1e-6; shown from 1%; 'b': behaviour). "
-           f"{_seeds_text(entries).capitalize()}. {_skipped_text(entries)}")
-    return _save(fig, outdir, "action_histograms", cap, provenance, entries, top_inches=0.95)
+           f"{_seeds_text(runs).capitalize()}. {_skipped_text(runs)}")
+    return _save(fig, outdir, "action_histograms", cap, provenance, runs, top_inches=0.95)
 
 
-def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=DEFAULT_SEED):
+def plot_toy_optima(entries, runs, toy_df, outdir, provenance, max_points=1500,
+                    seed=DEFAULT_SEED):
     audited = [e for e in entries if e.audited and e.optima is not None]
     tasks = sorted({e.task for e in audited})
-    dists = _distributions(audited)
+    shown = runs[runs["audited"] & np.isfinite(runs["true_modes"].astype(float))]
+    dists = _distributions(shown)
     columns = [(a, d) for a in sorted({e.algo for e in audited}) for d in dists]
     nrows, ncols = max(len(tasks), 1), max(len(columns), 1)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 3.9 * nrows + 1.6),
@@ -434,10 +451,10 @@ def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=D
         optima = task_optima(audited)[task]
         for col, (algo, dist) in enumerate(columns):
             ax = axes[row, col]
-            runs = sorted([e for e in audited if e.task == task and e.algo == algo
-                           and e.distribution == dist], key=lambda e: e.seed)
+            samples = sorted([e for e in audited if e.task == task and e.algo == algo
+                              and e.distribution == dist], key=lambda e: e.seed)
             c = algo_color(algo)
-            if not runs:
+            if not samples:
                 no_data_panel(ax)
                 ax.set_title(f"{task}\n{algo}, {dist}", fontsize=8)
                 continue
@@ -445,11 +462,11 @@ def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=D
                        & (toy_df["distribution"] == dist) & (toy_df["status"] == "complete")]
             cov = ",".join(str(int(v)) for v in t["optima_covered"].dropna())
             returns = ",".join(f"{v:.2f}" for v in t["final_normalized"])
-            n_learned = sum(1 for e in runs if learned(e))
+            n_learned = sum(1 for f in _learned_flags(t) if f)
             if optima.shape[1] == 1:
                 bins = np.linspace(-1, 1, 61)
                 styles = ["-", "--", ":", "-."]
-                for i, e in enumerate(runs):
+                for i, e in enumerate(samples):
                     ax.hist(e.actions[:, :, 0].ravel(), bins=bins, density=True, histtype="step",
                             color=c, lw=1.2, ls=styles[i % len(styles)], label=f"seed {e.seed}")
                 for o in optima[:, 0]:
@@ -459,7 +476,7 @@ def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=D
                 ax.legend(fontsize=6, frameon=False)
             else:
                 markers = ["o", "s", "^", "D", "v", "P"]
-                for i, e in enumerate(runs):
+                for i, e in enumerate(samples):
                     x = e.actions.reshape(-1, e.actions.shape[-1])
                     x = subsample(x, max_points, f"toyfig/{algo}/{task}/{dist}/{e.seed}", seed)
                     ax.scatter(x[:, 0], x[:, 1], s=3, alpha=0.25, color=c,
@@ -476,10 +493,10 @@ def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=D
             if n_learned == 0:
                 ax.set_facecolor("0.93")
             ax.set_title(f"{task}: {algo}, {dist}\nreturn {returns or 'n/a'} (learned "
-                         f"{n_learned}/{len(runs)})\noptima covered {cov or 'n/a'} of "
+                         f"{n_learned}/{len(samples)})\noptima covered {cov or 'n/a'} of "
                          f"{len(optima)}", fontsize=7.5)
     fig.suptitle(f"Tasks with known optima: where the samples land\n"
-                 f"({_seeds_text(entries, set(task_optima(entries)))})", fontsize=11)
+                 f"({_seeds_text(runs, set(_known_optima(runs)))})", fontsize=11)
     cap = (f"{DIST_TEXT}. Samples pooled over the probe states (the context does not move the "
            f"optima); 1-D: histogram per seed (line style), 2-D: scatter (up to {max_points} "
            f"points per seed, marker per seed). Dashed: true optima (2-D: circles of radius "
@@ -487,8 +504,8 @@ def plot_toy_optima(entries, toy_df, outdir, provenance, max_points=1500, seed=D
            f"samples lie within {TOY_RADIUS} of it. Titles: final return per seed (share of the "
            f"optimum's). Grey panels: no seed learned the task (final return < "
            f"{LEARNED_THRESHOLD:g} of the optimum's); their samples show a policy that has not "
-           f"learned, not the algorithm's multimodality. {_skipped_text(entries)}")
-    return _save(fig, outdir, "toy_optima", cap, provenance, audited)
+           f"learned, not the algorithm's multimodality. {_skipped_text(runs)}")
+    return _save(fig, outdir, "toy_optima", cap, provenance, shown)
 
 
 SWEEP_PANELS = (("interior_modes", "interior modes per probe state"),
@@ -506,7 +523,7 @@ def value_label(value) -> str:
     return f"{float(value):g}" if isinstance(value, (int, float)) else str(value)
 
 
-def plot_sweep(sweep_df, entries, outdir, provenance, *, name="mq_sweep", hparam="M_q",
+def plot_sweep(sweep_df, runs, outdir, provenance, *, name="mq_sweep", hparam="M_q",
                values=(), default=None):
     """The audit's measures and the return against the value of one sweep's hyperparameter:
     numbers on a (log, when they span a factor of 10 or more) numeric axis, other values
@@ -531,7 +548,7 @@ def plot_sweep(sweep_df, entries, outdir, provenance, *, name="mq_sweep", hparam
         ordered = [v for v in labels if v in found] + [v for v in found if v not in labels]
         position = {v: i for i, v in enumerate(ordered)}
         ticks, log = ordered, False
-    optima = task_optima(entries)
+    optima = _known_optima(runs)
     for row, task in enumerate(tasks):
         t = df[df["task"] == task]
         for col, (measure, label) in enumerate(SWEEP_PANELS):
@@ -565,7 +582,7 @@ def plot_sweep(sweep_df, entries, outdir, provenance, *, name="mq_sweep", hparam
             if default is not None and default in position:
                 ax.axvline(position[default], color="0.5", ls=":", lw=1)
             if measure == "optima_covered":
-                ax.axhline(len(optima[task]), color="k", ls="--", lw=1)
+                ax.axhline(optima[task], color="k", ls="--", lw=1)
             if measure == "final_normalized" and task in optima:
                 ax.axhline(LEARNED_THRESHOLD, color="k", ls="--", lw=1)
             if measure == "score_target_rms" and drawn:
@@ -596,5 +613,5 @@ def plot_sweep(sweep_df, entries, outdir, provenance, *, name="mq_sweep", hparam
            f"(dashed: all): >= {TOY_MIN_SHARE:.0%} of samples within {TOY_RADIUS}; score-target "
            f"RMS: of M_q dQ/da over training's last tenth (dotted: 1, the sampler noise's); "
            f"return: final evaluation return over the task's maximum (dashed: the "
-           f"{LEARNED_THRESHOLD:g} threshold for 'learned'). {_skipped_text(entries)}")
-    return _save(fig, outdir, name, cap, provenance, entries)
+           f"{LEARNED_THRESHOLD:g} threshold for 'learned'). {_skipped_text(runs)}")
+    return _save(fig, outdir, name, cap, provenance, runs)

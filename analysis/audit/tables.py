@@ -29,7 +29,8 @@ MODES_COLUMNS = ["algo", "task", "seed", "distribution", "state", "status", "int
 # measures summarised over seeds (mean with a bootstrap interval), and their column prefixes;
 # the score-target scale sits beside the mass on the bounds, so that the two read together
 SUMMARY_MEASURES = ("interior_modes", "frac_multimodal", "mass_any_bound", "score_target_rms",
-                    "mass_corner", "components", "final_normalized")
+                    "mass_corner", "components", "final_normalized", "mass_face",
+                    "mass_interior")
 SUMMARY_COLUMNS = (["algo", "task", "distribution", "n_seeds", "n_states"]
                    + [f"{m}{s}" for m in SUMMARY_MEASURES for s in ("", "_ci_low", "_ci_high")]
                    + ["interior_modes_near_bound", "true_modes", "n_learned", "n_skipped",
@@ -41,7 +42,15 @@ KL_COLUMNS = ["kind", "algo", "other_algo", "task", "distribution", "estimate", 
               "n_states", "note"]
 SWEEP_MEASURES = ("final_normalized", "interior_modes", "mass_any_bound", "optima_covered",
                   "mass_corner", "score_target_rms")
-TABLE_NAMES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv")
+#: Measures of a run (each its mean over the probe states) in the per-run table.
+RUN_MEASURES = ("interior_modes", "interior_modes_near_bound", "frac_multimodal",
+                "mass_interior", "mass_face", "mass_corner", "mass_any_bound", "components",
+                "kl_interior_gaussian_fit")
+RUN_COLUMNS = (["algo", "task", "seed", "role", "value", "distribution", "status", "audited",
+                "learned", "true_modes", "final_normalized", "score_target_rms"]
+               + list(RUN_MEASURES) + ["optima_covered", "path", "detail"])
+TABLE_NAMES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
+               "audit_runs.csv")
 
 
 def sweep_columns(hparam: str) -> list[str]:
@@ -123,6 +132,39 @@ def _run_mean(measured, e, name) -> float:
     return float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
 
 
+def _frac_multimodal(measured, e) -> float:
+    """Share of the run's probe states whose interior part has several modes."""
+    return float(np.mean([m["interior_modes"] > 1 for m in measured[(e.path, e.distribution)]
+                          if math.isfinite(m["interior_modes"])] or [math.nan]))
+
+
+def run_table(entries, measured) -> pd.DataFrame:
+    """One row per listed run (of any role: a sweep's runs carry their swept value) and
+    distribution: its status, whether it learned a task with known optima, its final return and
+    score-target scale, and each measure as its mean over the probe states. What the figures
+    show per seed, and what they count seeds and runs from."""
+    rows = []
+    for e in entries:
+        flag = learned(e)
+        row = {"algo": e.algo, "task": e.task, "seed": e.seed, "role": e.role,
+               "value": e.sweep_value, "distribution": e.distribution, "status": e.status,
+               "audited": e.audited, "learned": "" if flag is None else flag,
+               "true_modes": len(e.optima) if e.optima is not None else math.nan,
+               "final_normalized": e.final_normalized, "score_target_rms": e.score_target_rms,
+               "path": e.path, "detail": e.detail}
+        if e.audited:
+            row.update({name: _run_mean(measured, e, name) for name in RUN_MEASURES
+                        if name != "frac_multimodal"})
+            row["frac_multimodal"] = _frac_multimodal(measured, e)
+            if e.optima is not None:
+                row["optima_covered"] = optima_coverage(e.actions, e.optima)[2]
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    df["seed"] = df["seed"].astype(np.int64)
+    df["audited"] = df["audited"].astype(bool)
+    return df
+
+
 def modes_table(entries, measured) -> pd.DataFrame:
     """One row per (audited run, distribution, probe state); one row without a state per run
     and distribution not audited."""
@@ -184,10 +226,9 @@ def modes_summary(entries, measured, reps=DEFAULT_REPS, seed=DEFAULT_SEED) -> pd
     for (algo, task, dist), group in _groups(entries, "algo", "task", "distribution").items():
         ok = [e for e in group if e.audited]
         per_seed = {name: [_run_mean(measured, e, name) for e in ok]
-                    for name in ("interior_modes", "mass_any_bound", "mass_corner", "components")}
-        per_seed["frac_multimodal"] = [
-            float(np.mean([m["interior_modes"] > 1 for m in measured[(e.path, dist)]
-                           if math.isfinite(m["interior_modes"])] or [math.nan])) for e in ok]
+                    for name in ("interior_modes", "mass_any_bound", "mass_corner", "components",
+                                 "mass_face", "mass_interior")}
+        per_seed["frac_multimodal"] = [_frac_multimodal(measured, e) for e in ok]
         per_seed["final_normalized"] = [e.final_normalized for e in ok]
         per_seed["score_target_rms"] = [e.score_target_rms for e in ok]
         row = {"algo": algo, "task": task, "distribution": dist, "n_seeds": len(ok),

@@ -1,6 +1,6 @@
 STATS = config["stats"]
 STATS_TABLES = ["aggregate.csv", "probability_of_improvement.csv", "performance_profile.csv",
-                "iqm_curve.csv", "final_scores.csv", "final_scores.md"]
+                "iqm_curve.csv", "learning_curves.csv", "final_scores.csv", "final_scores.md"]
 
 
 rule aggregate:
@@ -27,7 +27,8 @@ rule aggregate:
 
 
 rule stats:
-    """rliable statistics (IQM, mean, median, optimality gap, profiles, P(improvement)) and figures."""
+    """rliable statistics (IQM, mean, median, optimality gap, profiles, P(improvement), curves)
+    as tables."""
     input:
         scores=rules.aggregate.output.scores,
         status=rules.aggregate.output.status,
@@ -38,30 +39,51 @@ rule stats:
         poi=f"{TABLES}/probability_of_improvement.csv",
         profile=f"{TABLES}/performance_profile.csv",
         curve=f"{TABLES}/iqm_curve.csv",
+        curves=f"{TABLES}/learning_curves.csv",
         final_csv=f"{TABLES}/final_scores.csv",
         final=report(f"{TABLES}/final_scores.md", category="Benchmark",
                      caption="../report/final_scores.rst"),
         provenance=sidecars(*[f"{TABLES}/{name}" for name in STATS_TABLES]),
-        figures=[report(f"{FIGURES}/{name}.png", category="Benchmark",
-                        caption=f"../report/{name}.rst") for name in BENCH_FIGURES],
-        pdfs=[f"{FIGURES}/{name}.pdf" for name in BENCH_FIGURES],
     log:
         f"{LOGS}/stats.log",
     params:
         reps=STATS["reps"],
         seed=STATS["seed"],
         reference=STATS["reference"],
-        code=analysis_code("analysis.figures"),
-        provenance=provenance_footer("analysis.figures", "benchmark", "audit"),
-        figures=lambda wc, output: Path(output.figures[0]).parent,
+        code=analysis_code("analysis.stats"),
+        provenance=provenance_footer("analysis.stats", "benchmark", "audit"),
         tables=lambda wc, output: Path(output.aggregate).parent,
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.figures --manifest {input.manifest} --scores {input.scores} "
-        "--status {input.status} "
-        "--outdir {params.figures} --tables-outdir {params.tables} --reps {params.reps} --seed {params.seed} "
-        "--reference {params.reference} > {log} 2>&1"
+        "python -m analysis.stats --manifest {input.manifest} --scores {input.scores} "
+        "--status {input.status} --outdir {params.tables} --reps {params.reps} "
+        "--seed {params.seed} --reference {params.reference} > {log} 2>&1"
+
+
+rule figures:
+    """The benchmark figures, drawn from the tables of the aggregate and stats rules."""
+    input:
+        rules.aggregate.output.scores,
+        rules.aggregate.output.status,
+        rules.stats.output,
+        manifest=MANIFEST,
+    output:
+        figures=[report(f"{FIGURES}/{name}.png", category="Benchmark",
+                        caption=f"../report/{name}.rst") for name in BENCH_FIGURES],
+        pdfs=[f"{FIGURES}/{name}.pdf" for name in BENCH_FIGURES],
+    log:
+        f"{LOGS}/figures.log",
+    params:
+        code=analysis_code("analysis.figures"),
+        provenance=provenance_footer("analysis.figures", "benchmark", "audit"),
+        tables=lambda wc, input: Path(input.manifest).parent,
+        figures=lambda wc, output: Path(output.figures[0]).parent,
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m analysis.figures --manifest {input.manifest} --tables {params.tables} "
+        "--outdir {params.figures} > {log} 2>&1"
 
 
 FIDELITY = config.get("fidelity")
@@ -78,7 +100,9 @@ rule fidelity:
     output:
         table=report(f"{TABLES}/fidelity.csv", category="Fidelity", caption="../report/fidelity.rst"),
         markdown=f"{TABLES}/fidelity.md",
-        provenance=sidecars(f"{TABLES}/fidelity.csv", f"{TABLES}/fidelity.md"),
+        curves=f"{TABLES}/fidelity_curves.csv",
+        provenance=sidecars(f"{TABLES}/fidelity.csv", f"{TABLES}/fidelity.md",
+                            f"{TABLES}/fidelity_curves.csv"),
         figure=report(f"{FIGURES}/fidelity.png", category="Fidelity",
                       caption="../report/fidelity.rst"),
         pdf=f"{FIGURES}/fidelity.pdf",

@@ -1,5 +1,6 @@
 AUDIT = config["audit"]
-AUDIT_TABLES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv")
+AUDIT_TABLES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
+                "audit_runs.csv")
 SWEEP_TABLES = [f"{name}.csv" for name in SWEEP_NAMES]
 
 
@@ -17,6 +18,7 @@ rule audit:
         bound_mass=f"{TABLES}/bound_mass.csv",
         kl=report(f"{TABLES}/kl.csv", category="Multimodality audit", caption="../report/kl.rst"),
         toy=f"{TABLES}/toy_optima.csv",
+        runs=f"{TABLES}/audit_runs.csv",
         sweeps=[report(f"{TABLES}/{name}", category="Sweeps",
                        caption="../report/sweep_table.rst") for name in SWEEP_TABLES],
         provenance=sidecars(*[f"{TABLES}/{name}" for name in AUDIT_TABLES + tuple(SWEEP_TABLES)]),
