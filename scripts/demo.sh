@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start, part 1: install, then regenerate every figure and table with the demo preset
-# (config/config.yaml; about 35 minutes on a 2-core laptop). Extra arguments go to snakemake.
+# (config/config.yaml; about 40 minutes on a 2-core laptop). Extra arguments go to snakemake.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
