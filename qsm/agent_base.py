@@ -7,6 +7,7 @@ exactly the gradient of that seed's own loss.
 """
 from __future__ import annotations
 
+import abc
 from contextlib import contextmanager
 
 import torch
@@ -15,7 +16,7 @@ import torch.nn as nn
 from .metrics import BOUND_TOLERANCE
 from .seeding import SeedStreams
 
-class Agent(nn.Module):
+class Agent(nn.Module, metaclass=abc.ABCMeta):
     name = "agent"  # the declared NAME, set by qsm.registry.get_agent
     # The modules that make up the policy (what act() uses): saved as the run's policy.pt.
     POLICY_MODULES: tuple = ("actor",)
@@ -32,15 +33,15 @@ class Agent(nn.Module):
         self.updates = 0
 
     # -- to implement ---------------------------------------------------------------------------
+    @abc.abstractmethod
     def act(self, obs: torch.Tensor, mode: str) -> torch.Tensor:
         """mode: 'explore' (behaviour while training), 'eval' (evaluation action) or 'policy'
         (a sample of the learned policy itself, without added exploration noise)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def update(self, batch: dict, timer) -> dict:
         """One gradient update from a seed-batched replay sample; returns per-seed diagnostics
         (S,) named as the columns of qsm.metrics.METRICS (extra keys are allowed)."""
-        raise NotImplementedError
 
     # -- shared ---------------------------------------------------------------------------------
     @torch.no_grad()

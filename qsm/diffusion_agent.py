@@ -15,6 +15,7 @@ Hyperparameters: `DiffusionConfig` (qsm/diffusion_agent_config.py), extended by 
 """
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
@@ -63,9 +64,9 @@ class DiffusionActorCritic(Agent):
         self.updates += 1
         return metrics
 
+    @abc.abstractmethod
     def update_actor(self, b) -> dict:
         """The agent's step on the denoiser (step_actor); returns its per-seed diagnostics."""
-        raise NotImplementedError
 
     def update_critic(self, b):
         with torch.no_grad():
