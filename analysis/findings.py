@@ -4,11 +4,12 @@
         --tables results/tables --out docs/findings.md [--margin 0.05]
 
 Every number in the findings comes from a table of the pipeline (run_status, final_scores,
-fidelity, aggregate, probability_of_improvement, modes_summary and every sweep's), and every
-section states the budget and the seeds behind it and how many of the runs it asks for were
-found. The seed-count planner (analysis.stats.seed_count_plan) is run on the final scores of the
-fidelity pair and written to ``seed_plan.csv`` with its provenance. Nothing here depends on time
-or host: the same tables give the same bytes, so a test can check the committed file.
+fidelity, aggregate, probability_of_improvement, modes_summary, every sweep's, and the training
+cost's cost_summary and run_cost), and every section states the budget and the seeds behind it
+and how many of the runs it asks for were found. The seed-count planner
+(analysis.stats.seed_count_plan) is run on the final scores of the fidelity pair and written to
+``seed_plan.csv`` with its provenance. Nothing here depends on time or host: the same tables give
+the same bytes, so a test can check the committed file.
 """
 from __future__ import annotations
 
@@ -162,6 +163,47 @@ def sweep_section(sweep: pd.DataFrame, hparam: str) -> str:
     return "\n\n".join(out)
 
 
+def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """What the training took: measured hours per group and the projection for the rest."""
+    if summary.empty:
+        return "No cost table."
+    rows = [(r.role, r.task, r.algo, f"{int(r.finished)} of {int(r.runs)}",
+             num(r.hours_measured), f"{num(r.hours_median)} ({int(r.peers)})",
+             f"{num(r.hours_min)} - {num(r.hours_max)}" if r.finished else "n/a",
+             num(r.hours_projected)) for r in summary.itertuples()]
+    finished = runs.dropna(subset=["hours"]) if not runs.empty else runs
+    threads = finished["threads"] if len(finished) else pd.Series(dtype=float)
+    one_thread = bool(len(threads)) and bool((threads == 1).all())
+    if one_thread:
+        threads_text = " Every finished run recorded one thread, so its hours are core-hours."
+    elif len(threads):
+        counts = [f"{n} recorded {int(t)} thread(s)"
+                  for t, n in threads.value_counts().sort_index().items()]
+        if threads.isna().any():
+            counts.append(f"{int(threads.isna().sum())} recorded no thread count")
+        threads_text = f" Of the {len(threads)} finished runs, {', '.join(counts)}."
+    else:
+        threads_text = ""
+    unestimated = [f"{r.role}: {r.algo} on {r.task}"
+                   for r in summary[summary["hours_projected"].isna()].itertuples()]
+    projected = summary["hours_projected"].sum()  # groups without peers (NaN) are skipped
+    text = (f"**{num(summary['hours_measured'].sum())} {'core-hours' if one_thread else 'hours'} "
+            f"measured** over {int(summary['finished'].sum())} finished runs of "
+            f"{int(summary['runs'].sum())}; projected for the whole configuration: "
+            f"**{num(projected)}**"
+            + (f", not counting {len(unestimated)} group(s) with no finished peer run yet "
+               f"({', '.join(unestimated)})" if unestimated else "")
+            + ". Hours are each seed's share of the wall-clock of its run's timed phases "
+            "(start-up and the final probe are not timed; time a process spent stopped counts). "
+            "A run not finished is projected at the median of its peers, the finished runs of "
+            "the same algorithm and task over every role (their number in brackets)."
+            + threads_text + " Table: `cost_summary.csv`; per run: `run_cost.csv`; figure: "
+            "`run_cost.png`.")
+    return "\n\n".join([text, table(("role", "task", "algorithm", "finished", "hours measured",
+                                      "median of peers", "fastest - slowest", "projected"),
+                                     rows)])
+
+
 # -- the document -------------------------------------------------------------------------------
 
 def fidelity_plan(final: pd.DataFrame, fidelity: pd.DataFrame, margin: float):
@@ -220,6 +262,8 @@ def findings(manifest, tables: Path, margin: float):
     for name, spec in manifest.sweeps.items():  # one section per sweep of the configuration
         parts += [f"## Sweep {name}: {spec['hparam']} of {', '.join(spec.get('algos', []))}",
                   sweep_section(read(tables, f"{name}.csv"), spec["hparam"])]
+    parts += ["## Cost", cost_section(read(tables, "cost_summary.csv"),
+                                      read(tables, "run_cost.csv"))]
     return "\n\n".join(parts) + "\n", plan
 
 

@@ -18,6 +18,15 @@ half rate and warm-up steps without updates are not averaged in.
     python -m analysis.profile tsweep --manifest results/tables/run_manifest.json --table results/tables/tsweep_profile.csv --figure results/figures/tsweep_profile
     python -m analysis.profile batch  --manifest results/tables/run_manifest.json --table results/tables/batch_profile.csv --figure results/figures/batch_profile
 
+    python -m analysis.profile runs   --manifest results/tables/run_manifest.json --table results/tables/run_cost.csv --summary results/tables/cost_summary.csv --figure results/figures/run_cost
+
+`runs` is what the configuration's training costs: one row per listed run of every role (its
+seed's share of the timed phases of a finished run, in hours), and per role, task and algorithm
+the hours measured so far and a projection for the whole group (the measured hours plus, for
+every run not finished yet, the median of the finished runs of the same algorithm and task). The timed phases leave out start-up and
+the final probe; time a process spent stopped inside a phase (SIGSTOP, a suspended machine)
+counts, which is why the projection uses a median.
+
 `tsweep` and `batch` are the cost sweeps (config profile.tsweep and profile.batch_sweep): per
 algorithm and diffusion steps T, or replay batch size, the per-seed cost per call of acting and
 of each update. The table gets a provenance sidecar and the figure a provenance footer
@@ -37,8 +46,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.figures import algo_color, finish_figure  # noqa: E402
-from analysis.manifest import load_manifest, read_runs  # noqa: E402
+from analysis.figures import algo_color, finish_figure, no_data_panel  # noqa: E402
+from analysis.manifest import ROLES, load_manifest, read_runs  # noqa: E402
 from analysis.outputs import write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
 from qsm.cli import HelpFormatter  # noqa: E402
@@ -203,23 +212,141 @@ def plot_cost_sweep(table: pd.DataFrame, kind, out_stem, provenance, used=None) 
                   "timing.csv.", provenance, used, top=1.0)
 
 
+#: Statuses of a run whose training has ended: its timing.csv covers all of its training.
+FINISHED = ("complete", "diverged")
+RUN_COST_COLUMNS = ["role", "task", "algo", "seed", "run_id", "status", "steps", "device",
+                    "block_size", "threads", "hours", "steps_per_s"]
+SUMMARY_COLUMNS = ["role", "task", "algo", "runs", "finished", "peers", "hours_measured",
+                   "hours_median", "hours_min", "hours_max", "hours_projected"]
+
+
+def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
+    """One row per run the manifest lists, of every role: for a finished run, its seed's share
+    of the wall-clock of its timed phases (a block's seeds share one timing record). A run
+    listed under two roles (a sweep's point at the default value is the audit's run) is trained
+    once and counted once, under the first."""
+    status = {} if status is None else status
+    used = set() if used is None else used
+    rows, seen = [], set()
+    for listed in read_runs(manifest, (*ROLES, *manifest.sweeps), check_probes=False):
+        e, run = listed.entry, listed.run
+        if e.path in seen:
+            continue
+        seen.add(e.path)
+        status[e.path] = listed.status
+        row = dict.fromkeys(RUN_COST_COLUMNS, np.nan)
+        row.update(role=e.role, task=e.task, algo=e.algo, seed=e.seed, run_id=e.run_id,
+                   status=listed.status, device="")
+        if run is not None and listed.status in FINISHED and run.timing is not None:
+            used.add(e.path)
+            block = int(run.timing["block_size"].iloc[0])
+            seconds = float(run.timing["total_s"].sum()) / block
+            steps = int(run.config["budget"]["steps"])
+            threads = run.config.get("provenance", {}).get("torch_threads")  # None: not recorded
+            row.update(steps=steps, device=str(run.timing["device"].iloc[0]), block_size=block,
+                       threads=np.nan if threads is None else int(threads),
+                       hours=seconds / 3600.0,
+                       steps_per_s=steps / seconds if seconds > 0 else np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=RUN_COST_COLUMNS)
+
+
+def cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per role, task and algorithm: runs asked for and finished, hours measured, the fastest
+    and slowest finished run, and the projection for the whole group: the measured hours plus,
+    for each run not finished, the median of its peers. Peers are the finished runs of the same
+    algorithm and task over every role (a sweep trains on the audit's budget; a run stopped for
+    a while weighs less in a larger pool), of the group's budget once one of its runs has
+    finished. No peers: no projection (NaN)."""
+    rows = []
+    finished = runs.dropna(subset=["hours"])
+    for (role, task, algo), g in runs.groupby(["role", "task", "algo"], sort=True):
+        hours = g["hours"].dropna()
+        peers = finished[(finished["algo"] == algo) & (finished["task"] == task)]
+        if len(hours):
+            peers = peers[peers["steps"].isin(set(g["steps"].dropna()))]
+        median = float(peers["hours"].median()) if len(peers) else np.nan
+        rows.append({"role": role, "task": task, "algo": algo, "runs": len(g),
+                     "finished": len(hours), "peers": len(peers),
+                     "hours_measured": float(hours.sum()), "hours_median": median,
+                     "hours_min": float(hours.min()) if len(hours) else np.nan,
+                     "hours_max": float(hours.max()) if len(hours) else np.nan,
+                     "hours_projected": float(hours.sum()) + median * (len(g) - len(hours))
+                     if len(g) > len(hours) else float(hours.sum())})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def plot_run_cost(summary: pd.DataFrame, out_stem, provenance, used=None) -> None:
+    """Horizontal bars per group: hours measured, and the projected rest (hatched)."""
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * max(len(summary), 1)))
+    if summary.empty:
+        no_data_panel(ax, "no runs listed")
+    else:
+        s = summary.iloc[::-1].reset_index(drop=True)  # first group at the top
+        y = np.arange(len(s))
+        rest = (s["hours_projected"] - s["hours_measured"]).fillna(0.0)
+        colors = [algo_color(a) for a in s["algo"]]
+        ax.barh(y, s["hours_measured"], color=colors, label="measured (finished runs)")
+        ax.barh(y, rest, left=s["hours_measured"], color=colors, alpha=0.3, hatch="//",
+                edgecolor="0.4", lw=0.3, label="projected (median of peers x runs not finished)")
+        for i, r in s.iterrows():
+            end = r["hours_measured"] + rest[i]
+            text = f"{int(r['finished'])} of {int(r['runs'])}"
+            if pd.isna(r["hours_projected"]):
+                text += " (no estimate yet)"
+            ax.text(end, i, f" {text}", va="center", fontsize=7)
+        ax.set_yticks(y, [f"{r.role}: {r.algo} on {r.task}" for r in s.itertuples()], fontsize=7)
+        ax.set_xlim(0, max(float((s["hours_measured"] + rest).max()), 1e-9) * 1.25)
+        ax.legend(frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                  ncol=2)  # below the axis: any corner inside may hold a bar's end
+        measured, projected = summary["hours_measured"].sum(), summary["hours_projected"].sum()
+        missing = int(summary["hours_projected"].isna().sum())
+        ax.set_title(f"Training cost: {measured:.1f} h measured, {projected:.1f} h projected "
+                     f"for the whole configuration"
+                     + (f"\n({missing} group(s) with no finished peer run not counted)"
+                        if missing else ""), fontsize=9)
+    ax.set_xlabel("hours of the timed training phases (per seed)")
+    ax.grid(axis="x", alpha=0.3)
+    out_stem = Path(out_stem)
+    finish_figure(fig, out_stem.parent, out_stem.name,
+                  "Per seed, the wall-clock of the timed phases of its run's timing.csv (a "
+                  "block's share); start-up and the final probe are not timed, and time a "
+                  "process spent stopped inside a phase counts. A run not finished is projected "
+                  "at the median of the finished runs of its algorithm and task.", provenance, used,
+                  top=1.0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.profile", description=__doc__,
                                  formatter_class=HelpFormatter)
-    ap.add_argument("kind", choices=["steps", *COST_SWEEPS],
+    ap.add_argument("kind", choices=["steps", *COST_SWEEPS, "runs"],
                     help="steps: per-step cost of the benchmark runs; tsweep: cost against the "
-                         "number of diffusion steps T; batch: against the replay batch size")
+                         "number of diffusion steps T; batch: against the replay batch size; "
+                         "runs: the hours every run of the configuration took")
     ap.add_argument("--manifest", required=True, help="run_manifest.json (analysis/manifest.py)")
     ap.add_argument("--table", required=True, help="the CSV table to write")
     ap.add_argument("--figure", required=True, help="output path without extension")
+    ap.add_argument("--summary", help="runs: the per-group summary table to write (required)")
     return ap
 
 
 def main(argv=None) -> int:
-    a = build_parser().parse_args(argv)
+    ap = build_parser()
+    a = ap.parse_args(argv)
+    if a.kind == "runs" and not a.summary:
+        ap.error("runs needs --summary (the per-group table)")
     manifest = load_manifest(a.manifest)
-    role = "benchmark" if a.kind == "steps" else COST_SWEEPS[a.kind][0]
     status, used = {}, set()
+    if a.kind == "runs":
+        prov = Provenance.of(manifest, (*ROLES, *manifest.sweeps), "analysis.profile")
+        table = run_cost(manifest, status, used)
+        prov.with_status(status)
+        summary = cost_summary(table)
+        plot_run_cost(summary, a.figure, prov, used)
+        write_table(a.summary, summary, prov, used)
+        write_table(a.table, table, prov, used)
+        return 0
+    role = "benchmark" if a.kind == "steps" else COST_SWEEPS[a.kind][0]
     prov = Provenance.of(manifest, (role,), "analysis.profile")
     if a.kind == "steps":
         table = step_profile(manifest, status, used)

@@ -92,8 +92,7 @@ def test_dry_run_plans_one_job_per_algo_task_block(tmp_path, name, train, extern
     assert jobs.get("train", 0) == train, jobs
     assert {k: jobs.get(k) for k in external} == external, jobs
     for rule in ("run_manifest", "aggregate", "stats", "audit", "step_profile", "tsweep_profile",
-                 "batch_profile",
-                 "diagnostics"):
+                 "batch_profile", "run_cost", "diagnostics"):
         assert jobs[rule] == 1, rule
     if name.startswith("fidelity"):  # the same protocol for both; the overlay changes the budget
         steps = "50000 steps (10000 random)" if "50k" in name else "12000 steps (4000 random)"
@@ -233,11 +232,12 @@ def test_lint_reports_nothing(tmp_path):
 EXPECTED_TABLES = ["scores.csv", "run_status.csv", "aggregate.csv", "probability_of_improvement.csv",
                    "iqm_curve.csv", "modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv",
                    "toy_optima.csv", "mq_sweep.csv", "capacity.csv", "step_profile.csv",
-                   "tsweep_profile.csv", "batch_profile.csv", "diagnostics.csv"]
+                   "tsweep_profile.csv", "batch_profile.csv", "run_cost.csv", "cost_summary.csv",
+                   "diagnostics.csv"]
 EXPECTED_FIGURES = ["aggregate_metrics", "performance_profile", "probability_of_improvement",
                     "iqm_sample_efficiency", "learning_curves", "mode_counts", "bound_mass",
                     "kl_divergence", "action_histograms", "toy_optima", "mq_sweep", "capacity",
-                    "step_profile", "tsweep_profile", "batch_profile"] + [
+                    "step_profile", "tsweep_profile", "batch_profile", "run_cost"] + [
                     f"training_diagnostics_{task}"
                     for task in ("cheetah_run", "reacher_hard", "toy_bimodal")]  # smoke.yaml's
 SMOKE_TRAIN_FLAGS = 20 + 2   # the train rule's jobs and random_policy's
@@ -321,6 +321,11 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     batch = pd.read_csv(tables / "batch_profile.csv")
     assert set(batch["algo"]) == {"sac"} and set(batch["batch_size"]) == {16, 64}
     assert (tables / "final_scores.md").read_text().startswith("# Final scores")
+    # every run, of every role, finished and timed once (a run under two roles counts once)
+    cost = pd.read_csv(tables / "run_cost.csv")
+    assert cost["hours"].gt(0).all() and not cost.duplicated(["algo", "task", "seed", "run_id"]).any()
+    cost_summary = pd.read_csv(tables / "cost_summary.csv")
+    assert (cost_summary["finished"] == cost_summary["runs"]).all(), cost_summary
     assert not list((work / "results" / "checkpoints").rglob("*.pt")), "checkpoints left behind"
     assert "Nothing to be done" in sm(*smoke, "-n", check=True).text
     sm(*smoke, "--report", str(tmp_path / "report.html"), check=True)

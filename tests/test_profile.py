@@ -93,3 +93,71 @@ def test_batch_size_cost_sweep_reads_each_runs_batch(tmp_path):
     assert profile.main(["batch", "--manifest", str(empty), "--table", str(tmp_path / "e.csv"),
                          "--figure", str(tmp_path / "e")]) == 0
     assert len(pd.read_csv(tmp_path / "e.csv")) == 0 and (tmp_path / "e.png").is_file()
+
+
+def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_path):
+    """profile runs: a finished run's hours are its seed's share of the timed phases; a run
+    listed under two roles counts once; unfinished runs are projected at the median of the
+    finished runs of their algorithm and task, over every role; no peers, no projection."""
+    from analysis.findings import cost_section
+    root = tmp_path / "runs"
+    write_block(root, "qsm", "cheetah_run")                      # seeds 0, 1: 11 s per block
+    w = SeedRunWriter(seed_dir(root, "qsm", "cheetah_run", 2))   # one seed, twice the time
+    w.write_config({**run_config("qsm", "cheetah_run", 2),
+                    "provenance": {"git_commit": None, "torch_threads": 1}})
+    w.add_eval(0, [1.0], wall_time_s=0.0)
+    w.write_timing([{"phase": p, "calls": c, "total_s": 2 * t, "env_steps": 100,
+                     "block_size": 1, "device": "cpu"} for p, (c, t) in TIMING.items()])
+    w.write_probe_actions([[0.0, 0.0, 0.0]], [[[0.0, 0.0]]], [[[0.0, 0.0]]])
+    w.write_status("complete", 1000)
+    w = SeedRunWriter(seed_dir(root, "sac", "toy_bimodal", 0))   # still running: not counted
+    w.write_config(run_config("sac", "toy_bimodal", 0))
+    w.write_status("running", 10)
+    write_block(root, "qsm", "toy_bimodal")                      # the audit's seeds 0 and 1
+    manifest = write_manifest(tmp_path / "manifest.json", root, [
+        ("qsm", "cheetah_run", 0, "benchmark"), ("qsm", "cheetah_run", 1, "benchmark"),
+        ("qsm", "cheetah_run", 2, "benchmark"), ("qsm", "cheetah_run", 3, "benchmark"),
+        ("sac", "toy_bimodal", 0, "audit"), ("sac", "toy_bimodal", 1, "audit"),
+        ("qsm", "toy_bimodal", 0, "audit"), ("qsm", "toy_bimodal", 1, "audit"),
+        ("qsm", "toy_bimodal", 0, "mq"),                         # the sweep's point at 50
+        ("qsm", "toy_bimodal", 0, "mq", "00000000000b")])        # another value: missing
+    raw = json.loads(manifest.read_text())
+    raw["sweeps"] = {"mq": {"hparam": "M_q", "algos": ["qsm"]}}
+    manifest.write_text(json.dumps(raw))
+    table, summary = tmp_path / "t" / "run_cost.csv", tmp_path / "t" / "cost_summary.csv"
+    stem = tmp_path / "f" / "run_cost"
+    with pytest.raises(SystemExit):  # the summary table is not optional
+        profile.main(["runs", "--manifest", str(manifest), "--table", str(table),
+                      "--figure", str(stem)])
+    assert profile.main(["runs", "--manifest", str(manifest), "--table", str(table),
+                         "--summary", str(summary), "--figure", str(stem)]) == 0
+    runs = pd.read_csv(table)
+    assert len(runs) == 9  # ten entries, one of them the audit's run listed again
+    bench = runs[runs["role"] == "benchmark"].set_index("seed")
+    per_seed = sum(t for _, t in TIMING.values()) / 2   # 11 s for the block of two
+    assert bench.loc[0, "hours"] == pytest.approx(per_seed / 3600)
+    assert bench.loc[2, "hours"] == pytest.approx(4 * per_seed / 3600)
+    assert bench.loc[2, "steps_per_s"] == pytest.approx(1000 / (4 * per_seed))
+    assert bench.loc[2, "threads"] == 1 and pd.isna(bench.loc[0, "threads"])
+    assert pd.isna(bench.loc[3, "hours"]) and bench.loc[3, "status"] == "missing"
+    assert runs.loc[runs["algo"] == "sac", "hours"].isna().all()   # running and missing
+    s = pd.read_csv(summary).set_index(["role", "task", "algo"])
+    b = s.loc[("benchmark", "cheetah_run", "qsm")]
+    assert (b["runs"], b["finished"], b["peers"]) == (4, 3, 3)
+    assert b["hours_measured"] == pytest.approx(6 * per_seed / 3600)
+    assert b["hours_median"] == pytest.approx(per_seed / 3600)       # median of 1, 1 and 4
+    assert b["hours_projected"] == pytest.approx(7 * per_seed / 3600)
+    sweep = s.loc[("mq", "toy_bimodal", "qsm")]                       # peers: the audit's runs
+    assert (sweep["runs"], sweep["finished"], sweep["peers"]) == (1, 0, 2)
+    assert sweep["hours_projected"] == pytest.approx(per_seed / 3600)
+    assert pd.isna(s.loc[("audit", "toy_bimodal", "sac"), "hours_projected"])
+    side = json.loads(sidecar_path(summary).read_text())
+    assert side["roles"] == ["benchmark", "audit", "tsweep", "batch_sweep", "mq"]
+    assert stem.with_suffix(".png").stat().st_size > 1000
+    text = cost_section(pd.read_csv(summary), runs)
+    assert "not counting 1 group(s) with no finished peer run yet (audit: sac on toy_bimodal)" \
+        in text
+    assert "core-hours" not in text and \
+        "Of the 5 finished runs, 1 recorded 1 thread(s), 4 recorded no thread count." in text
+    assert "core-hours measured** over 5 finished runs of 9" in cost_section(
+        pd.read_csv(summary), runs.assign(threads=1))

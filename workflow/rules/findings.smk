@@ -11,7 +11,8 @@ rule findings:
         manifest=MANIFEST,
         tables=[f"{TABLES}/{name}" for name in ("run_status.csv", "final_scores.csv",
                                                 "aggregate.csv", "probability_of_improvement.csv",
-                                                "modes_summary.csv")]
+                                                "modes_summary.csv", "cost_summary.csv",
+                                                "run_cost.csv")]
         + [f"{TABLES}/{sweep['name']}.csv" for sweep in config.get("sweeps") or []]
         + ([f"{TABLES}/fidelity.csv"] if config.get("fidelity") else []),
     output:

@@ -71,3 +71,34 @@ rule batch_profile:
     shell:
         "python -m analysis.profile batch --manifest {input.manifest} --table {output.table} "
         "--figure {params.stem} > {log} 2>&1"
+
+
+# Every role that trains: the cost of the whole configuration, measured so far and projected.
+TRAINING_ROLES = ("benchmark", "audit", "tsweep", "batch_sweep", *SWEEP_NAMES)
+
+
+rule run_cost:
+    """The hours every run of the configuration took, and the projection for the rest."""
+    input:
+        flags=flags_of(*TRAINING_ROLES),
+        manifest=MANIFEST,
+    output:
+        table=report(f"{TABLES}/run_cost.csv", category="Wall-clock",
+                     caption="../report/run_cost.rst"),
+        summary=report(f"{TABLES}/cost_summary.csv", category="Wall-clock",
+                       caption="../report/run_cost.rst"),
+        figure=report(f"{FIGURES}/run_cost.png", category="Wall-clock",
+                      caption="../report/run_cost.rst"),
+        pdf=f"{FIGURES}/run_cost.pdf",
+        provenance=sidecars(f"{TABLES}/run_cost.csv", f"{TABLES}/cost_summary.csv"),
+    log:
+        f"{LOGS}/run_cost.log",
+    params:
+        stem=lambda wc, output: Path(output.figure).with_suffix(""),
+        code=analysis_code("analysis.profile"),
+        provenance=provenance_footer("analysis.profile", *TRAINING_ROLES),
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m analysis.profile runs --manifest {input.manifest} --table {output.table} "
+        "--summary {output.summary} --figure {params.stem} > {log} 2>&1"
