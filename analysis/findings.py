@@ -167,7 +167,8 @@ def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
     """What the training took: measured hours per group and the projection for the rest."""
     if summary.empty:
         return "No cost table."
-    rows = [(r.role, r.task, r.algo, f"{int(r.finished)} of {int(r.runs)}",
+    rows = [(r.role, r.task, r.algo, f"{int(r.finished)} of {int(r.runs)}"
+             + (f" ({int(r.slow)} slow)" if r.slow else ""),
              num(r.hours_measured), f"{num(r.hours_median)} ({int(r.peers)})",
              f"{num(r.hours_min)} - {num(r.hours_max)}" if r.finished else "n/a",
              num(r.hours_projected)) for r in summary.itertuples()]
@@ -196,7 +197,9 @@ def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
             + ". Hours are each seed's share of the wall-clock of its run's timed phases "
             "(start-up and the final probe are not timed; time a process spent stopped counts). "
             "A run not finished is projected at the median of its peers, the finished runs of "
-            "the same algorithm and task over every role (their number in brackets)."
+            "the same algorithm and task over every role (their number in brackets), leaving "
+            "out slow runs: those at under half of their peers' median speed, stopped for a "
+            "while or on a shared core."
             + threads_text + " Table: `cost_summary.csv`; per run: `run_cost.csv`; figure: "
             "`run_cost.png`.")
     return "\n\n".join([text, table(("role", "task", "algorithm", "finished", "hours measured",

@@ -23,7 +23,8 @@ half rate and warm-up steps without updates are not averaged in.
 `runs` is what the configuration's training costs: one row per listed run of every role (its
 seed's share of the timed phases of a finished run, in hours), and per role, task and algorithm
 the hours measured so far and a projection for the whole group (the measured hours plus, for
-every run not finished yet, the median of the finished runs of the same algorithm and task). The timed phases leave out start-up and
+every run not finished yet, the median of the finished runs of the same algorithm and task, less
+those at under half of their median speed: `slow`, stopped for a while or on a shared core). The timed phases leave out start-up and
 the final probe; time a process spent stopped inside a phase (SIGSTOP, a suspended machine)
 counts, which is why the projection uses a median.
 
@@ -216,8 +217,10 @@ def plot_cost_sweep(table: pd.DataFrame, kind, out_stem, provenance, used=None) 
 FINISHED = ("complete", "diverged")
 RUN_COST_COLUMNS = ["role", "task", "algo", "seed", "run_id", "status", "steps", "device",
                     "block_size", "threads", "hours", "steps_per_s"]
-SUMMARY_COLUMNS = ["role", "task", "algo", "runs", "finished", "peers", "hours_measured",
+SUMMARY_COLUMNS = ["role", "task", "algo", "runs", "finished", "slow", "peers", "hours_measured",
                    "hours_median", "hours_min", "hours_max", "hours_projected"]
+#: A finished run slower than this share of its peers' median speed counts as slow.
+SLOW_FACTOR = 0.5
 
 
 def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
@@ -251,24 +254,44 @@ def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_COST_COLUMNS)
 
 
+def _peers(finished: pd.DataFrame, algo, task, steps=None) -> pd.DataFrame:
+    """The finished runs of the same algorithm and task over every role (a sweep trains on the
+    audit's budget), of the same budget where it is known."""
+    peers = finished[(finished["algo"] == algo) & (finished["task"] == task)]
+    return peers if steps is None else peers[peers["steps"].isin(steps)]
+
+
+def flag_slow(runs: pd.DataFrame) -> pd.DataFrame:
+    """Column `slow`: a finished run at under SLOW_FACTOR of the median speed (steps per second)
+    of its peers, itself included, was stopped for a while or shared its core. Its hours are what
+    it took, so they count as measured; they are left out of the projection."""
+    runs = runs.copy()
+    finished = runs.dropna(subset=["hours"])
+    slow = pd.Series(False, index=runs.index)
+    for i, r in finished.iterrows():
+        typical = _peers(finished, r["algo"], r["task"], {r["steps"]})["steps_per_s"].median()
+        slow[i] = bool(r["steps_per_s"] < SLOW_FACTOR * typical)
+    runs["slow"] = slow
+    return runs
+
+
 def cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per role, task and algorithm: runs asked for and finished, hours measured, the fastest
     and slowest finished run, and the projection for the whole group: the measured hours plus,
-    for each run not finished, the median of its peers. Peers are the finished runs of the same
-    algorithm and task over every role (a sweep trains on the audit's budget; a run stopped for
-    a while weighs less in a larger pool), of the group's budget once one of its runs has
-    finished. No peers: no projection (NaN)."""
+    for each run not finished, the median of its peers (:func:`_peers`, of the group's budget once
+    one of its runs has finished), leaving out slow runs (:func:`flag_slow`). No peers: no
+    projection (NaN)."""
     rows = []
     finished = runs.dropna(subset=["hours"])
     for (role, task, algo), g in runs.groupby(["role", "task", "algo"], sort=True):
         hours = g["hours"].dropna()
-        peers = finished[(finished["algo"] == algo) & (finished["task"] == task)]
-        if len(hours):
-            peers = peers[peers["steps"].isin(set(g["steps"].dropna()))]
-        median = float(peers["hours"].median()) if len(peers) else np.nan
+        peers = _peers(finished, algo, task, set(g["steps"].dropna()) if len(hours) else None)
+        typical = peers.loc[~peers["slow"].astype(bool), "hours"]
+        median = float(typical.median()) if len(typical) else np.nan
         rows.append({"role": role, "task": task, "algo": algo, "runs": len(g),
-                     "finished": len(hours), "peers": len(peers),
-                     "hours_measured": float(hours.sum()), "hours_median": median,
+                     "finished": len(hours), "slow": int(g["slow"].astype(bool).sum()),
+                     "peers": len(typical), "hours_measured": float(hours.sum()),
+                     "hours_median": median,
                      "hours_min": float(hours.min()) if len(hours) else np.nan,
                      "hours_max": float(hours.max()) if len(hours) else np.nan,
                      "hours_projected": float(hours.sum()) + median * (len(g) - len(hours))
@@ -292,6 +315,8 @@ def plot_run_cost(summary: pd.DataFrame, out_stem, provenance, used=None) -> Non
         for i, r in s.iterrows():
             end = r["hours_measured"] + rest[i]
             text = f"{int(r['finished'])} of {int(r['runs'])}"
+            if r["slow"]:
+                text += f" ({int(r['slow'])} slow)"
             if pd.isna(r["hours_projected"]):
                 text += " (no estimate yet)"
             ax.text(end, i, f" {text}", va="center", fontsize=7)
@@ -312,7 +337,8 @@ def plot_run_cost(summary: pd.DataFrame, out_stem, provenance, used=None) -> Non
                   "Per seed, the wall-clock of the timed phases of its run's timing.csv (a "
                   "block's share); start-up and the final probe are not timed, and time a "
                   "process spent stopped inside a phase counts. A run not finished is projected "
-                  "at the median of the finished runs of its algorithm and task.", provenance, used,
+                  "at the median of the finished runs of its algorithm and task, less slow "
+                  "ones (under half of their median speed).", provenance, used,
                   top=1.0)
 
 
@@ -339,7 +365,7 @@ def main(argv=None) -> int:
     status, used = {}, set()
     if a.kind == "runs":
         prov = Provenance.of(manifest, (*ROLES, *manifest.sweeps), "analysis.profile")
-        table = run_cost(manifest, status, used)
+        table = flag_slow(run_cost(manifest, status, used))
         prov.with_status(status)
         summary = cost_summary(table)
         plot_run_cost(summary, a.figure, prov, used)

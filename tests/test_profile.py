@@ -102,7 +102,7 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     from analysis.findings import cost_section
     root = tmp_path / "runs"
     write_block(root, "qsm", "cheetah_run")                      # seeds 0, 1: 11 s per block
-    w = SeedRunWriter(seed_dir(root, "qsm", "cheetah_run", 2))   # one seed, twice the time
+    w = SeedRunWriter(seed_dir(root, "qsm", "cheetah_run", 2))   # one seed, twice the time: slow
     w.write_config({**run_config("qsm", "cheetah_run", 2),
                     "provenance": {"git_commit": None, "torch_threads": 1}})
     w.add_eval(0, [1.0], wall_time_s=0.0)
@@ -139,13 +139,15 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     assert bench.loc[2, "hours"] == pytest.approx(4 * per_seed / 3600)
     assert bench.loc[2, "steps_per_s"] == pytest.approx(1000 / (4 * per_seed))
     assert bench.loc[2, "threads"] == 1 and pd.isna(bench.loc[0, "threads"])
+    # a quarter of its peers' median speed: stopped for a while, or a shared core
+    assert runs["slow"].tolist() == [False, False, True] + [False] * 6
     assert pd.isna(bench.loc[3, "hours"]) and bench.loc[3, "status"] == "missing"
     assert runs.loc[runs["algo"] == "sac", "hours"].isna().all()   # running and missing
     s = pd.read_csv(summary).set_index(["role", "task", "algo"])
     b = s.loc[("benchmark", "cheetah_run", "qsm")]
-    assert (b["runs"], b["finished"], b["peers"]) == (4, 3, 3)
-    assert b["hours_measured"] == pytest.approx(6 * per_seed / 3600)
-    assert b["hours_median"] == pytest.approx(per_seed / 3600)       # median of 1, 1 and 4
+    assert (b["runs"], b["finished"], b["slow"], b["peers"]) == (4, 3, 1, 2)
+    assert b["hours_measured"] == pytest.approx(6 * per_seed / 3600)  # the slow run's time counts
+    assert b["hours_median"] == pytest.approx(per_seed / 3600)       # ... but not in the median
     assert b["hours_projected"] == pytest.approx(7 * per_seed / 3600)
     sweep = s.loc[("mq", "toy_bimodal", "qsm")]                       # peers: the audit's runs
     assert (sweep["runs"], sweep["finished"], sweep["peers"]) == (1, 0, 2)
