@@ -34,6 +34,9 @@ fi
 [ -x "$checkout/.venv/bin/snakemake" ] \
   || { echo "error: no $checkout/.venv: run QSM_EXTRAS=official bash scripts/install.sh" >&2; exit 2; }
 cd "$worktree"
+# the CPU to pin to: the last one this process may use (GNU nproc also honours OMP_NUM_THREADS
+# and OMP_THREAD_LIMIT, set below or by the caller, and would then say 1 and pin to CPU 0)
+cpu=${QSM_STUDY_CPU:-$(( $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) - 1 ))}
 export PATH="$checkout/.venv/bin:$PATH" PYTHONPATH="$worktree" MUJOCO_GL=disable \
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 mkdir -p results
@@ -51,6 +54,5 @@ retrain=()
 if grep -q '^  retrain:' workflow/schemas/config.schema.yaml; then retrain=(--config retrain=true); fi
 snakemake --unlock --configfile config/study.yaml >/dev/null 2>&1 || true
 echo "study: commit $commit in $worktree; log: $worktree/results/study.log"
-cpu=${QSM_STUDY_CPU:-$(( $(nproc) - 1 ))}
 exec nice -n 19 taskset -c "$cpu" snakemake --cores 1 --configfile config/study.yaml "${retrain[@]}" \
   --rerun-incomplete --keep-going >> results/study.log 2>&1
