@@ -131,7 +131,8 @@ def eval_rows(path):
     return [[row[i] for i in keep] for row in rows]
 
 
-TIMING_TABLES = {"step_profile.csv", "tsweep_profile.csv", "batch_profile.csv"}  # wall-clock: equal in shape only
+TIMING_TABLES = {"step_profile.csv", "tsweep_profile.csv", "batch_profile.csv", "run_cost.csv",
+                 "cost_summary.csv"}  # wall-clock: equal in shape only
 
 
 def assert_same_outputs(local, remote):
