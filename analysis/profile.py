@@ -24,9 +24,9 @@ half rate and warm-up steps without updates are not averaged in.
 seed's share of the timed phases of a finished run, in hours), and per role, task and algorithm
 the hours measured so far and a projection for the whole group (the measured hours plus, for
 every run not finished yet, the median of the finished runs of the same algorithm and task, less
-those at under half of their median speed: `slow`, stopped for a while or on a shared core). The timed phases leave out start-up and
-the final probe; time a process spent stopped inside a phase (SIGSTOP, a suspended machine)
-counts, which is why the projection uses a median.
+those at under half of their median speed: `slow`, stopped for a while or on a shared core). The
+timed phases leave out start-up and the final probe; time a process spent stopped inside a phase
+(SIGSTOP, a suspended machine) counts, which is why the projection uses a median.
 
 `tsweep` and `batch` are the cost sweeps (config profile.tsweep and profile.batch_sweep): per
 algorithm and diffusion steps T, or replay batch size, the per-seed cost per call of acting and
