@@ -2,6 +2,7 @@
 
     python -m analysis.archive add --manifest RUN_MANIFEST --archive results/archive/NAME
     python -m analysis.archive verify results/archive/NAME
+    python -m analysis.archive pending --manifest RUN_MANIFEST --archive results/archive/NAME
 
 `add` copies every finished run (complete or diverged, validated through the contract) that a run
 manifest lists into ARCHIVE/runs/<algo>/<task>/<run_id>/seed<k>/: config.json, eval.csv,
@@ -17,17 +18,24 @@ ARCHIVE/MANIFEST.json:
 with the identity each run recorded, the commit and package versions that trained it, and a
 sha256 for every file. `verify` recomputes every checksum and reports, one line each, a file that
 changed, is missing, or lies in the archive without being listed; exit status 1 if any.
+`pending` lists the training jobs (block target files) a run manifest still needs, the archived
+runs left out, cheapest first by the hours its archived peers took, so that a long study trained
+in short sittings finishes whole jobs before it starts the ones whose length is unknown.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
+import math
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
 from analysis.manifest import ManifestError, load_entry, load_manifest
+from analysis.profile import SLOW_FACTOR
 from qsm.cli import HelpFormatter
 from qsm.identity import run_identity
 from qsm.rundir import POLICY_FILE, REQUIRED_FILES, ContractError, atomic_write_json
@@ -149,11 +157,66 @@ def verify(archive) -> list[str]:
     return problems
 
 
+def archived_hours(archive) -> dict:
+    """(algo, task, steps) -> the hours each archived run's seed took: its share of the
+    wall-clock of its block's timed phases (timing.csv), as the run_cost table counts them."""
+    archive = Path(archive)
+    hours = {}
+    for record in read_archive(archive)["runs"]:
+        run = archive / record["path"]
+        try:
+            with open(run / "timing.csv", newline="") as f:
+                rows = list(csv.DictReader(f))
+            steps = json.loads((run / "config.json").read_text())["budget"]["steps"]
+        except (OSError, KeyError, ValueError):
+            continue
+        if rows:
+            seconds = sum(float(r["total_s"]) for r in rows) / int(rows[0]["block_size"])
+            hours.setdefault((record["algo"], record["task"], steps), []).append(seconds / 3600)
+    return hours
+
+
+def pending(manifest_path, archive, seed_block: int = 1, max_hours=None) -> list[tuple]:
+    """The training jobs a run manifest needs that the archive does not hold: (target, hours)
+    with target the job's block file (<run dir>/block_<seeds>.done, the Snakefile's blocks of
+    `seed_block` seeds in the manifest's order, per role) and hours the estimate for the whole
+    block: the median of the archived runs of the same algorithm and task, slow ones left out
+    (analysis.profile.flag_slow), times its seeds; NaN when
+    no such run is archived. Cheapest first, unknown last; `max_hours` drops the estimates above
+    it (never the unknown)."""
+    if seed_block < 1:
+        raise ArchiveError(f"seed_block must be a positive integer, got {seed_block}")
+    manifest = load_manifest(manifest_path)
+    held = {(r["algo"], r["task"], r["run_id"], r["seed"])
+            for r in read_archive(Path(archive))["runs"]}
+    per_seed = {}
+    for (algo, task, _steps), values in archived_hours(archive).items():
+        # leave out slow runs as the cost table does: under SLOW_FACTOR of the median speed of
+        # their peers (same steps, so speed goes as 1 / hours), stopped or on a shared core
+        fastest_allowed = statistics.median(1 / h for h in values) * SLOW_FACTOR
+        per_seed.setdefault((algo, task), []).extend(h for h in values if 1 / h >= fastest_allowed)
+    seeds_of = {}  # (role, run dir) -> its entries, in the manifest's order
+    for entry in manifest.runs:
+        seeds_of.setdefault((entry.role, str(Path(entry.path).parent)), []).append(entry)
+    jobs = {}
+    for (_role, run_dir), entries in seeds_of.items():
+        for i in range(0, len(entries), seed_block):
+            block = entries[i:i + seed_block]
+            if all((e.algo, e.task, e.run_id, e.seed) in held for e in block):
+                continue
+            target = f"{run_dir}/block_{'_'.join(str(e.seed) for e in block)}.done"
+            peers = per_seed.get((block[0].algo, block[0].task))
+            jobs[target] = statistics.median(peers) * len(block) if peers else math.nan
+    order = sorted(jobs.items(), key=lambda job: (math.isnan(job[1]), job[1], job[0]))
+    return [(t, h) for t, h in order if max_hours is None or math.isnan(h) or h <= max_hours]
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m analysis.archive", description=__doc__,
                                  formatter_class=HelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                            help="add or verify (python -m analysis.archive COMMAND --help)")
+                            help="add, verify or pending "
+                                 "(python -m analysis.archive COMMAND --help)")
     a_add = sub.add_parser("add", help="archive the finished runs a run manifest lists",
                            formatter_class=HelpFormatter)
     a_add.add_argument("--manifest", required=True, help="a run manifest (run_manifest.json)")
@@ -161,6 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     a_verify = sub.add_parser("verify", help="check every archived file against its sha256",
                               formatter_class=HelpFormatter)
     a_verify.add_argument("archive", help="the archive directory")
+    a_pending = sub.add_parser("pending", help="the training jobs a run manifest still needs, "
+                               "cheapest first: one line each, TARGET<tab>HOURS",
+                               formatter_class=HelpFormatter)
+    a_pending.add_argument("--manifest", required=True, help="a run manifest (run_manifest.json)")
+    a_pending.add_argument("--archive", required=True, help="the archive directory")
+    a_pending.add_argument("--seed-block", type=int, default=1,
+                           help="seeds per training job (the configuration's seed_block)")
+    a_pending.add_argument("--max-hours", type=float, default=None,
+                           help="leave out jobs estimated to take longer (never the unknown ones)")
     return ap
 
 
@@ -170,6 +242,10 @@ def main(argv=None) -> int:
         if a.command == "add":
             added, total = add(a.manifest, a.archive)
             print(f"{added} runs added; {total} runs in {a.archive}")
+            return 0
+        if a.command == "pending":
+            for target, hours in pending(a.manifest, a.archive, a.seed_block, a.max_hours):
+                print(f"{target}\t{hours:.3f}")
             return 0
         problems = verify(a.archive)
     except (ArchiveError, ManifestError) as e:

@@ -2,16 +2,21 @@
 # Train the study (config/study.yaml) from a frozen commit, on one core at low priority, so that
 # the machine's other core stays free and changes to the checkout never touch runs in progress.
 #
-#   bash scripts/study.sh [COMMIT]           # train (again after an interruption: it resumes)
-#   bash scripts/study.sh archive [COMMIT]   # copy the finished runs into results/archive/study
+#   bash scripts/study.sh [--max-hours H] [COMMIT]   # train what the archive lacks (resumes)
+#   bash scripts/study.sh archive [COMMIT]           # copy finished runs into results/archive/study
 #
 # COMMIT defaults to the commit that trained the runs already archived (results/archive/study/
 # MANIFEST.json), so that every run of the study comes from one commit; with an empty archive,
 # to HEAD. The commit is checked out as a git worktree beside the checkout (../study-<commit>, or
-# $QSM_STUDY_DIR); its results/ (runs, logs, checkpoints) live there, outside the checkout. Run the
-# same command again after an interruption: Snakemake reruns the unfinished jobs and each resumes
-# from its last checkpoint (every 5000 steps). Progress: <worktree>/results/study.log, and one log
-# per job under <worktree>/results/logs/. It uses this checkout's .venv (scripts/install.sh with
+# $QSM_STUDY_DIR); its results/ (runs, logs, checkpoints) live there, outside the checkout.
+# Training runs one job (one seed) at a time, in this order: the jobs with a checkpoint (begun by
+# an earlier sitting: each resumes from its last checkpoint, every 5000 steps), then the jobs the
+# archive lacks, cheapest first by the hours their archived peers took (python -m
+# analysis.archive pending), those of unknown length last; --max-hours leaves out the jobs
+# estimated to take longer, so that a short sitting finishes whole jobs. Each finished job is
+# archived at once (results/archive/study; commit it). Run the same command again after an
+# interruption. Progress: <worktree>/results/study.log, one log per job under
+# <worktree>/results/logs/. It uses this checkout's .venv (scripts/install.sh with
 # QSM_EXTRAS=official), with the worktree's sources first on the path. Everything is pinned to one
 # CPU (the last, or $QSM_STUDY_CPU): XLA sizes its thread pool from the CPUs it may use, and the
 # official learners' JAX would otherwise take both cores whatever its flags say.
@@ -19,7 +24,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 checkout=$(pwd)
 action=train
+max_hours=()
 if [ "${1:-}" = archive ]; then action=archive; shift; fi
+if [ "${1:-}" = --max-hours ]; then
+  [[ "${2:-}" =~ ^[0-9]+([.][0-9]+)?$ ]] \
+    || { echo "error: --max-hours takes a number of hours, got '${2:-}'" >&2; exit 2; }
+  max_hours=(--max-hours "$2"); shift 2
+fi
 archive=$checkout/results/archive/study
 trained_at=$(python3 -c 'import json,sys; runs=json.load(open(sys.argv[1]))["runs"]
 commits=sorted({r["git_commit"] for r in runs if r.get("git_commit")})
@@ -40,19 +51,58 @@ cpu=${QSM_STUDY_CPU:-$(( $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) - 1
 export PATH="$checkout/.venv/bin:$PATH" PYTHONPATH="$worktree" MUJOCO_GL=disable \
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 mkdir -p results
+# The checkout's analysis code reads the worktree's runs: python -P keeps the worktree (the
+# current directory) off sys.path, so that PYTHONPATH=$checkout wins over the frozen sources.
 if [ "$action" = archive ]; then
   # The run manifest of the study's configuration (only that rule: --nolock lets training go on),
   # then every finished run it lists, with its checksums, into the checkout's archive.
   snakemake results/tables/run_manifest.json --nolock --cores 1 --configfile config/study.yaml \
     >/dev/null
-  PYTHONPATH="$checkout" python -m analysis.archive add --manifest results/tables/run_manifest.json \
+  PYTHONPATH="$checkout" python -P -m analysis.archive add --manifest results/tables/run_manifest.json \
     --archive "$archive"
   exit
 fi
+# one training of the study at a time (the --unlock below would break a second one's lock)
+exec 9> results/.study.lock
+flock -n 9 || { echo "error: the study is already training in $worktree" >&2; exit 2; }
 # A commit whose study.yaml reads the archive must be told to train (older ones always train).
 retrain=()
 if grep -q '^  retrain:' workflow/schemas/config.schema.yaml; then retrain=(--config retrain=true); fi
 snakemake --unlock --configfile config/study.yaml >/dev/null 2>&1 || true
-echo "study: commit $commit in $worktree; log: $worktree/results/study.log"
-exec nice -n 19 taskset -c "$cpu" snakemake --cores 1 --configfile config/study.yaml "${retrain[@]}" \
-  --rerun-incomplete --keep-going >> results/study.log 2>&1
+snakemake results/tables/run_manifest.json --cores 1 --configfile config/study.yaml "${retrain[@]}" \
+  >> results/study.log 2>&1
+seed_block=$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["seed_block"])' \
+  config/study.yaml)
+plan=$(PYTHONPATH="$checkout" python -P -m analysis.archive pending --seed-block "$seed_block" \
+  --manifest results/tables/run_manifest.json --archive "$archive" "${max_hours[@]}")
+# jobs begun in an earlier sitting go first: the Snakefile keeps a job's checkpoints in
+# results/checkpoints/<algo>/<task>/<run_id>/seeds-<seeds>.pt
+begun=() rest=()
+while IFS=$'\t' read -r target hours; do
+  [ -n "$target" ] || continue
+  seeds=$(basename "$target" .done); seeds=${seeds#block_}
+  run_dir=$(dirname "$target")
+  if [ -f "results/checkpoints/${run_dir#results/runs/}/seeds-${seeds//_/-}.pt" ]; then
+    begun+=("$target $hours")
+  else
+    rest+=("$target $hours")
+  fi
+done <<< "$plan"
+jobs=("${begun[@]}" "${rest[@]}")
+echo "study: commit $commit in $worktree; ${#jobs[@]} jobs to train (${#begun[@]} begun);" \
+  "log: $worktree/results/study.log"
+n=0
+for job in "${jobs[@]}"; do
+  n=$((n + 1)); target=${job% *}; hours=${job##* }
+  echo "study: job $n of ${#jobs[@]}: $target (estimated $hours h) at $(date -u +%H:%M)" \
+    >> results/study.log
+  if nice -n 19 taskset -c "$cpu" snakemake --cores 1 --configfile config/study.yaml \
+      "${retrain[@]}" --rerun-incomplete "$target" >> results/study.log 2>&1; then
+    PYTHONPATH="$checkout" python -P -m analysis.archive add \
+      --manifest results/tables/run_manifest.json --archive "$archive" >> results/study.log 2>&1 \
+      || echo "study: archiving after $target failed (see above)" >> results/study.log
+  else
+    echo "study: $target failed: its log is under results/logs/" >> results/study.log
+  fi
+done
+echo "study: done at $(date -u +%H:%M); $n jobs tried" >> results/study.log

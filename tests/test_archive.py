@@ -86,6 +86,31 @@ def test_a_finished_run_whose_files_changed_is_refused(runs, tmp_path):
         archive.add(manifest, out)
 
 
+def test_pending_lists_the_jobs_the_archive_lacks_cheapest_first(runs, tmp_path):
+    root, manifest = runs
+    out = tmp_path / "archive"
+    archive.add(manifest, out)  # qsm seed 0 and sac seed 0 (diverged) are finished
+    seconds = sum(1.0 for _ in TIMING_PHASES)  # write_run times each phase at 1 s
+    qsm_run = seed_dir(root, "qsm", "toy_bimodal", 1).parent
+    td3_run = seed_dir(root, "td3", "toy_bimodal", 0).parent
+    jobs = archive.pending(manifest, out)
+    # qsm seed 1 is estimated from its archived peer; td3 has none, so it goes last
+    assert [t for t, _ in jobs] == [f"{qsm_run}/block_1.done", f"{td3_run}/block_0.done"]
+    assert jobs[0][1] == pytest.approx(seconds / 3600) and np.isnan(jobs[1][1])
+    # blocks of two seeds follow the manifest's order per role; a block is pending while any of
+    # its seeds is not archived, and its estimate is for all of its seeds
+    jobs = archive.pending(manifest, out, seed_block=2)
+    assert jobs[0] == (f"{qsm_run}/block_0_1.done", pytest.approx(2 * seconds / 3600))
+    # --max-hours leaves out what is estimated longer, never what is unknown
+    assert [t for t, _ in archive.pending(manifest, out, max_hours=1e-6)] == [f"{td3_run}/block_0.done"]
+    proc = subprocess.run([sys.executable, "-m", "analysis.archive", "pending", "--manifest",
+                           str(manifest), "--archive", str(out)],
+                          capture_output=True, text=True, env=python_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split("\t") for line in proc.stdout.splitlines()] == [
+        [f"{qsm_run}/block_1.done", f"{seconds / 3600:.3f}"], [f"{td3_run}/block_0.done", "nan"]]
+
+
 COMMITTED = sorted(p.parent for p in (ROOT / "results" / "archive").glob("*/MANIFEST.json"))
 
 
@@ -124,3 +149,4 @@ def test_an_archived_run_belongs_to_the_configuration_that_at_its_code_has_its_r
     index[("qsm", "toy_bimodal", 3)] = [pinned_record]
     assert archive.find_run(index, "qsm", "toy_bimodal", 3, hparams, budget) is pinned_record
     assert archive.find_run(index, "qsm", "toy_bimodal", 3, {"M_q": 20.0}, budget) is None
+
