@@ -12,11 +12,12 @@ byte the same (a run's files never change once it is finished). It then rewrites
 ARCHIVE/MANIFEST.json:
 
     {"name": ..., "runs": [{"algo", "task", "seed", "roles", "run_id", "code_version", "status",
-                            "git_commit", "git_dirty", "packages", "path",
+                            "git_commit", "git_dirty", "packages", "cpu", "numerics", "path",
                             "files": {name: {"sha256", "bytes"}}}, ...]}
 
-with the identity each run recorded, the commit and package versions that trained it, and a
-sha256 for every file. `verify` recomputes every checksum and reports, one line each, a file that
+with the identity each run recorded, the commit and package versions that trained it, the CPU
+and its numerics fingerprint (qsm.numerics: where the run reproduces bit for bit; the run's own
+record, else the archiving machine's), and a sha256 for every file. `verify` recomputes every checksum and reports, one line each, a file that
 changed, is missing, or lies in the archive without being listed; exit status 1 if any.
 `pending` lists the training jobs (block target files) a run manifest still needs, the archived
 runs left out, cheapest first by the hours its archived peers took, so that a long study trained
@@ -35,8 +36,8 @@ import sys
 from pathlib import Path
 
 from analysis.manifest import ManifestError, load_entry, load_manifest
-from analysis.profile import SLOW_FACTOR
 from qsm.cli import HelpFormatter
+from qsm import numerics
 from qsm.identity import run_identity
 from qsm.rundir import POLICY_FILE, REQUIRED_FILES, ContractError, atomic_write_json
 
@@ -111,6 +112,11 @@ def add(manifest_path, archive) -> tuple[int, int]:
                 shutil.copyfile(source, target / name)
                 files[name] = {"sha256": sha256(target / name), "bytes": source.stat().st_size}
         provenance = run.config.get("provenance", {})
+        # the CPU's numerics, which say where the run reproduces bit for bit: as the run recorded
+        # them, else this machine's (study.sh archives each run on the machine that trained it)
+        machine = ({"cpu": provenance.get("cpu_model"), "numerics": provenance["cpu_numerics"]}
+                   if provenance.get("cpu_numerics") else
+                   {"cpu": numerics.cpu_model(), "numerics": numerics.fingerprint()})
         index[key] = {"algo": entry.algo, "task": entry.task, "seed": entry.seed,
                       "roles": [entry.role], "run_id": entry.run_id,
                       "code_version": run.config.get("code_version"),
@@ -118,7 +124,7 @@ def add(manifest_path, archive) -> tuple[int, int]:
                       "status": run.status["status"],          # were part of the identity
                       "git_commit": provenance.get("git_commit"),
                       "git_dirty": provenance.get("git_dirty"),
-                      "packages": provenance.get("packages"),
+                      "packages": provenance.get("packages"), **machine,
                       "path": relative.as_posix(), "files": files}
         added += 1
     runs = sorted(index.values(), key=lambda r: (r["algo"], r["task"], r["run_id"], r["seed"]))
@@ -184,6 +190,8 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None) -> list
     (analysis.profile.flag_slow), times its seeds; NaN when
     no such run is archived. Cheapest first, unknown last; `max_hours` drops the estimates above
     it (never the unknown)."""
+    from analysis.profile import SLOW_FACTOR  # here: the pipeline's DAG imports this module
+
     if seed_block < 1:
         raise ArchiveError(f"seed_block must be a positive integer, got {seed_block}")
     manifest = load_manifest(manifest_path)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import rundir
+from . import numerics, rundir
 from .evaluation import eval_returns
 from .budget import Budget, BudgetError
 from .metrics import MetricsLog, is_log_step
@@ -210,6 +210,7 @@ class TrainingLoop:
                                              "--untracked-files=no")),
                 "python": platform.python_version(), "hostname": socket.gethostname(),
                 "torch_threads": torch.get_num_threads(), "command": self.command,
+                "cpu_model": numerics.cpu_model(), "cpu_numerics": numerics.fingerprint(),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 **self.learner.provenance()}
 

@@ -11,6 +11,7 @@ import pytest
 from analysis import archive
 from conftest import ROOT, python_env
 from contract import run_config, seed_dir, write_manifest
+from qsm.numerics import cpu_model, fingerprint
 from qsm.rundir import TIMING_PHASES, SeedRunWriter
 
 
@@ -47,6 +48,8 @@ def test_add_copies_finished_runs_with_checksums(runs, tmp_path):
     index = json.loads((out / "MANIFEST.json").read_text())
     qsm = next(r for r in index["runs"] if r["algo"] == "qsm")
     assert qsm["roles"] == ["audit", "mq_sweep"] and qsm["git_commit"] == "c0ffee"
+    # the run recorded no numerics fingerprint: the archiving machine's stands in
+    assert qsm["numerics"] == fingerprint() and qsm["cpu"] == cpu_model()
     assert set(qsm["files"]) == {"config.json", "eval.csv", "timing.csv", "metrics.csv",
                                  "probe_actions.npz", "status.json"}
     copied = out / qsm["path"] / "eval.csv"
@@ -56,6 +59,18 @@ def test_add_copies_finished_runs_with_checksums(runs, tmp_path):
     assert archive.add(manifest, out) == (0, 2)
     write_run(root, "qsm", 1)
     assert archive.add(manifest, out) == (1, 3)
+
+
+def test_the_runs_own_numerics_fingerprint_is_archived(tmp_path):
+    root = tmp_path / "runs"
+    run = write_run(root, "qsm", 0)
+    config = json.loads((run / "config.json").read_text())
+    config["provenance"].update(cpu_model="Some CPU", cpu_numerics="0123456789abcdef")
+    (run / "config.json").write_text(json.dumps(config))
+    manifest = write_manifest(tmp_path / "manifest.json", root, [("qsm", "toy_bimodal", 0, "audit")])
+    archive.add(manifest, tmp_path / "archive")
+    record = json.loads((tmp_path / "archive" / "MANIFEST.json").read_text())["runs"][0]
+    assert (record["cpu"], record["numerics"]) == ("Some CPU", "0123456789abcdef")
 
 
 def test_verify_names_a_changed_missing_or_unlisted_file(runs, tmp_path):
