@@ -26,7 +26,6 @@ in short sittings finishes whole jobs before it starts the ones whose length is 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import math
@@ -164,21 +163,23 @@ def verify(archive) -> list[str]:
 
 
 def archived_hours(archive) -> dict:
-    """(algo, task, steps) -> the hours each archived run's seed took: its share of the
-    wall-clock of its block's timed phases (timing.csv), as the run_cost table counts them."""
+    """(algo, task, steps) -> the hours each archived run's seed took, as the run_cost table
+    counts them (analysis.profile.seconds_per_seed)."""
+    import pandas as pd  # here: the pipeline's DAG imports this module
+    from analysis.profile import seconds_per_seed
+
     archive = Path(archive)
     hours = {}
     for record in read_archive(archive)["runs"]:
         run = archive / record["path"]
         try:
-            with open(run / "timing.csv", newline="") as f:
-                rows = list(csv.DictReader(f))
+            timing = pd.read_csv(run / "timing.csv")
             steps = json.loads((run / "config.json").read_text())["budget"]["steps"]
         except (OSError, KeyError, ValueError):
             continue
-        if rows:
-            seconds = sum(float(r["total_s"]) for r in rows) / int(rows[0]["block_size"])
-            hours.setdefault((record["algo"], record["task"], steps), []).append(seconds / 3600)
+        if len(timing):
+            hours.setdefault((record["algo"], record["task"], steps), []).append(
+                seconds_per_seed(timing) / 3600)
     return hours
 
 

@@ -223,6 +223,12 @@ SUMMARY_COLUMNS = ["role", "task", "algo", "runs", "finished", "slow", "peers", 
 SLOW_FACTOR = 0.5
 
 
+def seconds_per_seed(timing: pd.DataFrame) -> float:
+    """A seed's share of the wall-clock of its run's timed phases (timing.csv): a block's seeds
+    train together and share one timing record."""
+    return float(timing["total_s"].sum()) / int(timing["block_size"].iloc[0])
+
+
 def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
     """One row per run the manifest lists, of every role: for a finished run, its seed's share
     of the wall-clock of its timed phases (a block's seeds share one timing record). A run
@@ -243,7 +249,7 @@ def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
         if run is not None and listed.status in FINISHED and run.timing is not None:
             used.add(e.path)
             block = int(run.timing["block_size"].iloc[0])
-            seconds = float(run.timing["total_s"].sum()) / block
+            seconds = seconds_per_seed(run.timing)
             steps = int(run.config["budget"]["steps"])
             threads = run.config.get("provenance", {}).get("torch_threads")  # None: not recorded
             row.update(steps=steps, device=str(run.timing["device"].iloc[0]), block_size=block,
