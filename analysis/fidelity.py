@@ -18,7 +18,9 @@ score) and `--poi-margin` p (default 0.1). The verdict is
 * **equivalent** when the interval of the IQM difference lies inside [-m, m] and the interval of
   P(candidate > reference) inside [0.5 - p, 0.5 + p];
 * **different** when either interval lies entirely outside its band;
-* **inconclusive** otherwise (with few seeds the intervals are wide: an honest answer).
+* **inconclusive** otherwise (with few seeds the intervals are wide: an honest answer), and
+  always with fewer than MIN_SEEDS seeds per task on a side: a bootstrap over one seed is a
+  point and over two has three distinct resamples, so its "interval" would decide on nothing.
 
     python -m analysis.fidelity --manifest results/tables/run_manifest.json \\
         --scores results/tables/scores.csv --status results/tables/run_status.csv \\
@@ -50,6 +52,7 @@ from rliable import metrics  # noqa: E402
 COLUMNS = ["quantity", "task", "algo", "estimate", "ci_low", "ci_high", "n_runs", "band_low",
            "band_high", "inside_band", "note"]
 VERDICTS = ("equivalent", "different", "inconclusive")
+MIN_SEEDS = 3  # per task and side, for a verdict other than inconclusive
 
 
 def _iqm(scores):
@@ -118,10 +121,12 @@ def compare(scores, status, candidate, reference, iqm_margin=0.05, poi_margin=0.
                  "ci_high": p_hi, "n_runs": int(mats[candidate].size + mats[reference].size),
                  "band_low": 0.5 - poi_margin, "band_high": 0.5 + poi_margin,
                  "inside_band": poi_side})
-    result = verdict(iqm_side, poi_side)
     seeds = min(mats[candidate].shape[0], mats[reference].shape[0])
+    result = verdict(iqm_side, poi_side) if seeds >= MIN_SEEDS else "inconclusive"
     note = (f"margin stated up front: IQM difference within +-{iqm_margin:g}, P within "
             f"[{0.5 - poi_margin:g}, {0.5 + poi_margin:g}]; {seeds} seeds per task")
+    if seeds < MIN_SEEDS:
+        note += f" (under {MIN_SEEDS}: too few for a bootstrap interval to decide)"
     rows.append({"quantity": "verdict", "task": tasks, "algo": f"{candidate} vs {reference}",
                  "inside_band": result, "note": note})
     return pd.DataFrame(rows, columns=COLUMNS), result, mset

@@ -66,6 +66,16 @@ def test_three_noisy_seeds_are_inconclusive_not_equivalent():
     assert result == "inconclusive"
 
 
+def test_a_clear_gap_over_two_seeds_is_still_inconclusive():
+    # one or two seeds give a bootstrap interval of a point or of three resamples: no verdict
+    scores, status = runs({"qsm": 0.70, "qsm_official": 0.30}, seeds=range(2), noise=0.01)
+    table, result, _ = fidelity.compare(scores, status, "qsm", "qsm_official", reps=100)
+    assert result == "inconclusive"
+    assert "too few" in table.set_index("quantity").loc["verdict", "note"]
+    scores, status = runs({"qsm": 0.70, "qsm_official": 0.30}, seeds=range(3), noise=0.01)
+    assert fidelity.compare(scores, status, "qsm", "qsm_official", reps=100)[1] == "different"
+
+
 def test_a_missing_implementation_is_said_so():
     scores, status = runs({"qsm": 0.5}, seeds=range(3))
     table, result, _ = fidelity.compare(scores, status, "qsm", "qsm_official", reps=50)
