@@ -17,8 +17,9 @@ ARCHIVE/MANIFEST.json:
 
 with the identity each run recorded, the commit and package versions that trained it, the CPU
 and its numerics fingerprint (qsm.numerics: where the run reproduces bit for bit; the run's own
-record, else the archiving machine's), and a sha256 for every file. `verify` recomputes every checksum and reports, one line each, a file that
-changed, is missing, or lies in the archive without being listed; exit status 1 if any.
+record, else the archiving machine's), and a sha256 for every file. `verify` recomputes every
+checksum and reports, one line each, a file that changed, is missing, or lies in the archive
+without being listed; exit status 1 if any.
 `pending` lists the training jobs (block target files) a run manifest still needs, the archived
 runs left out, cheapest first by the hours its archived peers took, so that a long study trained
 in short sittings finishes whole jobs before it starts the ones whose length is unknown.
@@ -163,13 +164,14 @@ def verify(archive) -> list[str]:
 
 
 def archived_hours(archive) -> dict:
-    """(algo, task, steps) -> the hours each archived run's seed took, as the run_cost table
-    counts them (analysis.profile.seconds_per_seed)."""
+    """(algo, task) -> the hours each archived run's seed took, as the run_cost table counts them
+    (analysis.profile.seconds_per_seed), slow runs left out as it leaves them out of its
+    projection (analysis.profile.flag_slow: stopped for a while or on a shared core)."""
     import pandas as pd  # here: the pipeline's DAG imports this module
-    from analysis.profile import seconds_per_seed
+    from analysis.profile import flag_slow, seconds_per_seed
 
     archive = Path(archive)
-    hours = {}
+    rows = []
     for record in read_archive(archive)["runs"]:
         run = archive / record["path"]
         try:
@@ -178,8 +180,14 @@ def archived_hours(archive) -> dict:
         except (OSError, KeyError, ValueError):
             continue
         if len(timing):
-            hours.setdefault((record["algo"], record["task"], steps), []).append(
-                seconds_per_seed(timing) / 3600)
+            seconds = seconds_per_seed(timing)
+            rows.append({"algo": record["algo"], "task": record["task"], "steps": steps,
+                         "hours": seconds / 3600, "steps_per_s": steps / seconds})
+    hours = {}
+    if rows:
+        runs = flag_slow(pd.DataFrame(rows))
+        for r in runs[~runs["slow"]].itertuples():
+            hours.setdefault((r.algo, r.task), []).append(r.hours)
     return hours
 
 
@@ -187,23 +195,15 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None) -> list
     """The training jobs a run manifest needs that the archive does not hold: (target, hours)
     with target the job's block file (<run dir>/block_<seeds>.done, the Snakefile's blocks of
     `seed_block` seeds in the manifest's order, per role) and hours the estimate for the whole
-    block: the median of the archived runs of the same algorithm and task, slow ones left out
-    (analysis.profile.flag_slow), times its seeds; NaN when
-    no such run is archived. Cheapest first, unknown last; `max_hours` drops the estimates above
-    it (never the unknown)."""
-    from analysis.profile import SLOW_FACTOR  # here: the pipeline's DAG imports this module
-
+    block: the median of the archived runs of the same algorithm and task (archived_hours), times
+    its seeds; NaN when no such run is archived. Cheapest first, unknown last; `max_hours` drops
+    the estimates above it (never the unknown)."""
     if seed_block < 1:
         raise ArchiveError(f"seed_block must be a positive integer, got {seed_block}")
     manifest = load_manifest(manifest_path)
     held = {(r["algo"], r["task"], r["run_id"], r["seed"])
             for r in read_archive(Path(archive))["runs"]}
-    per_seed = {}
-    for (algo, task, _steps), values in archived_hours(archive).items():
-        # leave out slow runs as the cost table does: under SLOW_FACTOR of the median speed of
-        # their peers (same steps, so speed goes as 1 / hours), stopped or on a shared core
-        fastest_allowed = statistics.median(1 / h for h in values) * SLOW_FACTOR
-        per_seed.setdefault((algo, task), []).extend(h for h in values if 1 / h >= fastest_allowed)
+    per_seed = archived_hours(archive)
     seeds_of = {}  # (role, run dir) -> its entries, in the manifest's order
     for entry in manifest.runs:
         seeds_of.setdefault((entry.role, str(Path(entry.path).parent)), []).append(entry)
