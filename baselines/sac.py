@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.sac_config import SACConfig
-from qsm.agent_base import Agent, adam, critic_diagnostics, frozen_copy, no_param_grads
-from qsm.nets import BatchedLinear, BatchedMLP, TwinCritic, polyak_update
+from qsm.agent_base import Agent, adam, frozen_copy, no_param_grads
+from qsm.nets import BatchedLinear, BatchedMLP, TwinCritic
 
 
 class TanhGaussianActor(nn.Module):
@@ -86,13 +86,7 @@ class SAC(Agent):
         with torch.no_grad():
             noise = self.update_noise.randn(*b["action"].shape[1:])
             target = self.td_target(b["reward"], b["mask"], b["next_obs"], noise)
-        q = self.critic(b["obs"], b["action"])                                          # (S, 2, B)
-        per_seed = ((q - target.unsqueeze(1)) ** 2).mean(dim=(1, 2))
-        self.critic_opt.zero_grad(set_to_none=True)
-        per_seed.sum().backward()
-        self.critic_opt.step()
-        polyak_update(self.critic_target, self.critic, self.cfg.tau)
-        return critic_diagnostics(per_seed, q, target)
+        return self.fit_critic(b, target, over_critics="mean")
 
     def td_target(self, reward, mask, next_obs, noise):
         """y = r + gamma * mask * (min_j Q'_j(s', a') - alpha log pi(a'|s')), a' = tanh(mu + std * noise)."""

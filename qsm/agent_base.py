@@ -14,7 +14,9 @@ import torch
 import torch.nn as nn
 
 from .metrics import BOUND_TOLERANCE
+from .nets import polyak_update
 from .seeding import SeedStreams
+
 
 class Agent(nn.Module, metaclass=abc.ABCMeta):
     name = "agent"  # the declared NAME, set by qsm.registry.get_agent
@@ -44,6 +46,26 @@ class Agent(nn.Module, metaclass=abc.ABCMeta):
         (S,) named as the columns of qsm.metrics.METRICS (extra keys are allowed)."""
 
     # -- shared ---------------------------------------------------------------------------------
+    def fit_critic(self, batch: dict, target: torch.Tensor, over_critics: str) -> dict:
+        """One Adam step of the twin critic towards the TD target y (S, B), then Polyak-average
+        the target critic; returns the critic diagnostics. Each agent brings its own target; only
+        the per-seed loss's reduction over the two critics differs: mean_j mean_B (Q_j - y)^2
+        ("mean": jaxrl5's SAC and TD3, one loss over a vmapped critic ensemble) or sum_j mean_B
+        ("sum": QSM's official code, two critics with an Adam each)."""
+        q = self.critic(batch["obs"], batch["action"])                                 # (S, 2, B)
+        squared = (q - target.unsqueeze(1)) ** 2
+        if over_critics == "mean":
+            per_seed = squared.mean(dim=(1, 2))
+        elif over_critics == "sum":
+            per_seed = squared.mean(dim=2).sum(dim=1)
+        else:
+            raise ValueError(f"over_critics must be 'mean' or 'sum', not {over_critics!r}")
+        self.critic_opt.zero_grad(set_to_none=True)
+        per_seed.sum().backward()
+        self.critic_opt.step()
+        polyak_update(self.critic_target, self.critic, self.cfg.tau)
+        return critic_diagnostics(per_seed, q, target)
+
     @torch.no_grad()
     def probe_samples(self, states: torch.Tensor, n: int):
         """For probe states (S, P, obs_dim): n draws per state of the policy and the behaviour

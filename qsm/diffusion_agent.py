@@ -20,9 +20,9 @@ import math
 
 import torch
 
-from .agent_base import Agent, adam, bound_share, critic_diagnostics, frozen_copy
+from .agent_base import Agent, adam, bound_share, frozen_copy
 from .diffusion import Denoiser, Schedule, ddpm_sample
-from .nets import TwinCritic, polyak_update
+from .nets import TwinCritic
 
 
 class DiffusionActorCritic(Agent):
@@ -74,13 +74,7 @@ class DiffusionActorCritic(Agent):
                                  self.update_noise, self.cfg.temperature)
             noise = self.update_noise.randn(*next_a.shape[1:])
             target = self.td_target(b["reward"], b["mask"], b["next_obs"], next_a, noise)
-        q = self.critic(b["obs"], b["action"])                                          # (S, 2, B)
-        per_seed = ((q - target.unsqueeze(1)) ** 2).mean(dim=2).sum(dim=1)   # sum_j mean_B
-        self.critic_opt.zero_grad(set_to_none=True)
-        per_seed.sum().backward()
-        self.critic_opt.step()
-        polyak_update(self.critic_target, self.critic, self.cfg.tau)
-        return {**critic_diagnostics(per_seed, q, target), "bound_share": bound_share(next_a)}
+        return {**self.fit_critic(b, target, over_critics="sum"), "bound_share": bound_share(next_a)}
 
     def td_target(self, reward, mask, next_obs, next_action, noise):
         """y = r + gamma * mask * min_j Q'_j(s', clip(a' + sigma * noise, -1, 1))."""

@@ -222,6 +222,30 @@ def test_qsm_critic_update_gives_each_critic_its_own_mean_loss_gradient():
     np.testing.assert_allclose(bias_grad, 2 * (q_before - y).mean(axis=1), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("algo", ["sac", "td3"])
+def test_sac_td3_critic_step_averages_the_two_critics_losses(algo):
+    """jaxrl5's SAC and TD3: one loss, mean_j mean_B (Q_j - y)^2, over the vmapped twin critics:
+    each critic's output-layer bias gets the gradient (2 / 2) mean_B (Q_j - y); the target
+    critic moves by tau towards the stepped critic."""
+    agent = make(algo, seeds=(0, 1))
+    b = batch(2, seed=3)
+    y = torch.randn(2, B, generator=torch.Generator().manual_seed(4))
+    q_before = [ref.twin_q(agent.critic, s, np_(b["obs"][s]), np_(b["action"][s])) for s in (0, 1)]
+    target_before = copy.deepcopy(agent.critic_target.state_dict())
+    loss = agent.fit_critic(b, y, over_critics="mean")["critic_loss"]
+    for s in (0, 1):  # per seed, from that seed's own critics only
+        err = q_before[s] - np_(y[s])
+        assert float(loss[s]) == pytest.approx((err ** 2).mean(), rel=1e-5)
+        bias_grad = agent.critic.net.layers[-1].bias.grad[2 * s:2 * s + 2, 0, 0]  # members 2s, 2s+1
+        np.testing.assert_allclose(np_(bias_grad), err.mean(axis=1), rtol=1e-4, atol=1e-6)
+    tau = agent.cfg.tau
+    for key, value in agent.critic_target.state_dict().items():
+        expected = (1 - tau) * target_before[key] + tau * agent.critic.state_dict()[key]
+        torch.testing.assert_close(value, expected)
+    with pytest.raises(ValueError, match="over_critics"):
+        agent.fit_critic(b, y, over_critics="max")
+
+
 class QuadraticCritic(torch.nn.Module):
     """Q(s, a) = -|a - a*|^2 for both critics; shape (S, 2, B)."""
 
