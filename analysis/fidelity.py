@@ -124,7 +124,7 @@ def compare(scores, status, candidate, reference, iqm_margin=0.05, poi_margin=0.
     seeds = min(mats[candidate].shape[0], mats[reference].shape[0])
     result = verdict(iqm_side, poi_side) if seeds >= MIN_SEEDS else "inconclusive"
     note = (f"margin stated up front: IQM difference within +-{iqm_margin:g}, P within "
-            f"[{0.5 - poi_margin:g}, {0.5 + poi_margin:g}]; {seeds} seeds per task")
+            f"[{0.5 - poi_margin:g}, {0.5 + poi_margin:g}]; {seeds} seed{'' if seeds == 1 else 's'} per task")
     if seeds < MIN_SEEDS:
         note += f" (under {MIN_SEEDS}: too few for a bootstrap interval to decide)"
     rows.append({"quantity": "verdict", "task": tasks, "algo": f"{candidate} vs {reference}",
