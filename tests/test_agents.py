@@ -325,10 +325,10 @@ def test_sac_temperature_step_direction():
     # entropy above target -> temperature must decrease; below -> increase
     before = float(agent.log_alpha.detach())
     agent.update_temperature(torch.tensor([agent.target_entropy + 1.0]))
-    assert float(agent.log_alpha) < before
+    assert float(agent.log_alpha.detach()) < before
     before = float(agent.log_alpha.detach())
     agent.update_temperature(torch.tensor([agent.target_entropy - 1.0]))
-    assert float(agent.log_alpha) > before
+    assert float(agent.log_alpha.detach()) > before
 
 
 def test_sac_eval_is_tanh_mean():
