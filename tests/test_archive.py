@@ -136,6 +136,19 @@ def test_committed_archives_match_their_checksums(path):
     assert archive.verify(path) == []
 
 
+def test_readme_names_the_commits_that_trained_the_study():
+    """The README says which commit trained the study's archive; a run archived from another
+    commit must be named there too (or the README is stale)."""
+    manifest = ROOT / "results" / "archive" / "study" / "MANIFEST.json"
+    if not manifest.is_file():
+        pytest.skip("no study archive is committed")
+    runs = json.loads(manifest.read_text())["runs"]
+    commits = {r["git_commit"] for r in runs if r.get("git_commit")}
+    readme = (ROOT / "README.md").read_text()
+    assert commits and all(f"`{c[:12]}`" in readme for c in commits), \
+        f"README.md should name the commits that trained results/archive/study: {sorted(commits)}"
+
+
 def test_an_archived_run_belongs_to_the_configuration_that_at_its_code_has_its_run_id():
     from qsm.identity import run_identity
     hparams, budget = {"M_q": 50.0}, {"steps": 40000, "start_steps": 2000, "eval_every": 2000,
