@@ -36,6 +36,7 @@ from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import flop_registry  # noqa: E402
 
 from qsm.allocator import keep_freed_memory  # noqa: E402
+from qsm.numerics import deterministic_cuda  # noqa: E402
 from qsm.registry import get_agent, resolve_config  # noqa: E402
 from qsm.timing import PhaseTimer  # noqa: E402
 
@@ -169,6 +170,9 @@ def main(argv=None):
     ap.add_argument("--loop-steps", type=int, default=100, help="loop iterations timed per cell")
     ap.add_argument("--env-workers", type=int, default=0,
                     help="environment worker processes in the training-loop column")
+    ap.add_argument("--nondeterministic", action="store_true",
+                    help="CUDA: torch's default kernels instead of the deterministic ones the "
+                         "trainer uses (qsm.numerics.deterministic_cuda), to measure their cost")
     ap.add_argument("--quick", action="store_true", help="tiny timings, to check the output")
     a = ap.parse_args(argv)
     if a.quick:
@@ -178,10 +182,14 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     keep_freed_memory()  # as the trainer does
     device = torch.device(a.device)
+    deterministic = device.type == "cuda" and not a.nondeterministic
+    if deterministic:
+        deterministic_cuda()  # as the trainer does
     rate = matmul_rate(device, 0.2 if a.quick else 1.5)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"# device: {device} ({name}), torch {torch.__version__}, threads {a.threads}, "
           f"env workers {a.env_workers}; "
+          f"{'deterministic' if deterministic else 'default'} kernels; "
           f"matmul 256x512@512x512: {rate / 1e9:.1f} GFLOP/s")
     print(f"# batch {BATCH}, obs {OBS_DIM}, act {ACT_DIM} (cheetah_run); paper sizes "
           f"(QSM 512x512 mish denoiser T=5, 512x512 critics; SAC/TD3 256x256)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,6 +46,19 @@ def fingerprint() -> str:
     finally:
         torch.set_num_threads(threads)
     return hashlib.sha256(torch.__version__.encode() + data).hexdigest()[:16]
+
+
+def deterministic_cuda() -> None:
+    """Make CUDA training a function of config and code, as CPU training is. Some CUDA kernels
+    accumulate with atomic adds in whatever order the threads arrive, so two runs of the same
+    command differ after a few updates: the backward of `gather` (QSM's time term) is one.
+    torch's deterministic algorithms replace them, and cuBLAS needs a fixed workspace for the
+    same. Call before the first CUDA operation; docs/performance.md has the measured cost."""
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # warn_only: an op without a deterministic kernel warns instead of stopping the run
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def cpu_model() -> str:

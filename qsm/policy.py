@@ -105,7 +105,17 @@ class LoadedPolicy:
     def use_run_stream(self) -> None:
         """Acting noise from where the run's probe draws started."""
         streams = self.agent.act_noise.state_dict()
-        streams[self.index] = self.run_streams["act"]
+        theirs = self.run_streams["act"]
+        if theirs.numel() != streams[self.index].numel():
+            # a CUDA generator's state (Philox seed and offset) cannot seed a CPU generator, nor
+            # the other way round
+            trained_on = self.config.get("provenance", {}).get("device", "another device")
+            raise PolicyError(
+                f"{self.dir}: the run drew its probe samples from a random stream on "
+                f"{trained_on}, which a generator on {self.device.type} cannot continue: redraw "
+                f"them with --device {trained_on.split(':')[0]}, or draw new samples with "
+                f"--stream-seed K")
+        streams[self.index] = theirs
         self.agent.act_noise.load_state_dict(streams)
 
     def use_fresh_stream(self, purpose: str) -> None:

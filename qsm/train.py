@@ -24,6 +24,7 @@ from .envs import TaskError, validate_task
 from .identity import (TRAINER_PACKAGES, canonical, package_versions, run_identity,
                        training_code_version)
 from .loop import Learner, TrainingLoop, UsageError, check_run_args
+from .numerics import deterministic_cuda
 from .progress import MissingExtra
 from .registry import AgentError, get_agent, parse_overrides, resolve_config
 from .train_cli import build_parser
@@ -86,8 +87,9 @@ class AgentLearner(Learner):
 
 
 def resolve_device(name: str) -> torch.device:
+    """--device as a torch device; on CUDA, torch's deterministic kernels are switched on."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         dev = torch.device(name)
     except RuntimeError:
@@ -96,6 +98,8 @@ def resolve_device(name: str) -> torch.device:
         raise UsageError("--device cuda requested but CUDA is not available")
     if dev.type not in ("cpu", "cuda"):
         raise UsageError(f"--device must be cpu, cuda, cuda:N or auto, got {name!r}")
+    if dev.type == "cuda":
+        deterministic_cuda()
     return dev
 
 

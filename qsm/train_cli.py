@@ -16,7 +16,8 @@ TRAINER_DOC = """Train one algorithm on one task for a block of seeds at once.
 Writes the run-directory contract (docs/run_directory.md) to DIR/seed<k>/ for every seed.
 With --checkpoint-every N the whole training state (networks, optimisers, replay buffers,
 environments, every random stream) is saved atomically every N steps; running the same command
-again resumes from it, and on CPU the result is bitwise identical to an uninterrupted run.
+again resumes from it, and the result is bitwise identical to an uninterrupted run (on CUDA
+through torch's deterministic kernels, which the trainer switches on).
 """
 
 

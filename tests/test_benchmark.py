@@ -55,3 +55,19 @@ def test_metrics_benchmark_table_shape():
     rows = [line.split() for line in lines[2:]]
     assert [r[0] for r in rows] == ["qsm", "sac", "td3"]
     assert all(float(x) > 0 for r in rows for x in r[1:])
+
+
+@pytest.mark.parametrize("algo", ["qsm", "sac", "td3"])
+def test_cuda_check_replays_every_random_draw_of_an_update(algo):
+    """benchmarks/cuda_check.py compares a CPU agent with a CUDA agent by replaying the CPU
+    agent's noise on the GPU. Run CPU against CPU it must agree to the bit: an update that drew
+    from a stream the replay misses would differ here (or leave replayed draws unused, which
+    raises)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import cuda_check
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    import torch
+    diff = cuda_check.agreement(algo, torch.device("cpu"), updates=2)
+    assert diff == {"diagnostics after 1": 0.0, "first step": 0.0, "diagnostics after 2": 0.0}

@@ -216,6 +216,29 @@ def test_a_policy_file_of_another_run_is_refused(trained, tmp_path):
     assert proc.returncode == 2 and "policy.pt is missing" in proc.stderr
 
 
+def test_a_cuda_runs_stream_is_not_continued_on_the_cpu(trained, tmp_path):
+    """A run trained on CUDA saves its acting stream as a CUDA generator's state (16 bytes of
+    Philox seed and offset: what an H200 run wrote), which no CPU generator can load. Redrawing
+    its probe samples on the CPU is refused in one line that says what works instead; fresh
+    samples (--stream-seed) still work."""
+    d = tmp_path / "seed0"
+    shutil.copytree(trained / "qsm" / "seed0", d)
+    state = torch.load(d / "policy.pt", weights_only=False)
+    state["streams"]["act"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(state, d / "policy.pt")
+    config = json.loads((d / "config.json").read_text())
+    config["provenance"]["device"] = "cuda"
+    (d / "config.json").write_text(json.dumps(config))
+    proc = run(["-m", "qsm.policy", "probe", str(d)])
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "random stream on cuda" in lines[0] and "--device cuda" in lines[0], lines[0]
+    assert "--stream-seed" in lines[0]
+    proc = run(["-m", "qsm.policy", "probe", str(d), "--stream-seed", "3", "--samples", "4"])
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_log_lines_say_elapsed_speed_and_time_left(trained):
     log = (trained / "td3.log").read_text()
     lines = [line for line in log.splitlines() if "eval return per seed" in line]

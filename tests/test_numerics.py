@@ -40,3 +40,23 @@ def test_same_machine_same_fingerprint_and_no_side_effects():
 def test_kernels_that_round_differently_give_another_fingerprint():
     # torch's scalar kernels stand in for another kind of CPU: they round some results otherwise
     assert fingerprint_in_subprocess(ATEN_CPU_CAPABILITY="default") != fingerprint()
+
+
+def test_training_on_cuda_switches_deterministic_kernels_on(monkeypatch):
+    """Two runs of the same command on CUDA differed (the backward of gather adds atomically, in
+    arrival order; measured on an H200, docs/gpus.md). The trainer's device resolution switches
+    torch's deterministic kernels on for CUDA, and only for CUDA: the CPU path is untouched."""
+    from qsm.train import resolve_device
+    before = torch.are_deterministic_algorithms_enabled()
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        assert resolve_device("cpu").type == "cpu"
+        assert not torch.are_deterministic_algorithms_enabled()
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        assert resolve_device("auto").type == "cuda"
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        import os
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(before)
