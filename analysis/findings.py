@@ -1,7 +1,9 @@
-"""The study's findings, written from its tables: docs/findings.md and the seed-count plan.
+"""The findings of a configuration, written from its tables: every preset's
+results/findings.md, the study's committed docs/findings.md, and the seed-count plan.
 
     python -m analysis.findings --manifest results/tables/run_manifest.json \
-        --tables results/tables --out docs/findings.md [--margin 0.05]
+        --tables results/tables --out results/findings.md [--margin 0.05] \
+        [--command "snakemake --cores all --configfile config/study.yaml"]
 
 Every number in the findings comes from a table of the pipeline (run_status, final_scores,
 fidelity, aggregate, probability_of_improvement, modes_summary, every sweep's, and the training
@@ -29,6 +31,7 @@ from qsm.rundir import atomic_write_json, atomic_write_text
 MODULE = "analysis.findings"
 ROLES = ("benchmark", "audit")
 PLAN_FILE = "seed_plan.csv"
+DEFAULT_COMMAND = "snakemake --cores all"  # the demo preset's
 AUDIT_COLUMNS = (("interior_modes", "interior modes"), ("mass_any_bound", "mass on a bound"),
                  ("mass_corner", "mass in corners"), ("score_target_rms", "score-target RMS"),
                  ("final_normalized", "final score"))
@@ -79,6 +82,16 @@ def runs_section(status: pd.DataFrame) -> str:
     return table(("role", "task", "algorithm", "complete runs", "steps", "statuses"), rows)
 
 
+def budgets(status: pd.DataFrame, tasks) -> str:
+    """The step budgets of these tasks' runs, e.g. 'cheetah_run at 100,000 steps'."""
+    by_budget = {}
+    for task in tasks:
+        steps = status.loc[status["task"] == task, "budget_steps"].dropna()
+        label = ", ".join(f"{int(s):,}" for s in sorted(set(steps))) or "unknown"
+        by_budget.setdefault(label, []).append(task)
+    return "; ".join(f"{', '.join(t)} at {label} steps" for label, t in by_budget.items())
+
+
 def fidelity_section(fidelity: pd.DataFrame, plan: pd.DataFrame | None) -> str:
     if fidelity.empty:
         return "No fidelity table (the configuration has no `fidelity:` section)."
@@ -123,8 +136,7 @@ def benchmark_section(aggregate: pd.DataFrame, poi: pd.DataFrame) -> str:
                          [(f"{r['algo_x']} > {r['algo_y']}", interval(r),
                            f"{int(r['n_runs_x'])} / {int(r['n_runs_y'])}")
                           for _, r in poi.iterrows()]))
-    out.append("Curves: `results/figures/iqm_sample_efficiency.png` and `learning_curves.png` "
-               "of the re-analysis.")
+    out.append("Curves: `results/figures/iqm_sample_efficiency.png` and `learning_curves.png`.")
     return "\n\n".join(out)
 
 
@@ -225,7 +237,7 @@ def fidelity_plan(final: pd.DataFrame, fidelity: pd.DataFrame, margin: float):
     return stats.seed_count_plan(x, y, margin=margin)
 
 
-def findings(manifest, tables: Path, margin: float):
+def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMAND):
     status = read(tables, "run_status.csv")
     final = read(tables, "final_scores.csv")
     fidelity = read(tables, "fidelity.csv")
@@ -241,21 +253,24 @@ def findings(manifest, tables: Path, margin: float):
     benchmark_tasks = sorted(set(status.loc[status["role"] == "benchmark", "task"]))
     audit_tasks = sorted(set(status.loc[status["role"] == "audit", "task"]))
     parts = [
-        "# Findings of the study",
+        "# Findings",
         "Written by `python -m analysis.findings` (the pipeline's rule `findings`: "
-        "`snakemake --cores all --configfile config/study.yaml`) from the study's tables, which "
-        f"were computed from {origin}; configuration {manifest.config_hash[:12]}. Do not edit: "
-        "a test checks that this file is what the rule writes. "
-        f"**{found} of the {asked} benchmark and audit runs the configuration asks for are "
-        "complete** (each sweep's table counts its own); a section over runs that are "
-        "missing says so, and its numbers are provisional until they are in. Intervals are 95% "
-        "bootstrap intervals over seeds.",
+        f"`{command}`) from this configuration's tables, which were computed from {origin}; "
+        f"configuration {manifest.config_hash[:12]}. Do not edit: the rule rewrites it whenever "
+        f"a table changes. **{found} of the {asked} benchmark and audit runs the configuration "
+        "asks for are complete** (each sweep's table counts its own); a section over runs that "
+        "are missing says so, and its numbers are provisional until they are in. Intervals are "
+        "95% bootstrap intervals over seeds; every table says how many seeds are behind a row.",
         "## Runs behind the findings", runs_section(status),
-        "## Fidelity: our qsm against the authors' qsm_official", fidelity_section(fidelity, plan),
-        f"## QSM against SAC and TD3 ({', '.join(benchmark_tasks)})",
+    ]
+    if not fidelity.empty:
+        parts += ["## Fidelity: our qsm against the authors' qsm_official",
+                  fidelity_section(fidelity, plan)]
+    parts += [
+        f"## QSM against SAC and TD3 ({budgets(status, benchmark_tasks)})",
         benchmark_section(read(tables, "aggregate.csv"),
                           read(tables, "probability_of_improvement.csv")),
-        "## The audit at a trained critic",
+        f"## The audit ({budgets(status, benchmark_tasks + audit_tasks)})",
         "Policy = the learned sampler without exploration noise; behaviour = what the agent "
         "executes while exploring. Score-target RMS = the RMS of M_q dQ/da over training's last "
         "tenth (QSM; the sampler's noise has RMS 1). Seeds whose final return is below 0.8 of a "
@@ -270,10 +285,10 @@ def findings(manifest, tables: Path, margin: float):
     return "\n\n".join(parts) + "\n", plan
 
 
-def write(manifest_path, tables, out, margin=0.05):
+def write(manifest_path, tables, out, margin=0.05, command=DEFAULT_COMMAND):
     manifest = load_manifest(manifest_path)
     tables = Path(tables)
-    text, plan = findings(manifest, tables, margin)
+    text, plan = findings(manifest, tables, margin, command)
     atomic_write_text(out, text)
     plan = plan if plan is not None else pd.DataFrame(
         columns=["n_seeds", "statistic", "width_median", "width_p10", "width_p90",
@@ -293,12 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--margin", type=float, default=0.05,
                     help="the IQM margin of the seed-count planner when there is no fidelity "
                          "table to take it from")
+    ap.add_argument("--command", default=DEFAULT_COMMAND,
+                    help="the command that regenerates the findings, named in their first lines")
     return ap
 
 
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    write(a.manifest, a.tables, a.out, a.margin)
+    write(a.manifest, a.tables, a.out, a.margin, a.command)
     print(f"findings -> {a.out}", file=sys.stderr)
     return 0
 

@@ -122,6 +122,27 @@ def test_cpu_mish_is_torchs_mish():
     np.testing.assert_allclose(mish(xd).detach().numpy(), ref.np_mish(xd.detach().numpy()), atol=1e-12)
 
 
+def test_sampler_without_a_score_leaves_two_thirds_of_the_mass_on_the_bounds():
+    """The facts docs/audit.md ("Why the bounds") reasons from: the T = 5 chain scales by
+    1/sqrt(alpha_t) at every step (12.5 over the chain), so with eps_theta = 0 about 2/3 of every
+    coordinate ends on a bound, and a denoiser output eps moves the sample by eps_coef/sqrt(alpha)
+    * eps per step, 0.49 (last step) to 2.06 (first)."""
+    sch = Schedule(5)
+    assert 1 / math.sqrt(sch.alpha_bars[-1]) == pytest.approx(12.5, abs=0.05)
+    steps = [eps_coef * inv_sqrt_alpha for eps_coef, inv_sqrt_alpha, _ in sch.step_constants]
+    np.testing.assert_allclose(steps, [0.494, 0.830, 1.148, 1.555, 2.063], atol=1e-3)
+
+    class Normals:
+        g = torch.Generator().manual_seed(0)
+
+        def randn(self, *shape):
+            return torch.randn(1, *shape, generator=self.g)
+
+    a = ddpm_sample(ConstantDenoiser(0.0), sch, torch.zeros(1, 50_000, 4), 2, Normals())
+    on_bound = float((a.abs() == 1).float().mean())
+    assert 0.655 < on_bound < 0.675, on_bound  # 0.666 at 10^5 draws; +-0.003 is 3 sd at this size
+
+
 def test_sampler_clips_every_step_and_shapes():
     agent = make("qsm", seeds=(0, 1))
     a = agent.act(torch.randn(2, 7, OBS), "eval")
