@@ -8,5 +8,5 @@ export MUJOCO_GL=disable
 # the pipeline's rules call `python`: make it the one with the suite installed
 source .venv/bin/activate
 snakemake --cores all "$@"
-echo "Figures in results/figures/, tables in results/tables/. HTML report:"
+echo "Figures in results/figures/, tables in results/tables/, findings in results/findings.md. HTML report:"
 echo "  .venv/bin/snakemake --report results/report.html"
