@@ -439,7 +439,8 @@ def test_study_preset_reads_its_runs_from_the_archive_and_trains_nothing(tmp_pat
     """The study's re-analysis, as a user runs it in a checkout: every archived run is read from
     results/archive/study under the identity it recorded, nothing is trained, the tables'
     provenance names the archive and the commit that trained it, and the findings written from
-    the tables are the committed docs/findings.md, byte for byte."""
+    the tables are the committed docs/findings.md, byte for byte, and the README states the
+    core-hours of the cost table."""
     archived = json.loads((ROOT / "results/archive/study/MANIFEST.json").read_text())["runs"]
     (tmp_path / "config").mkdir()  # as in a checkout: the preset extends config/config.yaml
     shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
@@ -469,3 +470,11 @@ def test_study_preset_reads_its_runs_from_the_archive_and_trains_nothing(tmp_pat
     assert written == (ROOT / "docs" / "findings.md").read_text(), (
         "docs/findings.md is not what the study's tables give: regenerate it with "
         "`snakemake --cores all --configfile config/study.yaml` and commit it")
+    # The README's statement of the study's cost is the cost table's, not a copied number.
+    cost = pd.read_csv(tmp_path / "results" / "tables" / "cost_summary.csv")
+    stated = re.search(r"\*\*([\d.]+) core-hours\*\* over (\d+) of its (\d+) runs",
+                       (ROOT / "README.md").read_text())
+    assert stated, "README.md should state the study's cost: **H core-hours** over N of its T runs"
+    assert stated.groups() == (f"{cost['hours_measured'].sum():.1f}", str(cost["finished"].sum()),
+                               str(cost["runs"].sum())), (
+        "README.md's core-hours of the study are not results/tables/cost_summary.csv's: update it")
