@@ -161,12 +161,18 @@ def sweep_section(sweep: pd.DataFrame, hparam: str) -> str:
         return "No run of this sweep could be read."
     found = sweep[sweep["n_seeds"] > 0].sort_values(["task", hparam, "distribution"])
     value = num if pd.api.types.is_numeric_dtype(sweep[hparam]) else str
+    # the score target's scale beside the bound mass: how hard the actor is pushed, against the
+    # sampler's unit noise, at each value of the swept hyperparameter
     rows = [(r["task"], value(r[hparam]), r["distribution"], int(r["n_seeds"]),
              with_ci(r, "final_normalized"), with_ci(r, "interior_modes"),
              with_ci(r, "mass_any_bound"), with_ci(r, "optima_covered"),
+             with_ci(r, "score_target_rms"),
              str(r["note"]) if pd.notna(r.get("note")) else "") for _, r in found.iterrows()]
-    out = [table(("task", hparam, "distribution", "seeds", "final score", "interior modes",
-                  "mass on a bound", "optima covered", "note"), rows)] if rows else []
+    out = ["Score-target RMS as in the audit: the RMS of M_q dQ/da over training's last tenth "
+           "(the sampler's noise has RMS 1)."] if rows else []
+    out += [table(("task", hparam, "distribution", "seeds", "final score", "interior modes",
+                   "mass on a bound", "optima covered", "score-target RMS", "note"), rows)
+            ] if rows else []
     skipped = sweep[sweep["distribution"] == "policy"].groupby("task")["n_skipped"].sum()
     if skipped.sum():
         out.append("Not audited (missing, unfinished or unreadable): "

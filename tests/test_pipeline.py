@@ -328,7 +328,7 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     assert (cost_summary["finished"] == cost_summary["runs"]).all(), cost_summary
     assert not list((work / "results" / "checkpoints").rglob("*.pt")), "checkpoints left behind"
     # the findings, written from those tables, name the command, the budgets and the numbers
-    from analysis.findings import interval
+    from analysis.findings import interval, with_ci
     findings_md = (work / "results" / "findings.md").read_text()
     assert "`snakemake --cores all --configfile config/smoke.yaml`" in findings_md
     assert "## The audit (cheetah_run, reacher_hard at 300 steps; toy_bimodal at 200 steps)" \
@@ -336,6 +336,14 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     assert "## Fidelity" not in findings_md  # smoke has no `fidelity:` section
     qsm_iqm = agg[(agg["metric"] == "iqm") & (agg["algo"] == "qsm")].iloc[0]
     assert f"| qsm | {interval(qsm_iqm)} | {int(qsm_iqm['n_runs'])} |" in findings_md
+    mq = pd.read_csv(tables / "mq_sweep.csv")  # a sweep's row, with QSM's score-target scale
+    row = mq[(mq["task"] == "toy_bimodal") & (mq["M_q"] == 50)
+             & (mq["distribution"] == "policy")].iloc[0]
+    assert row["score_target_rms"] > 0
+    cells = [with_ci(row, c) for c in ("final_normalized", "interior_modes", "mass_any_bound",
+                                       "optima_covered", "score_target_rms")]
+    assert f"| toy_bimodal | 50 | policy | {int(row['n_seeds'])} | {' | '.join(cells)} |" \
+        in findings_md
     assert "Nothing to be done" in sm(*smoke, "-n", check=True).text
     sm(*smoke, "--report", str(tmp_path / "report.html"), check=True)
     report_html = (tmp_path / "report.html").read_text()
