@@ -169,10 +169,10 @@ def sweep_section(sweep: pd.DataFrame, hparam: str) -> str:
              with_ci(r, "score_target_rms"),
              str(r["note"]) if pd.notna(r.get("note")) else "") for _, r in found.iterrows()]
     out = ["Score-target RMS as in the audit: the RMS of M_q dQ/da over training's last tenth "
-           "(the sampler's noise has RMS 1)."] if rows else []
-    out += [table(("task", hparam, "distribution", "seeds", "final score", "interior modes",
-                   "mass on a bound", "optima covered", "score-target RMS", "note"), rows)
-            ] if rows else []
+           "(the sampler's noise has RMS 1).",
+           table(("task", hparam, "distribution", "seeds", "final score", "interior modes",
+                  "mass on a bound", "optima covered", "score-target RMS", "note"), rows)
+           ] if rows else []
     skipped = sweep[sweep["distribution"] == "policy"].groupby("task")["n_skipped"].sum()
     if skipped.sum():
         out.append("Not audited (missing, unfinished or unreadable): "
