@@ -439,6 +439,20 @@ def test_fidelity_preset_end_to_end_on_tiny_budgets(tmp_path):
     assert len(audit) == 2 * 2 * len(fidelity.AUDIT_MEASURES)
     assert f"**Verdict: {verdict}.**" in (tmp_path / "results" / "tables" / "fidelity.md").read_text()
     assert (tmp_path / "results" / "figures" / "fidelity.png").stat().st_size > 0
+    # two seeds each: the findings carry the verdict and the seed-count planner, whose answer is
+    # the one its own table (seed_plan.csv) gives at the preset's margin
+    from analysis import stats
+    findings_md = (tmp_path / "results" / "findings.md").read_text()
+    assert f"**Verdict: {verdict}**" in findings_md
+    plan = pd.read_csv(tmp_path / "results" / "tables" / "seed_plan.csv")
+    assert list(plan["n_seeds"]) == list(stats.PLANNER_SEEDS)
+    assert set(plan["observed_seeds"]) == {"2 / 2"}
+    band = table.loc[table["quantity"] == "iqm_difference", "band_high"].iloc[0]
+    assert ((plan["margin"] - band).abs() < 1e-12).all()
+    needed = stats.seeds_needed(plan)
+    assert (f"**about {needed} seeds per implementation**" if needed else
+            f"**more than {max(stats.PLANNER_SEEDS)} seeds**") in findings_md
+    assert f"| {plan['n_seeds'].iloc[0]} | " in findings_md.split("Seed-count planner")[1]
     runs = json.loads((tmp_path / "results" / "tables" / "run_manifest.json").read_text())["runs"]
     assert {(r["algo"], r["role"]) for r in runs} == {("qsm", "benchmark"), ("qsm_official", "benchmark")}
 
