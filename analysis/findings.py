@@ -113,10 +113,13 @@ def fidelity_section(fidelity: pd.DataFrame, plan: pd.DataFrame | None) -> str:
             f"final scores ({plan['observed_seeds'].iloc[0]} seeds) as the population, imagined "
             "experiments with n seeds per implementation give these widths of the 95% interval of "
             f"the IQM difference; deciding at the margin of +-{num(margin)} needs a width of at "
-            f"most {num(2 * margin)}: "
+            f"most {num(2 * margin)}, at that count and every larger one considered: "
             + (f"**about {needed} seeds per implementation**." if needed else
-               f"**more than {int(plan['n_seeds'].max())} seeds** (none of the counts considered "
-               "is enough)."))
+               f"**more than {int(plan['n_seeds'].max())} seeds** (the largest count considered "
+               "is not enough).")
+            + " At few seeds the widths need not shrink with n: the IQM of 3 scores is their "
+            "mean, of 4 the mean of the middle two, and experiments drawn from a few observed "
+            "scores repeat them.")
         out.append(table(("seeds", "median width", "10th-90th percentile", "decides"),
                          [(int(r.n_seeds), num(r.width_median),
                            f"{num(r.width_p10)} - {num(r.width_p90)}", "yes" if r.decides else "no")

@@ -610,3 +610,25 @@ def test_seed_count_planner_matches_the_width_theory_gives_for_a_mean():
     assert seeds_needed(seed_count_plan(x, seeds=(5,), margin=1e-3)) is None
     with pytest.raises(ValueError, match="at least two finite scores"):
         seed_count_plan([1.0, np.nan])
+
+
+def test_seeds_needed_is_the_count_from_which_every_larger_one_decides():
+    """A count that decides only by a dip of the widths at few seeds (IQM of 3 = mean, of 4 =
+    middle two), with a larger count that does not, is not the answer; a plan whose largest count
+    does not decide needs more seeds than it considers."""
+    from analysis.stats import seed_count_plan, seeds_needed
+
+    def plan(decides):
+        return pd.DataFrame({"n_seeds": [3, 5, 10, 20][:len(decides)], "decides": decides})
+
+    assert seeds_needed(plan([True, False, True, True])) == 10
+    assert seeds_needed(plan([False, True, False, True])) == 20
+    assert seeds_needed(plan([True, True, True, True])) == 3
+    assert seeds_needed(plan([True, True, True, False])) is None
+    assert seeds_needed(plan([False, False])) is None
+    assert seeds_needed(plan([True, False, True, True]).iloc[::-1]) == 10   # order of the rows
+    # the dip is real: from a normal population, the IQM's interval at 4 seeds is wider than at 3
+    big = np.random.default_rng(0).normal(0.0, 1.0, 4000)
+    widths = seed_count_plan(big, seeds=(3, 4), margin=0.9)
+    assert widths["width_median"].iloc[1] > widths["width_median"].iloc[0], widths
+    assert list(widths["decides"]) == [True, False] and seeds_needed(widths) is None
