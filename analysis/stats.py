@@ -224,12 +224,13 @@ def seeds_needed(plan: pd.DataFrame):
     the mean of the middle two, and imagined experiments drawn from a handful of observed scores
     repeat them, which narrows their bootstraps. A count that decides only by such a dip, with a
     larger one that does not, is not the answer."""
-    plan = plan.sort_values("n_seeds")
-    decides = plan["decides"].to_numpy(bool)
-    if not len(decides) or not decides[-1]:
-        return None
-    first = len(decides) - int(np.argmin(decides[::-1])) if not decides.all() else 0
-    return int(plan["n_seeds"].iloc[first])
+    needed = None
+    descending = plan.sort_values("n_seeds", ascending=False)
+    for n, decides in zip(descending["n_seeds"], descending["decides"]):
+        if not decides:
+            break
+        needed = int(n)
+    return needed
 
 
 def mean_bands(curves, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
