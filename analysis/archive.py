@@ -9,7 +9,8 @@ manifest lists into ARCHIVE/runs/<algo>/<task>/<run_id>/seed<k>/: config.json, e
 timing.csv, metrics.csv, probe_actions.npz, status.json and policy.pt (never checkpoints). Runs
 still training or missing are left for a later `add`; a run already archived must be byte for
 byte the same (a run's files never change once it is finished). It then rewrites
-ARCHIVE/MANIFEST.json:
+ARCHIVE/MANIFEST.json, holding a lock on ARCHIVE so that sittings training in parallel take
+turns:
 
     {"name": ..., "runs": [{"algo", "task", "seed", "roles", "run_id", "code_version", "status",
                             "git_commit", "git_dirty", "packages", "cpu", "numerics", "path",
@@ -27,7 +28,10 @@ in short sittings finishes whole jobs before it starts the ones whose length is 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
+import os
 import json
 import math
 import shutil
@@ -82,10 +86,29 @@ def find_run(index: dict, algo: str, task: str, seed: int, hparams: dict, budget
     return found[0] if found else None
 
 
+@contextlib.contextmanager
+def locked(archive: Path):
+    """Hold the archive for one writer: two sittings of the study (one per core, each in its own
+    worktree) may finish a job at the same moment, and each rewrites MANIFEST.json from what it
+    read. The lock is on the directory itself, so that the archive holds no file it does not list."""
+    archive.mkdir(parents=True, exist_ok=True)
+    fd = os.open(archive, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def add(manifest_path, archive) -> tuple[int, int]:
     """Archive the finished runs of a run manifest; returns (runs added, runs listed in all)."""
     archive = Path(archive)
     manifest = load_manifest(manifest_path)
+    with locked(archive):
+        return _add(manifest, archive)
+
+
+def _add(manifest, archive: Path) -> tuple[int, int]:
     index = {(r["algo"], r["task"], r["run_id"], r["seed"]): r
              for r in read_archive(archive)["runs"]}
     added = 0

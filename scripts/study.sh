@@ -14,7 +14,8 @@
 # archive lacks, cheapest first by the hours their archived peers took (python -m
 # analysis.archive pending), those of unknown length last; --max-hours leaves out the jobs
 # estimated to take longer, so that a short sitting finishes whole jobs. Each finished job is
-# archived at once (results/archive/study; commit it). Run the same command again after an
+# archived at once (results/archive/study; commit it), and a job that another sitting archived
+# meanwhile is skipped. Run the same command again after an
 # interruption. Progress: <worktree>/results/study.log, one log per job under
 # <worktree>/results/logs/. It uses this checkout's .venv (scripts/install.sh with
 # QSM_EXTRAS=official), with the worktree's sources first on the path. Everything is pinned to one
@@ -94,6 +95,13 @@ echo "study: commit $commit in $worktree; ${#jobs[@]} jobs to train (${#begun[@]
 n=0
 for job in "${jobs[@]}"; do
   n=$((n + 1)); target=${job% *}; hours=${job##* }
+  # another sitting (another core's worktree) may have archived it since the list was made
+  if still=$(PYTHONPATH="$checkout" python -P -m analysis.archive pending --seed-block "$seed_block" \
+        --manifest results/tables/run_manifest.json --archive "$archive") \
+      && [[ $'\n'"$still" != *$'\n'"$target"$'\t'* ]]; then
+    echo "study: job $n of ${#jobs[@]}: $target is archived already: skipped" >> results/study.log
+    continue
+  fi
   echo "study: job $n of ${#jobs[@]}: $target (estimated $hours h) at $(date -u +%H:%M)" \
     >> results/study.log
   if nice -n 19 taskset -c "$cpu" snakemake --cores 1 --configfile config/study.yaml \

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -59,6 +60,23 @@ def test_add_copies_finished_runs_with_checksums(runs, tmp_path):
     assert archive.add(manifest, out) == (0, 2)
     write_run(root, "qsm", 1)
     assert archive.add(manifest, out) == (1, 3)
+
+
+def test_add_waits_for_a_sitting_that_holds_the_archive(runs, tmp_path):
+    # two sittings of the study archive into one MANIFEST.json: the second must read what the
+    # first wrote, not overwrite it with what it read before
+    root, manifest = runs
+    archive.add(manifest, tmp_path / "warm-up")  # its first call imports what it needs: slow
+    out = tmp_path / "archive" / "study"
+    done = threading.Event()
+    with archive.locked(out):
+        writer = threading.Thread(target=lambda: (archive.add(manifest, out), done.set()))
+        writer.start()
+        assert not done.wait(2.0), "add wrote the archive while another sitting held it"
+        assert not (out / "MANIFEST.json").exists()
+    writer.join(timeout=60)
+    assert done.is_set() and archive.verify(out) == []
+    assert len(json.loads((out / "MANIFEST.json").read_text())["runs"]) == 2
 
 
 def test_the_runs_own_numerics_fingerprint_is_archived(tmp_path):
