@@ -121,10 +121,13 @@ def compare(scores, status, candidate, reference, iqm_margin=0.05, poi_margin=0.
                  "ci_high": p_hi, "n_runs": int(mats[candidate].size + mats[reference].size),
                  "band_low": 0.5 - poi_margin, "band_high": 0.5 + poi_margin,
                  "inside_band": poi_side})
-    seeds = min(mats[candidate].shape[0], mats[reference].shape[0])
+    sides = (mats[candidate].shape[0], mats[reference].shape[0])
+    seeds = min(sides)
     result = verdict(iqm_side, poi_side) if seeds >= MIN_SEEDS else "inconclusive"
+    counts = (f"{seeds} seed{'' if seeds == 1 else 's'} per task" if sides[0] == sides[1] else
+              f"seeds per task: {candidate} {sides[0]}, {reference} {sides[1]}")
     note = (f"margin stated up front: IQM difference within +-{iqm_margin:g}, P within "
-            f"[{0.5 - poi_margin:g}, {0.5 + poi_margin:g}]; {seeds} seed{'' if seeds == 1 else 's'} per task")
+            f"[{0.5 - poi_margin:g}, {0.5 + poi_margin:g}]; {counts}")
     if seeds < MIN_SEEDS:
         note += f" (under {MIN_SEEDS}: too few for a bootstrap interval to decide)"
     rows.append({"quantity": "verdict", "task": tasks, "algo": f"{candidate} vs {reference}",

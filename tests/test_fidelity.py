@@ -76,6 +76,18 @@ def test_a_clear_gap_over_two_seeds_is_still_inconclusive():
     assert fidelity.compare(scores, status, "qsm", "qsm_official", reps=100)[1] == "different"
 
 
+def test_the_verdict_names_each_sides_seed_count_when_they_differ():
+    scores, status = runs({"qsm": 0.5, "qsm_official": 0.5}, seeds=range(5), noise=0.1)
+    late = lambda frame: (frame["algo"] == "qsm_official") & (frame["seed"] >= 3)
+    table, _, _ = fidelity.compare(scores[~late(scores)], status[~late(status)], "qsm",
+                                   "qsm_official", reps=50)
+    rows = table.set_index("quantity")
+    assert rows.loc["verdict", "note"].endswith("; seeds per task: qsm 5, qsm_official 3")
+    assert rows.loc["iqm_difference", "n_runs"] == 2 * (5 + 3)  # two tasks
+    table, _, _ = fidelity.compare(scores, status, "qsm", "qsm_official", reps=50)
+    assert table.set_index("quantity").loc["verdict", "note"].endswith("; 5 seeds per task")
+
+
 def test_a_missing_implementation_is_said_so():
     scores, status = runs({"qsm": 0.5}, seeds=range(3))
     table, result, _ = fidelity.compare(scores, status, "qsm", "qsm_official", reps=50)
