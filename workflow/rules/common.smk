@@ -419,10 +419,10 @@ def run_manifest() -> dict:
         manifest["archive"] = {"path": ARCHIVE, "commits": sorted(commits)}
         found = {e["path"] for e in runs if e["path"].startswith(f"{archive_dir()}/")}
         wanted = {e["path"] for e in runs}
-        if len(found) < len(wanted):
-            print(f"archive {ARCHIVE}: {len(found)} of the {len(wanted)} runs this configuration "
-                  f"asks for are archived; the other {len(wanted) - len(found)} are reported "
-                  f"missing (to train them: --config retrain=true)", file=sys.stderr)
+        missing = (f"; the other {len(wanted) - len(found)} are reported missing (to train "
+                   f"them: --config retrain=true)" if len(found) < len(wanted) else "")
+        print(f"archive {ARCHIVE}: {len(found)} of the {len(wanted)} runs this configuration "
+              f"asks for are archived{missing}", file=sys.stderr)
     return manifest
 
 
