@@ -31,9 +31,9 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
-import os
 import json
 import math
+import os
 import shutil
 import statistics
 import sys
