@@ -214,13 +214,15 @@ def archived_hours(archive) -> dict:
     return hours
 
 
-def pending(manifest_path, archive, seed_block: int = 1, max_hours=None) -> list[tuple]:
+def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(),
+            seed_major: bool = False) -> list[tuple]:
     """The training jobs a run manifest needs that the archive does not hold: (target, hours)
     with target the job's block file (<run dir>/block_<seeds>.done, the Snakefile's blocks of
     `seed_block` seeds in the manifest's order, per role) and hours the estimate for the whole
     block: the median of the archived runs of the same algorithm and task (archived_hours), times
-    its seeds; NaN when no such run is archived. Cheapest first, unknown last; `max_hours` drops
-    the estimates above it (never the unknown)."""
+    its seeds; NaN when no such run is archived. Order: the jobs of the roles or tasks in `first`
+    (in that order), then the rest; with `seed_major` by the block's first seed; then cheapest
+    first, unknown last. `max_hours` drops the estimates above it (never the unknown)."""
     if seed_block < 1:
         raise ArchiveError(f"seed_block must be a positive integer, got {seed_block}")
     manifest = load_manifest(manifest_path)
@@ -230,17 +232,24 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None) -> list
     seeds_of = {}  # (role, run dir) -> its entries, in the manifest's order
     for entry in manifest.runs:
         seeds_of.setdefault((entry.role, str(Path(entry.path).parent)), []).append(entry)
-    jobs = {}
-    for (_role, run_dir), entries in seeds_of.items():
+    first = list(first)
+    jobs = {}  # target -> (hours, sort key)
+    for (role, run_dir), entries in seeds_of.items():
         for i in range(0, len(entries), seed_block):
             block = entries[i:i + seed_block]
             if all((e.algo, e.task, e.run_id, e.seed) in held for e in block):
                 continue
             target = f"{run_dir}/block_{'_'.join(str(e.seed) for e in block)}.done"
             peers = per_seed.get((block[0].algo, block[0].task))
-            jobs[target] = statistics.median(peers) * len(block) if peers else math.nan
-    order = sorted(jobs.items(), key=lambda job: (math.isnan(job[1]), job[1], job[0]))
-    return [(t, h) for t, h in order if max_hours is None or math.isnan(h) or h <= max_hours]
+            hours = statistics.median(peers) * len(block) if peers else math.nan
+            rank = min([first.index(k) for k in (role, block[0].task) if k in first],
+                       default=len(first))
+            if target not in jobs or rank < jobs[target][1][0]:  # a run of two roles: the earlier
+                jobs[target] = (hours, (rank, block[0].seed if seed_major else 0,
+                                        math.isnan(hours), hours, target))
+    order = sorted(jobs.items(), key=lambda job: job[1][1])
+    return [(t, h) for t, (h, _) in order
+            if max_hours is None or math.isnan(h) or h <= max_hours]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                               formatter_class=HelpFormatter)
     a_verify.add_argument("archive", help="the archive directory")
     a_pending = sub.add_parser("pending", help="the training jobs a run manifest still needs, "
-                               "cheapest first: one line each, TARGET<tab>HOURS",
+                               "in training order: one line each, TARGET<tab>HOURS",
                                formatter_class=HelpFormatter)
     a_pending.add_argument("--manifest", required=True, help="a run manifest (run_manifest.json)")
     a_pending.add_argument("--archive", required=True, help="the archive directory")
@@ -265,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
                            help="seeds per training job (the configuration's seed_block)")
     a_pending.add_argument("--max-hours", type=float, default=None,
                            help="leave out jobs estimated to take longer (never the unknown ones)")
+    a_pending.add_argument("--first", nargs="*", default=[], metavar="ROLE_OR_TASK",
+                           help="the jobs of these roles or tasks first, in this order")
+    a_pending.add_argument("--seed-major", action="store_true",
+                           help="then seed by seed: every job of seed 0 before any of seed 1")
     return ap
 
 
@@ -276,7 +289,8 @@ def main(argv=None) -> int:
             print(f"{added} runs added; {total} runs in {a.archive}")
             return 0
         if a.command == "pending":
-            for target, hours in pending(a.manifest, a.archive, a.seed_block, a.max_hours):
+            for target, hours in pending(a.manifest, a.archive, a.seed_block, a.max_hours,
+                                         a.first, a.seed_major):
                 print(f"{target}\t{hours:.3f}")
             return 0
         problems = verify(a.archive)

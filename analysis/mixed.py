@@ -28,6 +28,8 @@ Measures (all from samples ``x`` of shape ``(n, d)`` in the box):
   coordinates on a bound), P(face) (some but not all); the number of distinct corners and the
   largest corner's mass.  A coordinate is on a bound when it lies within ``ATOM_TOL = 1e-6`` of it
   (clipped actions are exactly +-1; a density puts mass ~1e-6 there).
+* ``pattern_law(x)``: the distribution over bound patterns: how many patterns hold >= 5 %, its
+  entropy in bits, and per coordinate the balance between the lower and the upper bound.
 * ``mixed_summary(x)``: the above plus the modes of the interior part
   (:func:`analysis.modes.mode_summary` on the interior samples; needs ``MIN_PART_SAMPLES``) and of
   every face part holding at least ``MIN_PART_WEIGHT = 5 %`` of the samples (counted in its free
@@ -64,7 +66,7 @@ import numpy as np
 from .samples import sample_matrix
 
 __all__ = ["ATOM_TOL", "MIN_PART_WEIGHT", "MIN_PART_SAMPLES", "MIN_KL_SAMPLES", "NEAR_BOUND",
-           "bound_pattern",
+           "bound_pattern", "pattern_law", "pattern_text",
            "bound_mass", "has_atoms", "mixed_summary", "interior_gaussian_fit_kl", "mixed_kl",
            "pattern_kl"]
 
@@ -113,6 +115,36 @@ def bound_mass(x: Any) -> dict:
             "n_corners": int(len(corners)),
             "n_heavy_corners": int((counts >= MIN_PART_WEIGHT * n).sum()),
             "top_corner_mass": float(counts.max() / n) if len(counts) else 0.0}
+
+
+def pattern_law(x: Any) -> dict:
+    """The distribution over bound patterns of the samples x (n, d): ``patterns`` {pattern as a
+    string of '-', '0', '+' per coordinate: share}, heaviest first; ``n_patterns`` (distinct) and
+    ``n_heavy_patterns`` (holding >= MIN_PART_WEIGHT); ``pattern_entropy`` in bits (plug-in);
+    ``top_pattern_mass``; ``balance`` (d,): per coordinate the share of its bound samples that are
+    on the upper bound (NaN where it never touches a bound): 0.5 is an even split between -1 and
+    +1, 0 or 1 all on one side. A policy whose samples all sit on one pattern is one bound
+    pattern, however many coordinates it saturates; several heavy patterns are a multi-modal law
+    over the faces of the box."""
+    b = bound_pattern(x)
+    n, d = b.shape
+    keys, counts = np.unique(b, axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    share = counts[order] / n
+    on_lower, on_upper = (b == -1).sum(axis=0), (b == 1).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        balance = np.where(on_lower + on_upper > 0, on_upper / (on_lower + on_upper), np.nan)
+    return {"patterns": {pattern_text(keys[i]): float(w) for i, w in zip(order, share)},
+            "n_patterns": int(len(keys)),
+            "n_heavy_patterns": int((share >= MIN_PART_WEIGHT).sum()),
+            "pattern_entropy": float(-(share * np.log2(share)).sum()),
+            "top_pattern_mass": float(share[0]) if len(share) else math.nan,
+            "balance": balance.astype(float)}
+
+
+def pattern_text(pattern) -> str:
+    """A bound pattern as text, one character per coordinate: '-' lower, '0' inside, '+' upper."""
+    return "".join("-0+"[int(v) + 1] for v in pattern)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Algorithm, per environment step after the random warm-up:
   2. Score:   t ~ U{0..T-1}, eps ~ N(0, I),  a~ = sqrt(abar_t) a + sqrt(1 - abar_t) eps
               g = mean_j dQ_j/da (s, a~)   (no gradient into the critics)
               minimise mean_dims (-M_q g - eps_theta(s, a~, t))^2
+              (score_target=sigma_scaled: -sigma_t M_q g, sigma_t = sqrt(1 - abar_t); not the paper's)
      One denoiser call per sample: the update never backpropagates through the sampler.
   Acting: the DDPM sampler; exploration adds N(0, sigma_explore^2) and clips; evaluation uses the
   stochastic sampler alone.
@@ -18,6 +19,7 @@ import torch
 
 from .agent_base import rms
 from .agent_config import QSMConfig
+from .diffusion import score_target
 from .diffusion_agent import DiffusionActorCritic
 
 
@@ -29,11 +31,15 @@ class QSM(DiffusionActorCritic):
         S, B, A = b["action"].shape
         t = self.update_noise.randint(self.cfg.T, B)                                     # (S, B)
         eps = self.update_noise.randn(B, A)
-        per_seed, q_grad, eps_pred = self.score_terms(b["obs"], b["action"], t, eps)
+        per_seed, q_grad, eps_pred, target = self.score_terms(b["obs"], b["action"], t, eps)
         self.step_actor(per_seed)
         dq_da_rms = rms(q_grad)
+        # the target's scale against the sampler's unit noise (the constant form's as M_q times
+        # dQ/da's, as the runs archived before the sigma_scaled form existed computed it)
+        constant = self.cfg.score_target == "constant"
         return {"actor_loss": per_seed.detach(), "dq_da_rms": dq_da_rms,
-                "score_target_rms": self.cfg.M_q * dq_da_rms, "eps_pred_rms": rms(eps_pred.detach())}
+                "score_target_rms": self.cfg.M_q * dq_da_rms if constant else rms(target),
+                "eps_pred_rms": rms(eps_pred.detach())}
 
     def score_loss(self, obs, action, t, eps):
         """Per seed: mean over batch and action dims of (-M_q dQ/da(s, a~) - eps_theta(s, a~, t))^2
@@ -41,11 +47,17 @@ class QSM(DiffusionActorCritic):
         return self.score_terms(obs, action, t, eps)[0]
 
     def score_terms(self, obs, action, t, eps):
-        """The score loss, and the two terms it compares: dQ/da and eps_theta (S, B, A)."""
+        """The score loss, dQ/da, eps_theta and the target it is regressed onto (S, B, A)."""
         noisy = self.noised(action, t, eps)
         q_grad = self.action_gradient(obs, noisy)                                         # (S, B, A)
         eps_pred = self.denoiser(obs, noisy, t)
-        return ((-self.cfg.M_q * q_grad - eps_pred) ** 2).mean(dim=(1, 2)), q_grad, eps_pred
+        sigma = self.sigma(t) if self.cfg.score_target == "sigma_scaled" else None
+        target = score_target(q_grad, self.cfg.M_q, self.cfg.score_target, sigma)
+        return ((target - eps_pred) ** 2).mean(dim=(1, 2)), q_grad, eps_pred, target
+
+    def sigma(self, t):
+        """sqrt(1 - abar_t) per sample (S, B, 1): the noise level of the sigma_scaled target."""
+        return (1 - self.schedule.alpha_bars[t]).sqrt().unsqueeze(-1)
 
     def action_gradient(self, obs, actions):
         """Mean over the two critics of dQ/da, detached (critic parameters get no gradient)."""

@@ -11,6 +11,9 @@ from .diffusion_agent_config import DiffusionConfig
 from .hparams import hp
 
 NAME = "qsm"
+# The score target's forms (qsm.diffusion.score_target): the paper's, and the noise-level-consistent
+# one of later re-implementations, whose implied score -eps / sigma_t is M_q dQ/da at every level.
+SCORE_TARGETS = ("constant", "sigma_scaled")
 LEARNER = "qsm.agent:QSM"
 
 
@@ -18,6 +21,9 @@ LEARNER = "qsm.agent:QSM"
 class QSMConfig(DiffusionConfig):
     """The diffusion actor-critic's fields, and the scale of the score-matching target."""
     M_q: float = hp(50.0, gt=0, doc="score scale: eps_theta is regressed onto -M_q dQ/da")
+    score_target: str = hp("constant", choices=SCORE_TARGETS, implicit=True,
+                           doc="the target's form: constant = -M_q dQ/da (the paper's); "
+                               "sigma_scaled = -sigma_t M_q dQ/da, sigma_t = sqrt(1 - abar_t)")
 
 
 CONFIG = QSMConfig

@@ -136,3 +136,15 @@ def reverse_chain(denoiser: Denoiser, schedule: Schedule, obs: torch.Tensor, act
 
 # Acting and critic targets: no graph is ever built through the sampler.
 ddpm_sample = torch.no_grad()(reverse_chain)
+
+
+def score_target(q_grad: torch.Tensor, scale: float, form: str, sigma=None) -> torch.Tensor:
+    """QSM's regression target for eps_theta at a noised action, from dQ/da there:
+    constant (the paper's): -scale * dQ/da; sigma_scaled: -sigma_t * scale * dQ/da, with sigma_t =
+    sqrt(1 - abar_t) of each sample's step (broadcastable to q_grad), so that the implied score
+    -eps / sigma_t is scale * dQ/da at every noise level."""
+    if form == "constant":
+        return -scale * q_grad
+    if form == "sigma_scaled":
+        return -scale * sigma * q_grad
+    raise ValueError(f"unknown score target form {form!r}")

@@ -152,11 +152,17 @@ class ToyBandit(Env):
 
       toy_bimodal : d = 1, optima at -0.5 and +0.5
       toy_quadmodal : d = 2, optima at (+-0.5, +-0.5)
+    and the same two layouts moved out towards the bounds, to tell geometry from algorithm (a
+    sampler that piles mass on the bounds is right where the optima are on them):
+      toy_bimodal_near_bounds, toy_quadmodal_near_bounds : optima at +-0.8 (per coordinate)
+      toy_bimodal_at_bounds : optima at -1 and +1;  toy_quadmodal_at_bounds : the 4 corners
     """
 
     VARIANTS = {
-        "toy_bimodal": np.array([[-0.5], [0.5]]),
-        "toy_quadmodal": np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]]),
+        name: np.array(layout, dtype=np.float64) * offset
+        for suffix, offset in (("", 0.5), ("_near_bounds", 0.8), ("_at_bounds", 1.0))
+        for name, layout in ((f"toy_bimodal{suffix}", [[-1], [1]]),
+                             (f"toy_quadmodal{suffix}", [[-1, -1], [-1, 1], [1, -1], [1, 1]]))
     }
     WIDTH = 0.3  # wide enough that dQ/da points to an optimum from most of the box
     # The return is the sum over the episode, so only evaluation cost depends on this: the level

@@ -9,7 +9,9 @@ An agent's `Config` dataclass (in its declaration module, `qsm/agent_config.py` 
         hidden: tuple = hp((256, 256), sizes=True, doc="hidden layer widths")
 
 Constraints: `gt`, `ge`, `lt`, `le` (numbers), `even` (integers), `sizes` (a non-empty list of
-positive integers), `choices` (strings). A class attribute `RELATIONS = (("beta_min", "<=",
+positive integers), `choices` (strings). `implicit=True` marks a field added after runs were
+recorded without it: at its default it is left out of a run's identity (`identity_values`), so
+that those runs, trained at that default, keep their identities. A class attribute `RELATIONS = (("beta_min", "<=",
 "beta_max"),)` states orderings between fields. The type of a field is the type of its default.
 A Config may extend another; its fields are the dataclass's, inherited ones first.
 
@@ -46,6 +48,7 @@ class Spec:
     sizes: bool = False
     choices: tuple | None = None
     doc: str = ""
+    implicit: bool = False
 
     @property
     def kind(self) -> str:
@@ -151,10 +154,10 @@ def show_value(value) -> str:
 
 
 def hp(default, *, gt=None, ge=None, lt=None, le=None, even=False, sizes=False, choices=None,
-       doc=""):
+       doc="", implicit=False):
     """A dataclass field with its default and its valid range (see the module docstring)."""
     spec = dict(gt=gt, ge=ge, lt=lt, le=le, even=even, sizes=sizes,
-                choices=tuple(choices) if choices else None, doc=doc)
+                choices=tuple(choices) if choices else None, doc=doc, implicit=implicit)
     return field(default=default, metadata={"hp": spec})
 
 
@@ -193,6 +196,13 @@ def resolve(algo: str, specs: dict[str, Spec], relations, task_overrides: dict, 
                               f"{b}={show_value(values[b])} are invalid together: "
                               f"{a} must be {op} {b}")
     return values
+
+
+def identity_values(specs: dict[str, Spec], values: dict) -> dict:
+    """The resolved values as they enter a run's identity: every field, except an `implicit`
+    one at its default (runs recorded before it existed were trained at that default)."""
+    return {k: v for k, v in values.items()
+            if not (specs[k].implicit and v == specs[k].default)}
 
 
 def markdown_table(algo: str, specs: dict[str, Spec], relations=()) -> str:

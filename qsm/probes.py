@@ -3,6 +3,8 @@
 They depend only on the task (never on algorithm or run seed), so action distributions of
 different algorithms and seeds are compared at the very same states. They come from one
 uniform-random rollout with a fixed seed, taken every `stride` steps so they span an episode.
+Probe state 0 is the episode's first observation: the task's initial state, where the paper
+shows its policy's actions (cartpole_swingup, its Fig. 4).
 """
 from __future__ import annotations
 

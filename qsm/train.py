@@ -21,6 +21,7 @@ import torch
 from .allocator import keep_freed_memory
 from .budget import Budget
 from .envs import TaskError, validate_task
+from .hparams import identity_values, specs_of
 from .identity import (TRAINER_PACKAGES, canonical, package_versions, run_identity,
                        training_code_version)
 from .loop import Learner, TrainingLoop, UsageError, check_run_args
@@ -107,7 +108,8 @@ def make_trainer(args, device: torch.device) -> TrainingLoop:
     """The loop over one of our agents, its identity checked against --run-id."""
     agent_cls = get_agent(args.algo)
     cfg = resolve_config(agent_cls, args.task, parse_overrides(args.overrides))
-    identity = run_identity(args.algo, args.task, dataclasses.asdict(cfg),
+    identity = run_identity(args.algo, args.task,
+                            identity_values(specs_of(type(cfg)), dataclasses.asdict(cfg)),
                             Budget.of(args).as_dict(), training_code_version(agent_cls.__module__),
                             package_versions(TRAINER_PACKAGES))
     if args.run_id and args.run_id != identity["run_id"]:

@@ -11,7 +11,8 @@
 # $QSM_STUDY_DIR); its results/ (runs, logs, checkpoints) live there, outside the checkout.
 # Training runs one job (one seed) at a time, in this order: the jobs with a checkpoint (begun by
 # an earlier sitting: each resumes from its last checkpoint, every 5000 steps), then the jobs the
-# archive lacks, cheapest first by the hours their archived peers took (python -m
+# archive lacks in the order of the configuration's key queue (its roles and tasks first, then
+# seed by seed), cheapest first by the hours their archived peers took (python -m
 # analysis.archive pending), those of unknown length last; --max-hours leaves out the jobs
 # estimated to take longer, so that a short sitting finishes whole jobs. Each finished job is
 # archived at once (results/archive/study; commit it), and a job that another sitting archived
@@ -33,10 +34,12 @@ if [ "${1:-}" = --max-hours ]; then
   max_hours=(--max-hours "$2"); shift 2
 fi
 archive=$checkout/results/archive/study
+# the newest commit (by commit date) that trained archived runs
 trained_at=$(python3 -c 'import json,sys; runs=json.load(open(sys.argv[1]))["runs"]
-commits=sorted({r["git_commit"] for r in runs if r.get("git_commit")})
-print(commits[-1] if commits else "HEAD")' "$archive/MANIFEST.json" 2>/dev/null || echo HEAD)
-commit=$(git rev-parse "${1:-$trained_at}")
+print(" ".join(sorted({r["git_commit"] for r in runs if r.get("git_commit")})))' \
+  "$archive/MANIFEST.json" 2>/dev/null || true)
+trained_at=$( { [ -n "$trained_at" ] && git log --no-walk --format=%H $trained_at | head -1; } || true)
+commit=$(git rev-parse "${1:-${trained_at:-HEAD}}")
 worktree=${QSM_STUDY_DIR:-$(dirname "$checkout")/study-${commit:0:8}}
 if [ ! -d "$worktree" ]; then
   git worktree add --detach "$worktree" "$commit"
@@ -74,8 +77,13 @@ snakemake results/tables/run_manifest.json --cores 1 --configfile config/study.y
   >> results/study.log 2>&1
 seed_block=$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["seed_block"])' \
   config/study.yaml)
+# the training order the study's configuration asks for (key queue; older ones: cheapest first)
+read -r -a order <<< "$(python -c 'import sys, yaml
+q = yaml.safe_load(open(sys.argv[1])).get("queue") or {}
+print(" ".join((["--first", *q["first"]] if q.get("first") else [])
+               + (["--seed-major"] if q.get("seed_major") else [])))' config/study.yaml)"
 plan=$(PYTHONPATH="$checkout" python -P -m analysis.archive pending --seed-block "$seed_block" \
-  --manifest results/tables/run_manifest.json --archive "$archive" "${max_hours[@]}")
+  --manifest results/tables/run_manifest.json --archive "$archive" "${max_hours[@]}" "${order[@]}")
 # jobs begun in an earlier sitting go first: the Snakefile keeps a job's checkpoints in
 # results/checkpoints/<algo>/<task>/<run_id>/seeds-<seeds>.pt
 begun=() rest=()

@@ -172,6 +172,12 @@ def test_qsm_score_loss_matches_hand_computation():
     eps_pred = ref.denoiser(agent.denoiser, 0, obs, noisy, tt.astype(float))
     expected = np.mean((-3.0 * grad - eps_pred) ** 2)
     assert loss == pytest.approx(expected, rel=1e-4)
+    # the sigma_scaled form: the same gradient, scaled by sigma_t = sqrt(1 - abar_t) per sample
+    scaled = make("qsm", M_q=3.0, score_target="sigma_scaled")
+    loss = float(scaled.score_loss(b["obs"], b["action"], t, eps).detach())
+    sigma = np.sqrt(1 - abar[tt])[:, None]
+    assert loss == pytest.approx(np.mean((-3.0 * sigma * grad - eps_pred) ** 2), rel=1e-4)
+    assert loss != pytest.approx(expected, rel=1e-2)
 
 
 def test_qsm_td_target_matches_hand_computation():

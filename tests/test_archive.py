@@ -144,6 +144,26 @@ def test_pending_lists_the_jobs_the_archive_lacks_cheapest_first(runs, tmp_path)
         [f"{qsm_run}/block_1.done", f"{seconds / 3600:.3f}"], [f"{td3_run}/block_0.done", "nan"]]
 
 
+def test_pending_puts_the_first_roles_or_tasks_first_then_seed_by_seed(tmp_path):
+    root = tmp_path / "runs"
+    manifest = write_manifest(tmp_path / "manifest.json", root,
+                              [("qsm", "toy_bimodal", 0, "benchmark"), ("qsm", "toy_bimodal", 1, "benchmark"),
+                               ("sac", "toy_bimodal", 0, "benchmark"), ("sac", "toy_bimodal", 1, "benchmark"),
+                               ("td3", "toy_bimodal", 0, "audit"), ("td3", "toy_bimodal", 1, "audit")])
+    out = tmp_path / "archive"
+    out.mkdir()
+    (out / "MANIFEST.json").write_text(json.dumps({"runs": []}))
+
+    def order(**kw):
+        return [(t.split("/")[-4], t.split("/")[-1]) for t, _ in archive.pending(manifest, out, **kw)]
+
+    assert order() == [("qsm", "block_0.done"), ("qsm", "block_1.done"), ("sac", "block_0.done"),
+                       ("sac", "block_1.done"), ("td3", "block_0.done"), ("td3", "block_1.done")]
+    assert order(first=["audit"], seed_major=True) == [
+        ("td3", "block_0.done"), ("td3", "block_1.done"), ("qsm", "block_0.done"),
+        ("sac", "block_0.done"), ("qsm", "block_1.done"), ("sac", "block_1.done")]
+
+
 COMMITTED = sorted(p.parent for p in (ROOT / "results" / "archive").glob("*/MANIFEST.json"))
 
 

@@ -92,6 +92,17 @@ def test_toy_bandit_optima_are_equally_good():
     assert isinstance(make_env("toy_bimodal", 0), ToyBandit)
 
 
+@pytest.mark.parametrize("suffix,offset", [("_near_bounds", 0.8), ("_at_bounds", 1.0)])
+def test_toy_variants_move_the_same_optima_towards_the_bounds(suffix, offset):
+    for base in ("toy_bimodal", "toy_quadmodal"):
+        env = make_env(base + suffix, 0)
+        np.testing.assert_array_equal(env.optima, ToyBandit.VARIANTS[base] / 0.5 * offset)
+        assert [env.reward(o) for o in env.optima] == pytest.approx([1.0] * len(env.optima))
+    # at the bounds, a clipped action beyond an optimum earns its reward too
+    assert make_env("toy_bimodal_at_bounds", 0).reward(np.array([1.7])) == pytest.approx(1.0)
+    np.testing.assert_array_equal(ToyBandit.VARIANTS["toy_bimodal"], [[-0.5], [0.5]])
+
+
 def test_toy_bandit_episodes_end_by_time_limit_and_contexts_ignore_the_action():
     """Time-limit ends are truncations (bootstrapped, like DMC's), and the next context is the
     same whatever the action: Q's action-dependent part is the reward itself."""
@@ -112,6 +123,18 @@ def test_probe_states_are_fixed_per_task():
     np.testing.assert_array_equal(a, b)
     assert a.shape == (4, make_env("finger_spin", 0).obs_dim)
     assert len({tuple(s) for s in a}) == 4
+
+
+def test_probe_state_0_is_the_tasks_initial_state():
+    """The paper's multimodality picture (its Fig. 4) samples cartpole_swingup's policy at the
+    initial state: probe state 0 is the first observation of an episode (pole down, cart still)."""
+    from qsm.probes import PROBE_SEED
+    from qsm.seeding import derive_seed
+    states = probe_states("cartpole_swingup", 3)
+    first = make_env("cartpole_swingup", derive_seed(PROBE_SEED, "probe_env")).reset()
+    np.testing.assert_array_equal(states[0], first)
+    # cartpole's observation: cart position, cos and sin of the pole angle, velocities
+    assert abs(states[0][0]) < 0.05 and states[0][1] < -0.99 and np.abs(states[0][3:]).max() < 0.05
 
 
 def test_static_dmc_task_list_matches_the_pinned_dm_control():

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT, python_env
 from qsm import train
 from qsm.catalog import agent_catalog
-from qsm.hparams import HparamError, Spec, markdown_table, resolve
+from qsm.hparams import HparamError, Spec, identity_values, markdown_table, resolve
 from qsm.hparams_docs import DOCS_COMMAND, DOCS_PAGE, hyperparameters_page
 
 # (algo, --set value, what the one-line error must say): 29 values across the four agents.
@@ -132,3 +132,17 @@ def test_hyperparameters_page_command_writes_what_the_test_expects(tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == hyperparameters_page()
+
+
+def test_an_implicit_field_enters_the_identity_only_away_from_its_default():
+    """score_target was added after runs were archived without it: at its default those runs
+    keep their identities; its other values make other runs."""
+    entry = agent_catalog()["qsm"]
+    assert entry.specs["score_target"].implicit and not entry.specs["M_q"].implicit
+    default = entry.resolve("toy_bimodal", {})
+    assert "score_target" not in identity_values(entry.specs, default)
+    assert identity_values(entry.specs, default)["M_q"] == 50.0
+    other = entry.resolve("toy_bimodal", {"score_target": "sigma_scaled"})
+    assert identity_values(entry.specs, other)["score_target"] == "sigma_scaled"
+    with pytest.raises(HparamError, match="score_target must be one of constant, sigma_scaled"):
+        entry.resolve("toy_bimodal", {"score_target": "sigma"})

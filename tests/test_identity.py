@@ -28,7 +28,7 @@ def test_catalog_and_trainer_read_the_same_declaration(algo):
 def test_qsm_and_dql_share_the_diffusion_fields_and_only_those():
     qsm, dql = catalog.get_entry("qsm"), catalog.get_entry("dql")
     shared = set(qsm.specs) & set(dql.specs)
-    assert set(qsm.specs) - shared == {"M_q"} and set(dql.specs) - shared == {"variant", "bc_weight"}
+    assert set(qsm.specs) - shared == {"M_q", "score_target"} and set(dql.specs) - shared == {"variant", "bc_weight"}
     assert all(qsm.specs[k] == dql.specs[k] for k in shared)
     assert qsm.relations == dql.relations == (("beta_min", "<=", "beta_max"),)
 

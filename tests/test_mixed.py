@@ -111,3 +111,27 @@ def test_interior_gaussian_fit_is_defined_where_the_whole_sample_is_not():
     value, note = mixed.interior_gaussian_fit_kl(point)
     assert math.isnan(value) and "atoms" in note
     assert math.isnan(mixed.mixed_kl(point, x[:, :1].repeat(2, axis=1) * 0.5)["kl"])
+
+
+def test_pattern_law_counts_the_faces_a_policy_uses():
+    """Bound patterns with known answers: a bang-bang 1-D policy split 70/30 between -1 and +1;
+    a 3-D policy mixing five patterns; an interior density (one pattern, entropy 0)."""
+    rng = np.random.default_rng(0)
+    bang = np.where(rng.random((10_000, 1)) < 0.7, -1.0, 1.0)
+    law = mixed.pattern_law(bang)
+    assert law["n_heavy_patterns"] == 2 and law["n_patterns"] == 2
+    assert law["balance"][0] == pytest.approx(0.3, abs=0.02)
+    h = -(0.7 * np.log2(0.7) + 0.3 * np.log2(0.3))
+    assert law["pattern_entropy"] == pytest.approx(h, abs=0.01)
+    assert list(law["patterns"]) == ["-", "+"]
+    faces = np.array([[1, 1, 1], [-1, 0.2, 1], [0.1, 0.3, -1], [1, -1, -1], [0.5, 0.5, 0.5]])
+    mix = faces[rng.choice(5, size=20_000, p=[0.4, 0.3, 0.15, 0.12, 0.03])]
+    law = mixed.pattern_law(mix)
+    assert law["n_patterns"] == 5 and law["n_heavy_patterns"] == 4  # the 3 % pattern is light
+    assert law["patterns"]["+++"] == pytest.approx(0.4, abs=0.01)
+    assert law["top_pattern_mass"] == pytest.approx(0.4, abs=0.01)
+    assert law["balance"][2] == pytest.approx((0.4 + 0.3) / (0.4 + 0.3 + 0.15 + 0.12), abs=0.01)
+    inside = rng.uniform(-0.9, 0.9, (5000, 2))
+    law = mixed.pattern_law(inside)
+    assert law["patterns"] == {"00": 1.0} and law["pattern_entropy"] == 0.0
+    assert np.isnan(law["balance"]).all()

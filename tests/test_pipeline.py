@@ -73,10 +73,13 @@ def planned_training(output: str) -> list:
     ("paper.yaml", 3 * 6 + 3 * 2 + 6 * 3 + 3 * 8 + 4 * 8 + 4 * 8 + 2 * 6 + 8, {"random_policy": 6}),
     ("fidelity.yaml", 1, {"official_baseline": 1, "fidelity": 1}),  # qsm and qsm_official, 3 seeds
     ("fidelity.yaml fidelity_50k.yaml", 1, {"official_baseline": 1, "fidelity": 1}),
-    # one seed per job: cheetah_run 3 x 5, toy audit 3 x 2 x 5, M_q sweep (1, 5, 20) x 2 x 3;
-    # trained again (retrain=true), since the preset reads its runs from the study's archive
-    ("study.yaml retrain=true", 3 * 5 + 3 * 2 * 5 + 3 * 2 * 3,
-     {"official_baseline": 5, "random_policy": 5, "fidelity": 1}),
+    # one seed per job: cheetah_run and cartpole_swingup 3 x 5 each, five more tasks 3 x 3 each,
+    # toy audit 3 x 2 x 5 and its four new toys 3 x 4 x 3, M_q sweep (1, 5, 20) x 2 x 3, the
+    # sampler_steps and score_target_form points 2 x 3 each; the official learner on cheetah_run
+    # and cartpole_swingup only (external_tasks), random on all seven; trained again
+    # (retrain=true), since the preset reads its runs from the study's archive
+    ("study.yaml retrain=true", 3 * 5 * 2 + 3 * 5 * 3 + 3 * 2 * 5 + 3 * 4 * 3 + 3 * 2 * 3 + 2 * 2 * 3,
+     {"official_baseline": 10, "random_policy": 5 * 2 + 3 * 5, "fidelity": 1}),
     ("study.yaml", 0, {"official_baseline": None, "random_policy": None, "fidelity": 1}),
 ])
 def test_dry_run_plans_one_job_per_algo_task_block(tmp_path, name, train, external):
@@ -154,6 +157,22 @@ def test_bad_config_fails_at_once_naming_the_key(tmp_path, override, message):
     assert message in proc.text, proc.text[-3000:]
 
 
+@pytest.mark.parametrize("change,message", [
+    ({"task_seeds": {"walker_runn": [0]}},
+     "config key task_seeds.walker_runn: 'walker_runn' is not a task of this configuration"),
+    ({"external_tasks": {"official": ["cheetah_run"]}},
+     "config key external_tasks.official: 'official' is not in external_baselines"),
+    ({"external_tasks": {"random": ["toy_bimodal"]}},
+     "config key external_tasks.random: 'toy_bimodal' is not a benchmark task"),
+])
+def test_bad_task_lists_fail_the_dry_run_naming_the_key(tmp_path, change, message):
+    cfg = {**yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), **change}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), workdir=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.text, proc.text[-3000:]
+
+
 @pytest.mark.parametrize("hparams,message", [
     ({"qsm": {"all": {"T": 0}}},
      "config key hparams.qsm.all.T: qsm: T=0 is invalid: T must be an integer >= 1"),
@@ -190,6 +209,9 @@ def test_bad_hyperparameter_in_config_fails_the_dry_run_naming_the_key(tmp_path,
     ({"name": "audit"}, "config key sweeps[1].name: 'audit' is taken"),
     ({"name": "mq_sweep"}, "config key sweeps[1].name: 'mq_sweep' is taken (used twice)"),
     ({"name": "Capacity"}, "Capacity"),  # the schema: lower-case names (they name files)
+    ({"hparams": {"T": 0}}, "config key sweeps[1].values: qsm: T=0 is invalid"),
+    ({"hparams": {"actor_hidden": [8]}}, "config key sweeps[1].hparams: 'actor_hidden' is the swept"),
+    ({"hparams": {"alpha": 1.0}}, "config key sweeps[1].hparams: 'qsm' has no hyperparameter 'alpha'"),
 ])
 def test_bad_sweep_fails_the_dry_run_naming_the_key(tmp_path, sweep, message):
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -198,6 +220,32 @@ def test_bad_sweep_fails_the_dry_run_naming_the_key(tmp_path, sweep, message):
     proc = snakemake("-n", "--configfile", str(tmp_path / "bad.yaml"), workdir=tmp_path)
     assert proc.returncode != 0
     assert message in proc.text, proc.text[-3000:]
+
+
+def test_task_seeds_external_tasks_and_fixed_sweep_hyperparameters(tmp_path):
+    """task_seeds gives one task other seeds (every algorithm and external baseline on it);
+    external_tasks keeps an external baseline to some tasks; a sweep's hparams hold other
+    hyperparameters fixed at every point, as a --set of the training command."""
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    cfg["task_seeds"] = {"toy_bimodal": [3], cfg["tasks"][0]: [0, 1, 2]}
+    cfg["external_tasks"] = {"random": [cfg["tasks"][0]]}
+    cfg["sweeps"] = [{"name": "steps_at_mild_scale", "algos": ["qsm"], "hparam": "T",
+                      "values": [3], "hparams": {"M_q": 1}, "tasks": ["toy_bimodal"], "seeds": [0]}]
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(MANIFEST_TARGET, "--configfile", preset("smoke.yaml"), str(tmp_path / "cfg.yaml"),
+                     "--cores", "1", workdir=tmp_path, check=True)
+    runs = json.loads((tmp_path / MANIFEST_TARGET).read_text())["runs"]
+    seeds = {}
+    for r in runs:
+        if r["role"] in ("benchmark", "audit"):
+            seeds.setdefault((r["algo"], r["task"]), set()).add(r["seed"])
+    assert seeds[("qsm", "toy_bimodal")] == {3}
+    assert seeds[("random", cfg["tasks"][0])] == {0, 1, 2}
+    assert {t for a, t in seeds if a == "random"} == {cfg["tasks"][0]}
+    dry = snakemake("-n", "--configfile", preset("smoke.yaml"), str(tmp_path / "cfg.yaml"),
+                    workdir=tmp_path, check=True).text
+    assert re.search(r"steps_at_mild_scale: qsm on toy_bimodal, seeds 0: .*overrides .*M_q=1.0 T=3$",
+                     dry, flags=re.M), dry[-3000:]
 
 
 def test_sweep_runs_differ_only_in_their_value_and_reuse_the_default_runs(tmp_path):
@@ -209,9 +257,10 @@ def test_sweep_runs_differ_only_in_their_value_and_reuse_the_default_runs(tmp_pa
     manifest = json.loads((tmp_path / MANIFEST_TARGET).read_text())
     runs = manifest["runs"]
     assert manifest["sweeps"] == {
-        "mq_sweep": {"hparam": "M_q", "algos": ["qsm"], "values": [1, 50], "default": 50.0},
+        "mq_sweep": {"hparam": "M_q", "algos": ["qsm"], "values": [1, 50], "hparams": {},
+                     "default": 50.0},
         "capacity": {"hparam": "actor_hidden", "algos": ["qsm"],
-                     "values": [[32, 32], [64, 64]], "default": [512, 512]}}
+                     "values": [[32, 32], [64, 64]], "hparams": {}, "default": [512, 512]}}
     capacity = {r["run_id"] for r in runs if r["role"] == "capacity"}
     audit = {r["run_id"] for r in runs if r["role"] == "audit" and r["algo"] == "qsm"}
     assert len(capacity) == 2 and len(capacity & audit) == 1

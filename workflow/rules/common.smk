@@ -24,7 +24,7 @@ REPO = Path(workflow.current_basedir).parent.parent
 sys.path.insert(0, str(REPO))
 from qsm.catalog import agent_catalog  # noqa: E402
 from qsm.envs import TaskError, validate_task  # noqa: E402
-from qsm.hparams import HparamError  # noqa: E402
+from qsm.hparams import HparamError, identity_values  # noqa: E402
 from qsm.budget import LEARNING_KEYS, PROTOCOL_KEYS, SWEEPABLE as SWEEPABLE_BUDGET, Budget  # noqa: E402
 from qsm.identity import (ENVIRONMENT_PACKAGES, OFFICIAL_PACKAGES, TRAINER_PACKAGES,  # noqa: E402
                           code_version, hash_of, package_versions, run_identity,
@@ -51,6 +51,10 @@ SWEEPS = config.get("sweeps") or []
 FIXED_ROLES = ("benchmark", "audit", "tsweep", "batch_sweep")
 TRAIN_RES = config["resources"]["train"]
 EXTERNAL = config.get("external_baselines", [])
+# The benchmark tasks an external baseline runs on, where not all of `tasks` (config external_tasks)
+EXTERNAL_TASKS = config.get("external_tasks") or {}
+# Seeds of a benchmark or audit task that differ from its list's `seeds` (config task_seeds)
+TASK_SEEDS = config.get("task_seeds") or {}
 # External programs that write the run-directory contract, by baseline name: their source (and
 # the suite modules they import) is their code version. external.smk registers its rules' programs.
 EXTERNAL_PROGRAMS = {}
@@ -141,6 +145,15 @@ def _check_sweeps():
                 validate_task(task)
             except TaskError as e:
                 _fail(f"{key}.tasks", str(e))
+        for fixed in sweep.get("hparams") or {}:
+            if fixed == hparam:
+                _fail(f"{key}.hparams", f"{hparam!r} is the swept hyperparameter; give its "
+                                        f"values under values")
+            for algo in sweep["algos"]:
+                if fixed not in CATALOG[algo].specs:
+                    _fail(f"{key}.hparams", f"{algo!r} has no hyperparameter {fixed!r}; its "
+                                            f"hyperparameters: "
+                                            f"{', '.join(sorted(CATALOG[algo].specs))}")
         values = [json.dumps(v) for v in sweep["values"]]
         if len(set(values)) < len(values):
             _fail(f"{key}.values", f"{sweep['values']} repeats a value")
@@ -154,7 +167,8 @@ def _check_sweeps():
             for algo in sweep["algos"]:
                 for task in sweep["tasks"]:
                     try:
-                        CATALOG[algo].resolve(task, {**_overrides(algo, task), hparam: value})
+                        CATALOG[algo].resolve(task, {**_overrides(algo, task),
+                                                     **(sweep.get("hparams") or {}), hparam: value})
                     except HparamError as e:
                         _fail(f"{key}.values", str(e))
 
@@ -179,8 +193,31 @@ def _check_hparams():
                     _fail(f"hparams.{algo}.{scope}.{key}", str(e))
 
 
+def _check_task_lists():
+    """task_seeds names tasks of this configuration; external_tasks, its external baselines and
+    benchmark tasks."""
+    tasks = set(config["tasks"]) | set(config["audit"]["tasks"])
+    for task in TASK_SEEDS:
+        if task not in tasks:
+            _fail(f"task_seeds.{task}", f"{task!r} is not a task of this configuration (tasks or "
+                                        f"audit.tasks: {', '.join(sorted(tasks))})")
+    for name, names in EXTERNAL_TASKS.items():
+        if name not in EXTERNAL:
+            _fail(f"external_tasks.{name}", f"{name!r} is not in external_baselines {EXTERNAL}")
+        for task in names:
+            if task not in config["tasks"]:
+                _fail(f"external_tasks.{name}", f"{task!r} is not a benchmark task (tasks: "
+                                                f"{', '.join(config['tasks'])})")
+
+
+def task_seeds(task, seeds):
+    """The seeds a task trains (task_seeds), else the seeds of the list it is on."""
+    return TASK_SEEDS.get(task, seeds)
+
+
 _check_names()
 _check_hparams()
+_check_task_lists()
 
 
 def seed_blocks(seeds, size):
@@ -232,7 +269,8 @@ def _agent_job(algo, task, role, seeds, budget, overrides):
         hparams = entry.resolve(task, overrides)
     except HparamError as e:
         _fail(f"hparams.{algo}", f"for task {task}: {e}")
-    ident = run_identity(algo, task, hparams, budget, training_code_version(entry.module),
+    ident = run_identity(algo, task, identity_values(entry.specs, hparams), budget,
+                         training_code_version(entry.module),
                          package_versions(TRAINER_PACKAGES))
     return TrainJob(algo, task, role, tuple(seeds), budget, overrides, ident)
 
@@ -261,7 +299,7 @@ def _agent_jobs():
              config["audit"]["budget"])):
         for algo in algos:
             for task in tasks:
-                for block in seed_blocks(seeds, config["seed_block"]):
+                for block in seed_blocks(task_seeds(task, seeds), config["seed_block"]):
                     jobs.append(_agent_job(algo, task, role, block, _budget(budget),
                                            _overrides(algo, task)))
     # The sweeps: each task at the budget it has elsewhere in this config (audit tasks at
@@ -276,8 +314,9 @@ def _agent_jobs():
             for task in sweep["tasks"]:
                 base = config["audit"]["budget"] if task in audit_tasks else config["budget"]
                 base = {**base, **(sweep.get("budget") or {})}
+                fixed = {k: sweep_value(algo, k, v) for k, v in (sweep.get("hparams") or {}).items()}
                 for value in sweep["values"]:
-                    budget, overrides = dict(base), dict(_overrides(algo, task))
+                    budget, overrides = dict(base), {**_overrides(algo, task), **fixed}
                     if hparam in SWEEPABLE_BUDGET:
                         budget[hparam] = int(value)
                     else:
@@ -320,9 +359,9 @@ def external_jobs():
         versions = package_versions(EXTERNAL_PACKAGES.get(name, ENVIRONMENT_PACKAGES))
         if name in EXTERNAL_CODE:
             code = hash_of([code, EXTERNAL_CODE[name]])
-        for task in config["tasks"]:
+        for task in EXTERNAL_TASKS.get(name, config["tasks"]):
             budget = _budget(config["budget"])
-            for block in seed_blocks(config["seeds"], config["seed_block"]):
+            for block in seed_blocks(task_seeds(task, config["seeds"]), config["seed_block"]):
                 jobs.append(TrainJob(name, task, "benchmark", block, budget, {},
                                      run_identity(name, task, {}, budget, code, versions)))
     return jobs
@@ -414,6 +453,7 @@ def run_manifest() -> dict:
     manifest = {"config_hash": hash_of(config), "runs_root": RUNS, "runs": runs,
                 "sweeps": {sweep["name"]: {"hparam": sweep["hparam"], "algos": sweep["algos"],
                                            "values": sweep["values"],
+                                           "hparams": sweep.get("hparams") or {},
                                            "default": sweep_default(sweep)} for sweep in SWEEPS}}
     if ARCHIVE:
         manifest["archive"] = {"path": ARCHIVE, "commits": sorted(commits)}
