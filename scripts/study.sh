@@ -100,14 +100,27 @@ done <<< "$plan"
 jobs=("${begun[@]}" "${rest[@]}")
 echo "study: commit $commit in $worktree; ${#jobs[@]} jobs to train (${#begun[@]} begun);" \
   "log: $worktree/results/study.log"
+# Sittings (one per core, each in its own worktree) claim a job before training it: a lock on a
+# file of a directory they share, held by the job's processes, so that it is released when they
+# end, however they end. A job another sitting holds is skipped.
+claims=${QSM_STUDY_CLAIMS:-$(dirname "$checkout")/study-claims}
+mkdir -p "$claims"
 n=0
 for job in "${jobs[@]}"; do
   n=$((n + 1)); target=${job% *}; hours=${job##* }
+  exec 8> "$claims/${target//\//_}.lock"
+  if ! flock -n 8; then
+    echo "study: job $n of ${#jobs[@]}: $target is being trained by another sitting: skipped" \
+      >> results/study.log
+    exec 8>&-
+    continue
+  fi
   # another sitting (another core's worktree) may have archived it since the list was made
   if still=$(PYTHONPATH="$checkout" python -P -m analysis.archive pending --seed-block "$seed_block" \
         --manifest results/tables/run_manifest.json --archive "$archive") \
       && [[ $'\n'"$still" != *$'\n'"$target"$'\t'* ]]; then
     echo "study: job $n of ${#jobs[@]}: $target is archived already: skipped" >> results/study.log
+    exec 8>&-
     continue
   fi
   echo "study: job $n of ${#jobs[@]}: $target (estimated $hours h) at $(date -u +%H:%M)" \
@@ -120,5 +133,6 @@ for job in "${jobs[@]}"; do
   else
     echo "study: $target failed: its log is under results/logs/" >> results/study.log
   fi
+  exec 8>&-
 done
 echo "study: done at $(date -u +%H:%M); $n jobs tried" >> results/study.log
