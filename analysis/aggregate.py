@@ -20,6 +20,9 @@ Python API
 ``final_scores(scores_df, policy=DIVERGED_POLICY) -> DataFrame``
     The one place where the "final score" of a run is computed (see
     :data:`FINAL_SCORE_DEFINITION`).  One row per scored run.
+``final_evaluation(evals) -> Series``
+    Which of a run's evaluations gives its final score: the last. ``final_scores`` and the audit
+    (``analysis/audit/load.py``) both take it from here.
 
 Command line
 ------------
@@ -178,6 +181,16 @@ def _empty_scores():
 # The final score (defined once, here)
 # ---------------------------------------------------------------------------------------------
 
+def final_evaluation(evals):
+    """The evaluation whose return is a run's final score (:data:`FINAL_SCORE_DEFINITION`): the
+    LAST row of its evaluations ``evals`` (a DataFrame of eval.csv's rows, or of scores_df's
+    rows of one run, ordered by step: the evaluation at the largest step). IndexError when there
+    is none; TypeError for None (a run whose eval.csv was not read: running or failed)."""
+    if evals is None:
+        raise TypeError("the run's evaluations were not read (it is running or failed)")
+    return evals.iloc[-1]
+
+
 def final_scores(scores_df, policy: str = DIVERGED_POLICY):
     """One row per scored run (complete or diverged) with its final score.
 
@@ -198,16 +211,17 @@ def final_scores(scores_df, policy: str = DIVERGED_POLICY):
             lf_step = float(g["step"].iloc[finite[-1]]) if finite.size else math.nan
             lf_ret = float(ret[finite[-1]]) if finite.size else math.nan
             lf_norm = float(norm[finite[-1]]) if finite.size else math.nan
+            final = final_evaluation(g)
             if status == "diverged":
                 if policy == "zero" or not finite.size:
                     f_ret, f_norm = 0.0, 0.0
                 else:
                     f_ret, f_norm = lf_ret, lf_norm
             else:
-                f_ret, f_norm = float(ret[-1]), float(norm[-1])
+                f_ret, f_norm = float(final["return"]), float(final["normalized"])
             rows.append({"algo": algo, "task": task, "seed": int(seed),
                          "role": str(g["role"].iloc[-1]), "status": status,
-                         "final_step": float(g["step"].iloc[-1]), "final_return": f_ret,
+                         "final_step": float(final["step"]), "final_return": f_ret,
                          "final_normalized": f_norm, "last_finite_step": lf_step,
                          "last_finite_return": lf_ret})
     out = pd.DataFrame(rows, columns=FINAL_COLUMNS)

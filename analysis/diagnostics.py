@@ -28,7 +28,8 @@ status``; ``budget_steps`` and ``log_every`` (environment steps between metrics 
 config; ``n_rows`` metrics rows found (empty where the file was not read); ``window_rows``,
 ``window_first_step``, ``last_step``: the end-of-training window; ``n_nonfinite`` the window's
 non-finite cells of columns the learner computes, left out of the means; the end-of-training
-value of every metric of :data:`qsm.metrics.METRICS` (empty: not computed, or no metrics);
+value of every metric of :data:`qsm.metrics.METRICS` (empty: not computed, or no metrics), then
+of every column that a learner of the table's runs declares beyond them (e.g. dql's ``q_loss``);
 ``note``: why a run has no values, or what to know about them.
 
 Figures ``training_diagnostics_<task>.png`` and ``.pdf``
@@ -74,7 +75,7 @@ from analysis.manifest import Entry, ListedRun, load_manifest, read_runs  # noqa
 from analysis.outputs import write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
 from analysis.training_metrics import (METRICS_FILE, WINDOW_FIELDS,  # noqa: E402
-                                       end_of_training, run_metrics)
+                                       end_of_training, metric_columns, run_metrics)
 from qsm.cli import HelpFormatter  # noqa: E402
 from qsm.metrics import BOUND_TOLERANCE, METRICS  # noqa: E402
 from qsm.rundir import ContractError  # noqa: E402
@@ -99,7 +100,7 @@ class RunMetrics:
     budget_steps: float = math.nan
     log_every: float = math.nan
     start_steps: float = math.nan
-    metrics: pd.DataFrame | None = None  # every column of qsm.metrics.COLUMNS, by step
+    metrics: pd.DataFrame | None = None  # qsm.metrics.COLUMNS and its own columns, by step
 
     @property
     def has_rows(self) -> bool:
@@ -178,12 +179,14 @@ def diagnostics_table(runs) -> pd.DataFrame:
                     f"{values['n_nonfinite']} non-finite value(s) in the end-of-training window, "
                     f"left out of its means")) if x)
         rows.append(row)
-    df = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    own = list(dict.fromkeys(c for r in runs if r.metrics is not None
+                             for c in metric_columns(r.metrics) if c not in METRICS))
+    df = pd.DataFrame(rows, columns=[*TABLE_COLUMNS[:-1], *own, TABLE_COLUMNS[-1]])
     for c in ("budget_steps", "log_every", "n_rows", "window_rows", "window_first_step",
               "last_step", "n_nonfinite"):
         df[c] = pd.array(pd.to_numeric(df[c]).round(), dtype="Int64")  # empty where not read
     df["seed"] = df["seed"].astype(np.int64)
-    for m in METRICS:
+    for m in [*METRICS, *own]:
         df[m] = df[m].astype(float)
     return df.sort_values(["algo", "task", "seed", "role"], kind="stable", ignore_index=True)
 

@@ -127,19 +127,62 @@ def fidelity_section(fidelity: pd.DataFrame, plan: pd.DataFrame | None) -> str:
     return "\n\n".join(out)
 
 
-def benchmark_section(aggregate: pd.DataFrame, poi: pd.DataFrame) -> str:
+METRICS = (("iqm", "IQM"), ("mean", "mean"), ("median", "median"),
+           ("optimality_gap", "optimality gap"))
+
+
+def per_task_table(final: pd.DataFrame) -> str:
+    """Final normalised score per task and algorithm: mean and standard deviation over the
+    complete benchmark runs (final_scores.csv), with the seeds behind each."""
+    done = final[(final["role"] == "benchmark") & (final["status"] == "complete")]
+    if done.empty:
+        return "No complete benchmark run yet."
+    algos = sorted(set(done["algo"]))
+    rows = []
+    for task in sorted(set(final.loc[final["role"] == "benchmark", "task"])):
+        cells = []
+        for algo in algos:
+            v = done.loc[(done["task"] == task) & (done["algo"] == algo), "final_normalized"]
+            cells.append("" if v.empty else
+                         f"{num(v.mean())} ± {num(v.std(ddof=1)) if len(v) > 1 else 'n/a'} "
+                         f"({len(v)})")
+        rows.append((task, *cells))
+    return ("Final normalised score per task (return / 1000; mean ± standard deviation over "
+            "seeds, their number in brackets):\n\n" + table(("task", *algos), rows))
+
+
+def benchmark_section(aggregate: pd.DataFrame, poi: pd.DataFrame,
+                      final: pd.DataFrame | None = None) -> str:
+    final = pd.DataFrame() if final is None else final
+    tasks_text = per_task_table(final) if not final.empty else ""
     if aggregate.empty:
-        return "No scored benchmark runs yet."
-    iqm = aggregate[aggregate["metric"] == "iqm"]
-    out = [table(("algorithm", "IQM [95% CI]", "runs", "tasks"),
-                 [(r["algo"], interval(r), int(r["n_runs"]), r["tasks"])
-                  for _, r in iqm.iterrows()])]
+        return "\n\n".join(x for x in (
+            "No aggregate yet: the statistics stratify over every aggregated task (config "
+            "`stats.tasks`), and no algorithm has a complete run on each of them "
+            "(`final_scores.md` lists what is missing).", tasks_text) if x)
+    metrics = [(m, label) for m, label in METRICS if (aggregate["metric"] == m).any()]
+    algos = list(dict.fromkeys(aggregate["algo"]))
+    rows = []
+    for algo in algos:
+        a = aggregate[aggregate["algo"] == algo]
+        first = a.iloc[0]
+        rows.append((algo, *(interval(a[a["metric"] == m].iloc[0]) for m, _ in metrics),
+                     int(first["n_runs"]), int(first["n_tasks"])))
+    out = [f"Tasks: {aggregate['tasks'].iloc[0].replace(';', ', ')}; "
+           f"{int(aggregate['runs_per_task'].iloc[0])} runs per task and algorithm enter "
+           "(rliable needs as many per task; extra seeds of a task are left out, listed in "
+           "`final_scores.md`).",
+           table(("algorithm", *(f"{label} [95% CI]" for _, label in metrics), "runs", "tasks"),
+                 rows)]
     if not poi.empty:
         out.append(table(("P(X > Y)", "estimate [95% CI]", "runs X / Y"),
                          [(f"{r['algo_x']} > {r['algo_y']}", interval(r),
                            f"{int(r['n_runs_x'])} / {int(r['n_runs_y'])}")
                           for _, r in poi.iterrows()]))
-    out.append("Curves: `results/figures/iqm_sample_efficiency.png` and `learning_curves.png`.")
+    if tasks_text:
+        out.append(tasks_text)
+    out.append("Curves: `results/figures/iqm_sample_efficiency.png` and `learning_curves.png`; "
+               "performance profiles: `performance_profile.png`.")
     return "\n\n".join(out)
 
 
@@ -181,6 +224,209 @@ def sweep_section(sweep: pd.DataFrame, hparam: str) -> str:
         out.append("Not audited (missing, unfinished or unreadable): "
                    + ", ".join(f"{int(n)} runs on {task}" for task, n in skipped.items() if n)
                    + ".")
+    return "\n\n".join(out)
+
+
+# -- Is QSM multi-modal, and where? ------------------------------------------------------------
+
+#: The paper's claim, in its own words (abstract of arXiv 2312.11752).
+PAPER_CLAIM = ("converged policies through Q-score matching are implicitly multi-modal and "
+               "explorative in continuous domains")
+#: The paper's own picture of multimodality is a QSM policy's actions at the initial state of
+#: cartpole swing-up (its Fig. 4). The rule that decides "bimodal at the initial state", fixed
+#: before the runs on that task finished and applied to every algorithm alike: at probe state 0
+#: (the initial state), at least DEMO_MIN_MASS of the policy's samples on each of -1 and +1, in
+#: at least DEMO_MIN_SHARE of the seeds (4 of 5).
+DEMO_TASK, DEMO_MIN_MASS, DEMO_MIN_SHARE = "cartpole_swingup", 0.15, 0.8
+KIND_INTERIOR = "interior modes"
+KIND_PATTERNS = "bound patterns"
+
+
+def multimodality_kind(row) -> str:
+    """The kinds of multimodality a modes_summary row shows: interior modes when the lower end of
+    the 95% interval of the interior modes per probe state is above 1, bound patterns when that
+    of the heavy bound patterns per state is; 'one mode' when neither; 'n/a' without seeds."""
+    if not row.get("n_seeds"):
+        return "n/a"
+    if row.get("n_seeds") < 2:
+        return "undecided (1 seed: no interval)"
+    kinds = [kind for kind, column in ((KIND_INTERIOR, "interior_modes"),
+                                        (KIND_PATTERNS, "n_heavy_patterns"))
+             if float(row.get(f"{column}_ci_low", math.nan)) > 1]
+    return " and ".join(kinds) if kinds else "one mode"
+
+
+def kinds_table(modes: pd.DataFrame, tasks) -> str:
+    rows = []
+    policy = modes[(modes["distribution"] == "policy") & modes["task"].isin(tasks)
+                   & (modes["n_seeds"] > 0)].sort_values(["task", "algo"])
+    for _, r in policy.iterrows():
+        behaviour = modes[(modes["distribution"] == "behaviour") & (modes["task"] == r["task"])
+                          & (modes["algo"] == r["algo"])]
+        rows.append((r["task"], r["algo"], int(r["n_seeds"]), multimodality_kind(r),
+                     with_ci(r, "interior_modes"), with_ci(r, "n_heavy_patterns"),
+                     with_ci(r, "mass_any_bound"),
+                     multimodality_kind(behaviour.iloc[0]) if len(behaviour) else "n/a"))
+    return table(("task", "algorithm", "seeds", "policy: kind", "interior modes per state",
+                  "bound patterns >= 5% per state", "mass on a bound", "behaviour: kind"), rows)
+
+
+def demonstration_section(initial: pd.DataFrame, status: pd.DataFrame) -> str:
+    asked = status[(status["task"] == DEMO_TASK) & (status["role"] == "benchmark")]
+    rule = (f"Rule, fixed before these runs finished and applied to every algorithm alike: "
+            f"**bimodal at the initial state** when at least {DEMO_MIN_MASS:.0%} of the policy's "
+            f"samples at probe state 0 (the task's initial state, where the paper's Fig. 4 "
+            f"samples its policy) lie on -1 and at least {DEMO_MIN_MASS:.0%} on +1, in at least "
+            f"{DEMO_MIN_SHARE:.0%} of the seeds (4 of 5).")
+    if asked.empty:
+        return rule + f" The configuration has no {DEMO_TASK} run."
+    rows = []
+    demo = initial[(initial["task"] == DEMO_TASK) & (initial["distribution"] == "policy")
+                   & (initial["dim"] == 0)] if not initial.empty else initial
+    for algo in sorted(set(asked["algo"])):
+        g = demo[demo["algo"] == algo] if len(demo) else demo
+        n_asked = int((asked["algo"] == algo).sum())
+        if g is None or g.empty:
+            rows.append((algo, f"0 of {n_asked}", "", "", "", "no run yet"))
+            continue
+        bimodal = (g["lower"] >= DEMO_MIN_MASS) & (g["upper"] >= DEMO_MIN_MASS)
+        n = len(g)
+        verdict = ("bimodal" if bimodal.sum() >= math.ceil(DEMO_MIN_SHARE * n_asked - 1e-9)
+                   else "not bimodal" if n == n_asked or
+                   bimodal.sum() + (n_asked - n) < math.ceil(DEMO_MIN_SHARE * n_asked - 1e-9)
+                   else "undecided")
+        rows.append((algo, f"{n} of {n_asked}",
+                     ", ".join(f"{x:.2f}" for x in g["lower"]),
+                     ", ".join(f"{x:.2f}" for x in g["upper"]),
+                     f"{int(bimodal.sum())} of {n}", verdict))
+    return "\n\n".join([rule, table(("algorithm", "seeds audited", "mass at -1, per seed",
+                                       "mass at +1, per seed", "seeds bimodal", "verdict"),
+                                      rows)])
+
+
+def predictions_section(predictions: pd.DataFrame, oracle: pd.DataFrame, commit: str) -> str:
+    """The committed predictions (written before their runs trained) beside what the runs
+    learned (the audit's oracle.csv: per QSM setting, the runs' return with its interval)."""
+    from analysis.oracle import AGREEMENT
+    out = []
+    if not predictions.empty:
+        out.append(f"Predictions of the ideal-denoiser oracle, committed at {commit} "
+                   f"(`docs/predictions/oracle_predictions.csv`) before the runs they predict "
+                   f"trained; the M_q sweep's rows and those of the two original toys predict "
+                   f"runs archived before the oracle existed. Agreement: the predicted "
+                   f"'learned' (return >= 0.8 of the optimum) is the seeds' majority, and the "
+                   f"returns differ by at most {AGREEMENT:g}.")
+        rows, disagree = [], []
+        for _, p in predictions.iterrows():
+            match = oracle[(oracle["task"] == p["task"]) & (oracle["M_q"] == p["M_q"])
+                           & (oracle["T"] == p["T"]) & (oracle["score_target"] == p["score_target"])
+                           & (oracle["algo"] == "qsm")
+                           & (oracle["other_hparams"].fillna("") == "")] if not oracle.empty else oracle
+            setting = f"M_q {num(p['M_q'])}, T {int(p['T'])}, {p['score_target']}"
+            if match is None or match.empty:
+                rows.append((p["role"], p["task"], setting, num(p["return_over_optimum"]),
+                             "not trained yet", num(p["mass_any_bound"]), "", ""))
+                continue
+            m = match.iloc[0]
+            learned_flag = m["n_learned"] * 2 > m["n_seeds"]
+            agrees = (bool(p["predicted_learned"]) == learned_flag
+                      and abs(p["return_over_optimum"] - m["learned_return"]) <= AGREEMENT)
+            if not agrees:
+                disagree.append(f"{p['task']} at {setting}")
+            rows.append((p["role"], p["task"], setting, num(p["return_over_optimum"]),
+                         f"{with_ci(m, 'learned_return')} ({int(m['n_seeds'])} seeds, "
+                         f"{int(m['n_learned'])} learned)", num(p["mass_any_bound"]),
+                         with_ci(m, "learned_bound"), "yes" if agrees else "**no**"))
+        out.append(table(("role", "task", "setting", "predicted return / optimum",
+                          "learned [95% CI]", "predicted mass on a bound",
+                          "learned mass on a bound", "agree"), rows))
+        out.append("Points where prediction and runs disagree: " + (
+            ", ".join(disagree) + ". Each is investigated, never tuned away: "
+            "the per-run table `audit_runs.csv` and the figure `oracle.png` show its seeds."
+            if disagree else "none so far."))
+    elif not oracle.empty:
+        out.append("No committed predictions in this configuration; the oracle's values at the "
+                   "settings of its runs (`oracle.csv`):")
+        out.append(table(("task", "setting", "predicted return / optimum", "learned [95% CI]",
+                          "agree"),
+                         [(r["task"], f"M_q {num(r['M_q'])}, T {int(r['T'])}, {r['score_target']}"
+                           + (f", {r['other_hparams']}" if pd.notna(r["other_hparams"])
+                              and r["other_hparams"] else ""),
+                           num(r["predicted_return"]),
+                           f"{with_ci(r, 'learned_return')} ({int(r['n_seeds'])} seeds)",
+                           "yes" if r["agrees"] else "**no**") for _, r in oracle.iterrows()]))
+    return "\n\n".join(out) if out else "No QSM run on a toy task: nothing to predict."
+
+
+def scale_section(scale: pd.DataFrame) -> str:
+    if scale.empty:
+        return ("No scale match: it needs QSM runs on a benchmark task and on a toy at two M_q "
+                "values or more.")
+    rows = [(r["task"], r["reference_task"], num(r["reference_rms"]), int(r["n_reference_seeds"]),
+             num(r["matched_M_q"]), num(r["nearest_M_q"]),
+             f"{with_ci(r, 'final_normalized')} ({int(r['n_seeds'])} seeds, "
+             f"{int(r['n_learned'])} learned)", num(r["mass_any_bound"]),
+             str(r["note"]) if pd.notna(r["note"]) else "") for _, r in scale.iterrows()]
+    return ("M_q is an inverse temperature in units of Q: the same M_q is far hotter on a task "
+            "whose dQ/da is larger. Per toy, the M_q at which its score-target RMS (end of "
+            "training, T = 5, the paper's target) equals a benchmark task's at the paper's "
+            "setting, and the toy's verdict at the nearest audited M_q (`scale_match.csv`):\n\n"
+            + table(("toy", "benchmark reference", "its score-target RMS", "its seeds",
+                     "matched M_q", "nearest audited M_q", "toy's final score there",
+                     "mass on a bound there", "note"), rows))
+
+
+def verdict_section(modes, initial, status, predictions, oracle, scale, commit) -> str:
+    tasks = sorted(set(modes["task"])) if not modes.empty else []
+    parts = [f"The paper's claim, in its own words: \"{PAPER_CLAIM}\" (abstract). Its evidence "
+             f"of multimodality is a picture of a QSM policy's actions at the initial state of "
+             f"{DEMO_TASK} (its Fig. 4; docs/audit.md says what it shows). The audit separates "
+             f"two kinds: **{KIND_INTERIOR}** (several modes of the part of the distribution "
+             f"with no coordinate on a bound) and **{KIND_PATTERNS}** (a law spread over "
+             f"several faces of the action box: several bound patterns, each coordinate at -1, "
+             f"inside or at +1, holding at least 5% of a probe state's samples). A distribution "
+             f"shows a kind when the lower end of the 95% interval over seeds of its count per "
+             f"probe state exceeds 1."]
+    if tasks:
+        parts += ["### What kind of multimodality, per task and algorithm",
+                  kinds_table(modes, tasks)]
+    parts += [f"### The paper's demonstration: {DEMO_TASK} at its initial state",
+              demonstration_section(initial, status),
+              "### Predicted beside learned: the sampler with a perfect denoiser",
+              predictions_section(predictions, oracle, commit),
+              "### Score scale", scale_section(scale)]
+    return "\n\n".join(parts)
+
+
+def references_section(refs: pd.DataFrame) -> str:
+    """Our baselines against published ones (references.csv): protocol-matched sources compared,
+    with a flag; the others shown as labelled context."""
+    if refs.empty:
+        return ("No published reference covers an algorithm and task of this configuration "
+                "(docs/references.md lists the sources).")
+    out = ["Published learning curves of the same algorithms on the same tasks "
+           "(`results/archive/references/`, provenance and protocol per source: "
+           "docs/references.md), at the step our runs end; ours: mean final return over seeds "
+           "with a 95% t-interval, theirs: the source's evaluation at or below that step with a "
+           "95% t-interval over its seeds. A source is *matched* when its observations, action "
+           "repeat (1), updates per environment step (1) and step counting (environment steps) "
+           "are ours; widths, batch size and the like may still differ (last column). Flags: "
+           "consistent (the intervals overlap), ours higher, ours lower."]
+    for title, part in (("Protocol-matched sources", refs[refs["protocol"] == "matched"]),
+                        ("Other protocols, shown as context only",
+                         refs[refs["protocol"] != "matched"])):
+        if part.empty:
+            out.append(f"{title}: none.")
+            continue
+        rows = [(r["algo"], r["task"], f"{int(r['step']):,}",
+                 f"{with_ci(r, 'ours', 4)} ({int(r['n_seeds'])} seeds)", r["source"],
+                 f"{with_ci(r, 'theirs', 4)} ({num(r['their_seeds'])} seeds, step "
+                 f"{int(r['step_used']):,})" if pd.notna(r["step_used"]) else "no evaluation",
+                 r["flag"] if r["protocol"] == "matched" else r["protocol"],
+                 str(r["protocol_other"]) if pd.notna(r["protocol_other"]) else "")
+                for _, r in part.iterrows()]
+        out += [f"**{title}**", table(("algorithm", "task", "step", "ours", "source", "theirs",
+                                       "flag", "other differences"), rows)]
     return "\n\n".join(out)
 
 
@@ -246,7 +492,10 @@ def fidelity_plan(final: pd.DataFrame, fidelity: pd.DataFrame, margin: float):
     return stats.seed_count_plan(x, y, margin=margin)
 
 
-def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMAND):
+def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMAND,
+             predictions: pd.DataFrame | None = None, predictions_commit: str = "",
+             reference: str = "qsm"):
+    predictions = pd.DataFrame() if predictions is None else predictions
     status = read(tables, "run_status.csv")
     final = read(tables, "final_scores.csv")
     fidelity = read(tables, "fidelity.csv")
@@ -273,12 +522,16 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
         "## Runs behind the findings", runs_section(status),
     ]
     if not fidelity.empty:
-        parts += ["## Fidelity: our qsm against the authors' qsm_official",
-                  fidelity_section(fidelity, plan)]
+        pair = fidelity.loc[fidelity["quantity"] == "iqm_difference", "algo"]
+        candidate, ref = (a.strip() for a in pair.iloc[0].split(" - ")) if len(pair) else ("", "")
+        parts += [f"## Fidelity: {candidate} against {ref}", fidelity_section(fidelity, plan)]
+    # the configuration's algorithms, named as it names them: its reference against the rest
+    others = sorted(set(status.loc[status["role"] == "benchmark", "algo"]) - {reference})
     parts += [
-        f"## QSM against SAC and TD3 ({budgets(status, benchmark_tasks)})",
+        f"## {reference} against {', '.join(others) or 'nothing else'} "
+        f"({budgets(status, benchmark_tasks)})",
         benchmark_section(read(tables, "aggregate.csv"),
-                          read(tables, "probability_of_improvement.csv")),
+                          read(tables, "probability_of_improvement.csv"), final),
         f"## The audit ({budgets(status, benchmark_tasks + audit_tasks)})",
         "Policy = the learned sampler without exploration noise; behaviour = what the agent "
         "executes while exploring. Score-target RMS = the RMS of M_q dQ/da over training's last "
@@ -286,6 +539,12 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
         "toy task's optimum did not learn it, and their mode counts are not evidence (see note).",
         audit_section(read(tables, "modes_summary.csv"), benchmark_tasks + audit_tasks),
     ]
+    parts += ["## Our baselines against published ones",
+              references_section(read(tables, "references.csv"))]
+    parts += ["## Is QSM multi-modal, and where?",
+              verdict_section(read(tables, "modes_summary.csv"), read(tables, "initial_state.csv"),
+                              status, predictions, read(tables, "oracle.csv"),
+                              read(tables, "scale_match.csv"), predictions_commit)]
     for name, spec in manifest.sweeps.items():  # one section per sweep of the configuration
         parts += [f"## Sweep {name}: {spec['hparam']} of {', '.join(spec.get('algos', []))}",
                   sweep_section(read(tables, f"{name}.csv"), spec["hparam"])]
@@ -294,10 +553,13 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
     return "\n\n".join(parts) + "\n", plan
 
 
-def write(manifest_path, tables, out, margin=0.05, command=DEFAULT_COMMAND):
+def write(manifest_path, tables, out, margin=0.05, command=DEFAULT_COMMAND, predictions=None,
+          predictions_commit="", reference="qsm"):
     manifest = load_manifest(manifest_path)
     tables = Path(tables)
-    text, plan = findings(manifest, tables, margin, command)
+    text, plan = findings(manifest, tables, margin, command,
+                          pd.read_csv(predictions) if predictions else None, predictions_commit,
+                          reference)
     atomic_write_text(out, text)
     plan = plan if plan is not None else pd.DataFrame(
         columns=["n_seeds", "statistic", "width_median", "width_p10", "width_p90",
@@ -317,6 +579,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--margin", type=float, default=0.05,
                     help="the IQM margin of the seed-count planner when there is no fidelity "
                          "table to take it from")
+    ap.add_argument("--reference", default="qsm",
+                    help="the configuration's reference algorithm (config stats.reference), "
+                         "compared with every other in the findings' headings")
+    ap.add_argument("--predictions", default=None,
+                    help="a committed predictions table (analysis.oracle predict) to show beside "
+                         "what the runs learned")
+    ap.add_argument("--predictions-commit", default="",
+                    help="the commit that fixed the predictions, named in the findings")
     ap.add_argument("--command", default=DEFAULT_COMMAND,
                     help="the command that regenerates the findings, named in their first lines")
     return ap
@@ -324,7 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    write(a.manifest, a.tables, a.out, a.margin, a.command)
+    write(a.manifest, a.tables, a.out, a.margin, a.command, a.predictions, a.predictions_commit,
+          a.reference)
     print(f"findings -> {a.out}", file=sys.stderr)
     return 0
 

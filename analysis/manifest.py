@@ -1,6 +1,8 @@
 """The run manifest: exactly the runs a configuration asks for. Every analysis reads runs through it.
 
-The pipeline writes ``results/tables/run_manifest.json`` (rule ``run_manifest``)::
+The pipeline writes ``results/tables/run_manifest.json`` (rule ``run_manifest``: the run list is
+``workflow.plan.Plan.run_manifest``, its keys are this module's :func:`manifest_dict` and
+:func:`manifest_entry`, the file :func:`write_manifest`'s)::
 
     {"config_hash": "9c1e...",          # hash of the resolved pipeline configuration
      "runs_root": "results/runs",       # where runs of other configurations may also lie
@@ -89,21 +91,52 @@ class Manifest:
         return [d for d in find_seed_dirs(root) if d.resolve() not in listed] if root.is_dir() else []
 
 
+def manifest_entry(algo, task, seed, role, run_id, code_version, path) -> dict:
+    """One run of a manifest as it is written: the keys ENTRY_KEYS, in their order."""
+    return dict(zip(ENTRY_KEYS, (algo, task, int(seed), role, run_id, code_version, path)))
+
+
+def manifest_dict(config_hash, runs_root, runs, sweeps=None, archive=None) -> dict:
+    """A manifest as it is written (the module docstring): `runs` are :func:`manifest_entry`
+    dicts; `sweeps` ({name: {"hparam", "algos", "values", "hparams", "default"}}) and `archive`
+    ({"path", "commits"}) are left out when None."""
+    manifest = {"config_hash": config_hash, "runs_root": runs_root, "runs": runs}
+    if sweeps is not None:
+        manifest["sweeps"] = sweeps
+    if archive is not None:
+        manifest["archive"] = archive
+    return manifest
+
+
+def write_manifest(path, manifest: dict) -> None:
+    """Write a manifest dict (:func:`manifest_dict`), after checking it as :func:`load_manifest`
+    would read it (ManifestError otherwise)."""
+    _entries(manifest, path)
+    atomic_write_json(path, manifest)
+
+
+def _entries(obj: dict, path) -> list[Entry]:
+    """The manifest's runs, each checked to have every key and a known role."""
+    sweeps = obj.get("sweeps", LEGACY_SWEEPS)
+    runs = []
+    for i, r in enumerate(obj["runs"]):
+        missing = [k for k in ENTRY_KEYS if k not in r]
+        if missing:
+            raise ManifestError(f"{path}: run {i} is missing {missing}")
+        if r["role"] not in ROLES and r["role"] not in sweeps:
+            raise ManifestError(f"{path}: run {i} has role {r['role']!r}, neither one of "
+                                f"{ROLES} nor a sweep of the manifest ({', '.join(sweeps)})")
+        runs.append(Entry(str(r["algo"]), str(r["task"]), int(r["seed"]), r["role"],
+                          str(r["run_id"]), str(r["code_version"]), str(r["path"])))
+    return runs
+
+
 def load_manifest(path) -> Manifest:
     path = Path(path)
     try:
         obj = json.loads(path.read_text())
         sweeps = obj.get("sweeps", LEGACY_SWEEPS)
-        runs = []
-        for i, r in enumerate(obj["runs"]):
-            missing = [k for k in ENTRY_KEYS if k not in r]
-            if missing:
-                raise ManifestError(f"{path}: run {i} is missing {missing}")
-            if r["role"] not in ROLES and r["role"] not in sweeps:
-                raise ManifestError(f"{path}: run {i} has role {r['role']!r}, neither one of "
-                                    f"{ROLES} nor a sweep of the manifest ({', '.join(sweeps)})")
-            runs.append(Entry(str(r["algo"]), str(r["task"]), int(r["seed"]), r["role"],
-                              str(r["run_id"]), str(r["code_version"]), str(r["path"])))
+        runs = _entries(obj, path)
         return Manifest(str(obj["config_hash"]), str(obj["runs_root"]), tuple(runs),
                         source=str(path), digest=hash_of(obj), archive=obj.get("archive"),
                         sweeps=dict(sweeps))
@@ -184,10 +217,9 @@ def manifest_for_dirs(dirs, role: str = "benchmark", runs_root=None) -> dict:
     runs = []
     for d in dirs:
         cfg = json.loads((Path(d) / "config.json").read_text())
-        runs.append({"algo": cfg["algo"], "task": cfg["task"], "seed": int(cfg["seed"]),
-                     "role": role, "run_id": cfg.get("run_id", ""),
-                     "code_version": cfg.get("code_version", ""), "path": str(d)})
-    return {"config_hash": "", "runs_root": str(runs_root or ""), "runs": runs}
+        runs.append(manifest_entry(cfg["algo"], cfg["task"], cfg["seed"], role,
+                                   cfg.get("run_id", ""), cfg.get("code_version", ""), str(d)))
+    return manifest_dict("", str(runs_root or ""), runs)
 
 
 def build_parser() -> argparse.ArgumentParser:

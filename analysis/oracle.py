@@ -27,6 +27,8 @@ uses the stochastic sampler with no added noise).
 
     python -m analysis.oracle point toy_bimodal --M_q 50 --T 5
     python -m analysis.oracle predict --configfile config/study.yaml --out docs/predictions/oracle_predictions.csv
+    python -m analysis.oracle check --manifest results/tables/run_manifest.json \
+        --tables results/tables --figures results/figures        # oracle.csv, oracle.png
 """
 from __future__ import annotations
 
@@ -40,14 +42,21 @@ import pandas as pd
 import torch
 
 from analysis.audit.measure import state_measures
-from analysis.audit.tables import LEARNED_THRESHOLD, optima_coverage
+from analysis.audit.scale import mass_any_bound, policy_runs, setting
+from analysis.audit.tables import LEARNED_THRESHOLD, learned, optima_coverage
 from analysis.mixed import pattern_law
+from analysis.stats import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
 from qsm.diffusion import Schedule, reverse_chain, score_target
 from qsm.envs import ToyBandit
 from qsm.seeding import SeedStreams
 
 FORMS = ("constant", "sigma_scaled", "boltzmann")
+MODULE = "analysis.oracle"
 ORACLE_SEED = 0
+#: The oracle agrees with a setting's runs when its "learned" (return >= 0.8 of the optimum) is the
+#: majority of the seeds' and its return / optimum is within this of their mean: the widest gap
+#: on the archived M_q sweep is 0.072 (toy_quadmodal at M_q = 5; tests/test_oracle.py).
+AGREEMENT = 0.1
 #: Measures of a point, in the order of the predictions table.
 MEASURES = ("return_over_optimum", "mass_any_bound", "mass_corner", "mass_interior",
             "frac_near_any", "optima_covered", "interior_modes", "n_heavy_patterns",
@@ -190,6 +199,148 @@ def learned_prediction(measures: dict) -> bool:
     return measures["return_over_optimum"] >= LEARNED_THRESHOLD
 
 
+# -- beside the runs: the audit's oracle.csv and oracle.png --------------------------------------
+
+ORACLE_COLUMNS = ["algo", "task", "M_q", "T", "score_target", "other_hparams", "n_seeds",
+                  "predicted_return", "learned_return", "learned_return_ci_low",
+                  "learned_return_ci_high", "predicted_bound", "learned_bound",
+                  "learned_bound_ci_low", "learned_bound_ci_high", "predicted_near_any",
+                  "learned_near_any", "predicted_learned", "n_learned", "agrees", "note"]
+
+
+def other_hparams(e) -> str:
+    """The run's hyperparameters, other than the sampler's setting, that differ from its agent's
+    declared defaults ('' when none), e.g. 'actor_hidden=[64,64]'."""
+    from qsm.catalog import agent_catalog
+    from qsm.hparams import show_value
+    catalog = agent_catalog()
+    specs = catalog[e.algo].specs if e.algo in catalog else {}
+    out = []
+    for k, v in sorted((e.hparams or {}).items()):
+        if k in ("M_q", "T", "score_target") or k not in specs:
+            continue
+        default = specs[k].default
+        if (list(v) if isinstance(v, (list, tuple)) else v) != \
+                (list(default) if isinstance(default, (list, tuple)) else default):
+            out.append(f"{k}={show_value(v)}")
+    return " ".join(out)
+
+
+def oracle_table(entries, reps=DEFAULT_REPS, seed=DEFAULT_SEED, states=8,
+                 samples=1000) -> pd.DataFrame:
+    groups: dict[tuple, list] = {}
+    for e in policy_runs(entries):
+        s = setting(e)
+        if s is not None and e.task in ToyBandit.VARIANTS:
+            # runs that differ elsewhere (a capacity sweep's widths) are kept apart: the
+            # prediction is the same, what they learned need not be
+            groups.setdefault((e.algo, e.task, *s, other_hparams(e)), []).append(e)
+    rows = []
+    for (algo, task, M_q, T, form, other), runs in sorted(groups.items()):
+        h = runs[0].hparams
+        point = Point(task, M_q, T, form, float(h.get("temperature", 1.0)),
+                      float(h.get("beta_min", 0.1)), float(h.get("beta_max", 10.0)))
+        m = measure(point, states, samples)
+        ret = bootstrap_mean_ci([e.final_normalized for e in runs], reps, seed)
+        bound = bootstrap_mean_ci([mass_any_bound(e) for e in runs], reps, seed)
+        near = float(np.mean([optima_coverage(e.actions, e.optima)[1] for e in runs]))
+        flags = [learned(e) for e in runs]
+        n_learned = sum(1 for f in flags if f)
+        predicted = learned_prediction(m)
+        majority = n_learned * 2 > len(runs)
+        agrees = predicted == majority and abs(m["return_over_optimum"] - ret[0]) <= AGREEMENT
+        note = "" if agrees else (
+            f"disagree: predicted {m['return_over_optimum']:.2f} of the optimum "
+            f"({'learned' if predicted else 'not learned'}), learned {ret[0]:.2f} "
+            f"({n_learned} of {len(runs)} seeds learned)")
+        rows.append({"algo": algo, "task": task, "M_q": M_q, "T": T, "score_target": form,
+                     "other_hparams": other, "n_seeds": len(runs), "predicted_return": m["return_over_optimum"],
+                     "learned_return": ret[0], "learned_return_ci_low": ret[1],
+                     "learned_return_ci_high": ret[2], "predicted_bound": m["mass_any_bound"],
+                     "learned_bound": bound[0], "learned_bound_ci_low": bound[1],
+                     "learned_bound_ci_high": bound[2],
+                     "predicted_near_any": m["frac_near_any"], "learned_near_any": near,
+                     "predicted_learned": predicted, "n_learned": n_learned,
+                     "agrees": agrees, "note": note})
+    return pd.DataFrame(rows, columns=ORACLE_COLUMNS)
+
+
+
+def plot_oracle(oracle_df, runs, outdir, provenance):
+    """Predicted (the ideal-denoiser oracle) beside learned, per toy task and QSM setting; `runs`:
+    the toy runs drawn (algo, task, seed, path, status, audited)."""
+    from analysis.audit import plots
+    tasks = sorted(oracle_df["task"].unique()) if len(oracle_df) else []
+    fig, axes = plots._task_panels(tasks)
+    for ax, task in zip(axes, tasks):
+        s = oracle_df[oracle_df["task"] == task].reset_index(drop=True)
+        for i, r in s.iterrows():
+            ax.bar(i, r["learned_return"], width=0.6, color=plots.algo_color(r["algo"]), alpha=0.7,
+                   edgecolor="k", lw=0.4)
+            plots._interval(ax, i, r["learned_return"], r["learned_return_ci_low"],
+                      r["learned_return_ci_high"])
+            ax.plot(i, r["predicted_return"], marker="D", ms=7, mfc="white", mec="k", mew=1.4,
+                    ls="none", label="oracle (exact denoiser)" if i == 0 else None, zorder=4)
+            if not r["agrees"]:
+                ax.text(i, 1.05, "differ", ha="center", fontsize=7, color="firebrick")
+        labels = [f"M_q {r['M_q']:g}\nT {r['T']}"
+                  + ("\nσ-scaled" if r["score_target"] == "sigma_scaled" else "")
+                  + (f"\n{r['other_hparams']}" if isinstance(r["other_hparams"], str)
+                     and r["other_hparams"] else "")
+                  for _, r in s.iterrows()]
+        ax.set_xticks(range(len(s)))
+        ax.set_xticklabels(labels, fontsize=6.5)
+        ax.axhline(LEARNED_THRESHOLD, color="0.4", lw=0.8, ls="--")
+        ax.set_ylim(0, 1.2)
+        ax.set_ylabel("final return / optimum", fontsize=8)
+        ax.set_title(task, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=6.5, loc="upper left", frameon=False)
+    fig.suptitle("QSM's learned policy against its sampler with the exact denoiser (no "
+                 "learning)\n(" + plots._seeds_text(runs, tasks) + ")", fontsize=11)
+    cap = ("Bars: final evaluation return over the optimum's of the QSM runs at each setting, mean "
+           "over seeds with its 95% bootstrap CI. Diamonds: the ideal-denoiser oracle "
+           "(analysis/oracle.py): the agent's sampler (VP schedule, T steps, clip to [-1, 1] "
+           "after every step, temperature) with eps_theta replaced by the exact value of its "
+           "regression target on the toy, whose Q is known in closed form; 8,000 draws. Where "
+           "bar and diamond agree, what the runs do is what the sampler does with a perfect "
+           "denoiser: learning is not what decides it. 'differ': the oracle's learned flag is not "
+           f"the seeds' majority, or the returns differ by more than 0.1. Dashed: the audit's "
+           f"'learned' threshold ({LEARNED_THRESHOLD:g}). Every number: oracle.csv. "
+           + plots._skipped_text(runs))
+    return plots._save(fig, outdir, "oracle", cap, provenance, runs[runs["task"].isin(tasks)])
+
+
+
+
+def check(manifest, tables, figures, reps=DEFAULT_REPS, seed=DEFAULT_SEED, log=print) -> list:
+    """oracle.csv and oracle.png: the oracle at the setting of every audited QSM run on a toy
+    task of the manifest, beside what those runs learned; returns the written paths."""
+    from pathlib import Path
+
+    from analysis.audit.load import load_entries
+    from analysis.manifest import load_manifest
+    from analysis.outputs import write_table
+    from analysis.provenance import Provenance
+
+    manifest = load_manifest(manifest)
+    roles = ("benchmark", "audit", *manifest.sweeps)
+    entries = [e for role in roles for e in load_entries(manifest, ("policy",), roles=(role,))]
+    prov = Provenance.of(manifest, roles, MODULE).with_status({e.path: e.status for e in entries})
+    df = oracle_table(entries, reps=reps, seed=seed)
+    used = {e.path for e in policy_runs(entries) if e.task in ToyBandit.VARIANTS
+            and setting(e) is not None}
+    paths = [write_table(Path(tables) / "oracle.csv", df, prov, used, float_format="%.6g")]
+    runs = pd.DataFrame([{"algo": e.algo, "task": e.task, "seed": e.seed, "path": e.path,
+                          "status": e.status, "audited": e.audited}
+                         for e in {e.path: e for e in entries}.values()
+                         if e.task in ToyBandit.VARIANTS and (e.path in used or not e.audited)],
+                        columns=["algo", "task", "seed", "path", "status", "audited"])
+    paths += plot_oracle(df, runs, figures, prov)
+    log(f"oracle: {len(df)} settings of {len(used)} runs -> {', '.join(map(str, paths))}")
+    return paths
+
+
 # -- predictions for a configuration's runs ------------------------------------------------------
 
 def qsm_points(config: dict, algo: str = "qsm") -> list[dict]:
@@ -240,6 +391,13 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--T", type=int, default=5)
     one.add_argument("--form", choices=FORMS, default="constant")
     one.add_argument("--temperature", type=float, default=1.0)
+    chk = sub.add_parser("check", help="oracle.csv and oracle.png: the oracle beside the QSM toy "
+                                       "runs of a run manifest")
+    chk.add_argument("--manifest", required=True, help="run_manifest.json")
+    chk.add_argument("--tables", required=True, help="folder for oracle.csv")
+    chk.add_argument("--figures", required=True, help="folder for oracle.png and .pdf")
+    chk.add_argument("--reps", type=int, default=DEFAULT_REPS, help="bootstrap resamples")
+    chk.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the bootstrap")
     pred = sub.add_parser("predict", help="predictions for every QSM toy run of a configuration")
     pred.add_argument("--configfile", required=True)
     pred.add_argument("--out", required=True, help="CSV to write")
@@ -257,6 +415,10 @@ def main(argv=None) -> int:
                         args.states, args.samples)
             for k, v in m.items():
                 print(f"{k:>22}  {v:.4g}" if isinstance(v, float) else f"{k:>22}  {v}")
+            return 0
+        if args.command == "check":
+            check(args.manifest, args.tables, args.figures, args.reps, args.seed,
+                  log=lambda m: print(m, file=sys.stderr))
             return 0
         import yaml
         with open(args.configfile) as f:

@@ -347,13 +347,34 @@ def benchmark_tasks(final_df) -> set:
     return set(final_df.loc[final_df["role"] == BENCHMARK_ROLE, "task"])
 
 
-def build_matrices(final_df, algos=None):
+def build_matrices(final_df, algos=None, tasks=None):
     """Per-algorithm rectangular (n_runs, n_tasks) matrices of final normalised scores of the
     benchmark runs (role ``benchmark``).
 
     ``final_df`` is :func:`final_score_table` output (unscored rows are ignored).  ``algos``
     restricts (and orders) the algorithms; default: every algorithm in the data, sorted.
+    ``tasks`` fixes the tasks the statistics stratify over (config ``stats.tasks``): an algorithm
+    without a scored run on one of them is left out, named; default: the benchmark tasks every
+    algorithm has runs on.
     """
+    if tasks is not None:
+        final_df = final_df.copy()
+        chosen = set(tasks)
+        others = sorted(set(final_df.loc[final_df["role"] == BENCHMARK_ROLE, "task"]) - chosen)
+        scored = final_df[final_df["status"].isin(SCORED_STATUSES)
+                          & np.isfinite(final_df["final_normalized"].astype(float))
+                          & (final_df["role"] == BENCHMARK_ROLE)]
+        pool = sorted(final_df["algo"].unique()) if algos is None else list(algos)
+        lacking = {a: sorted(chosen - set(scored.loc[scored["algo"] == a, "task"])) for a in pool}
+        keep = [a for a in pool if not lacking[a]]
+        mset = build_matrices(final_df[~final_df["task"].isin(others)], keep)
+        for t in others:
+            mset.excluded_tasks[t] = "not among the aggregated tasks (stats.tasks)"
+        for a in pool:
+            if lacking[a]:
+                mset.excluded_algos[a] = ("no scored run on " + ", ".join(lacking[a])
+                                          + " (of the aggregated tasks)")
+        return mset
     scored = final_df[final_df["status"].isin(SCORED_STATUSES)
                       & np.isfinite(final_df["final_normalized"].astype(float))]
     all_algos = sorted(final_df["algo"].unique()) if algos is None else list(algos)
@@ -619,9 +640,10 @@ class StatsResult:
 
 
 def compute_all(scores_df, status_df=None, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
-                reference=DEFAULT_REFERENCE, policy=DIVERGED_POLICY, taus=DEFAULT_TAUS):
+                reference=DEFAULT_REFERENCE, policy=DIVERGED_POLICY, taus=DEFAULT_TAUS,
+                tasks=None):
     final = final_score_table(scores_df, status_df, policy=policy)
-    mset = build_matrices(final)
+    mset = build_matrices(final, tasks=tasks)
     return StatsResult(
         final=final, matrices=mset,
         aggregate=aggregate_metrics(mset, reps=reps, seed=seed),
@@ -630,7 +652,8 @@ def compute_all(scores_df, status_df=None, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
         iqm_curve=iqm_curves(scores_df, mset, reps=reps, seed=seed, policy=policy),
         curves=learning_curves(scores_df, reps=reps, seed=seed),
         markdown=final_scores_markdown(final, mset),
-        params={"reps": reps, "seed": seed, "reference": reference, "policy": policy})
+        params={"reps": reps, "seed": seed, "reference": reference, "policy": policy,
+                **({"tasks": list(tasks)} if tasks is not None else {})})
 
 
 def provenance_of(manifest, status_df, module) -> Provenance:
@@ -688,7 +711,9 @@ def read_tables(outdir) -> StatsResult:
                                   na_values=[""]))
     read["final"]["detail"] = read["final"]["detail"].fillna("")
     side = json.loads(sidecar_path(outdir / "aggregate.csv").read_text())
-    return StatsResult(matrices=build_matrices(read["final"]), params=side[PARAMS_KEY], **read)
+    params = side[PARAMS_KEY]
+    return StatsResult(matrices=build_matrices(read["final"], tasks=params.get("tasks")),
+                       params=params, **read)
 
 
 def load_inputs(scores_path, status_path=None):
@@ -718,13 +743,17 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=HelpFormatter)
     add_common_args(ap)
     ap.add_argument("--outdir", required=True, help="folder for the tables (results/tables)")
+    ap.add_argument("--tasks", nargs="+", default=None,
+                    help="the tasks the statistics stratify over (default: the benchmark tasks "
+                         "every algorithm has runs on)")
     return ap
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     scores, status = load_inputs(args.scores, args.status)
-    result = compute_all(scores, status, reps=args.reps, seed=args.seed, reference=args.reference)
+    result = compute_all(scores, status, reps=args.reps, seed=args.seed, reference=args.reference,
+                         tasks=args.tasks)
     prov = provenance_of(load_manifest(args.manifest), status, "analysis.stats")
     paths = write_tables(result, args.outdir, prov)
     print(result.matrices.describe(), file=sys.stderr)

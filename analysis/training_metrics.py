@@ -1,5 +1,5 @@
-"""A run's training diagnostics (its ``metrics.csv``, columns :data:`qsm.metrics.COLUMNS`) as the
-analysis reads them, and their end-of-training values.
+"""A run's training diagnostics (its ``metrics.csv``: the columns :data:`qsm.metrics.COLUMNS`, and
+any its learner declares beyond them) as the analysis reads them, and their end-of-training values.
 
 ``metrics.csv`` holds one row every ``log_every`` environment steps of learning (and one at the
 last step), each row the mean over the updates since the previous row; an empty cell is a column
@@ -39,12 +39,18 @@ def window_size(n_rows: int) -> int:
     return max(1, n_rows // END_SHARE) if n_rows > 0 else 0
 
 
+def metric_columns(metrics: pd.DataFrame) -> list[str]:
+    """The metrics of a run's table: :data:`qsm.metrics.METRICS`, then the columns its learner
+    declares beyond them (e.g. dql's ``q_loss``), in the file's order."""
+    return [*METRICS, *(c for c in metrics.columns if c != "step" and c not in METRICS)]
+
+
 def run_metrics(run):
     """The metrics of a validated run (a ``qsm.rundir.Run``) as a DataFrame with every column of
-    :data:`qsm.metrics.COLUMNS` (NaN: not computed), ordered by step; None where the run has no
-    metrics.csv. A validator that already read the file hands over its table (``run.metrics``);
-    otherwise the file is read here. ContractError (naming the file) for a file that cannot be
-    read as metrics."""
+    :data:`qsm.metrics.COLUMNS` (NaN: not computed) and the file's other columns, ordered by
+    step; None where the run has no metrics.csv. A validator that already read the file hands
+    over its table (``run.metrics``); otherwise the file is read here. ContractError (naming the
+    file) for a file that cannot be read as metrics."""
     table = getattr(run, "metrics", None)
     if table is None:
         path = run.path / METRICS_FILE
@@ -62,12 +68,14 @@ def read_metrics_file(path) -> pd.DataFrame:
 
 
 def normalise(table: pd.DataFrame, path) -> pd.DataFrame:
-    """Every column of COLUMNS as floats (a column the file lacks is all NaN), sorted by step."""
+    """Every column of COLUMNS (a column the file lacks is all NaN), then the file's other
+    columns, as floats, sorted by step."""
     if "step" not in table.columns:
         raise ContractError(path, f"has no column 'step' (has {list(table.columns)})")
+    columns = [*COLUMNS, *(c for c in table.columns if c not in COLUMNS)]
     out = pd.DataFrame({c: (pd.to_numeric(table[c], errors="coerce").astype(float)
                             if c in table.columns else np.full(len(table), np.nan))
-                        for c in COLUMNS})
+                        for c in columns})
     if out["step"].isna().any():
         raise ContractError(path, "has a row without a numeric step")
     return out.sort_values("step", kind="stable", ignore_index=True)
@@ -75,7 +83,8 @@ def normalise(table: pd.DataFrame, path) -> pd.DataFrame:
 
 def end_of_training(metrics: pd.DataFrame | None) -> dict:
     """The run's end-of-training values (see the module docstring): every metric of
-    :data:`qsm.metrics.METRICS` and the window's facts (:data:`WINDOW_FIELDS`)."""
+    :data:`qsm.metrics.METRICS` and of its learner's own columns (:func:`metric_columns`), and
+    the window's facts (:data:`WINDOW_FIELDS`)."""
     n = 0 if metrics is None else len(metrics)
     k = window_size(n)
     out = {"n_rows": n, "window_rows": k, "window_first_step": pd.NA, "last_step": pd.NA,
@@ -85,7 +94,7 @@ def end_of_training(metrics: pd.DataFrame | None) -> dict:
     window = metrics.iloc[n - k:]
     out["window_first_step"] = int(window["step"].iloc[0])
     out["last_step"] = int(window["step"].iloc[-1])
-    for m in METRICS:
+    for m in metric_columns(metrics):
         v = window[m].to_numpy(dtype=float)
         finite = np.isfinite(v)
         # empty cells read as NaN: a NaN counts as non-finite only in a column the learner

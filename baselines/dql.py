@@ -35,7 +35,6 @@ import torch
 
 from baselines.dql_config import DQLConfig
 from qsm.agent_base import no_param_grads
-from qsm.diffusion import reverse_chain
 from qsm.diffusion_agent import DiffusionActorCritic
 
 
@@ -56,9 +55,9 @@ class DiffusionQL(DiffusionActorCritic):
         return losses
 
     def sample_with_gradient(self, obs):
-        """The acting sampler (same draws, clipped every step) with autograd through all T calls."""
-        return reverse_chain(self.denoiser, self.schedule, obs, self.act_dim, self.update_noise,
-                             self.cfg.temperature)
+        """The acting sampler (the base's `sample`: same draws, clipped every step), on the update
+        stream, with autograd through all T calls."""
+        return self.sample(obs, self.update_noise)
 
     def actor_loss(self, obs):
         """Per seed (S,): -mean_B min_j Q'_j(s, a_0) with the target critics, a_0 = sampler(s)."""

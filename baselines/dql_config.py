@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qsm.diffusion_agent_config import DiffusionConfig
+from qsm.diffusion_agent_config import DIFFUSION_METRICS, DiffusionConfig
 from qsm.hparams import hp
 
 NAME = "dql"
@@ -24,4 +24,11 @@ class DQLConfig(DiffusionConfig):
 
 
 CONFIG = DQLConfig
+# metrics.csv columns of the learner's update beyond the common ones (qsm.metrics.COMMON)
+METRICS = {
+    **DIFFUSION_METRICS,
+    "q_loss": "dql, variant diffusion_ql_paper: the normalised Q term of the actor loss",
+    "bc_loss": "dql, variant diffusion_ql_paper: the denoising (behaviour cloning) term of the "
+               "actor loss, before bc_weight",
+}
 TASK_OVERRIDES = {}  # QSM's per-task overrides would concern M_q, which this agent does not have

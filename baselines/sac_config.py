@@ -29,3 +29,8 @@ class SACConfig:
 
 
 CONFIG = SACConfig
+# metrics.csv columns of the learner's update beyond the common ones (qsm.metrics.COMMON)
+METRICS = {
+    "alpha": "SAC: the entropy temperature used in the update",
+    "entropy": "SAC: the policy's entropy estimate -mean log pi(a|s)",
+}

@@ -28,3 +28,7 @@ class TD3Config:
 
 
 CONFIG = TD3Config
+# metrics.csv columns of the learner's update beyond the common ones (qsm.metrics.COMMON)
+METRICS = {
+    "actor_q": "TD3: mean over the batch of the two critics' mean Q(s, mu(s)) (on actor updates)",
+}

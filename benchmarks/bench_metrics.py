@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from qsm.agent_base import bound_share, critic_diagnostics, rms  # noqa: E402
+from qsm.catalog import get_entry  # noqa: E402
 from qsm.metrics import MetricsLog  # noqa: E402
 from qsm.registry import get_agent, resolve_config  # noqa: E402
 from qsm.timing import PhaseTimer  # noqa: E402
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
         values = agent.update(b, timer)
         update = fastest(lambda: agent.update(b, timer), repeats)
         extra = fastest(reductions(algo), repeats * 10)
-        log = MetricsLog(1)
+        log = MetricsLog(1, get_entry(algo).metrics, algo)
 
         def add():
             log.add(values)

@@ -51,9 +51,15 @@ class QSM(DiffusionActorCritic):
         noisy = self.noised(action, t, eps)
         q_grad = self.action_gradient(obs, noisy)                                         # (S, B, A)
         eps_pred = self.denoiser(obs, noisy, t)
-        sigma = self.sigma(t) if self.cfg.score_target == "sigma_scaled" else None
-        target = score_target(q_grad, self.cfg.M_q, self.cfg.score_target, sigma)
+        target = self.regression_target(q_grad, t)
         return ((target - eps_pred) ** 2).mean(dim=(1, 2)), q_grad, eps_pred, target
+
+    def regression_target(self, q_grad, t):
+        """What eps_theta is regressed onto at noised actions of steps t (S, B), from dQ/da there
+        (S, B, A): the score target of the configured form (qsm.diffusion.score_target). A
+        variant target is one override of this method."""
+        sigma = self.sigma(t) if self.cfg.score_target == "sigma_scaled" else None
+        return score_target(q_grad, self.cfg.M_q, self.cfg.score_target, sigma)
 
     def sigma(self, t):
         """sqrt(1 - abar_t) per sample (S, B, 1): the noise level of the sigma_scaled target."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .diffusion_agent_config import DiffusionConfig
+from .diffusion_agent_config import DIFFUSION_METRICS, DiffusionConfig
 from .hparams import hp
 
 NAME = "qsm"
@@ -27,6 +27,15 @@ class QSMConfig(DiffusionConfig):
 
 
 CONFIG = QSMConfig
+# metrics.csv columns of the learner's update beyond the common ones (qsm.metrics.COMMON)
+METRICS = {
+    "dq_da_rms": "QSM: RMS of dQ/da (mean of the two critics) at the noised replay actions the "
+                 "score is trained on",
+    "score_target_rms": "QSM: RMS of the score target M_q dQ/da (the sampler's own noise has "
+                        "RMS 1)",
+    "eps_pred_rms": "QSM: RMS of the denoiser's predicted noise eps_theta(s, a~, t)",
+    **DIFFUSION_METRICS,
+}
 
 # M_q = 50 on every task: the official "paper settings" config. (Its README's later hint
 # that M_q = 120 "may perform better" on quadruped_walk and humanoid_walk is tuning advice:

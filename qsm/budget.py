@@ -1,6 +1,6 @@
 """A run's budget: how long it trains, how it is evaluated and probed, and how it learns from
 replay. One declaration, used by both training programs' command lines (qsm.train_cli), the
-pipeline's command strings (workflow/rules/common.smk), the run identity (qsm.identity) and the
+pipeline's command strings (workflow/plan.py), the run identity (qsm.identity) and the
 configuration schema (workflow/schemas/config.schema.yaml, checked by tests/test_budget.py).
 
 Torch-free, so that the pipeline imports it at DAG time.

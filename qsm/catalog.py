@@ -16,6 +16,8 @@ impossible. So an agent is two modules, side by side:
             RELATIONS = (...)               # optional: orderings between fields
         CONFIG = SACConfig
         TASK_OVERRIDES = {task: {field: value}}   # optional: per-task defaults
+        METRICS = {"alpha": "the temperature ..."}  # optional: its own metrics.csv columns
+                                                    # beyond the common ones (qsm.metrics)
 
 The learner takes its `Config` from the declaration (`Config = SACConfig`), so the trainer and
 the pipeline read the same class. Declarations are ordinary Python: a config may inherit another
@@ -40,6 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .hparams import HparamError, relations_of, resolve, specs_of
+from .metrics import check_declared
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where declarations live: QSM's, and every module of the `baselines` package named *_config.
@@ -62,6 +65,7 @@ class AgentEntry:
     specs: dict          # {field: Spec}
     relations: tuple     # ((a, op, b), ...)
     task_overrides: dict  # {task: {field: value}}
+    metrics: dict = dataclasses.field(default_factory=dict)  # {column: meaning}: its own columns
 
     def resolve(self, task: str, overrides: dict) -> dict:
         """Resolved hyperparameters {field: value} (raises HparamError)."""
@@ -102,8 +106,16 @@ def read_declaration(module_name: str) -> AgentEntry:
     if not (isinstance(task_overrides, dict)
             and all(isinstance(t, dict) for t in task_overrides.values())):
         raise CatalogError(f"{module_name}.TASK_OVERRIDES must be {{task: {{field: value}}}}")
+    metrics = getattr(mod, "METRICS", {})
+    if not (isinstance(metrics, dict) and all(isinstance(v, str) and v for v in metrics.values())):
+        raise CatalogError(f"{module_name}.METRICS must be {{column: meaning}}, each meaning a "
+                           f"non-empty string")
+    try:
+        check_declared(module_name, metrics)
+    except ValueError as e:
+        raise CatalogError(str(e)) from None
     return AgentEntry(name, module_name, learner_module, class_name, config, specs_of(config),
-                      relations_of(config), task_overrides)
+                      relations_of(config), task_overrides, dict(metrics))
 
 
 @lru_cache(maxsize=None)

@@ -11,6 +11,9 @@ Per update, on a seed-batched replay sample:
   2. Actor:   the agent's own update of the denoiser (`update_actor`).
 Acting: the DDPM sampler (a_T ~ N(0, I), T denoiser calls, clipped to [-1, 1] every step);
 exploration adds N(0, sigma_explore^2) and clips; evaluation uses the stochastic sampler alone.
+The sampler is one method, `sample(obs, noise)`: acting (and so evaluation, the probe samples and
+`python -m qsm.policy`, which draw through `act`), the critic's target and dql's actor loss all
+draw through it, so a variant sampler is one override.
 Hyperparameters: `DiffusionConfig` (qsm/diffusion_agent_config.py), extended by each agent.
 """
 from __future__ import annotations
@@ -21,7 +24,7 @@ import math
 import torch
 
 from .agent_base import Agent, adam, bound_share, frozen_copy
-from .diffusion import Denoiser, Schedule, ddpm_sample
+from .diffusion import Denoiser, Schedule, reverse_chain
 from .nets import TwinCritic
 
 
@@ -43,14 +46,22 @@ class DiffusionActorCritic(Agent):
         # which Adam undoes only up to its eps).
         self.critic_opt = adam(self.critic.parameters(), cfg.critic_lr)
 
-    # -- acting ---------------------------------------------------------------------------------
-    def sample(self, obs):
-        return ddpm_sample(self.denoiser, self.schedule, obs, self.act_dim, self.act_noise,
-                           self.cfg.temperature)
+    # -- the sampler ----------------------------------------------------------------------------
+    def sample(self, obs, noise):
+        """The policy's sampler: one action (S, B, act_dim) in [-1, 1] per observation (S, B,
+        obs_dim), drawn from the random streams `noise` (act_noise when acting, update_noise in an
+        update): the DDPM reverse chain of the denoiser (qsm.diffusion.reverse_chain). The one
+        place every draw of the policy comes from: acting (act: exploration, evaluation, probe
+        samples), the critic's target (update_critic) and dql's actor loss. Autograd follows it
+        where the caller has gradients enabled (dql's actor loss); act and the critic's target
+        call it under no_grad."""
+        return reverse_chain(self.denoiser, self.schedule, obs, self.act_dim, noise,
+                             self.cfg.temperature)
 
+    # -- acting ---------------------------------------------------------------------------------
     @torch.no_grad()
     def act(self, obs, mode):
-        a = self.sample(obs)
+        a = self.sample(obs, self.act_noise)
         if mode == "explore":
             a = (a + self.cfg.explore_noise * self.act_noise.randn(*a.shape[1:])).clamp(-1, 1)
         return a
@@ -70,8 +81,7 @@ class DiffusionActorCritic(Agent):
 
     def update_critic(self, b):
         with torch.no_grad():
-            next_a = ddpm_sample(self.denoiser, self.schedule, b["next_obs"], self.act_dim,
-                                 self.update_noise, self.cfg.temperature)
+            next_a = self.sample(b["next_obs"], self.update_noise)
             noise = self.update_noise.randn(*next_a.shape[1:])
             target = self.td_target(b["reward"], b["mask"], b["next_obs"], next_a, noise)
         return {**self.fit_critic(b, target, over_critics="sum"), "bound_share": bound_share(next_a)}

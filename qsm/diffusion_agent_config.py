@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from .hparams import hp
 
 
+#: The metrics.csv column the diffusion actor-critic's critic update adds to the common ones
+#: (qsm.metrics.COMMON); the agents built on it declare it among their METRICS.
+DIFFUSION_METRICS = {
+    "bound_share": "QSM, dql: share of the sampler's action coordinates at the batch's next "
+                   "states that lie within 1e-3 of -1 or 1",
+}
+
+
 @dataclass
 class DiffusionConfig:
     """The denoiser, its VP schedule and sampler, the twin critics and the exploration noise."""

@@ -7,8 +7,10 @@ Per block of seeds (one learner per seed, sharing nothing):
   * the first --start-steps actions: uniform, from the "random_actions" streams, then the
     learner's exploration actions; one update per step from --start-steps on, each seed on its own
     replay sample (qsm.replay.SeedBatchedReplay; mask = 0 only at true terminals);
-  * evaluation at step 0, every --eval-every steps and at the last step (qsm.evaluation);
-  * metrics.csv rows every --log-every steps (qsm.metrics), a divergence check every
+  * evaluation at step 0, every --eval-every steps and at the last step (qsm.evaluation:
+    is_eval_step);
+  * metrics.csv rows every --log-every steps (qsm.metrics; the columns the learner declares,
+    recorded in config.json as `metrics`), a divergence check every
     `learner.divergence_check_every` steps and at every evaluation: a seed with a non-finite loss
     or Q value is marked `diverged` and the others go on;
   * at the end, probe samples at qsm.probes.probe_states and each seed's policy.pt;
@@ -35,9 +37,9 @@ import numpy as np
 import torch
 
 from . import numerics, rundir
-from .evaluation import eval_returns
+from .evaluation import eval_returns, is_eval_step
 from .budget import Budget, BudgetError
-from .metrics import MetricsLog, is_log_step
+from .metrics import MetricsLog, file_columns, is_log_step
 from .policy import save_policy
 from .probes import probe_states
 from .progress import Progress, TensorBoardLog
@@ -77,6 +79,9 @@ class Learner(ABC):
 
     divergence_check_every = 1000  # steps between checks (a check reads the metrics to the host)
     device = None                  # where MetricsLog's sums live on resume (None: numpy)
+    # The metrics.csv columns `update` returns beyond the common ones (qsm.metrics.COMMON), in
+    # the order they are written; returning any other key is an error (qsm.metrics).
+    metrics: tuple = ()
 
     @abstractmethod
     def build(self, seeds: list, obs_dim: int, act_dim: int) -> None:
@@ -89,7 +94,8 @@ class Learner(ABC):
     @abstractmethod
     def update(self, batch: dict, timer, alive: np.ndarray) -> dict:
         """One update per seed from its replay sample (torch tensors (S, B, ...)), timed in the
-        phases critic_update and actor_update; returns the metrics columns, (S,) each."""
+        phases critic_update and actor_update; returns metrics columns, (S,) each: common ones
+        (qsm.metrics.COMMON) and those of `metrics`."""
 
     @abstractmethod
     def evaluator(self, alive: np.ndarray):
@@ -165,11 +171,12 @@ class TrainingLoop:
                                         self.learner.device or "cpu")
         self.random_actions = SeedStreams(self.seeds, "random_actions")
         self.timer = PhaseTimer(self.learner.device or "cpu")
-        self.writers = [rundir.SeedRunWriter(self.seed_dir(s)) for s in self.seeds]
+        columns = file_columns(self.learner.metrics)
+        self.writers = [rundir.SeedRunWriter(self.seed_dir(s), columns) for s in self.seeds]
         self.status = ["running"] * S
         self.reasons = [""] * S
         self.nonfinite = np.zeros(S, dtype=bool)
-        self.metrics = MetricsLog(S)
+        self.metrics = MetricsLog(S, self.learner.metrics, self.name)
         self.progress = Progress(f"{self.name} {args.task}", args.steps)
         self.tensorboard = TensorBoardLog.open(args.tensorboard, self.name, args.task,
                                                self.identity["run_id"] or "no-run-id", self.seeds)
@@ -201,7 +208,7 @@ class TrainingLoop:
             env["optima"] = np.asarray(self.optima).tolist()
         return {**_jsonable(self.signature(seed)), **self.learner.facts(), "env": env,
                 "block": {"seeds": self.seeds, "size": len(self.seeds)},
-                "provenance": provenance}
+                "metrics": list(self.learner.metrics), "provenance": provenance}
 
     def provenance(self) -> dict:
         root = Path(__file__).resolve().parent.parent
@@ -253,7 +260,8 @@ class TrainingLoop:
         try:
             if not resumed:
                 self.obs = self.envs.reset()
-                self.evaluate()
+                if is_eval_step(self.step, a.steps, a.eval_every):  # step 0: always
+                    self.evaluate()
             self.train()
         except BaseException as e:
             for i, w in enumerate(self.writers):
@@ -279,7 +287,7 @@ class TrainingLoop:
                 self.log_metrics()
             if self.step % check_every == 0 or self.step % a.eval_every == 0:
                 self.check_divergence()
-            if self.step % a.eval_every == 0 or self.step == a.steps:
+            if is_eval_step(self.step, a.steps, a.eval_every):
                 self.evaluate()
             if a.checkpoint_every and self.step % a.checkpoint_every == 0 and self.step < a.steps:
                 self.save_checkpoint(self.progress.elapsed())

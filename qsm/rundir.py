@@ -8,7 +8,8 @@ results/runs/{algo}/{task}/{run_id}, see qsm/identity.py):
         eval.csv            step, return, return_std, episodes, wall_time_s
         timing.csv          phase, calls, total_s, env_steps, block_size, device
         probe_actions.npz   states (P, obs_dim); policy, behaviour (P, N, act_dim) in [-1, 1]
-        metrics.csv         step and the training diagnostics of qsm.metrics (empty: not computed)
+        metrics.csv         step, the common diagnostics (qsm.metrics.COMMON) and those the run's
+                            learner declares (config.json `metrics`); empty: not computed
         policy.pt           the trained policy (qsm.policy), in a complete run that learned
         status.json         status in {running, complete, diverged, failed}, step, reason
 
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import COLUMNS as METRICS_COLUMNS
-from .metrics import metric_steps
+from .metrics import metric_steps, required_columns
 
 # 2: config.json carries run_id and code_version; policy samples are validated too.
 # 3: metrics.csv (training diagnostics) and policy.pt (the trained policy); budget.log_every.
@@ -120,9 +121,12 @@ def atomic_write_npz(path, **arrays) -> None:
 # ---------------------------------------------------------------------------------------------
 
 class SeedRunWriter:
-    def __init__(self, seed_dir):
+    def __init__(self, seed_dir, metrics_columns=METRICS_COLUMNS):
+        """metrics_columns: the header of metrics.csv (the trainer's: qsm.metrics.file_columns
+        of the learner's declared columns)."""
         self.dir = Path(seed_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_columns = tuple(metrics_columns)
         self.eval_rows: list[dict] = []
         self.metrics_rows: list[dict] = []
 
@@ -136,9 +140,9 @@ class SeedRunWriter:
         self.write_metrics()
 
     def write_metrics(self) -> None:
-        rows = [{c: ("" if row.get(c) is None else row[c]) for c in METRICS_COLUMNS}
+        rows = [{c: ("" if row.get(c) is None else row[c]) for c in self.metrics_columns}
                 for row in self.metrics_rows]
-        atomic_write_csv(self.dir / "metrics.csv", METRICS_COLUMNS, rows)
+        atomic_write_csv(self.dir / "metrics.csv", self.metrics_columns, rows)
 
     def write_status(self, status: str, step: int, reason: str = "") -> None:
         assert status in STATUSES, status
@@ -270,6 +274,10 @@ def load_run(seed_dir, check_probes: bool = True) -> Run:
     for key in ("obs_dim", "act_dim", "max_return"):
         if key not in config["env"]:
             raise ContractError(d / "config.json", f"env is missing {key!r}")
+    declared = config.get("metrics", [])
+    if not (isinstance(declared, list) and all(isinstance(c, str) and c for c in declared)):
+        raise ContractError(d / "config.json", f"metrics must be a list of the metrics.csv "
+                                               f"columns its learner declares, got {declared!r}")
     optima = config["env"].get("optima")
     if optima is not None:
         arr = np.asarray(optima, dtype=float)
@@ -301,7 +309,8 @@ def load_run(seed_dir, check_probes: bool = True) -> Run:
     absent = [p for p in TIMING_PHASES if p not in set(timing["phase"])]
     if absent:
         raise ContractError(d / "timing.csv", f"is missing phases {absent}")
-    metrics = read_metrics(d / "metrics.csv", status, config["budget"])
+    metrics = read_metrics(d / "metrics.csv", status, config["budget"], declared,
+                           config["algo"])
     if status["status"] == "complete" and learned(config["budget"]) \
             and not (d / POLICY_FILE).is_file():
         raise ContractError(d / POLICY_FILE, "is missing (a complete run that learned keeps its "
@@ -324,20 +333,29 @@ def learned(budget: dict) -> bool:
         and int(budget["steps"]) > int(budget["start_steps"])
 
 
-def read_metrics(path, status: dict, budget: dict):
-    """metrics.csv: every column of qsm.metrics, each cell a number or empty (not computed);
-    in a complete run every number finite and one row at each step of metric_steps()."""
+def read_metrics(path, status: dict, budget: dict, declared=(), algo: str = "its learner"):
+    """metrics.csv: the columns step, the common ones (qsm.metrics.COMMON) and those the run's
+    learner declares (`declared`: config.json's `metrics`; none in a run recorded before
+    learners declared them, or by a program that declares none), each cell of every column a
+    number or empty (not computed); in a complete run every number finite and one row at each
+    step of metric_steps(). Other columns are allowed (the trainer writes every column of
+    qsm.metrics.COLUMNS). The table has every column of the file and of qsm.metrics.COLUMNS (NaN
+    where the file has none)."""
     import pandas as pd
     path = Path(path)
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception as e:  # pandas raises several types for mangled files
         raise ContractError(path, f"cannot be parsed as CSV ({type(e).__name__}: {e})") from None
-    missing = [c for c in METRICS_COLUMNS if c not in raw.columns]
+    required = required_columns(declared)
+    missing = [c for c in required if c not in raw.columns]
     if missing:
-        raise ContractError(path, f"is missing columns {missing} (has {list(raw.columns)})")
+        own = [c for c in missing if c in declared]
+        whose = f" ({', '.join(own)} declared by {algo}, config.json metrics)" if own else ""
+        raise ContractError(path, f"is missing columns {missing}{whose} (has "
+                                  f"{list(raw.columns)})")
     values = {}
-    for column in METRICS_COLUMNS:
+    for column in raw.columns:
         cells = raw[column].str.strip()
         try:
             values[column] = np.array([float(c) if c else np.nan for c in cells], dtype=float)
@@ -355,7 +373,9 @@ def read_metrics(path, status: dict, budget: dict):
         if steps.astype(int).tolist() != expected:
             raise ContractError(path, f"has {len(steps)} rows, expected {len(expected)} (one at "
                                       f"each of steps {_steps_text(expected)})")
-    return pd.DataFrame(values)
+    columns = [*METRICS_COLUMNS, *(c for c in raw.columns if c not in METRICS_COLUMNS)]
+    return pd.DataFrame({c: values[c] if c in values else np.full(len(raw), np.nan)
+                         for c in columns})
 
 
 def _steps_text(steps: list[int]) -> str:

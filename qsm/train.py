@@ -20,11 +20,13 @@ import torch
 
 from .allocator import keep_freed_memory
 from .budget import Budget
+from .catalog import get_entry
 from .envs import TaskError, validate_task
 from .hparams import identity_values, specs_of
 from .identity import (TRAINER_PACKAGES, canonical, package_versions, run_identity,
                        training_code_version)
 from .loop import Learner, TrainingLoop, UsageError, check_run_args
+from .metrics import UndeclaredMetric
 from .numerics import deterministic_cuda
 from .progress import MissingExtra
 from .registry import AgentError, get_agent, parse_overrides, resolve_config
@@ -39,6 +41,7 @@ class AgentLearner(Learner):
 
     def __init__(self, agent_cls, cfg, device: torch.device):
         self.agent_cls, self.cfg, self.device = agent_cls, cfg, device
+        self.metrics = tuple(get_entry(agent_cls.name).metrics)  # declared with the agent
 
     def build(self, seeds, obs_dim, act_dim):
         self.agent = self.agent_cls(obs_dim, act_dim, seeds, self.cfg, self.device)
@@ -137,7 +140,7 @@ def main(argv=None) -> int:
             return trainer.run()
         finally:
             trainer.close()
-    except (UsageError, TaskError, AgentError, MissingExtra) as e:
+    except (UsageError, TaskError, AgentError, MissingExtra, UndeclaredMetric) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

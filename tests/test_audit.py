@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from analysis import audit, stats
+from analysis.audit.scale import SCALE_COLUMNS
+from analysis.audit.tables import INITIAL_COLUMNS, PATTERN_COLUMNS
 from analysis.provenance import sidecar_path
 import contract
 from contract import run_config, seed_dir, write_manifest
@@ -341,6 +343,50 @@ def test_kl_rows(cli_out):
     assert "never produced" in back["note"]
 
 
+def test_bound_patterns_and_the_initial_state(cli_out):
+    """clip_bandit: 25% of each state's samples at -1, 25% at +1, the rest inside: three heavy
+    patterns per state, each coordinate balanced; SAC inside the box: one pattern."""
+    tables = cli_out[1]
+    pats = rows(tables["bound_patterns.csv"], algo="qsm", task="clip_bandit", distribution="policy")
+    assert set(pats["pattern"]) == {"-", "0", "+"} and (pats["n_heavy_patterns"] == 3).all()
+    share = pats.groupby("pattern")["share"].mean()
+    assert share["0"] == pytest.approx(0.5, abs=0.08) and share["-"] == pytest.approx(0.25, abs=0.08)
+    assert set(rows(tables["bound_patterns.csv"], algo="sac", task="toy_bimodal")["pattern"]) == {"0"}
+    summary = rows(tables["modes_summary.csv"], algo="qsm", task="clip_bandit", distribution="policy")
+    assert summary["n_heavy_patterns"].iloc[0] == 3
+    assert summary["pattern_entropy"].iloc[0] == pytest.approx(1.5, abs=0.1)
+    bal = rows(tables["bound_mass.csv"], algo="qsm", task="clip_bandit", distribution="policy")
+    assert bal["balance"].iloc[0] == pytest.approx(0.5, abs=0.1)
+    init = rows(tables["initial_state.csv"], algo="qsm", task="clip_bandit", distribution="policy")
+    assert len(init) == len(SEEDS["clip_bandit"])
+    assert init["lower"].between(0.15, 0.35).all() and init["upper"].between(0.15, 0.35).all()
+    assert (init["inside"] - (1 - init["lower"] - init["upper"])).abs().max() < 1e-12
+
+
+def test_scale_match_interpolates_the_toys_score_scale_to_the_benchmarks():
+    """Toy score-target RMS 2 at M_q = 1 and 20 at M_q = 10; a benchmark task's 6: matched at
+    M_q = 3 (log-log), nearest audited M_q 1; a reference beyond the toy's range is named."""
+    from analysis.audit.load import RunEntry
+    from analysis.audit.scale import scale_match_table
+    x = np.zeros((2, 10, 1))
+    def entry(task, seed, M_q, rms, optima=None, final=0.3):
+        return RunEntry("qsm", task, seed, "complete", "", f"{task}/{M_q}/{seed}", actions=x,
+                        optima=optima, final_normalized=final, score_target_rms=rms,
+                        hparams={"M_q": M_q, "T": 5})
+    optima = np.array([[-0.5], [0.5]])
+    entries = ([entry("toy", s, 1.0, 2.0, optima) for s in range(2)]
+               + [entry("toy", s, 10.0, 20.0, optima) for s in range(2)]
+               + [entry("bench", s, 50.0, 6.0) for s in range(3)]
+               + [entry("hot", 0, 50.0, 60.0)])
+    df = scale_match_table(entries, reps=50)
+    bench = df[df["reference_task"] == "bench"].iloc[0]
+    assert bench["matched_M_q"] == pytest.approx(3.0) and bench["nearest_M_q"] == 1.0
+    assert bench["n_reference_seeds"] == 3 and bench["n_seeds"] == 2
+    hot = df[df["reference_task"] == "hot"].iloc[0]
+    assert math.isnan(hot["matched_M_q"]) and "outside" in hot["note"] and hot["nearest_M_q"] == 10
+    assert "median of the benchmark tasks" in set(df["reference_task"])
+
+
 def test_the_policy_point_mass_has_no_density(cli_out):
     """TD3's deterministic policy: one interior mode, no KL to or from it."""
     modes = rows(cli_out[1]["modes.csv"], algo="td3", distribution="policy", status="complete")
@@ -381,7 +427,7 @@ def test_no_runs_gives_empty_tables_and_no_data_figures(tmp_path):
     for name, cols in zip(audit.TABLE_NAMES + ("mq_sweep.csv",),
                           (audit.MODES_COLUMNS, audit.SUMMARY_COLUMNS, audit.BOUND_COLUMNS,
                            audit.KL_COLUMNS, audit.toy_columns(0), audit.RUN_COLUMNS,
-                           audit.SWEEP_COLUMNS)):
+                           PATTERN_COLUMNS, INITIAL_COLUMNS, SCALE_COLUMNS, audit.SWEEP_COLUMNS)):
         df = pd.read_csv(tmp_path / "t" / name)
         assert list(df.columns) == cols and len(df) == 0
         assert json.loads(sidecar_path(tmp_path / "t" / name).read_text())["n_runs"] == 0
@@ -491,7 +537,7 @@ def test_audit_outputs_carry_their_provenance(cli_out, runs):
         assert ("sac", "toy_bimodal", 3) not in used_keys
         if name == "toy_optima.csv":  # only runs of tasks with known optima
             assert {t for _, t, _ in used_keys} == set(OPTIMA) and not used & sweep_only
-        elif name == "audit_runs.csv":  # every run: the benchmark's, the audit's and the sweep's
+        elif name in ("audit_runs.csv", "scale_match.csv"):  # every run, the sweeps' too
             assert len(used) == sum(len(SEEDS[t]) for (_, t) in BEHAVIOUR) + len(sweep_only)
             assert sweep_only and sweep_only <= used
         else:

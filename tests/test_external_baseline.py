@@ -36,7 +36,9 @@ def runs(tmp_path_factory):
     return root
 
 
-def test_script_imports_only_numpy_json_csv_and_the_environments():
+def test_script_imports_only_numpy_json_csv_and_the_protocol():
+    """Of the suite: the tasks, the probe states and the evaluation schedule (qsm.evaluation,
+    numpy only), the protocol every program shares."""
     tree = ast.parse(SCRIPT.read_text())
     imported = set()
     for node in ast.walk(tree):
@@ -45,7 +47,7 @@ def test_script_imports_only_numpy_json_csv_and_the_environments():
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module)
     suite = {m for m in imported if m.split(".")[0] in ("qsm", "analysis", "baselines")}
-    assert suite == {"qsm.envs", "qsm.probes"}, suite
+    assert suite == {"qsm.envs", "qsm.probes", "qsm.evaluation"}, suite
     assert not {m for m in imported if m.split(".")[0] in ("torch", "pandas")}
 
 

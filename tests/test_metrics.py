@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from conftest import ROOT, python_env
 from qsm import rundir
 from qsm.agent_base import bound_share, critic_diagnostics, rms
 from qsm.budget import default_log_every
-from qsm.metrics import METRICS, MetricsLog, metric_steps
+from qsm.catalog import CatalogError, get_entry, read_declaration
+from qsm.metrics import COMMON, METRICS, MetricsLog, UndeclaredMetric, file_columns, metric_steps
 from qsm.registry import get_agent, resolve_config
 from qsm.timing import PhaseTimer
 
@@ -42,15 +44,71 @@ def test_metric_steps_by_hand():
 # -- the accumulator -----------------------------------------------------------------------------
 
 def test_metrics_log_means_per_interval_and_column():
-    log = MetricsLog(2)
+    log = MetricsLog(2, ("bc_loss", "alpha"), "mine")
     log.add({"critic_loss": torch.tensor([1.0, 2.0]), "q_mean": torch.tensor([0.0, 1.0])})
     log.add({"critic_loss": torch.tensor([3.0, 4.0]), "q_mean": torch.tensor([2.0, 3.0]),
-             "actor_loss": torch.tensor([5.0, 6.0]), "bc_loss": torch.tensor([9.0, 9.0])})
+             "actor_loss": torch.tensor([5.0, 6.0]), "bc_loss": torch.tensor([9.0, 8.0])})
     rows = log.flush(7)
-    assert rows[0] == {"step": 7, **{k: None for k in METRICS}, "critic_loss": 2.0,
-                       "q_mean": 1.0, "actor_loss": 5.0}
+    # the common columns and the declared ones, None where no update gave a value
+    assert rows[0] == {"step": 7, **{k: None for k in COMMON}, "alpha": None, "critic_loss": 2.0,
+                       "q_mean": 1.0, "actor_loss": 5.0, "bc_loss": 9.0}
     assert rows[1]["critic_loss"] == 3.0 and rows[1]["actor_loss"] == 6.0
+    assert rows[1]["bc_loss"] == 8.0
     assert log.flush(8)[0]["critic_loss"] is None  # a fresh interval
+
+
+def test_an_undeclared_key_is_an_error_naming_the_learner_and_the_key():
+    log = MetricsLog(2, ("alpha",), "mine")
+    log.add({"critic_loss": torch.ones(2)})
+    with pytest.raises(UndeclaredMetric, match=r"^mine: .*'bc_loss'.*declared: critic_loss, "
+                                               r"actor_loss, q_mean, q_std, target_q_mean, alpha"):
+        log.add({"critic_loss": torch.ones(2), "bc_loss": torch.ones(2)})
+    assert log.counts == {"critic_loss": 1}  # nothing of the refused update was added
+    with pytest.raises(UndeclaredMetric, match="'alpha'"):
+        MetricsLog(1, (), "other").add({"alpha": torch.ones(1)})
+
+
+@pytest.mark.parametrize("declared,problem", [
+    (("q_mean",), "common column"), (("step",), "step column"), (("a", "a"), "twice"),
+    (("two words",), "identifier")])
+def test_a_learner_cannot_declare_a_common_or_malformed_column(declared, problem):
+    with pytest.raises(ValueError, match=problem):
+        MetricsLog(1, declared, "mine")
+
+
+def test_file_layout_is_the_standard_columns_then_the_learners_own():
+    assert file_columns(("alpha", "entropy")) == ("step", *METRICS)  # a v3 column: in place
+    assert file_columns(("bound_share", "q_loss", "bc_loss")) == ("step", *METRICS, "q_loss",
+                                                                 "bc_loss")
+    assert tuple(METRICS[:len(COMMON)]) == tuple(COMMON)
+
+
+# -- the declarations ----------------------------------------------------------------------------
+
+def test_every_agent_declares_its_own_columns():
+    """Each agent's declaration says which columns beyond the common ones its update reports
+    (and what they mean); the framework declares the common ones only."""
+    declared = {algo: set(get_entry(algo).metrics) for algo in EXPECTED}
+    assert declared == {algo: EXPECTED[algo] - set(COMMON) | EXTRA.get(algo, set())
+                        for algo in EXPECTED}
+    assert all(meaning for algo in EXPECTED for meaning in get_entry(algo).metrics.values())
+    # the standard layout's columns are each declared, with its meaning, by an agent
+    assert set(METRICS) - set(COMMON) <= set().union(*declared.values())
+
+
+@pytest.mark.parametrize("metrics,problem", [
+    ({"q_mean": "again"}, "common column"), (["alpha"], "must be {column: meaning}"),
+    ({"alpha": ""}, "must be {column: meaning}"), ({"bad name": "x"}, "identifier")])
+def test_the_catalog_rejects_a_bad_metrics_declaration(tmp_path, monkeypatch, metrics, problem):
+    module = f"mine_{abs(hash(repr(metrics)))}_config"  # one module per case
+    (tmp_path / f"{module}.py").write_text(
+        "from dataclasses import dataclass\n"
+        "NAME = 'mine'\nLEARNER = 'mine:Mine'\n"
+        "@dataclass\nclass C:\n    pass\nCONFIG = C\n"
+        f"METRICS = {metrics!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(CatalogError, match=re.escape(problem)):
+        read_declaration(module)
 
 
 def test_metrics_log_sees_every_non_finite_value():
@@ -71,7 +129,7 @@ def test_adding_reads_no_value(monkeypatch):
 
 
 def test_numpy_values_as_the_official_program_gives_them():
-    log = MetricsLog(2)
+    log = MetricsLog(2, ("alpha", "entropy"), "sac_official")
     log.add({"alpha": np.array([0.5, 1.0])})
     log.add({"alpha": np.array([1.5, 2.0])})
     assert [r["alpha"] for r in log.flush(3)] == [1.0, 1.5]
@@ -116,6 +174,7 @@ EXPECTED = {
     "sac": {"critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean", "alpha", "entropy"},
     "td3": {"critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean", "actor_q"},
 }
+EXTRA = {"dql": {"q_loss", "bc_loss"}}  # declared, given by variant=diffusion_ql_paper only
 
 
 @pytest.mark.parametrize("algo", sorted(EXPECTED))
@@ -125,6 +184,7 @@ def test_every_agent_reports_its_columns(algo):
     timer = PhaseTimer(enabled=False)
     out = {**agent.update(batch(2), timer), **agent.update(batch(2, seed=1), timer)}
     assert set(out) & set(METRICS) == EXPECTED[algo]
+    assert set(out) <= set(COMMON) | set(get_entry(algo).metrics)  # nothing undeclared
     for key, value in out.items():
         assert value.shape == (2,) and torch.isfinite(value).all() and not value.requires_grad, key
     if algo == "qsm":
@@ -164,6 +224,9 @@ def test_run_writes_metrics_rows_and_policy(trained, algo):
         assert r.metrics["step"].tolist() == [35, 42, 49, 56, 60]
         given = {c for c in METRICS if r.metrics[c].notna().any()}
         assert given == EXPECTED[algo]
+        assert r.config["metrics"] == list(get_entry(algo).metrics)  # what its agent declares
+        header = (r.path / "metrics.csv").read_text().splitlines()[0].split(",")
+        assert header == list(file_columns(get_entry(algo).metrics))
         assert (r.path / "policy.pt").is_file()
 
 
@@ -259,3 +322,80 @@ def test_tensorboard_scalars(trained):
     metrics = pd.read_csv(trained / "td3" / "seed1" / "metrics.csv")
     logged = [e.value for e in events.Scalars("train/critic_loss")]
     np.testing.assert_allclose(logged, metrics["critic_loss"], rtol=1e-6)
+
+
+# -- declared columns in a run and in the validator ------------------------------------------------
+
+def test_a_declared_column_is_written_and_required(tmp_path):
+    """dql's paper variant reports its two loss terms, declared by dql: they are written after the
+    standard columns and recorded in config.json; the validator then requires them, naming the
+    agent, while a column no learner declares may be left out."""
+    sets = [x for k, v in SMALL["dql"].items() for x in ("--set", f"{k}={json.dumps(v)}")]
+    proc = run(["-m", "qsm.train", "--algo", "dql", *ARGS[:3], "0", *ARGS[5:], *sets,
+                "--set", "variant=diffusion_ql_paper", "--out", str(tmp_path / "dql")])
+    assert proc.returncode == 0, proc.stderr
+    d = tmp_path / "dql" / "seed0"
+    r = rundir.load_run(d)
+    assert r.config["metrics"] == ["bound_share", "q_loss", "bc_loss"]
+    assert list(r.metrics.columns) == list(file_columns(r.config["metrics"]))
+    assert r.metrics[["q_loss", "bc_loss", "bound_share"]].notna().all().all()
+    assert r.metrics[["alpha", "dq_da_rms"]].isna().all().all()
+
+    table = pd.read_csv(d / "metrics.csv", dtype=str, keep_default_na=False)
+    table.drop(columns=["alpha", "entropy", "actor_q", "dq_da_rms"]).to_csv(d / "metrics.csv",
+                                                                             index=False)
+    assert rundir.load_run(d).metrics["alpha"].isna().all()  # undeclared: may be left out
+    table.drop(columns=["bc_loss"]).to_csv(d / "metrics.csv", index=False)
+    with pytest.raises(rundir.ContractError, match=r"metrics.csv: is missing columns \['bc_loss'\] "
+                                                   r"\(bc_loss declared by dql"):
+        rundir.load_run(d)
+    table.assign(bc_loss="x").to_csv(d / "metrics.csv", index=False)
+    with pytest.raises(rundir.ContractError, match="column 'bc_loss' holds a value that is not"):
+        rundir.load_run(d)
+    table.to_csv(d / "metrics.csv", index=False)
+    config = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**config, "metrics": "bc_loss"}))
+    with pytest.raises(rundir.ContractError, match="config.json: metrics must be a list"):
+        rundir.load_run(d)
+    (d / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "metrics"}))
+    table.drop(columns=["bc_loss"]).to_csv(d / "metrics.csv", index=False)
+    assert rundir.load_run(d).status["status"] == "complete"  # declares nothing: the common only
+    table.drop(columns=["q_std"]).to_csv(d / "metrics.csv", index=False)
+    with pytest.raises(rundir.ContractError, match=r"is missing columns \['q_std'\] \(has"):
+        rundir.load_run(d)
+
+
+def test_archived_runs_record_no_declaration_and_stay_valid():
+    """The study's archive predates the declarations: its runs have no config `metrics` and the
+    layout of qsm.metrics.COLUMNS, and are valid as they are."""
+    archive = ROOT / "results" / "archive" / "study" / "runs"
+    if not archive.is_dir():
+        pytest.skip("no archive in this checkout")
+    for algo in ("qsm", "sac", "td3", "qsm_official", "random"):
+        d = rundir.find_seed_dirs(archive / algo)[0]
+        r = rundir.load_run(d)
+        assert "metrics" not in r.config and list(r.metrics.columns) == ["step", *METRICS]
+
+
+def test_an_update_returning_an_undeclared_key_stops_the_run(tmp_path, monkeypatch):
+    """Named in one line (agent and key); the seeds' runs are marked failed, nothing dropped."""
+    from qsm import train
+    cls = get_agent("td3")
+    update = cls.update
+
+    def with_an_extra_key(self, batch, timer):
+        return {**update(self, batch, timer), "surprise": torch.zeros(len(self.seeds))}
+    monkeypatch.setattr(cls, "update", with_an_extra_key)
+    args = train.build_parser().parse_args(
+        ["--algo", "td3", *ARGS[:-2], "--set", "hidden=[16,16]", "--out", str(tmp_path)])
+    trainer = train.make_trainer(args, torch.device("cpu"))
+    try:
+        with pytest.raises(UndeclaredMetric, match=r"^td3: its update returned 'surprise', which "
+                                                   r"it does not declare"):
+            trainer.run()
+    finally:
+        trainer.close()
+    for seed in (0, 1):
+        status = json.loads((tmp_path / f"seed{seed}" / "status.json").read_text())
+        assert status["status"] == "failed" and status["step"] == 30, status  # first update
+        assert "'surprise'" in status["reason"]

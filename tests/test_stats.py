@@ -354,6 +354,18 @@ def test_unequal_seeds_and_partial_tasks():
     assert "shared by all" in m.describe() and "t3" in m.describe()
 
 
+def test_fixed_aggregate_tasks_leave_out_an_algorithm_that_lacks_one_and_the_other_tasks():
+    """stats.tasks: the official learner runs on two tasks only; the aggregate over the six keeps
+    its tasks and leaves that algorithm out, named, instead of shrinking to the tasks it has."""
+    final = _final_rows({"qsm": {"t1": 3, "t2": 3, "demo": 5}, "sac": {"t1": 3, "t2": 3, "demo": 5},
+                         "official": {"t1": 3, "demo": 5}}, role_of=lambda task: "benchmark")
+    assert stats.build_matrices(final).tasks == ["demo", "t1"]  # the default: shared tasks
+    m = stats.build_matrices(final, tasks=["t1", "t2"])
+    assert m.tasks == ["t1", "t2"] and sorted(m.matrices) == ["qsm", "sac"]
+    assert "no scored run on t2" in m.excluded_algos["official"]
+    assert "not among the aggregated tasks" in m.excluded_tasks["demo"]
+
+
 def test_aggregates_use_benchmark_runs_by_role_not_by_name():
     """The role from the manifest decides: a benchmark task named like a toy enters the
     aggregates; an audit task with a benchmark-like name does not."""

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from analysis.audit.load import AUDIT_ROLES, DISTRIBUTIONS, load_entries
 from analysis.audit.measure import DEFAULT_KL_SAMPLES
-from analysis.audit.plots import (plot_action_histograms, plot_bound_mass, plot_kl,
-                                  plot_mode_counts, plot_sweep, plot_toy_optima)
-from analysis.audit.tables import (bound_mass_table, kl_table, measure_entries, modes_summary,
-                                   modes_table, run_table, sweep_table, toy_table)
+from analysis.audit.plots import (plot_action_histograms, plot_bound_mass, plot_bound_patterns,
+                                  plot_kl, plot_mode_counts, plot_sweep, plot_toy_optima)
+from analysis.audit.scale import scale_match_table
+from analysis.audit.tables import (bound_mass_table, initial_state_table, kl_table,
+                                   measure_entries, modes_summary, modes_table, pattern_table,
+                                   run_table, sweep_table, toy_table)
 from analysis.manifest import load_manifest
 from analysis.outputs import write_table
 from analysis.provenance import Provenance
@@ -63,17 +65,25 @@ def run_audit(manifest, tables, figures, distributions=DISTRIBUTIONS, histogram_
     log(f"audit: between-algorithm KL done ({time.perf_counter() - t0:.1f} s)")
     toy_df = toy_table(entries, measured)
     runs_df = run_table(entries + swept_entries, measured)
+    patterns_df = pattern_table(entries, measured)
+    initial_df = initial_state_table(entries, measured)
+    scale_df = scale_match_table(entries + swept_entries, reps=reps, seed=seed)
+    log(f"audit: bound patterns and the scale match done "
+        f"({time.perf_counter() - t0:.1f} s)")
     tables = Path(tables)
     audited = {e.path for e in entries if e.audited}
     with_optima = {e.path for e in entries if e.audited and e.optima is not None}
+    all_audited = audited | {e.path for e in swept_entries if e.audited}
     paths = [write_table(tables / name, df, prov, used, float_format=FLOAT_FORMAT)
              for name, df, used in (("modes.csv", modes_df, audited),
                                     ("modes_summary.csv", summary, audited),
                                     ("bound_mass.csv", bounds_df, audited),
                                     ("kl.csv", kl_df, audited),
                                     ("toy_optima.csv", toy_df, with_optima),
-                                    ("audit_runs.csv", runs_df,
-                                     audited | {e.path for e in swept_entries if e.audited}))]
+                                    ("audit_runs.csv", runs_df, all_audited),
+                                    ("bound_patterns.csv", patterns_df, audited),
+                                    ("initial_state.csv", initial_df, audited),
+                                    ("scale_match.csv", scale_df, all_audited))]
     # the figures draw the tables (and two of them the probe samples themselves)
     runs = runs_df[runs_df["role"].isin(AUDIT_ROLES)]
     paths += plot_mode_counts(summary, runs, figures, prov)
@@ -81,6 +91,7 @@ def run_audit(manifest, tables, figures, distributions=DISTRIBUTIONS, histogram_
     paths += plot_kl(kl_df, runs, figures, prov)
     paths += plot_action_histograms(entries, runs, figures, prov, histogram_states)
     paths += plot_toy_optima(entries, runs, toy_df, figures, prov, seed=seed)
+    paths += plot_bound_patterns(summary, runs, figures, prov)
     for name, swept in sweeps.items():  # one table and one figure per sweep, named after it
         spec = manifest.sweeps[name]
         sweep_df = sweep_table(swept, measured, hparam=spec["hparam"], reps=reps, seed=seed)

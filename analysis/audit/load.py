@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.aggregate import SCORED_ROLES
+from analysis.aggregate import SCORED_ROLES, final_evaluation
 from analysis.manifest import read_runs
 from analysis.training_metrics import end_of_training_value
 
@@ -55,6 +55,7 @@ class RunEntry:
     sweep_value: object = math.nan      # the swept hyperparameter's value (NaN: not swept, unknown)
     score_target_rms: float = math.nan  # end-of-training RMS of M_q dQ/da (NaN: not logged)
     role: str = ""
+    hparams: dict | None = None         # the run's resolved hyperparameters (config.json)
 
     @property
     def audited(self) -> bool:
@@ -70,7 +71,7 @@ def _final_normalized(run) -> float:
     """The run's final score as analysis.aggregate defines it: the last evaluation's mean return
     over env.max_return."""
     try:
-        value = float(run.eval["return"].iloc[-1]) / float(run.config["env"]["max_return"])
+        value = float(final_evaluation(run.eval)["return"]) / float(run.config["env"]["max_return"])
     except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError):
         return math.nan
     return value if math.isfinite(value) else math.nan
@@ -113,7 +114,8 @@ def load_entries(manifest, distributions=DISTRIBUTIONS, roles=AUDIT_ROLES,
         optima, probes = listed.data
         value = swept_value(run, hparam) if hparam else math.nan
         facts = dict(optima=optima, final_normalized=_final_normalized(run), sweep_value=value,
-                     score_target_rms=end_of_training_value(run, "score_target_rms"))
+                     score_target_rms=end_of_training_value(run, "score_target_rms"),
+                     hparams=dict(run.config.get("hparams") or {}))
         if listed.status != "complete":
             entries += [RunEntry(**base, status=listed.status,
                                  detail=f"not audited: {listed.detail}", distribution=x,

@@ -42,8 +42,11 @@ def state_measures(x) -> dict:
     least 5 %, ``top_corner_mass`` the largest corner's share; ``interior_modes``: modes of the
     interior part (NaN when it has too few samples), ``interior_modes_near_bound`` those of them
     within 0.1 of a bound (density piled against it); ``components``: atoms and modes of every
-    part holding >= 5 %; ``note``."""
+    part holding >= 5 %; the bound patterns' law (analysis.mixed.pattern_law): ``patterns``,
+    ``n_heavy_patterns`` (holding >= 5 %), ``pattern_entropy`` (bits), ``top_pattern_mass``;
+    ``note``."""
     s = mixed.mixed_summary(x)
+    law = mixed.pattern_law(x)
     notes = []
     if is_point_mass(x):
         notes.append("point mass: 1 mode")
@@ -54,7 +57,10 @@ def state_measures(x) -> dict:
             "n_heavy_corners": s["n_heavy_corners"], "top_corner_mass": s["top_corner_mass"],
             "n_interior": s["n_interior"], "interior_modes": s["interior_modes"],
             "interior_modes_near_bound": s["interior_modes_near_bound"],
-            "components": s["components"], "note": "; ".join(notes)}
+            "components": s["components"], "patterns": law["patterns"],
+            "n_heavy_patterns": law["n_heavy_patterns"],
+            "pattern_entropy": law["pattern_entropy"], "top_pattern_mass": law["top_pattern_mass"],
+            "note": "; ".join(notes)}
 
 
 def interior_gaussian_kl(x, seed=DEFAULT_SEED):

@@ -29,7 +29,8 @@ from analysis.audit.tables import LEARNED_THRESHOLD, TOY_MIN_SHARE, TOY_RADIUS  
 from analysis.figures import algo_color, finish_figure, no_data_panel  # noqa: E402
 from analysis.stats import DEFAULT_SEED  # noqa: E402
 
-FIGURE_NAMES = ("mode_counts", "bound_mass", "kl_divergence", "action_histograms", "toy_optima")
+FIGURE_NAMES = ("mode_counts", "bound_mass", "kl_divergence", "action_histograms", "toy_optima",
+                "bound_patterns")
 HATCH = {"policy": None, "behaviour": "////"}
 LINESTYLE = {"policy": "-", "behaviour": "--"}
 DIST_TEXT = ("policy = the learned policy (no exploration noise; TD3's is a point mass); "
@@ -270,6 +271,51 @@ def plot_bound_mass(summary, runs, outdir, provenance):
            f"darker segments). Per dimension and side: bound_mass.csv. "
            f"{_skipped_text(runs)}")
     return _save(fig, outdir, "bound_mass", cap, provenance, runs)
+
+
+def plot_bound_patterns(summary, runs, outdir, provenance):
+    """How many faces of the action box a policy uses: heavy bound patterns per probe state."""
+    tasks = sorted(summary["task"].unique()) if len(summary) else []
+    dists = _distributions(runs)
+    fig, axes = _task_panels(tasks)
+    for ax, task in zip(axes, tasks):
+        s = summary[summary["task"] == task]
+        algos = sorted(s["algo"].unique())
+        width, at = _bar_layout(len(algos), len(dists))
+        ymax = 1.0
+        for i, algo in enumerate(algos):
+            for j, dist in enumerate(dists):
+                r = s[(s["algo"] == algo) & (s["distribution"] == dist)]
+                if not len(r) or not r["n_seeds"].iloc[0]:
+                    continue
+                r, x = r.iloc[0], at(i, j)
+                ax.bar(x, r["n_heavy_patterns"], width=width * 0.95, color=algo_color(algo),
+                       alpha=0.8, hatch=HATCH[dist], edgecolor="k", lw=0.4)
+                _interval(ax, x, r["n_heavy_patterns"], r["n_heavy_patterns_ci_low"],
+                          r["n_heavy_patterns_ci_high"])
+                seeds = runs[runs["audited"] & (runs["algo"] == algo) & (runs["task"] == task)
+                             & (runs["distribution"] == dist)].sort_values("seed")
+                vals = seeds["n_heavy_patterns"].to_numpy(float)
+                _seed_marks(ax, x, vals, _learned_flags(seeds), width)
+                ymax = max(ymax, np.nanmax([r["n_heavy_patterns_ci_high"], *vals, 0]))
+        ax.axhline(1, color="0.5", lw=0.8, ls=":")
+        ax.set_xticks(range(len(algos)))
+        ax.set_xticklabels(algos, fontsize=8)
+        ax.set_xlim(-0.6, len(algos) - 0.4)
+        ax.set_ylim(0, ymax * 1.5 + 0.5)
+        ax.set_ylabel("bound patterns holding ≥ 5% per state", fontsize=8)
+        ax.set_title(task, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        _dist_legend(ax, dists)
+    fig.suptitle(f"Multimodality over the faces of the action box: bound patterns per probe "
+                 f"state\n({_seeds_text(runs)})", fontsize=11)
+    cap = (f"{DIST_TEXT}. A sample's bound pattern gives each coordinate as at -1, inside or at "
+           f"+1; a probe state's law over patterns is multi-modal over the faces of the box when "
+           f"several patterns each hold at least 5% of its samples (dotted line: one). Bar = "
+           f"mean over seeds of each seed's mean over probe states of that number; error bar = "
+           f"95% bootstrap CI over seeds; markers = seeds. The patterns themselves, per state: "
+           f"bound_patterns.csv; their entropy: modes_summary.csv. {_skipped_text(runs)}")
+    return _save(fig, outdir, "bound_patterns", cap, provenance, runs)
 
 
 def plot_kl(kl_df, runs, outdir, provenance):

@@ -25,18 +25,28 @@ LEARNED_THRESHOLD = 0.8
 MODES_COLUMNS = ["algo", "task", "seed", "distribution", "state", "status", "interior_modes",
                  "interior_modes_near_bound", "n_interior", "components", "mass_interior",
                  "mass_face", "mass_corner", "mass_any_bound", "n_heavy_corners",
-                 "top_corner_mass", "kl_interior_gaussian_fit", "detail"]
+                 "top_corner_mass", "n_heavy_patterns", "pattern_entropy",
+                 "kl_interior_gaussian_fit", "detail"]
 # measures summarised over seeds (mean with a bootstrap interval), and their column prefixes;
 # the score-target scale sits beside the mass on the bounds, so that the two read together
 SUMMARY_MEASURES = ("interior_modes", "frac_multimodal", "mass_any_bound", "score_target_rms",
                     "mass_corner", "components", "final_normalized", "mass_face",
-                    "mass_interior")
+                    "mass_interior", "n_heavy_patterns", "pattern_entropy")
 SUMMARY_COLUMNS = (["algo", "task", "distribution", "n_seeds", "n_states"]
                    + [f"{m}{s}" for m in SUMMARY_MEASURES for s in ("", "_ci_low", "_ci_high")]
                    + ["interior_modes_near_bound", "true_modes", "n_learned", "n_skipped",
                       "note"])
 BOUND_COLUMNS = ["algo", "task", "distribution", "dim", "n_seeds", "lower", "lower_ci_low",
-                 "lower_ci_high", "upper", "upper_ci_low", "upper_ci_high"]
+                 "lower_ci_high", "upper", "upper_ci_low", "upper_ci_high", "balance"]
+#: bound_patterns.csv: per run, distribution and probe state, every bound pattern holding at least
+#: PATTERN_MIN_SHARE of the samples ('-' lower bound, '0' inside, '+' upper bound per coordinate)
+PATTERN_MIN_SHARE = 0.05
+PATTERN_COLUMNS = ["algo", "task", "seed", "distribution", "state", "rank", "pattern", "share",
+                   "n_heavy_patterns", "pattern_entropy"]
+#: initial_state.csv: per run, distribution and action dimension, the mass at -1, at +1 and inside
+#: at probe state 0 (the task's initial state, where the paper pictures its policy)
+INITIAL_COLUMNS = ["algo", "task", "seed", "distribution", "dim", "lower", "upper", "inside",
+                   "interior_modes", "n_heavy_patterns"]
 KL_COLUMNS = ["kind", "algo", "other_algo", "task", "distribution", "estimate", "ci_low",
               "ci_high", "kl_pattern", "kl_interior", "covered_mass", "missing_mass", "n_seeds",
               "n_states", "note"]
@@ -45,12 +55,13 @@ SWEEP_MEASURES = ("final_normalized", "interior_modes", "mass_any_bound", "optim
 #: Measures of a run (each its mean over the probe states) in the per-run table.
 RUN_MEASURES = ("interior_modes", "interior_modes_near_bound", "frac_multimodal",
                 "mass_interior", "mass_face", "mass_corner", "mass_any_bound", "components",
-                "kl_interior_gaussian_fit")
+                "kl_interior_gaussian_fit", "n_heavy_patterns", "pattern_entropy",
+                "top_pattern_mass")
 RUN_COLUMNS = (["algo", "task", "seed", "role", "value", "distribution", "status", "audited",
                 "learned", "true_modes", "final_normalized", "score_target_rms"]
                + list(RUN_MEASURES) + ["optima_covered", "path", "detail"])
 TABLE_NAMES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
-               "audit_runs.csv")
+               "audit_runs.csv", "bound_patterns.csv", "initial_state.csv", "scale_match.csv")
 
 
 def sweep_columns(hparam: str) -> list[str]:
@@ -227,7 +238,8 @@ def modes_summary(entries, measured, reps=DEFAULT_REPS, seed=DEFAULT_SEED) -> pd
         ok = [e for e in group if e.audited]
         per_seed = {name: [_run_mean(measured, e, name) for e in ok]
                     for name in ("interior_modes", "mass_any_bound", "mass_corner", "components",
-                                 "mass_face", "mass_interior")}
+                                 "mass_face", "mass_interior", "n_heavy_patterns",
+                                 "pattern_entropy")}
         per_seed["frac_multimodal"] = [_frac_multimodal(measured, e) for e in ok]
         per_seed["final_normalized"] = [e.final_normalized for e in ok]
         per_seed["score_target_rms"] = [e.score_target_rms for e in ok]
@@ -267,8 +279,54 @@ def bound_mass_table(entries, measured, reps=DEFAULT_REPS, seed=DEFAULT_SEED) ->
                    "n_seeds": len(ok)}
             for side in ("lower", "upper"):
                 row.update(_ci_columns(side, per_run[side][:, dim], reps, seed))
+            on_bound = row["lower"] + row["upper"]
+            # the share of the dimension's bound mass on the upper bound: 0.5 an even split
+            row["balance"] = row["upper"] / on_bound if on_bound > 0 else math.nan
             rows.append(row)
     return pd.DataFrame(rows, columns=BOUND_COLUMNS)
+
+
+def pattern_table(entries, measured) -> pd.DataFrame:
+    """Per audited run, distribution and probe state: every bound pattern holding at least
+    PATTERN_MIN_SHARE of the samples, heaviest first (rank 1), with the state's number of such
+    patterns and its pattern entropy (bits). Several heavy patterns are a multi-modal law over
+    the faces of the action box, whatever the interior holds."""
+    rows = []
+    for e in entries:
+        if not e.audited:
+            continue
+        for s, m in enumerate(measured[(e.path, e.distribution)]):
+            heavy = [(p, w) for p, w in m["patterns"].items() if w >= PATTERN_MIN_SHARE]
+            for rank, (pattern, share) in enumerate(heavy, start=1):
+                rows.append({"algo": e.algo, "task": e.task, "seed": e.seed,
+                             "distribution": e.distribution, "state": s, "rank": rank,
+                             "pattern": pattern, "share": share,
+                             "n_heavy_patterns": m["n_heavy_patterns"],
+                             "pattern_entropy": m["pattern_entropy"]})
+    df = pd.DataFrame(rows, columns=PATTERN_COLUMNS)
+    return df.sort_values(["algo", "task", "distribution", "seed", "state", "rank"],
+                          kind="stable", ignore_index=True)
+
+
+def initial_state_table(entries, measured) -> pd.DataFrame:
+    """Per audited run, distribution and action dimension: the share of probe state 0's samples
+    at the lower bound, at the upper bound and inside, with the state's interior modes and heavy
+    bound patterns: what the paper's picture of a policy at the initial state shows."""
+    rows = []
+    for e in entries:
+        if not e.audited:
+            continue
+        m = measured[(e.path, e.distribution)][0]
+        for dim in range(e.actions.shape[-1]):
+            lower, upper = float(m["lower"][dim]), float(m["upper"][dim])
+            rows.append({"algo": e.algo, "task": e.task, "seed": e.seed,
+                         "distribution": e.distribution, "dim": dim, "lower": lower,
+                         "upper": upper, "inside": 1.0 - lower - upper,
+                         "interior_modes": m["interior_modes"],
+                         "n_heavy_patterns": m["n_heavy_patterns"]})
+    df = pd.DataFrame(rows, columns=INITIAL_COLUMNS)
+    return df.sort_values(["algo", "task", "distribution", "seed", "dim"], kind="stable",
+                          ignore_index=True)
 
 
 def _summarise_notes(notes, total):

@@ -50,6 +50,7 @@ rule stats:
         reps=STATS["reps"],
         seed=STATS["seed"],
         reference=STATS["reference"],
+        tasks=("--tasks " + " ".join(STATS["tasks"]) + " ") if STATS.get("tasks") else "",
         code=analysis_code("analysis.stats"),
         provenance=provenance_footer("analysis.stats", "benchmark", "audit"),
         tables=lambda wc, output: Path(output.aggregate).parent,
@@ -58,7 +59,7 @@ rule stats:
     shell:
         "python -m analysis.stats --manifest {input.manifest} --scores {input.scores} "
         "--status {input.status} --outdir {params.tables} --reps {params.reps} "
-        "--seed {params.seed} --reference {params.reference} > {log} 2>&1"
+        "--seed {params.seed} --reference {params.reference} {params.tasks}> {log} 2>&1"
 
 
 rule figures:

@@ -1,6 +1,6 @@
 AUDIT = config["audit"]
 AUDIT_TABLES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
-                "audit_runs.csv")
+                "audit_runs.csv", "bound_patterns.csv", "initial_state.csv", "scale_match.csv")
 SWEEP_TABLES = [f"{name}.csv" for name in SWEEP_NAMES]
 
 
@@ -19,6 +19,9 @@ rule audit:
         kl=report(f"{TABLES}/kl.csv", category="Multimodality audit", caption="../report/kl.rst"),
         toy=f"{TABLES}/toy_optima.csv",
         runs=f"{TABLES}/audit_runs.csv",
+        patterns=f"{TABLES}/bound_patterns.csv",
+        initial=f"{TABLES}/initial_state.csv",
+        scale=f"{TABLES}/scale_match.csv",
         sweeps=[report(f"{TABLES}/{name}", category="Sweeps",
                        caption="../report/sweep_table.rst") for name in SWEEP_TABLES],
         provenance=sidecars(*[f"{TABLES}/{name}" for name in AUDIT_TABLES + tuple(SWEEP_TABLES)]),
@@ -44,3 +47,35 @@ rule audit:
         "OMP_NUM_THREADS=1 python -m analysis.audit --manifest {input.manifest} --tables {params.tables} "
         "--figures {params.figures} --histogram-states {params.hist} "
         "--reps {params.reps} --seed {params.seed} > {log} 2>&1"
+
+
+rule oracle:
+    """The ideal-denoiser oracle beside the QSM runs on toy tasks: the agent's sampler with the
+    denoiser replaced by the exact value of its regression target (analysis/oracle.py), at the
+    setting of every audited run, against what the runs learned."""
+    input:
+        flags=flags_of("benchmark", "audit", *SWEEP_NAMES),
+        manifest=MANIFEST,
+    output:
+        table=report(f"{TABLES}/oracle.csv", category="Multimodality audit",
+                     caption="../report/oracle_table.rst"),
+        provenance=sidecars(f"{TABLES}/oracle.csv"),
+        figure=report(f"{FIGURES}/oracle.png", category="Multimodality audit",
+                      caption="../report/oracle.rst"),
+        pdf=f"{FIGURES}/oracle.pdf",
+    log:
+        f"{LOGS}/oracle.log",
+    params:
+        reps=STATS["reps"],
+        seed=STATS["seed"],
+        code=analysis_code("analysis.oracle"),
+        provenance=provenance_footer("analysis.oracle", "benchmark", "audit", *SWEEP_NAMES),
+        tables=lambda wc, output: Path(output.table).parent,
+        figures=lambda wc, output: Path(output.figure).parent,
+    threads: 1
+    conda:
+        "../../environment.yml"
+    shell:
+        "OMP_NUM_THREADS=1 python -m analysis.oracle check --manifest {input.manifest} "
+        "--tables {params.tables} --figures {params.figures} --reps {params.reps} "
+        "--seed {params.seed} > {log} 2>&1"

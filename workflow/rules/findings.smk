@@ -3,9 +3,34 @@
 # Every number comes from a table; the seed-count plan of the fidelity pair is a table of its own.
 # The findings name the command that regenerates them: the preset's file names, not their paths,
 # so that the committed study findings read the same from any checkout.
+# Predictions committed before the runs they predict trained (config predictions: the table and
+# the commit that added it), shown beside what those runs learned.
+PREDICTIONS = config.get("predictions")
 REGENERATE = "snakemake --cores all" + (
     " --configfile " + " ".join(f"config/{Path(p).name}" for p in workflow.overwrite_configfiles)
     if workflow.overwrite_configfiles else "")
+
+
+rule references:
+    """Our benchmark runs' final returns beside published learning curves of the same algorithm
+    and task (results/archive/references: provenance and protocol per source), at our budget's
+    step; a source whose protocol differs is labelled, never compared."""
+    input:
+        manifest=MANIFEST,
+        final=f"{TABLES}/final_scores.csv",
+        sources=str(REPO / "results" / "archive" / "references"),
+    output:
+        table=f"{TABLES}/references.csv",
+        provenance=sidecars(f"{TABLES}/references.csv"),
+    log:
+        f"{LOGS}/references.log",
+    params:
+        code=analysis_code("analysis.references"),
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m analysis.references compare --manifest {input.manifest} "
+        "--final-scores {input.final} --out {output.table} --root {input.sources} > {log} 2>&1"
 
 
 rule findings:
@@ -16,9 +41,12 @@ rule findings:
         tables=[f"{TABLES}/{name}" for name in ("run_status.csv", "final_scores.csv",
                                                 "aggregate.csv", "probability_of_improvement.csv",
                                                 "modes_summary.csv", "cost_summary.csv",
-                                                "run_cost.csv")]
+                                                "run_cost.csv", "initial_state.csv", "oracle.csv",
+                                                "scale_match.csv", "references.csv")]
         + [f"{TABLES}/{sweep['name']}.csv" for sweep in config.get("sweeps") or []]
         + ([f"{TABLES}/fidelity.csv"] if config.get("fidelity") else []),
+        # predictions committed before their runs trained (config predictions), shown beside them
+        predictions=[str(REPO / PREDICTIONS["table"])] if PREDICTIONS else [],
     output:
         findings=FINDINGS,
         plan=f"{TABLES}/seed_plan.csv",
@@ -30,8 +58,12 @@ rule findings:
         margin=(config.get("fidelity") or {}).get("iqm_margin", 0.05),
         tables=lambda wc, output: Path(output.plan).parent,
         command=REGENERATE,
+        reference=config["stats"]["reference"],
+        predictions=(f"--predictions {REPO / PREDICTIONS['table']} --predictions-commit "
+                     f"{PREDICTIONS['commit'][:12]}") if PREDICTIONS else "",
     conda:
         "../../environment.yml"
     shell:
         "python -m analysis.findings --manifest {input.manifest} --tables {params.tables} "
-        "--out {output.findings} --margin {params.margin} --command '{params.command}' > {log} 2>&1"
+        "--out {output.findings} --margin {params.margin} --command '{params.command}' "
+        "--reference {params.reference} {params.predictions} > {log} 2>&1"

@@ -118,6 +118,9 @@ PROVENANCE_PACKAGES = ("jax", "jaxlib", "flax", "optax", "tfp-nightly", "numpy",
 class OfficialAlgorithm:
     """Adapter over one official learner class; every method takes and returns learner values."""
 
+    # the metrics.csv columns metrics() gives beyond the common ones (qsm.metrics.COMMON)
+    METRICS: tuple = ()
+
     def __init__(self, jax, learner_cls, checkout):
         self.jax, self.cls = jax, learner_cls
 
@@ -155,6 +158,8 @@ def stats_rms(info, prefix):
 
 
 class QSMAlgorithm(OfficialAlgorithm):
+    METRICS = ("dq_da_rms", "score_target_rms", "eps_pred_rms")
+
     def __init__(self, jax, learner_cls, checkout):
         super().__init__(jax, learner_cls, checkout)
         from qsm import official
@@ -219,6 +224,8 @@ class QSMAlgorithm(OfficialAlgorithm):
 
 
 class SACAlgorithm(OfficialAlgorithm):
+    METRICS = ("alpha", "entropy")
+
     def __init__(self, jax, learner_cls, checkout):
         super().__init__(jax, learner_cls, checkout)
         self.critic_update = jax.jit(learner_cls.update_critic)
@@ -243,6 +250,8 @@ class SACAlgorithm(OfficialAlgorithm):
 
 
 class TD3Algorithm(OfficialAlgorithm):
+    METRICS = ("actor_q",)
+
     def __init__(self, jax, learner_cls, checkout):
         super().__init__(jax, learner_cls, checkout)
         self.critic_update = jax.jit(learner_cls.update_critic)
@@ -287,6 +296,7 @@ class OfficialLearner(Learner):
         self.checkout, self.hparams = checkout, hparams
         self._facts = None
         self.algo = ALGORITHMS[algo](jax, learner_cls, checkout)
+        self.metrics = self.algo.METRICS
 
     def build(self, seeds, obs_dim, act_dim):
         from qsm import official

@@ -6,8 +6,9 @@ run-directory contract itself (numpy, json and csv only; no torch, no qsm.rundir
         --run-id 0123456789ab --code-version 0123456789ab --out results/runs/random/cheetah_run/0123456789ab
 
 It imports from the suite only `qsm.envs.make_env` (the same tasks, action scaling and time
-limits as the learners) and `qsm.probes.probe_states` (the same probe states). Everything it
-writes follows the contract as documented (docs/run_directory.md, qsm/rundir.py's docstring):
+limits as the learners), `qsm.probes.probe_states` (the same probe states) and
+`qsm.evaluation.eval_steps` (the learners' evaluation schedule). Everything it writes follows the
+contract as documented (docs/run_directory.md, qsm/rundir.py's docstring):
 
     OUT/seed<k>/config.json         contract_version, algo, task, seed, run_id, code_version,
                                     hparams, budget, env, provenance (+ block: the seeds
@@ -23,10 +24,11 @@ Every file is written to a temporary name in the same directory and renamed into
 
 What "training" means for a policy that never changes: nothing is learned and no training
 environment is stepped. The policy is evaluated at steps 0, eval_every, 2 eval_every, ... and at
-`steps`, the grid a learner with the same budget reports, so its curve is a flat floor line drawn
-against the learners' curves. Every evaluation runs fresh episodes. timing.csv measures the
-evaluation episodes (one `env_step` / `act` call = one step of every seed's environment of the
-block, as in the trainer); `critic_update` and `actor_update` have 0 calls.
+`steps` (qsm.evaluation.eval_steps), the grid a learner with the same budget reports, so its
+curve is a flat floor line drawn against the learners' curves. Every evaluation runs fresh
+episodes. timing.csv measures the evaluation episodes (one `env_step` / `act` call = one step of
+every seed's environment of the block, as in the trainer); `critic_update` and `actor_update`
+have 0 calls.
 
 Seeds: run seed k draws its episodes' environment seeds and its actions from numpy
 SeedSequence([TAG, k, ...]) streams, so a seed's numbers never depend on the other seeds of the
@@ -52,6 +54,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere in the checkout
 from qsm.envs import make_env  # noqa: E402
+from qsm.evaluation import eval_steps  # noqa: E402
 from qsm.probes import probe_states  # noqa: E402
 
 ALGO = "random"
@@ -59,7 +62,9 @@ CONTRACT_VERSION = 3
 TAG = 0x52414E44  # "RAND": separates this program's streams from any other use of the seed
 EVAL_COLUMNS = ("step", "return", "return_std", "episodes", "wall_time_s")
 TIMING_COLUMNS = ("phase", "calls", "total_s", "env_steps", "block_size", "device")
-# training diagnostics (docs/run_directory.md): a policy that never learns writes the header only
+# training diagnostics (docs/run_directory.md): a policy that never learns writes the header only.
+# The contract asks for step and the common columns (it declares no columns of its own, so
+# config.json has no `metrics`); these are the trainer's layout (qsm.metrics.COLUMNS).
 METRICS_COLUMNS = ("step", "critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean",
                    "dq_da_rms", "score_target_rms", "eps_pred_rms", "bound_share", "alpha",
                    "entropy", "actor_q")
@@ -123,12 +128,6 @@ def parse_args(argv=None):
     if any(s < 0 for s in a.seeds) or len(set(a.seeds)) != len(a.seeds):
         p.error("--seeds must be distinct non-negative integers")
     return a
-
-
-def eval_steps(steps: int, every: int) -> list[int]:
-    """The learners' evaluation grid: 0, every, 2 every, ... and the final step."""
-    grid = list(range(0, steps + 1, every))
-    return grid if grid[-1] == steps else grid + [steps]
 
 
 def stream(seed: int, *path: int) -> np.random.Generator:
