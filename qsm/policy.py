@@ -12,6 +12,12 @@ samples, so at the run's own states and sample count it reproduces probe_actions
 on CPU (--compare checks this). `evaluate` runs the policy as evaluations do (the agent's 'eval'
 mode) on N fresh episodes seeded from --seed, none of which the run saw.
 
+Both compute as the run did: with its number of torch threads and on its device (config.json's
+provenance: torch_threads, device), whatever OMP_NUM_THREADS says, unless --threads or --device
+say otherwise. What this process cannot match (another device, a CPU whose kernels round
+differently, another torch, other threads) is said before --compare compares, and as a note on
+stderr by `evaluate`: the bits may then differ from the run's.
+
 policy.pt holds the policy modules' weights of one seed (the agent's POLICY_MODULES: QSM's
 denoiser, SAC's and TD3's actor), the run's identity, the observation and action sizes, and the
 seed's acting stream before the probe draws. A file whose identity differs from the run's
@@ -54,12 +60,14 @@ class LoadedPolicy:
     """A run's agent rebuilt for one seed with its trained policy modules (the critics are never
     used; replay and optimiser state are not kept)."""
 
-    def __init__(self, seed_dir, device="cpu", as_in_block: bool = False):
+    def __init__(self, seed_dir, device=None, as_in_block: bool = False, threads=None):
         import torch
 
         from .registry import AgentError, get_agent, resolve_config
         self.dir = Path(seed_dir)
         self.config = _read_config(self.dir)
+        # the run's numerics first: torch's thread pools before any work that uses them
+        self.device, self.threads, self.notes = use_run_numerics(self.config, device, threads)
         path = self.dir / "policy.pt"
         if not path.is_file():
             raise PolicyError(f"{path} is missing: only complete runs of contract version 3 "
@@ -88,7 +96,6 @@ class LoadedPolicy:
             raise PolicyError(f"{self.dir}: cannot rebuild the agent: {e}") from None
         self.seed = int(self.config["seed"])
         self.env = state["env"]
-        self.device = torch.device(device)
         # Batched matrix products of a block of S seeds and of one seed may round differently.
         # as_in_block rebuilds the agent at the run's block width, this seed at its place in it
         # (every place holds its weights), so that the run's own kernels redraw its samples.
@@ -161,6 +168,75 @@ def _read_config(seed_dir: Path) -> dict:
         raise PolicyError(f"{path} is not valid JSON ({e.msg})") from None
 
 
+def use_run_numerics(config: dict, device=None, threads=None):
+    """Compute as the run did: its torch threads and its device, from config.json's provenance
+    (--threads and --device, when given, instead). Sets torch's threads (intra-op; the agents use
+    no inter-op parallelism) and, on CUDA, the deterministic kernels training uses. Returns
+    (torch.device, threads, notes): notes say what differs from the run's settings."""
+    import torch
+
+    from .numerics import deterministic_cuda
+    prov = config.get("provenance") or {}
+    notes = []
+    run_threads = prov.get("torch_threads")
+    if threads is not None:
+        if threads <= 0:
+            raise PolicyError(f"--threads must be positive, got {threads}")
+        if run_threads and threads != run_threads:
+            notes.append(f"{threads} torch thread(s) (--threads), the run used {run_threads}")
+    elif run_threads:
+        threads = int(run_threads)
+    else:
+        notes.append("the run's config.json does not record its torch threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    ran_on = str(prov.get("device") or "cpu")
+    if device is None:
+        device = ran_on
+        if torch.device(ran_on).type == "cuda" and not torch.cuda.is_available():
+            device = "cpu"  # (the note below says so)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise PolicyError(f"--device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise PolicyError(f"--device must be cpu, cuda or cuda:N, got {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PolicyError(f"--device {device}: CUDA is not available")
+        deterministic_cuda()  # before the first CUDA operation, as in training
+    if dev.type != torch.device(ran_on).type:
+        notes.append(f"on the {dev.type}, the run trained on {ran_on}"
+                     + ("" if dev.type == "cuda" or torch.cuda.is_available()
+                        else " (CUDA is not available here)"))
+    return dev, threads, notes
+
+
+def numerics_differences(config: dict, device, notes=()) -> list[str]:
+    """Why this process may not compute the run's bits: `notes` of use_run_numerics, then another
+    torch, another GPU model, or (on the CPU) kernels that round differently (qsm.numerics'
+    fingerprint; it costs a second or two, so only --compare and evaluate ask)."""
+    import torch
+
+    from . import numerics
+    prov = config.get("provenance") or {}
+    differ = list(notes)
+    theirs = (prov.get("packages") or {}).get("torch")
+    if theirs and theirs != torch.__version__:
+        differ.append(f"torch {torch.__version__}, the run's {theirs}")
+    ran_on = torch.device(str(prov.get("device") or "cpu"))
+    if device.type == ran_on.type == "cpu":
+        ours, run = numerics.fingerprint(), prov.get("cpu_numerics")
+        if run and ours != run:
+            differ.append(f"this CPU's float32 kernels round differently from the run's machine's "
+                          f"(numerics fingerprint {ours}, the run's {run})")
+    elif device.type == ran_on.type == "cuda":
+        ours, run = torch.cuda.get_device_name(device), prov.get("device_name")
+        if run and ours != run:
+            differ.append(f"GPU {ours}, the run's {run}")
+    return differ
+
+
 def _load_states(path, obs_dim: int) -> np.ndarray:
     path = Path(path)
     try:
@@ -212,13 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="write episode, return to this .csv (default: only print a "
                                "summary)")
     for sp in (probe, evaluate):
-        sp.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+        sp.add_argument("--device", default=None,
+                        help="cpu, cuda or cuda:N (default: the run's device, or the cpu where "
+                             "it trained on CUDA and none is here)")
+        sp.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the run's, as its config.json records; "
+                             "another number may change the bits)")
     return p
 
 
 def probe_command(a) -> int:
     from .probes import probe_states
-    policy = LoadedPolicy(a.run_dir, a.device, as_in_block=True)
+    policy = LoadedPolicy(a.run_dir, a.device, as_in_block=True, threads=a.threads)
     budget = policy.config["budget"]
     if a.states:
         states = _load_states(a.states, policy.env["obs_dim"])
@@ -241,6 +322,12 @@ def probe_command(a) -> int:
               f"std {np.array2string(pol[i].std(0), precision=3)}, {on_bound:.1%} of coordinates "
               f"on a bound")
     if a.compare:
+        differ = numerics_differences(policy.config, policy.device, policy.notes)
+        if differ:
+            print("cannot compute as the run did, so the bits may differ: " + "; ".join(differ))
+        else:
+            print(f"computed as the run did: on the {policy.device}, {policy.threads} torch "
+                  f"thread(s)")
         with np.load(Path(a.run_dir) / "probe_actions.npz") as z:
             run = {k: z[k] for k in ("states", "policy", "behaviour")}
         ours = {"states": np.asarray(states, np.float32), "policy": pol, "behaviour": beh}
@@ -256,7 +343,9 @@ def probe_command(a) -> int:
 def evaluate_command(a) -> int:
     if a.episodes <= 0:
         raise PolicyError(f"--episodes must be positive, got {a.episodes}")
-    policy = LoadedPolicy(a.run_dir, a.device)
+    policy = LoadedPolicy(a.run_dir, a.device, threads=a.threads)
+    for note in numerics_differences(policy.config, policy.device, policy.notes):
+        print(f"note: not as the run computed: {note}", file=sys.stderr)
     returns = policy.evaluate(a.episodes, a.seed)
     c = policy.config
     print(f"{c['algo']} on {c['task']}, run {c['run_id']} seed {c['seed']}: return "

@@ -7,7 +7,7 @@
 #   slurmdbd + MariaDB   job accounting: the executor plugin learns job states from `sacct`
 #   munge                authentication, with the key Debian's package generates (or a new one)
 #
-# No cgroups (they do not work in sandboxes such as gVisor): proctrack/linuxproc, task/none.
+# No cgroups (they do not work in sandboxes such as gVisor): proctrack/pgid, task/none.
 # Account for test jobs: `qsm` (user root). Stop with scripts/slurm-down.sh.
 #
 # Exit status: 0 the cluster is up; 3 not possible here (not root, no apt-get, a SLURM
@@ -127,8 +127,13 @@ SlurmctldPidFile=/run/slurm/slurmctld.pid
 SlurmdPidFile=/run/slurm/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
-# no cgroups: they do not work in sandboxed machines; processes are tracked through /proc
-ProctrackType=proctrack/linuxproc
+# No cgroups: they do not work in sandboxed machines. A step's processes are tracked by their
+# process group, as cgroups would hold them: a process whose parent died stays in its group, and
+# whatever is left of the group when a step ends (or KillWait after SIGTERM) is SIGKILLed. With
+# proctrack/linuxproc (the tree of parent pids under slurmstepd) a job-level Snakemake that hung
+# on a cancellation's SIGTERM, orphaned by the batch shell that SIGTERM killed, escaped the kill
+# and outlived its job (tests/test_slurm.py; workflow/rules/slurm.smk fixes the hang itself).
+ProctrackType=proctrack/pgid
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=30

@@ -4,9 +4,10 @@ scripts/slurm-up.sh (slurmctld, slurmd, slurmdbd with MariaDB, munge; partitions
 The smoke preset runs through the repository's own profiles/slurm plus the small overlay below
 (the test cluster's account), and must give the outputs of a local run of the same preset, even
 with one training job cancelled mid-run; a job past its runtime must fail naming the rule and the
-limit. Where the cluster cannot be started (not root, no apt-get) these tests are skipped with
-the reason. The tests never touch the checkout's results/ or .snakemake/: every run has its own
-temporary working directory.
+limit. No process of a job, cancelled, timed out or complete, may outlive it. Where the cluster
+cannot be started (not root, no apt-get) these tests are skipped with the reason. The tests
+never touch the checkout's results/ or .snakemake/: every run has its own temporary working
+directory.
 """
 import csv
 import json
@@ -170,6 +171,53 @@ def assert_same_outputs(local, remote):
             assert a.read_text() == b.read_text(), name
 
 
+def outliving_processes(run_id, workdir, wait=60):
+    """Processes of a finished run's SLURM jobs still alive `wait` seconds after it ended: those
+    whose environment names one of the run's jobs (SLURM_JOB_ID) or whose working directory or
+    command line lies in `workdir`. The node is this machine: read from /proc. They are
+    SIGKILLed (a test leaves nothing behind), and returned, one description each. A job's
+    processes must end with it: SLURM kills them at a cancellation or time limit (SIGTERM, then
+    SIGKILL after KillWait) and when its steps end (scripts/slurm-up.sh: proctrack/pgid)."""
+    try:
+        jobs = {j["JobID"] for j in sacct(run_id)} if run_id else set()
+    except subprocess.CalledProcessError:  # no accounting: the directory alone tells
+        jobs = set()
+    marks = {f"SLURM_JOB_ID={j}".encode() for j in jobs}
+    ours = {os.getpid(), os.getppid()}
+
+    def alive():
+        found = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            if int(pid) in ours:
+                continue
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                if stat[0] == "Z":
+                    continue  # already dead; its parent (checked too) has yet to reap it
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+                env = set(Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"))
+            except (OSError, IndexError, UnicodeDecodeError):
+                continue  # gone meanwhile, or not ours to read
+            if env & marks or str(workdir) in cmd or Path(cwd).is_relative_to(workdir):
+                job = [e.decode() for e in env if e.startswith(b"SLURM_JOB_ID=")]
+                found[int(pid)] = (f"pid {pid} (parent {stat[1]}, state {stat[0]}, "
+                                   f"{' '.join(job) or 'no SLURM job'}): {cmd[:300]}")
+        return found
+
+    deadline = time.time() + wait
+    left = alive()
+    while left and time.time() < deadline:
+        time.sleep(1)
+        left = alive()
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    return list(left.values())
+
+
 def stop(proc, output):
     """Stop a Snakemake run left running by a failed assertion, and its SLURM jobs."""
     if proc.poll() is None:
@@ -215,6 +263,33 @@ def test_timeout_report_names_rule_wildcards_and_limit():
     assert len(messages) == 4
     states["105"] = ("COMPLETED", "2-00:00:00", "1-00:00:00")  # the retry made it
     assert not any("qsm" in m for m in TIMEOUTS["timeout_messages"](log, sacct=lambda ids: states))
+
+
+def test_sigterm_while_the_scheduler_holds_its_lock_does_not_hang_snakemake():
+    """Snakemake's SIGTERM handler takes the scheduler's lock, and runs in the main thread, which
+    holds that lock while it handles a finished or failed job: there the unpatched handler waits
+    for itself forever (how a cancelled job's Snakemake outlived its job). With the pipeline's
+    patch (workflow/scripts/snakemake_sigterm.py, applied by workflow/rules/slurm.smk) the signal
+    takes effect once the lock is free."""
+    code = f"""
+import os, runpy, signal, threading, time
+assert runpy.run_path({str(ROOT / "workflow" / "scripts" / "snakemake_sigterm.py")!r})[
+    "patch_sigterm_handler"]()
+from snakemake.scheduling.job_scheduler import JobScheduler
+scheduler = object.__new__(JobScheduler)  # the state the handler uses, as __init__ makes it
+scheduler._lock, scheduler._open_jobs = threading.Lock(), threading.Semaphore(0)
+scheduler._user_kill = None
+signal.signal(signal.SIGTERM, scheduler.exit_gracefully)  # as __init__ does
+with scheduler._lock:  # as schedule() does around _finish_jobs() and _error_jobs()
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.2)  # the handler runs here, in this thread
+    assert scheduler._user_kill is None  # its work waits for the lock...
+assert scheduler._open_jobs.acquire(timeout=30)  # ...then wakes the scheduler
+print(scheduler._user_kill)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=python_env(), timeout=120)  # a hang: killed, and fails here
+    assert proc.returncode == 0 and proc.stdout.strip() == "graceful", proc.stdout + proc.stderr
 
 
 def every_rule_config(path):
@@ -267,8 +342,12 @@ def test_smoke_preset_on_slurm_equals_local_run_with_a_cancelled_training_job(cl
         if ref.poll() is None:
             os.killpg(ref.pid, signal.SIGKILL)
             ref.wait()
+        run_id = re.search(r"SLURM run ID: (\S+)", output.read_text())
+        left = outliving_processes(run_id and run_id.group(1), tmp_path)
     text = output.read_text()
     assert rc == 0, text[-5000:]
+    # no process of any job, the cancelled one's included, outlives its job
+    assert not left, "processes outlived their SLURM jobs:\n" + "\n".join(left)
 
     # every job of every rule went through sbatch: sacct has it, with the rule in its comment
     jobs = sacct(re.search(r"SLURM run ID: (\S+)", text).group(1))
@@ -327,6 +406,9 @@ def test_job_past_its_runtime_fails_naming_the_rule_and_the_limit(cluster, tmp_p
                            *overlay(train={"runtime": 1})],
                           capture_output=True, text=True, env=python_env(), timeout=1800)
     text = proc.stdout + proc.stderr
+    run_id = re.search(r"SLURM run ID: (\S+)", text)
+    left = outliving_processes(run_id and run_id.group(1), tmp_path)
+    assert not left, "processes outlived their SLURM jobs:\n" + "\n".join(left)
     assert proc.returncode != 0, text[-3000:]
     message = re.search(r"^rule train \(benchmark: td3 on cheetah_run, seeds 0: run [0-9a-f]{12} "
                         r".*\) exceeded its "

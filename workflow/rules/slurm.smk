@@ -1,4 +1,5 @@
-# SLURM-specific behaviour of the pipeline (profiles/slurm). Outside SLURM nothing here acts.
+# SLURM-specific behaviour of the pipeline (profiles/slurm). Outside SLURM nothing here acts but
+# the SIGTERM fix (2), which is harmless there.
 import runpy
 import sys
 
@@ -23,7 +24,18 @@ if _slurm_plugin is not None and hasattr(_slurm_plugin, "query_job_status") and 
     _slurm_plugin.query_job_status = _query_job_status_first_word
 
 
-# 2. A job killed at its time limit is reported by the plugin only as "SLURM status is:
+# 2. Snakemake's SIGTERM handler takes the scheduler's lock, which the main thread may hold when
+# the signal lands (the handler runs in the main thread): Snakemake then hangs forever. When SLURM
+# cancels a job, the job-level Snakemake got its SIGTERM just as it handled the failure of its
+# `srun` (killed a moment before), and hung, orphaned, past the job's end (found after
+# tests/test_slurm.py). The handler's work moves to a thread of its own
+# (workflow/scripts/snakemake_sigterm.py has the details); in every Snakemake run of this
+# workflow, local ones included, where the same handler serves.
+runpy.run_path(str(Path(workflow.current_basedir).parent / "scripts" / "snakemake_sigterm.py"))[
+    "patch_sigterm_handler"]()
+
+
+# 3. A job killed at its time limit is reported by the plugin only as "SLURM status is:
 # 'TIMEOUT'". After a failed run, name the rule, its wildcards and the limit
 # (workflow/scripts/slurm_timeouts.py); without SLURM the handler finds nothing and says nothing.
 _SLURM_TIMEOUTS = str(Path(workflow.current_basedir).parent / "scripts" / "slurm_timeouts.py")
