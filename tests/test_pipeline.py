@@ -384,7 +384,11 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
         in findings_md
     assert "## Fidelity" not in findings_md  # smoke has no `fidelity:` section
     qsm_iqm = agg[(agg["metric"] == "iqm") & (agg["algo"] == "qsm")].iloc[0]
-    assert f"| qsm | {interval(qsm_iqm)} | {int(qsm_iqm['n_runs'])} |" in findings_md
+    # every aggregate metric of rliable, with the runs and tasks behind them
+    cells = [interval(agg[(agg["metric"] == m) & (agg["algo"] == "qsm")].iloc[0])
+             for m in ("iqm", "mean", "median", "optimality_gap")]
+    assert (f"| qsm | {' | '.join(cells)} | {int(qsm_iqm['n_runs'])} | "
+            f"{int(qsm_iqm['n_tasks'])} |") in findings_md
     mq = pd.read_csv(tables / "mq_sweep.csv")  # a sweep's row, with QSM's score-target scale
     row = mq[(mq["task"] == "toy_bimodal") & (mq["M_q"] == 50)
              & (mq["distribution"] == "policy")].iloc[0]
