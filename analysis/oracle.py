@@ -336,6 +336,7 @@ def check(manifest, tables, figures, reps=DEFAULT_REPS, seed=DEFAULT_SEED, log=p
                          for e in {e.path: e for e in entries}.values()
                          if e.task in ToyBandit.VARIANTS and (e.path in used or not e.audited)],
                         columns=["algo", "task", "seed", "path", "status", "audited"])
+    runs["audited"] = runs["audited"].astype(bool)  # an empty column must still select rows
     paths += plot_oracle(df, runs, figures, prov)
     log(f"oracle: {len(df)} settings of {len(used)} runs -> {', '.join(map(str, paths))}")
     return paths
