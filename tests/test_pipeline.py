@@ -319,6 +319,9 @@ def copy_suite(dest: Path) -> Path:
             shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(src, dest / part)
+    # the published reference curves the rule references reads
+    shutil.copytree(ROOT / "results" / "archive" / "references",
+                    dest / "results" / "archive" / "references")
     return dest
 
 
