@@ -35,7 +35,7 @@ of every column that a learner of the table's runs declares beyond them (e.g. dq
 Figures ``training_diagnostics_<task>.png`` and ``.pdf``
 -------------------------------------------------------
 One per task (``--tasks``; by default every task of the manifest's benchmark and audit runs),
-every algorithm of the task in its fixed colour (:func:`analysis.figures.algo_color`), thin
+every algorithm of the task in its fixed colour (:func:`analysis.plotting.algo_color`), thin
 lines one per seed and a thick line the mean over the seeds with a finite value at that step,
 against environment steps: critic loss (log scale), mean Q, the score target's RMS M_q·dQ/da
 beside the RMS of the denoiser's predicted noise with a reference line at 1 (the RMS of the
@@ -69,8 +69,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from analysis.aggregate import RUN_STATUSES, SCORED_ROLES, SCORED_STATUSES  # noqa: E402
-from analysis.figures import (algo_color, finish_figure, legend_handles,  # noqa: E402
-                              no_data_panel, step_budget_text)
+from analysis.plotting import (algo_color, finish_figure, legend_handles,  # noqa: E402
+                               no_data_panel, step_budget_text)
 from analysis.manifest import Entry, ListedRun, load_manifest, read_runs  # noqa: E402
 from analysis.outputs import write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
@@ -84,7 +84,7 @@ MODULE = "analysis.diagnostics"
 #: The manifest's roles read: the benchmark and audit grids.
 ROLES = SCORED_ROLES
 TABLE_NAME = "diagnostics.csv"
-FIGURE_PREFIX = "training_diagnostics_"
+FIGURE_TEMPLATE = "training_diagnostics_{task}"  # analysis/catalogue.py
 TABLE_COLUMNS = (["algo", "task", "seed", "role", "run_id", "status", "budget_steps",
                   "log_every", *WINDOW_FIELDS] + list(METRICS) + ["note"])
 #: The column that marks an algorithm of the QSM family (it trains a sampler on a score target).
@@ -112,7 +112,7 @@ class RunMetrics:
 
 
 def figure_name(task: str) -> str:
-    return f"{FIGURE_PREFIX}{task}"
+    return FIGURE_TEMPLATE.format(task=task)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,7 +321,8 @@ def plot_task(task, runs, table, outdir, provenance) -> list[Path]:
     caption = _caption_text(runs, score_algos, bound_algos)
     top = 1 - (0.2 + 0.2 * legend_rows) / height  # the layout itself makes room for the title
     used = {r.entry.path for r in runs if r.has_rows}
-    return finish_figure(fig, outdir, figure_name(task), caption, provenance, used, top=top)
+    return finish_figure(fig, outdir, figure_name(task), caption, provenance, used, top=top,
+                         entry=FIGURE_TEMPLATE)
 
 
 def _empty_text(column, runs) -> str:

@@ -42,8 +42,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis import stats  # noqa: E402
-from analysis.figures import algo_color, finish_figure  # noqa: E402
+from analysis import bootstrap, stats  # noqa: E402
+from analysis.plotting import algo_color, finish_figure  # noqa: E402
 from analysis.manifest import load_manifest  # noqa: E402
 from analysis.outputs import write_table  # noqa: E402
 from qsm.cli import HelpFormatter  # noqa: E402
@@ -87,7 +87,7 @@ def verdict(iqm_side, poi_side):
 
 
 def compare(scores, status, candidate, reference, iqm_margin=0.05, poi_margin=0.1,
-            reps=stats.DEFAULT_REPS, seed=stats.DEFAULT_SEED):
+            reps=bootstrap.DEFAULT_REPS, seed=bootstrap.DEFAULT_SEED):
     """The agreement rows (a DataFrame with :data:`COLUMNS`), the verdict and the MatrixSet."""
     final = stats.final_score_table(scores, status)
     mset = stats.build_matrices(final, algos=[candidate, reference])
@@ -101,19 +101,19 @@ def compare(scores, status, candidate, reference, iqm_margin=0.05, poi_margin=0.
         return pd.DataFrame(rows, columns=COLUMNS), "inconclusive", mset
     tasks = " ".join(mset.tasks)
     for algo in (candidate, reference):
-        p, i = stats.seeded_interval_estimates({algo: mats[algo]}, _iqm, reps, seed)
+        p, i = bootstrap.seeded_interval_estimates({algo: mats[algo]}, _iqm, reps, seed)
         est, lo, hi = _interval(p[algo], i[algo])
         rows.append({"quantity": "iqm", "task": tasks, "algo": algo, "estimate": est,
                      "ci_low": lo, "ci_high": hi, "n_runs": int(mats[algo].size)})
     pair = {"pair": [mats[candidate], mats[reference]]}
-    p, i = stats.seeded_interval_estimates(pair, _iqm_difference, reps, seed)
+    p, i = bootstrap.seeded_interval_estimates(pair, _iqm_difference, reps, seed)
     d_est, d_lo, d_hi = _interval(p["pair"], i["pair"])
     iqm_side = band_verdict(d_lo, d_hi, -iqm_margin, iqm_margin)
     rows.append({"quantity": "iqm_difference", "task": tasks, "algo": f"{candidate} - {reference}",
                  "estimate": d_est, "ci_low": d_lo, "ci_high": d_hi,
                  "n_runs": int(mats[candidate].size + mats[reference].size),
                  "band_low": -iqm_margin, "band_high": iqm_margin, "inside_band": iqm_side})
-    p, i = stats.seeded_interval_estimates(pair, metrics.probability_of_improvement, reps, seed)
+    p, i = bootstrap.seeded_interval_estimates(pair, metrics.probability_of_improvement, reps, seed)
     p_est, p_lo, p_hi = _interval(p["pair"], i["pair"])
     poi_side = band_verdict(p_lo, p_hi, 0.5 - poi_margin, 0.5 + poi_margin)
     rows.append({"quantity": "probability_of_improvement", "task": tasks,
@@ -202,9 +202,9 @@ def markdown(table, result, candidate, reference) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pooled_curves(scores, algos, reps=stats.DEFAULT_REPS, seed=stats.DEFAULT_SEED):
+def pooled_curves(scores, algos, reps=bootstrap.DEFAULT_REPS, seed=bootstrap.DEFAULT_SEED):
     """Mean normalised return over every benchmark run (tasks and seeds pooled) of each of
-    `algos` at each evaluation step, with its interval (analysis.stats.mean_bands): columns
+    `algos` at each evaluation step, with its interval (analysis.bootstrap.mean_bands): columns
     ``algo, step, mean, ci_low, ci_high, n_runs``."""
     cols = ["algo", "step", "mean", "ci_low", "ci_high", "n_runs"]
     frames = []
@@ -213,7 +213,7 @@ def pooled_curves(scores, algos, reps=stats.DEFAULT_REPS, seed=stats.DEFAULT_SEE
         if d.empty:
             continue
         wide = d.pivot_table(index=["task", "seed"], columns="step", values="normalized")
-        mean, lo, hi, count = stats.mean_bands(wide.to_numpy(), reps=reps, seed=seed)
+        mean, lo, hi, count = bootstrap.mean_bands(wide.to_numpy(), reps=reps, seed=seed)
         frames.append(pd.DataFrame({"algo": algo, "step": wide.columns.to_numpy().astype(np.int64),
                                     "mean": mean, "ci_low": lo, "ci_high": hi,
                                     "n_runs": count.astype(np.int64)}))
@@ -221,7 +221,7 @@ def pooled_curves(scores, algos, reps=stats.DEFAULT_REPS, seed=stats.DEFAULT_SEE
 
 
 def plot(table, curves, result, mset, candidate, reference, outdir, provenance, used,
-         reps=stats.DEFAULT_REPS, seed=stats.DEFAULT_SEED):
+         reps=bootstrap.DEFAULT_REPS, seed=bootstrap.DEFAULT_SEED):
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     # (a) learning curves, overlaid
     ax = axes[0]
@@ -274,9 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--candidate", required=True, help="the implementation under test (qsm)")
     ap.add_argument("--reference", required=True,
                     help="the implementation it is compared with (qsm_official)")
-    ap.add_argument("--reps", type=int, default=stats.DEFAULT_REPS,
+    ap.add_argument("--reps", type=int, default=bootstrap.DEFAULT_REPS,
                     help="bootstrap replications")
-    ap.add_argument("--seed", type=int, default=stats.DEFAULT_SEED, help="seed of the bootstrap")
+    ap.add_argument("--seed", type=int, default=bootstrap.DEFAULT_SEED,
+                    help="seed of the bootstrap")
     ap.add_argument("--iqm-margin", type=float, default=0.05,
                     help="equivalence band of the IQM difference, +-m normalised score")
     ap.add_argument("--poi-margin", type=float, default=0.1,

@@ -21,12 +21,7 @@ used and the final-score definition's key point, and ends with the provenance fo
 runs, code versions; ``analysis/provenance.py``); legend labels say how many of the expected runs
 have data and which are diverged/missing/failed/invalid/running, e.g.
 ``sac (4/5 seeds; 1 diverged, 1 missing)``.  Colours are fixed per algorithm
-(:data:`PALETTE`, with a deterministic fallback for new names, :func:`algo_color`).
-
-This is also the one plotting module of the analysis: every figure of every analysis (audit,
-diagnostics, profiles, fidelity, sweeps) takes its colours (:func:`algo_color`), caption, footer,
-layout and files (:func:`finish_figure`), empty panels (:func:`no_data_panel`) and legends
-(:func:`legend_handles`, :func:`run_label`, :func:`step_budget_text`) from here.
+(:func:`analysis.plotting.algo_color`).
 
 Python API
 ----------
@@ -43,46 +38,21 @@ Command line
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
-import textwrap
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+from analysis import bootstrap, catalogue, stats
+from analysis.aggregate import DIVERGED_POLICY
+from analysis.manifest import load_manifest
+from analysis.plotting import (algo_color, finish_figure, legend_below, legend_handles,
+                               no_data_panel, run_label, step_budget_text)
+from qsm.cli import HelpFormatter
 
-from analysis import stats  # noqa: E402
-from analysis.aggregate import DIVERGED_POLICY, SCORED_STATUSES, RUN_STATUSES  # noqa: E402
-from analysis.manifest import load_manifest  # noqa: E402
-from analysis.outputs import write_figure  # noqa: E402
-from qsm.cli import HelpFormatter  # noqa: E402
-
-#: Fixed colours (Okabe–Ito, colour-blind safe) for the algorithms we know about.
-PALETTE = {
-    "qsm": "#0072B2",     # blue
-    "sac": "#D55E00",     # vermillion
-    "td3": "#009E73",     # bluish green
-    "dql": "#CC79A7",     # reddish purple
-    "random": "#7F7F7F",  # grey
-}
-#: Colours for algorithms not in PALETTE, picked by a stable hash of the name.
-FALLBACK_COLORS = ("#E69F00", "#56B4E9", "#F0E442", "#000000", "#8C564B", "#17BECF",
-                   "#BCBD22", "#9467BD", "#1F3A93", "#A50026", "#4D9221", "#B35806")
-FIGURE_NAMES = ("aggregate_metrics", "performance_profile", "probability_of_improvement",
-                "iqm_sample_efficiency", "learning_curves")
-
-
-def algo_color(algo: str) -> str:
-    """Colour of an algorithm: fixed for known names, else a hash-based pick (same every run)."""
-    if algo in PALETTE:
-        return PALETTE[algo]
-    h = int(hashlib.sha256(str(algo).encode()).hexdigest(), 16)
-    return FALLBACK_COLORS[h % len(FALLBACK_COLORS)]
+FIGURE_NAMES = tuple(catalogue.figures_of("figures", {}))  # rule figures draws these
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,76 +71,13 @@ def _unit_label(scores_df, status_df) -> str:
     return f"return / {mr:g}"
 
 
-def step_budget_text(status_df, scores_df, tasks=None) -> str:
-    """The environment-step budget, from config budgets when known, else the last eval step."""
-    budgets = []
-    if status_df is not None and "budget_steps" in status_df:
-        st = status_df if tasks is None else status_df[status_df["task"].isin(tasks)]
-        budgets = pd.to_numeric(st["budget_steps"], errors="coerce").dropna().unique().tolist()
-    if not budgets and len(scores_df):
-        sc = scores_df if tasks is None else scores_df[scores_df["task"].isin(tasks)]
-        sc = sc[sc["status"] == "complete"] if "status" in sc else sc
-        if len(sc):
-            budgets = sc.groupby(["algo", "task", "seed"])["step"].max().unique().tolist()
-    if not budgets:
-        return "step budget unknown"
-    lo, hi = min(budgets), max(budgets)
-    if lo == hi:
-        return f"step budget {int(lo):,} environment steps"
-    return f"step budget {int(lo):,}–{int(hi):,} environment steps"
-
-
-def run_label(algo, status_df, tasks=None, matrix_shape=None) -> str:
-    """Legend label saying how many runs are shown and what happened to the others.
-
-    One task: ``'sac (4/5 seeds; 1 diverged, 1 missing)'`` - 4 runs with evaluations (complete or
-    diverged) out of the 5 known (any status).  Several tasks with ``matrix_shape`` = (seeds,
-    tasks) of the statistic: ``'sac (12/15 runs: 4 seeds x 3 tasks; 1 diverged, 1 running,
-    2 dropped)'`` where "dropped" = scored runs left out so every task has the same number of seeds.
-    """
-    if status_df is None or not len(status_df):
-        return str(algo)
-    st = status_df[status_df["algo"] == algo]
-    if tasks is not None:
-        st = st[st["task"].isin(list(tasks))]
-    n = len(st)
-    k = int(st["status"].isin(SCORED_STATUSES).sum())
-    counts = st["status"].value_counts()
-    notes = [f"{counts[s]} {s}" for s in RUN_STATUSES if s != "complete" and s in counts]
-    if matrix_shape is not None:
-        used = int(matrix_shape[0] * matrix_shape[1])
-        if used < k:
-            notes.append(f"{k - used} dropped")
-        head = f"{used}/{n} runs: {matrix_shape[0]} seeds × {matrix_shape[1]} tasks"
-    elif st["task"].nunique() <= 1:
-        head = f"{k}/{n} seeds"
-    else:
-        head = f"{k}/{n} runs over {st['task'].nunique()} tasks"
-    return f"{algo} ({head}" + ("; " + ", ".join(notes) if notes else "") + ")"
-
-
 def _shape(result, algo):
     m = result.matrices.matrices.get(algo)
     return None if m is None else m.shape
 
 
-def _legend_below(ax, handles, fontsize=8):
-    """Legend under the axes (so it never hides data)."""
-    if handles:
-        ax.legend(handles=legend_handles(handles), fontsize=fontsize, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
-
-
 DROPPED_NOTE = ("'dropped' = scored runs left out so that every task has the same number of seeds "
                 "(lowest seed numbers kept).")
-
-
-def caption_with_footer(text, provenance, width) -> str:
-    """The caption wrapped to `width` characters, its last line the provenance footer."""
-    paragraphs = [p for p in text.split("\n") if p] + [provenance.footer()]
-    return "\n".join(textwrap.fill(p, width) for p in paragraphs)
-
-
 
 
 def _seeds_text(result) -> str:
@@ -203,36 +110,8 @@ def _stats_caption(result, status_df, scores_df, extra="") -> str:
     return "\n".join(b for b in bits if b)
 
 
-def finish_figure(fig, outdir, name, caption, provenance, used, width=None, top=0.97, dpi=150):
-    """Every figure of the analysis ends here: the caption, its last line the provenance footer,
-    at the bottom left (7.5 pt; wrapped to `width` characters, by default about 15 per inch of
-    figure width); the panels laid out between it and `top` (a figure fraction: room for a title
-    or legend above them); then PNG and PDF (analysis.outputs.write_figure). `used`: manifest
-    paths of the runs drawn."""
-    width = width or max(60, int(fig.get_figwidth() * 15.5))
-    wrapped = caption_with_footer(caption, provenance, width)
-    fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)
-    lines = wrapped.count("\n") + 1
-    bottom = min(0.5, (0.13 * lines + 0.12) / fig.get_figheight())  # about 0.13 inch per line
-    fig.tight_layout(rect=(0, bottom, 1, top))
-    return write_figure(fig, outdir, name, provenance, used=used, dpi=dpi)
-
-
 def _matrix_paths(result, provenance):
     return stats.paths_of(provenance, result.matrices.runs())
-
-
-def no_data_panel(ax, text="no data"):
-    """Grey text in the middle of a panel that has nothing to draw, and no ticks."""
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
-            color="0.4")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def legend_handles(labels_colors):
-    """Legend lines for (label, colour) pairs."""
-    return [Line2D([0], [0], color=c, lw=2.5, label=l) for l, c in labels_colors]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,10 +121,10 @@ def legend_handles(labels_colors):
 def plot_aggregate_metrics(result, scores_df, status_df, outdir, provenance):
     algos = result.matrices.algos
     unit = _unit_label(scores_df, status_df)
-    fig, axes = plt.subplots(1, len(stats.METRICS), figsize=(14, 2.2 + 0.75 * max(len(algos), 2)),
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(bootstrap.METRICS),
+                             figsize=(14, 2.2 + 0.75 * max(len(algos), 2)), sharey=True)
     agg = result.aggregate
-    for ax, metric in zip(axes, stats.METRICS):
+    for ax, metric in zip(axes, bootstrap.METRICS):
         for i, algo in enumerate(algos):
             r = agg[(agg["algo"] == algo) & (agg["metric"] == metric)]
             if not len(r):
@@ -255,8 +134,8 @@ def plot_aggregate_metrics(result, scores_df, status_df, outdir, provenance):
             ax.barh(i, r["ci_high"] - r["ci_low"], left=r["ci_low"], height=0.6, color=c,
                     alpha=0.75)
             ax.vlines(r["estimate"], i - 0.3, i + 0.3, color="k", lw=1.5)
-        ax.set_title(stats.METRIC_LABELS[metric] + (" (lower is better)" if metric ==
-                                                    "optimality_gap" else ""), fontsize=10)
+        ax.set_title(bootstrap.METRIC_LABELS[metric] + (" (lower is better)" if metric ==
+                                                        "optimality_gap" else ""), fontsize=10)
         ax.set_xlabel(f"1 − mean normalised score,\nscores clipped at 1 ({unit})"
                       if metric == "optimality_gap" else f"normalised score\n({unit})", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
@@ -290,7 +169,7 @@ def plot_performance_profile(result, scores_df, status_df, outdir, provenance):
     ax.set_ylabel("fraction of runs with final normalised score > τ")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    _legend_below(ax, handles)
+    legend_below(ax, handles)
     ax.set_title("Performance profile of final scores (shaded: 95% CI)", fontsize=11)
     return finish_figure(fig, outdir, "performance_profile",
                          _stats_caption(result, status_df, scores_df), provenance,
@@ -346,7 +225,7 @@ def plot_iqm_sample_efficiency(result, scores_df, status_df, outdir, provenance)
         handles.append((run_label(algo, status_df, result.matrices.tasks, _shape(result, algo)), c))
     if not handles:
         no_data_panel(ax)
-    _legend_below(ax, handles)
+    legend_below(ax, handles)
     ax.set_xlabel("environment steps")
     ax.set_ylabel(f"IQM normalised return ({unit})")
     ax.grid(alpha=0.3)

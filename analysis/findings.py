@@ -9,7 +9,7 @@ Every number in the findings comes from a table of the pipeline (run_status, fin
 fidelity, aggregate, probability_of_improvement, modes_summary, every sweep's, and the training
 cost's cost_summary and run_cost), and every section states the budget and the seeds behind it
 and how many of the runs it asks for were found. The seed-count planner
-(analysis.stats.seed_count_plan) is run on the final scores of the fidelity pair and written to
+(analysis.bootstrap.seed_count_plan) is run on the final scores of the fidelity pair and written to
 ``seed_plan.csv`` with its provenance. Nothing here depends on time or host: the same tables give
 the same bytes, so a test can check the committed file.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import stats
+from analysis import bootstrap
 from analysis.manifest import load_manifest
 from analysis.provenance import Provenance, sidecar_path
 from qsm.cli import HelpFormatter
@@ -106,10 +106,10 @@ def fidelity_section(fidelity: pd.DataFrame, plan: pd.DataFrame | None) -> str:
                            if pd.notna(r["band_low"]) else "", int(r["n_runs"]))
                           for _, r in compared.iterrows()]))
     if plan is not None:
-        needed = stats.seeds_needed(plan)
+        needed = bootstrap.seeds_needed(plan)
         margin = plan["margin"].iloc[0]
         out.append(
-            "**Seed-count planner** (`analysis.stats.seed_count_plan`): treating the observed "
+            "**Seed-count planner** (`analysis.bootstrap.seed_count_plan`): treating the observed "
             f"final scores ({plan['observed_seeds'].iloc[0]} seeds) as the population, imagined "
             "experiments with n seeds per implementation give these widths of the 95% interval of "
             f"the IQM difference; deciding at the margin of +-{num(margin)} needs a width of at "
@@ -489,7 +489,7 @@ def fidelity_plan(final: pd.DataFrame, fidelity: pd.DataFrame, margin: float):
     y = scored.loc[scored["algo"] == reference, "final_normalized"].to_numpy(float)
     if min(len(x), len(y)) < 2:
         return None
-    return stats.seed_count_plan(x, y, margin=margin)
+    return bootstrap.seed_count_plan(x, y, margin=margin)
 
 
 def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMAND,

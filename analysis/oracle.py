@@ -44,8 +44,8 @@ import torch
 from analysis.audit.measure import state_measures
 from analysis.audit.scale import mass_any_bound, policy_runs, setting
 from analysis.audit.tables import LEARNED_THRESHOLD, learned, optima_coverage
+from analysis.bootstrap import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
 from analysis.mixed import pattern_law
-from analysis.stats import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
 from qsm.diffusion import Schedule, reverse_chain, score_target
 from qsm.envs import ToyBandit
 from qsm.seeding import SeedStreams
@@ -270,12 +270,13 @@ def plot_oracle(oracle_df, runs, outdir, provenance):
     """Predicted (the ideal-denoiser oracle) beside learned, per toy task and QSM setting; `runs`:
     the toy runs drawn (algo, task, seed, path, status, audited)."""
     from analysis.audit import plots
+    from analysis.plotting import algo_color
     tasks = sorted(oracle_df["task"].unique()) if len(oracle_df) else []
     fig, axes = plots._task_panels(tasks)
     for ax, task in zip(axes, tasks):
         s = oracle_df[oracle_df["task"] == task].reset_index(drop=True)
         for i, r in s.iterrows():
-            ax.bar(i, r["learned_return"], width=0.6, color=plots.algo_color(r["algo"]), alpha=0.7,
+            ax.bar(i, r["learned_return"], width=0.6, color=algo_color(r["algo"]), alpha=0.7,
                    edgecolor="k", lw=0.4)
             plots._interval(ax, i, r["learned_return"], r["learned_return_ci_low"],
                       r["learned_return_ci_high"])

@@ -47,7 +47,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.figures import algo_color, finish_figure, no_data_panel  # noqa: E402
+from analysis.plotting import algo_color, finish_figure, no_data_panel  # noqa: E402
 from analysis.manifest import ROLES, load_manifest, read_runs  # noqa: E402
 from analysis.outputs import write_table  # noqa: E402
 from analysis.provenance import Provenance  # noqa: E402
@@ -147,22 +147,24 @@ def plot_step_profile(table: pd.DataFrame, out_stem, provenance, used=None) -> N
     out_stem = Path(out_stem)
     finish_figure(fig, out_stem.parent, out_stem.name,
                   "Mean over training blocks and tasks; update phases averaged over learning "
-                  "steps (after warm-up).", provenance, used, top=1.0)
+                  "steps (after warm-up).", provenance, used, top=1.0, entry="step_profile")
 
 
-#: The cost sweeps: their role in the run manifest, the column they vary, its axis label, and
-#: what the figure's title says to expect.
+#: The cost sweeps: their role in the run manifest, the column they vary, its axis label, what
+#: the figure's title says to expect, and the figure's name in the catalogue of outputs.
 COST_SWEEPS = {
     "tsweep": ("tsweep", "T", "diffusion steps T",
-               "Sampling should grow linearly in T; QSM's score update should not."),
+               "Sampling should grow linearly in T; QSM's score update should not.",
+               "tsweep_profile"),
     "batch": ("batch_sweep", "batch_size", "replay batch size",
-              "Acting does not depend on the batch; updates grow at most linearly with it."),
+              "Acting does not depend on the batch; updates grow at most linearly with it.",
+              "batch_profile"),
 }
 
 
 def cost_sweep(manifest, kind, status=None, used=None) -> pd.DataFrame:
     """Mean per-seed cost per call of every phase, by algorithm and value of the swept column."""
-    role, column, _, _ = COST_SWEEPS[kind]
+    role, column = COST_SWEEPS[kind][:2]
     df = block_timings(manifest, role, status, used)
     if df.empty:
         return pd.DataFrame(columns=["algo", column, "device", "block_size", "phase",
@@ -172,7 +174,7 @@ def cost_sweep(manifest, kind, status=None, used=None) -> pd.DataFrame:
 
 
 def plot_cost_sweep(table: pd.DataFrame, kind, out_stem, provenance, used=None) -> None:
-    _, column, label, expectation = COST_SWEEPS[kind]
+    _, column, label, expectation, entry = COST_SWEEPS[kind]
     phases = ("act", "critic_update", "actor_update")
     titles = {"act": "acting (sampler, batch 1)", "critic_update": "critic update (samples a')",
               "actor_update": "actor update"}
@@ -210,7 +212,7 @@ def plot_cost_sweep(table: pd.DataFrame, kind, out_stem, provenance, used=None) 
     out_stem = Path(out_stem)
     finish_figure(fig, out_stem.parent, out_stem.name,
                   "Mean over the sweep's seeds of the per-seed cost per call, from each run's "
-                  "timing.csv.", provenance, used, top=1.0)
+                  "timing.csv.", provenance, used, top=1.0, entry=entry)
 
 
 #: Statuses of a run whose training has ended: its timing.csv covers all of its training.
@@ -345,7 +347,7 @@ def plot_run_cost(summary: pd.DataFrame, out_stem, provenance, used=None) -> Non
                   "process spent stopped inside a phase counts. A run not finished is projected "
                   "at the median of the finished runs of its algorithm and task, less slow "
                   "ones (under half of their median speed).", provenance, used,
-                  top=1.0)
+                  top=1.0, entry="run_cost")
 
 
 def build_parser() -> argparse.ArgumentParser:

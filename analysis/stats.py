@@ -1,5 +1,6 @@
-"""Aggregate statistics over tasks and seeds with rliable (stratified bootstrap, 95% CIs), and
-the one bootstrap engine behind every confidence interval of the analysis.
+"""Aggregate statistics over tasks and seeds with rliable (stratified bootstrap, 95% CIs): the
+benchmark's tables computed from runs, their files and the command line. The bootstrap itself,
+the one engine behind every confidence interval of the analysis, is :mod:`analysis.bootstrap`.
 
 Input: the two tables written by :mod:`analysis.aggregate` (scores.csv, run_status.csv) and the
 run manifest they were collected from (for the provenance of the tables).
@@ -23,27 +24,20 @@ Which runs and tasks enter the aggregate statistics
   chosen by score); the dropped runs are listed.  Different algorithms may have different
   numbers of runs (the probability of improvement handles that natively).
 
-Randomness and the bootstrap engine
------------------------------------
-Every confidence interval of the analysis (these aggregates, the learning-curve bands, the
-audit's intervals over seeds) is rliable's bootstrap, ``rly.get_interval_estimates`` (percentile
-intervals), called through :func:`seeded_interval_estimates`.  rliable 1.2.0 draws bootstrap
-indices from NumPy's global RNG (``np.random.choice``) and ignores the ``random_state`` argument
-for that, so every call is made as ``np.random.seed(seed)`` + a call for ONE algorithm (or one
-pair, or one row), and the caller's global RNG state is restored afterwards.  An interval
-therefore does not depend on which other algorithms are present, and is reproducible bit for bit.
-:func:`bootstrap_mean_ci` (one number per seed) and :func:`mean_bands` (curves over seeds) are
-the same engine on a single task.
+Randomness
+----------
+Every interval here comes from :mod:`analysis.bootstrap` (its docstring says how rliable's global
+RNG is seeded): one rliable call per algorithm (or pair), so an interval does not depend on which
+other algorithms are present, and is reproducible bit for bit.
 
 Python API
 ----------
 ``compute_all(scores_df, status_df=None, reps=2000, seed=0, reference="qsm",
 policy=DIVERGED_POLICY) -> StatsResult`` (everything below at once)
 ``final_score_table``, ``build_matrices``, ``aggregate_metrics``, ``probability_of_improvement``,
-``performance_profiles``, ``iqm_curves``, ``learning_curves``, ``final_scores_markdown``,
-``bootstrap_mean_ci``, ``mean_bands``: pure functions of frames and arrays, no files. Files:
-``write_tables`` (the one step that writes them, with provenance) and ``read_tables`` (what the
-figures draw from).
+``performance_profiles``, ``iqm_curves``, ``learning_curves``, ``final_scores_markdown``: pure
+functions of frames and arrays, no files. Files: ``write_tables`` (the one step that writes
+them, with provenance) and ``read_tables`` (what the figures draw from).
 
 Command line
 ------------
@@ -63,9 +57,7 @@ which also records the bootstrap's parameters (key ``statistics``). The figures 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,210 +68,21 @@ import pandas as pd
 from analysis.aggregate import (DIVERGED_POLICY, FINAL_SCORE_DEFINITION, NOT_IN_CONFIG,
                                 RUN_STATUSES, SCORED_ROLES, SCORED_STATUSES, final_scores,
                                 read_scores, read_status)
+from analysis.bootstrap import (CONFIDENCE, DEFAULT_REPS, DEFAULT_SEED, METRICS,
+                                aggregate_func, iqm_over_steps, mean_bands,
+                                seeded_interval_estimates, seeded_performance_profiles)
 from analysis.manifest import load_manifest
 from analysis.outputs import write_table
 from analysis.provenance import Provenance, sidecar_path
 from qsm.cli import HelpFormatter
+from rliable import metrics
 
 
-# arch 7.x (rliable 1.2.0 needs arch<8) fails to import under pandas 3: pandas is pinned <3.
-from rliable import library as rly  # noqa: E402
-from rliable import metrics  # noqa: E402
-
-
-DEFAULT_REPS = 2000
-DEFAULT_SEED = 0
 DEFAULT_REFERENCE = "qsm"
 #: The role of the runs that enter aggregate statistics (analysis/manifest.py).
 BENCHMARK_ROLE = "benchmark"
-CONFIDENCE = 0.95
-#: Order of the values returned by :func:`aggregate_func` (rliable's usual four).
-METRICS = ("median", "iqm", "mean", "optimality_gap")
-METRIC_LABELS = {"median": "Median", "iqm": "IQM", "mean": "Mean",
-                 "optimality_gap": "Optimality gap"}
 #: Thresholds of the performance profile, in normalised score.
 DEFAULT_TAUS = np.linspace(0.0, 1.0, 101)
-
-
-def aggregate_func(scores):
-    """The four aggregate metrics of a (n_runs, n_tasks) matrix, in :data:`METRICS` order."""
-    return np.array([metrics.aggregate_median(scores), metrics.aggregate_iqm(scores),
-                     metrics.aggregate_mean(scores), metrics.aggregate_optimality_gap(scores)])
-
-
-def iqm_over_steps(scores):
-    """IQM at every step of a (n_runs, n_tasks, n_steps) array."""
-    return np.array([metrics.aggregate_iqm(scores[..., j]) for j in range(scores.shape[-1])])
-
-
-@contextlib.contextmanager
-def _global_seed(seed):
-    """Seed NumPy's global RNG (which rliable 1.2.0 uses), restoring the caller's state after."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-
-
-def seeded_interval_estimates(score_dict, func, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
-                              confidence=CONFIDENCE):
-    """``rly.get_interval_estimates`` called once per key, with the global RNG seeded just before.
-
-    Equal, bit for bit, to ``np.random.seed(seed); rly.get_interval_estimates({key: v}, func,
-    reps=reps)`` for each key.  Returns (point_estimates, interval_estimates) dicts like rliable.
-    """
-    points, intervals = {}, {}
-    for key, scores in score_dict.items():
-        with _global_seed(seed):
-            p, i = rly.get_interval_estimates({key: scores}, func, reps=reps,
-                                              confidence_interval_size=confidence)
-        points[key], intervals[key] = p[key], i[key]
-    return points, intervals
-
-
-def mean_over_runs(scores):
-    """Mean over runs (axis 0), flattened: the statistic of the intervals over seeds."""
-    return np.mean(scores, axis=0).ravel()
-
-
-def bootstrap_mean_ci(values, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
-    """(mean, ci_low, ci_high) of the finite values, one per seed (one task): rliable's bootstrap
-    through :func:`seeded_interval_estimates`.  NaN interval for fewer than two values."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return math.nan, math.nan, math.nan
-    if len(v) < 2 or reps < 1:
-        return float(v.mean()), math.nan, math.nan
-    points, intervals = seeded_interval_estimates({"seeds": v[:, None]}, mean_over_runs, reps,
-                                                  seed, confidence)
-    return (float(points["seeds"][0]), float(intervals["seeds"][0, 0]),
-            float(intervals["seeds"][1, 0]))
-
-
-#: Seed counts the planner considers by default.
-PLANNER_SEEDS = (3, 5, 10, 20, 30, 50, 100)
-
-
-def _iqm_last_axis(x):
-    """IQM along the last axis (the middle 50% of the sorted values; rliable's trimmed mean)."""
-    n = x.shape[-1]
-    cut = int(np.floor(0.25 * n))
-    return np.sort(x, axis=-1)[..., cut:n - cut].mean(axis=-1)
-
-
-def seed_count_plan(x, y=None, *, seeds=PLANNER_SEEDS, margin=None, statistic="iqm",
-                    experiments=200, reps=500, seed=DEFAULT_SEED,
-                    confidence=CONFIDENCE) -> pd.DataFrame:
-    """How wide a 95% interval would be with n seeds per algorithm, from the seeds observed.
-
-    ``x`` holds one final score per seed of one algorithm on one task (``y`` likewise for a
-    second one: then the statistic is the difference x - y, each resampled on its own). The
-    observed seeds stand for the population: for every n in ``seeds``, ``experiments`` imagined
-    experiments draw n seeds with replacement from them, and each computes the percentile
-    bootstrap interval (``reps`` resamples) of the statistic (``iqm`` or ``mean``), as the
-    analysis would. A row per n: the median interval width over the experiments, its 10th and
-    90th percentiles, and, with ``margin``, whether the median width is at most 2 x margin, the
-    width an equivalence band of +-margin has (an interval wider than its band can never lie in
-    it, nor decide a difference of the size of the margin). The planner draws with its own seeded
-    NumPy generator (many small bootstraps, vectorised): its widths are estimates of what
-    rliable's intervals would be, not rliable's.
-    """
-    stat = {"iqm": _iqm_last_axis, "mean": lambda a: a.mean(axis=-1)}[statistic]
-    samples = [np.asarray(v, dtype=np.float64) for v in ((x,) if y is None else (x, y))]
-    samples = [v[np.isfinite(v)] for v in samples]
-    if min(len(v) for v in samples) < 2:
-        raise ValueError("the seed-count planner needs at least two finite scores per algorithm")
-    rng = np.random.default_rng(seed)
-    tail = (1 - confidence) / 2
-    rows = []
-    for n in seeds:
-        estimate = 0.0
-        for sign, v in zip((1, -1), samples):
-            drawn = rng.choice(v, size=(experiments, n))                     # imagined experiments
-            idx = rng.integers(0, n, size=(experiments, reps, n))            # their bootstraps
-            estimate = estimate + sign * stat(np.take_along_axis(drawn[:, None, :].repeat(reps, 1),
-                                                                 idx, axis=-1))
-        low, high = np.quantile(estimate, [tail, 1 - tail], axis=1)
-        width = high - low
-        row = {"n_seeds": int(n), "statistic": statistic if y is None else f"{statistic} difference",
-               "width_median": float(np.median(width)),
-               "width_p10": float(np.quantile(width, 0.1)),
-               "width_p90": float(np.quantile(width, 0.9)),
-               "observed_seeds": " / ".join(str(len(v)) for v in samples)}
-        if margin is not None:
-            row["margin"] = float(margin)
-            row["decides"] = bool(row["width_median"] <= 2 * margin)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def seeds_needed(plan: pd.DataFrame):
-    """The smallest seed count of a :func:`seed_count_plan` (with a margin) from which every
-    larger count considered decides too, or None when the largest does not.
-
-    Widths need not shrink at every step at few seeds: the IQM of 3 scores is their mean, of 4
-    the mean of the middle two, and imagined experiments drawn from a handful of observed scores
-    repeat them, which narrows their bootstraps. A count that decides only by such a dip, with a
-    larger one that does not, is not the answer."""
-    needed = None
-    descending = plan.sort_values("n_seeds", ascending=False)
-    for n, decides in zip(descending["n_seeds"], descending["decides"]):
-        if not decides:
-            break
-        needed = int(n)
-    return needed
-
-
-def mean_bands(curves, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
-    """Mean over runs at every step, with its interval, of a (n_runs, n_steps) array holding NaN
-    where a run has no value (it diverged, or was not evaluated there).
-
-    Steps are grouped by the runs that have a value there; each group is one rectangular block
-    and one rliable call.  Returns (mean, ci_low, ci_high, n_runs) arrays over steps; the
-    interval is NaN where fewer than two runs have a value."""
-    x = np.asarray(curves, dtype=np.float64)
-    n_steps = x.shape[1]
-    mean, lo, hi = (np.full(n_steps, np.nan) for _ in range(3))
-    have = np.isfinite(x)
-    count = have.sum(axis=0)
-    groups: dict[tuple, list] = {}
-    for j in range(n_steps):
-        groups.setdefault(tuple(np.flatnonzero(have[:, j])), []).append(j)
-    for runs, steps in groups.items():
-        if not runs:
-            continue
-        block = x[np.ix_(runs, steps)]
-        mean[steps] = block.mean(axis=0)
-        if len(runs) >= 2 and reps >= 1:
-            _, intervals = seeded_interval_estimates({"runs": block[:, None, :]}, mean_over_runs,
-                                                     reps, seed, confidence)
-            lo[steps], hi[steps] = intervals["runs"][0], intervals["runs"][1]
-    return mean, lo, hi, count
-
-
-def learning_curves(scores_df, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
-    """Mean normalised return over seeds at every evaluation step of every (task, algorithm) of
-    the scores (benchmark and audit tasks), with its interval (:func:`mean_bands`): columns
-    ``task, algo, step, mean, ci_low, ci_high, n_seeds``. A seed counts at a step where its
-    evaluation there is finite (a diverged run's curve ends at its last finite evaluation)."""
-    cols = ["task", "algo", "step", "mean", "ci_low", "ci_high", "n_seeds"]
-    finite = scores_df[np.isfinite(scores_df["normalized"].astype(float))]
-    frames = []
-    for (task, algo), runs in finite.groupby(["task", "algo"], sort=True):
-        wide = runs.pivot_table(index="seed", columns="step", values="normalized",
-                                aggfunc="last")
-        mean, lo, hi, count = mean_bands(wide.to_numpy(dtype=float), reps=reps, seed=seed,
-                                         confidence=confidence)
-        frames.append(pd.DataFrame({"task": task, "algo": algo,
-                                    "step": wide.columns.to_numpy().astype(np.int64),
-                                    "mean": mean, "ci_low": lo, "ci_high": hi,
-                                    "n_seeds": count.astype(np.int64)}))
-    if not frames:
-        return pd.DataFrame(columns=cols)
-    return pd.concat(frames, ignore_index=True)[cols]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,16 +268,15 @@ def performance_profiles(matrices, taus=DEFAULT_TAUS, reps=DEFAULT_REPS, seed=DE
                          confidence=CONFIDENCE):
     """Score-distribution performance profiles (fraction of runs with score > tau) with CIs.
 
-    One ``rly.create_performance_profile`` call per algorithm, global RNG seeded before each.
-    Tidy output: algo, tau, fraction, ci_low, ci_high.
+    One ``rly.create_performance_profile`` call per algorithm, global RNG seeded before each
+    (:func:`analysis.bootstrap.seeded_performance_profiles`). Tidy output: algo, tau, fraction,
+    ci_low, ci_high.
     """
     mats = matrices.matrices if isinstance(matrices, MatrixSet) else matrices
     taus = np.asarray(taus, dtype=float)
+    prof, cis = seeded_performance_profiles(mats, taus, reps, seed, confidence)
     frames = []
     for algo, m in mats.items():
-        with _global_seed(seed):
-            prof, cis = rly.create_performance_profile({algo: m}, taus, reps=reps,
-                                                       confidence_interval_size=confidence)
         frames.append(pd.DataFrame({"algo": algo, "tau": taus, "fraction": prof[algo],
                                     "ci_low": cis[algo][0], "ci_high": cis[algo][1],
                                     "n_runs": int(m.size)}))
@@ -550,6 +352,30 @@ def iqm_curves(scores_df, mset: MatrixSet, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
                             "n_runs": int(arr.shape[0] * arr.shape[1]), "n_tasks": arr.shape[1]})
               for a, arr in arrays.items()]
     return pd.concat(frames, ignore_index=True)[cols]
+
+
+def learning_curves(scores_df, reps=DEFAULT_REPS, seed=DEFAULT_SEED, confidence=CONFIDENCE):
+    """Mean normalised return over seeds at every evaluation step of every (task, algorithm) of
+    the scores (benchmark and audit tasks), with its interval
+    (:func:`analysis.bootstrap.mean_bands`): columns ``task, algo, step, mean, ci_low, ci_high,
+    n_seeds``. A seed counts at a step where its evaluation there is finite (a diverged run's
+    curve ends at its last finite evaluation)."""
+    cols = ["task", "algo", "step", "mean", "ci_low", "ci_high", "n_seeds"]
+    finite = scores_df[np.isfinite(scores_df["normalized"].astype(float))]
+    frames = []
+    for (task, algo), runs in finite.groupby(["task", "algo"], sort=True):
+        wide = runs.pivot_table(index="seed", columns="step", values="normalized",
+                                aggfunc="last")
+        mean, lo, hi, count = mean_bands(wide.to_numpy(dtype=float), reps=reps, seed=seed,
+                                         confidence=confidence)
+        frames.append(pd.DataFrame({"task": task, "algo": algo,
+                                    "step": wide.columns.to_numpy().astype(np.int64),
+                                    "mean": mean, "ci_low": lo, "ci_high": hi,
+                                    "n_seeds": count.astype(np.int64)}))
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True)[cols]
+
 
 
 # ---------------------------------------------------------------------------------------------

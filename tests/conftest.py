@@ -56,6 +56,22 @@ def sigkill_after_checkpoint(command, ckpt, delay, timeout=300) -> bool:
     return True
 
 
+def preset_config(name: str) -> dict:
+    """A preset as Snakemake reads it: config/config.yaml, updated key by key (recursively) by
+    config/<name>."""
+    import yaml
+
+    def update(base, over):
+        for key, value in over.items():
+            base[key] = (update(dict(base[key]), value)
+                         if isinstance(value, dict) and isinstance(base.get(key), dict) else value)
+        return base
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    if name != "config.yaml":
+        config = update(config, yaml.safe_load((ROOT / "config" / name).read_text()) or {})
+    return config
+
+
 def python_env():
     """Environment for subprocesses: the repo importable, one thread, no rendering."""
     env = dict(os.environ)

@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import audit, stats
+from analysis import audit
 from analysis.audit.scale import SCALE_COLUMNS
 from analysis.audit.tables import INITIAL_COLUMNS, PATTERN_COLUMNS
 from analysis.provenance import sidecar_path
 import contract
 from contract import run_config, seed_dir, write_manifest
 from qsm.rundir import TIMING_PHASES, SeedRunWriter
+from rliable import library as rly
 
 REPO = Path(__file__).resolve().parents[1]
 REPS = 200
@@ -293,9 +294,13 @@ def test_known_optima_come_from_config_json_not_the_task_name(cli_out):
 
 def test_the_audit_does_not_import_the_environments():
     """The contract is the only coupling: what the audit knows of a task comes from its runs."""
-    from qsm.identity import closure
+    from qsm.identity import closure, imports_of
     modules = closure(["analysis.audit"])
     assert "analysis.audit.load" in modules and "analysis.mixed" in modules
+    # its intervals come from the engine, not from the benchmark's tables (analysis.stats)
+    assert "analysis.bootstrap" in modules
+    assert not [m for m in modules if m.startswith("analysis.audit")
+                and "analysis.stats" in imports_of(m)]
     # the contract's modules only: its validator, identities (with the budget they hold), and
     # metrics.csv's columns (and the command-line help formatter, which imports nothing of the
     # suite)
@@ -442,50 +447,13 @@ def test_intervals_over_seeds_are_rliables(cli_out):
         "seed")["kl_interior_gaussian_fit"].mean().to_numpy()
     assert len(per_seed) == 3 and per_seed.std() > 0  # a non-degenerate interval
     np.random.seed(0)  # the CLI's --seed
-    point, ci = stats.rly.get_interval_estimates({"x": per_seed[:, None]},
-                                                 lambda m: np.mean(m, axis=0), reps=REPS)
+    point, ci = rly.get_interval_estimates({"x": per_seed[:, None]},
+                                           lambda m: np.mean(m, axis=0), reps=REPS)
     row = rows(kl, kind="interior_gaussian_fit", algo="qsm", task="toy_bimodal",
                distribution="behaviour").iloc[0]
     assert row["estimate"] == pytest.approx(point["x"][0], rel=1e-4)  # the CSVs hold 6 digits
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(tuple(ci["x"][:, 0]), rel=1e-4)
     assert row["ci_low"] < row["estimate"] < row["ci_high"]
-
-
-def test_bootstrap_mean_ci_is_rliable_on_one_task():
-    values = [1.0, 2.0, 3.0, 4.0, 7.5]
-    est, lo, hi = stats.bootstrap_mean_ci(values, reps=500, seed=3)
-    np.random.seed(3)
-    point, ci = stats.rly.get_interval_estimates({"x": np.array(values)[:, None]},
-                                                 lambda m: np.mean(m, axis=0), reps=500)
-    assert (est, lo, hi) == (point["x"][0], ci["x"][0, 0], ci["x"][1, 0])
-    assert 1.0 <= lo < est < hi <= 7.5
-    np.random.seed(99)  # the caller's global RNG state does not matter, and is kept
-    state = np.random.get_state()[1].copy()
-    assert stats.bootstrap_mean_ci(values, reps=500, seed=3) == (est, lo, hi)
-    assert (np.random.get_state()[1] == state).all()
-    est, lo, hi = stats.bootstrap_mean_ci([5.0, np.nan], reps=500, seed=0)
-    assert est == 5.0 and math.isnan(lo) and math.isnan(hi)
-    assert all(math.isnan(v) for v in stats.bootstrap_mean_ci([], reps=10))
-
-
-def test_mean_bands_are_rliable_per_block_of_runs():
-    """Learning-curve bands: steps where the same runs have values form one rliable call."""
-    rng = np.random.default_rng(1)
-    curves = rng.normal(size=(4, 6))
-    curves[3, 4:] = np.nan      # a run that diverged after step 3
-    curves[1:, 5] = np.nan      # the last step: one run left, no interval
-    mean, lo, hi, n = stats.mean_bands(curves, reps=300, seed=2)
-    assert n.tolist() == [4, 4, 4, 4, 3, 1]
-    np.testing.assert_allclose(mean, np.nanmean(curves, axis=0))
-    np.random.seed(2)
-    _, ci = stats.rly.get_interval_estimates({"x": curves[:, None, :4]},
-                                             lambda m: np.mean(m, axis=0).ravel(), reps=300)
-    assert (lo[:4] == ci["x"][0]).all() and (hi[:4] == ci["x"][1]).all()
-    np.random.seed(2)
-    _, ci = stats.rly.get_interval_estimates({"x": curves[:3, None, 4:5]},
-                                             lambda m: np.mean(m, axis=0).ravel(), reps=300)
-    assert (lo[4], hi[4]) == (ci["x"][0, 0], ci["x"][1, 0])
-    assert math.isnan(lo[5]) and math.isnan(hi[5]) and mean[5] == curves[0, 5]
 
 
 def test_the_per_run_table_is_the_runs_mean_over_probe_states(cli_out):

@@ -1,5 +1,5 @@
-"""The suite's imports: no module imports one that imports it back, and the agent catalog that
-the pipeline reads at DAG time loads no torch."""
+"""The suite's imports: no module imports one that imports it back, the agent catalog that the
+pipeline reads at DAG time loads no torch, and the plotting kit loads no statistics."""
 import subprocess
 import sys
 
@@ -83,3 +83,27 @@ def test_the_catalog_loads_no_torch():
     assert proc.returncode == 0, proc.stderr
     count, heavy = proc.stdout.split(" ", 1)
     assert int(count) >= 4 and heavy.strip() == "[]"
+
+
+def test_the_plotting_kit_loads_no_statistics():
+    """analysis.plotting draws tables: importing it loads neither rliable, the statistics nor the
+    benchmark figures."""
+    code = ("import sys\n"
+            "import analysis.plotting\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rliable' or m in "
+            "('analysis.stats', 'analysis.figures')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=python_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_only_the_benchmark_imports_its_figures():
+    """Every other figure takes its kit from analysis.plotting, not from analysis.figures (which
+    only the benchmark's command and its tests use)."""
+    graph = import_graph()
+    for folder in ("benchmarks", "scripts"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            graph[f"{folder}/{path.name}"] = frozenset(identity._script_imports(path))
+    assert "analysis.plotting" in graph["analysis.figures"]
+    assert sorted(m for m, imported in graph.items() if "analysis.figures" in imported) == []

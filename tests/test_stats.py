@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import aggregate, stats
+from analysis import aggregate, bootstrap, stats
 from analysis.manifest import load_manifest
 from analysis.provenance import sidecar_path
 from contract import run_config, seed_dir, write_manifest
 from qsm.identity import hash_of
 from qsm.rundir import CONFIG_KEYS, TIMING_PHASES, SeedRunWriter
+from rliable import library as rly
+from rliable import metrics
 
 REPO = Path(__file__).resolve().parents[1]
 REPS = 200
@@ -278,10 +280,10 @@ def test_aggregate_metrics_match_rliable_exactly():
     got = stats.aggregate_metrics(mats, reps=REPS, seed=seed)
     for algo, m in mats.items():
         np.random.seed(seed)
-        points, intervals = stats.rly.get_interval_estimates({algo: m}, stats.aggregate_func,
-                                                             reps=REPS)
+        points, intervals = rly.get_interval_estimates({algo: m}, bootstrap.aggregate_func,
+                                                       reps=REPS)
         g = got[got["algo"] == algo].set_index("metric")
-        for j, metric in enumerate(stats.METRICS):
+        for j, metric in enumerate(bootstrap.METRICS):
             assert g.loc[metric, "estimate"] == points[algo][j]
             assert g.loc[metric, "ci_low"] == intervals[algo][0, j]
             assert g.loc[metric, "ci_high"] == intervals[algo][1, j]
@@ -299,9 +301,8 @@ def test_probability_of_improvement_matches_rliable():
     assert list(got["algo_y"]) == ["B", "C"]
     for _, r in got.iterrows():
         np.random.seed(5)
-        p, ci = stats.rly.get_interval_estimates({"x": [mats["A"], mats[r["algo_y"]]]},
-                                                 stats.metrics.probability_of_improvement,
-                                                 reps=REPS)
+        p, ci = rly.get_interval_estimates({"x": [mats["A"], mats[r["algo_y"]]]},
+                                           metrics.probability_of_improvement, reps=REPS)
         assert r["estimate"] == p["x"] and r["ci_low"] == np.ravel(ci["x"])[0]
         assert r["ci_high"] == np.ravel(ci["x"])[1]
         assert r["estimate"] == pytest.approx(1.0) and r["ci_low"] > 0.95
@@ -310,22 +311,32 @@ def test_probability_of_improvement_matches_rliable():
     assert stats.probability_of_improvement(mats, reference="absent", reps=REPS).empty
 
 
-def test_performance_profile_and_iqm_curve_match_rliable():
+def test_performance_profile_matches_rliable():
     mats = _synthetic_matrices()
     taus = np.linspace(0, 1, 21)
     prof = stats.performance_profiles(mats, taus=taus, reps=REPS, seed=2)
     for algo, m in mats.items():
         np.random.seed(2)
-        p, ci = stats.rly.create_performance_profile({algo: m}, taus, reps=REPS)
+        p, ci = rly.create_performance_profile({algo: m}, taus, reps=REPS)
         g = prof[prof.algo == algo]
         assert (g["fraction"].to_numpy() == p[algo]).all()
         assert (g["ci_low"].to_numpy() == ci[algo][0]).all()
         assert (g["ci_high"].to_numpy() == ci[algo][1]).all()
-    curves = {a: np.stack([m * f for f in (0.0, 0.5, 1.0)], axis=-1) for a, m in mats.items()}
-    pts, cis = stats.seeded_interval_estimates(curves, stats.iqm_over_steps, reps=REPS, seed=4)
-    np.random.seed(4)
-    p, ci = stats.rly.get_interval_estimates({"A": curves["A"]}, stats.iqm_over_steps, reps=REPS)
-    assert (pts["A"] == p["A"]).all() and (cis["A"] == ci["A"]).all()
+
+
+def test_iqm_curves_match_rliable_on_the_curve_arrays(collected):
+    scores, status = collected
+    mset = stats.build_matrices(stats.final_score_table(scores, status))
+    got = stats.iqm_curves(scores, mset, reps=REPS, seed=4)
+    steps, arrays = stats.curve_arrays(scores, mset)
+    assert sorted(arrays) == sorted(mset.algos) and steps.size
+    for algo, arr in arrays.items():
+        np.random.seed(4)
+        p, ci = rly.get_interval_estimates({algo: arr}, bootstrap.iqm_over_steps, reps=REPS)
+        g = got[got.algo == algo]
+        assert (g["step"].to_numpy() == steps).all() and (g["iqm"].to_numpy() == p[algo]).all()
+        assert (g["ci_low"].to_numpy() == ci[algo][0]).all()
+        assert (g["ci_high"].to_numpy() == ci[algo][1]).all()
 
 
 def _final_rows(n_by_algo_task, role_of=lambda task: "benchmark"):
@@ -452,13 +463,13 @@ def test_figures_cli_writes_png_and_pdf(pipeline_outputs):
 
 
 def test_figure_labels_and_colours(collected):
-    from analysis import figures
+    from analysis import plotting
     scores, status = collected
-    assert figures.run_label("sac", status, ["walker_walk"]) == "sac (5/5 seeds; 1 diverged)"
-    assert figures.run_label("random", status, ["hopper_hop"]) == "random (4/5 seeds; 1 missing)"
-    assert figures.algo_color("qsm") == figures.PALETTE["qsm"]
-    assert figures.algo_color("brand_new") == figures.algo_color("brand_new")
-    assert figures.step_budget_text(status, scores) == "step budget 10,000 environment steps"
+    assert plotting.run_label("sac", status, ["walker_walk"]) == "sac (5/5 seeds; 1 diverged)"
+    assert plotting.run_label("random", status, ["hopper_hop"]) == "random (4/5 seeds; 1 missing)"
+    assert plotting.algo_color("qsm") == plotting.PALETTE["qsm"]
+    assert plotting.algo_color("brand_new") == plotting.algo_color("brand_new")
+    assert plotting.step_budget_text(status, scores) == "step budget 10,000 environment steps"
 
 
 def test_figures_survive_empty_and_audit_only_data(runs, collected, tmp_path):
@@ -566,12 +577,13 @@ def test_a_figure_without_the_footer_is_refused(tmp_path, runs):
     fig = plt.figure()
     fig.text(0, 0, "a caption without provenance")
     with pytest.raises(ValueError, match="no provenance footer"):
-        write_figure(fig, tmp_path, "bare", prov)
+        write_figure(fig, tmp_path, "aggregate_metrics", prov, "a caption without provenance")
     assert not list(tmp_path.iterdir())
     fig = plt.figure()
-    from analysis.figures import caption_with_footer
+    from analysis.plotting import caption_with_footer
     fig.text(0, 0, caption_with_footer("a caption", prov, width=40))  # wrapped footer is fine
-    assert [p.name for p in write_figure(fig, tmp_path, "ok", prov)] == ["ok.png", "ok.pdf"]
+    assert [p.name for p in write_figure(fig, tmp_path, "aggregate_metrics", prov, "a caption")] \
+        == ["aggregate_metrics.png", "aggregate_metrics.pdf"]
 
 
 def test_report_captions_get_the_figures_footer_before_anything_runs(runs):
@@ -584,10 +596,11 @@ def test_report_captions_get_the_figures_footer_before_anything_runs(runs):
                           (("benchmark",), "analysis.profile")):
         assert footer_of_manifest(obj, roles, module) == \
             Provenance.of(load_manifest(manifest), roles, module).footer()
-    # the report's caption files show that footer (the front page is no caption: it has no rule)
-    for rst in (REPO / "workflow" / "report").glob("*.rst"):
-        if rst.name != "workflow.rst":
-            assert "{{ snakemake.params.provenance }}" in rst.read_text(), rst.name
+    # the report's table captions show that footer (the figures' captions end with their own)
+    from analysis import catalogue
+    for row in catalogue.OUTPUTS:
+        for table in row.reported:
+            assert "{{ snakemake.params.provenance }}" in catalogue.report_caption(table), table
 
 
 def test_figures_are_byte_reproducible(pipeline_outputs, tmp_path):
@@ -602,45 +615,3 @@ def test_figures_are_byte_reproducible(pipeline_outputs, tmp_path):
     assert [p.name for p in paths] == ["learning_curves.png", "learning_curves.pdf"]
     for path in paths:
         assert path.read_bytes() == (figures_dir / path.name).read_bytes(), path.name
-
-
-def test_seed_count_planner_matches_the_width_theory_gives_for_a_mean():
-    """From a large normal sample, the planner's median 95% width of a mean over n seeds is
-    3.92 sigma sqrt((n-1)/n) / sqrt(n) (within the bootstrap's error), and of a difference of two
-    such means sqrt(2) times that; widths shrink with n, and the seeds needed at a margin are the
-    first n whose median width is at most twice the margin."""
-    from analysis.stats import seed_count_plan, seeds_needed
-    x = np.random.default_rng(3).normal(0.0, 1.0, 4000)
-    plan = seed_count_plan(x, statistic="mean", seeds=(25, 100))
-    theory = 3.92 * np.sqrt((plan["n_seeds"] - 1) / plan["n_seeds"]) / np.sqrt(plan["n_seeds"])
-    assert np.allclose(plan["width_median"], theory, rtol=0.08), plan
-    diff = seed_count_plan(x, x, statistic="mean", seeds=(25, 100), margin=0.3)
-    assert np.allclose(diff["width_median"], np.sqrt(2) * theory, rtol=0.08), diff
-    assert list(diff["decides"]) == [False, True] and seeds_needed(diff) == 100
-    iqm = seed_count_plan(x, seeds=(5, 20, 80), margin=10.0)
-    assert iqm["width_median"].is_monotonic_decreasing and seeds_needed(iqm) == 5
-    assert seeds_needed(seed_count_plan(x, seeds=(5,), margin=1e-3)) is None
-    with pytest.raises(ValueError, match="at least two finite scores"):
-        seed_count_plan([1.0, np.nan])
-
-
-def test_seeds_needed_is_the_count_from_which_every_larger_one_decides():
-    """A count that decides only by a dip of the widths at few seeds (IQM of 3 = mean, of 4 =
-    middle two), with a larger count that does not, is not the answer; a plan whose largest count
-    does not decide needs more seeds than it considers."""
-    from analysis.stats import seed_count_plan, seeds_needed
-
-    def plan(decides):
-        return pd.DataFrame({"n_seeds": [3, 5, 10, 20][:len(decides)], "decides": decides})
-
-    assert seeds_needed(plan([True, False, True, True])) == 10
-    assert seeds_needed(plan([False, True, False, True])) == 20
-    assert seeds_needed(plan([True, True, True, True])) == 3
-    assert seeds_needed(plan([True, True, True, False])) is None
-    assert seeds_needed(plan([False, False])) is None
-    assert seeds_needed(plan([True, False, True, True]).iloc[::-1]) == 10   # order of the rows
-    # the dip is real: from a normal population, the IQM's interval at 4 seeds is wider than at 3
-    big = np.random.default_rng(0).normal(0.0, 1.0, 4000)
-    widths = seed_count_plan(big, seeds=(3, 4), margin=0.9)
-    assert widths["width_median"].iloc[1] > widths["width_median"].iloc[0], widths
-    assert list(widths["decides"]) == [True, False] and seeds_needed(widths) is None

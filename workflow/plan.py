@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis.archive import ArchiveError, find_run, index_by_run
+from analysis.catalogue import FIGURES, TABLES, table_path
 from analysis.manifest import manifest_dict, manifest_entry, write_manifest
 from qsm.budget import LEARNING_KEYS, PROTOCOL_KEYS, SWEEPABLE as SWEEPABLE_BUDGET, Budget
 from qsm.catalog import agent_catalog
@@ -48,11 +49,9 @@ from qsm.identity import (ENVIRONMENT_PACKAGES, TRAINER_PACKAGES, code_version, 
                           package_versions, run_identity, training_code_version)
 
 RUNS = "results/runs"
-TABLES = "results/tables"
-FIGURES = "results/figures"
 LOGS = "results/logs"
 CHECKPOINTS = "results/checkpoints"  # not a declared output: survives failed jobs
-MANIFEST = f"{TABLES}/run_manifest.json"
+MANIFEST = table_path("run_manifest.json")
 
 # Roles the pipeline gives its own runs: a sweep may not take one of these names.
 FIXED_ROLES = ("benchmark", "audit", "tsweep", "batch_sweep")

@@ -15,10 +15,10 @@ from analysis.audit.scale import scale_match_table
 from analysis.audit.tables import (bound_mass_table, initial_state_table, kl_table,
                                    measure_entries, modes_summary, modes_table, pattern_table,
                                    run_table, sweep_table, toy_table)
+from analysis.bootstrap import DEFAULT_REPS, DEFAULT_SEED
 from analysis.manifest import load_manifest
 from analysis.outputs import write_table
 from analysis.provenance import Provenance
-from analysis.stats import DEFAULT_REPS, DEFAULT_SEED
 from qsm.cli import HelpFormatter
 
 MODULE = "analysis.audit"

@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 
 from analysis import mixed
-from analysis.stats import DEFAULT_SEED
+from analysis.bootstrap import DEFAULT_SEED
 
 DEFAULT_KL_SAMPLES = 1000
 

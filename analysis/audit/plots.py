@@ -23,14 +23,14 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
+from analysis import catalogue  # noqa: E402
 from analysis.audit.load import DISTRIBUTIONS, task_optima  # noqa: E402
 from analysis.audit.measure import subsample  # noqa: E402
 from analysis.audit.tables import LEARNED_THRESHOLD, TOY_MIN_SHARE, TOY_RADIUS  # noqa: E402
-from analysis.figures import algo_color, finish_figure, no_data_panel  # noqa: E402
-from analysis.stats import DEFAULT_SEED  # noqa: E402
+from analysis.bootstrap import DEFAULT_SEED  # noqa: E402
+from analysis.plotting import algo_color, finish_figure, no_data_panel  # noqa: E402
 
-FIGURE_NAMES = ("mode_counts", "bound_mass", "kl_divergence", "action_histograms", "toy_optima",
-                "bound_patterns")
+FIGURE_NAMES = tuple(catalogue.figures_of("audit", {}))  # and one per sweep
 HATCH = {"policy": None, "behaviour": "////"}
 LINESTYLE = {"policy": "-", "behaviour": "--"}
 DIST_TEXT = ("policy = the learned policy (no exploration noise; TD3's is a point mass); "
@@ -41,12 +41,12 @@ LEARNED_TEXT = (f"On tasks with known optima a seed 'learned the task' when its 
                 f"(their modes are not evidence).")
 
 
-def _save(fig, outdir, name, caption, provenance, runs, top_inches=0.6):
-    """analysis.figures.finish_figure, with `top_inches` of room above the panels (the 2-line
+def _save(fig, outdir, name, caption, provenance, runs, top_inches=0.6, entry=None):
+    """analysis.plotting.finish_figure, with `top_inches` of room above the panels (the 2-line
     title, and a legend under it); `runs`: the per-run table of the runs drawn."""
     used = set(runs.loc[runs["audited"], "path"])
     return finish_figure(fig, outdir, name, caption, provenance, used,
-                         top=1 - top_inches / fig.get_figheight(), dpi=130)
+                         top=1 - top_inches / fig.get_figheight(), dpi=130, entry=entry)
 
 
 def _audited_seeds(runs, tasks=None) -> dict:
@@ -162,10 +162,16 @@ def _task_panels(tasks):
     return fig, axes
 
 
-def plot_mode_counts(summary, runs, outdir, provenance):
-    """Interior modes per probe state, per task, algorithm and distribution."""
+def _seed_bars(summary, runs, column, ylabel, headroom, guide=None, optima=False, na_text=None,
+               pale_unlearned=False, near_bound=False):
+    """Panels per task of bars per algorithm and distribution: `column`'s mean over seeds
+    (`summary`) with its 95% interval, and the seeds' values (`runs`: x for a seed that did not
+    learn the task). `headroom`: the y range over the tallest value (room for the legend);
+    `guide`: a dotted line at that height; `optima`: the known optima as a dashed line;
+    `na_text`: drawn where a bar has no value; `pale_unlearned`: pale bars where no seed learned
+    the task; `near_bound`: mark bars whose modes mostly lie near a bound."""
     tasks = sorted(summary["task"].unique()) if len(summary) else []
-    optima = _known_optima(runs)
+    known = _known_optima(runs)
     dists = _distributions(runs)
     fig, axes = _task_panels(tasks)
     for ax, task in zip(axes, tasks):
@@ -177,38 +183,47 @@ def plot_mode_counts(summary, runs, outdir, provenance):
             for j, dist in enumerate(dists):
                 r = s[(s["algo"] == algo) & (s["distribution"] == dist)]
                 x = at(i, j)
-                if not len(r) or not np.isfinite(r["interior_modes"].iloc[0]):
-                    ax.text(x, 0.05, "n/a", ha="center", va="bottom", fontsize=7, color="0.3",
-                            rotation=90)
+                if not len(r) or not np.isfinite(r[column].iloc[0]):
+                    if na_text:
+                        ax.text(x, 0.05, na_text, ha="center", va="bottom", fontsize=7,
+                                color="0.3", rotation=90)
                     continue
                 r = r.iloc[0]
-                unlearned = task in optima and r["n_learned"] == 0
-                ax.bar(x, r["interior_modes"], width=width * 0.95, color=algo_color(algo),
+                unlearned = pale_unlearned and task in known and r["n_learned"] == 0
+                ax.bar(x, r[column], width=width * 0.95, color=algo_color(algo),
                        alpha=0.25 if unlearned else 0.8, hatch=HATCH[dist], edgecolor="k",
                        lw=0.4)
-                _interval(ax, x, r["interior_modes"], r["interior_modes_ci_low"],
-                          r["interior_modes_ci_high"])
+                _interval(ax, x, r[column], r[f"{column}_ci_low"], r[f"{column}_ci_high"])
                 seeds = runs[runs["audited"] & (runs["algo"] == algo) & (runs["task"] == task)
                              & (runs["distribution"] == dist)].sort_values("seed")
-                vals = seeds["interior_modes"].to_numpy(float)
+                vals = seeds[column].to_numpy(float)
                 _seed_marks(ax, x, vals, _learned_flags(seeds), width)
-                if r["interior_modes_near_bound"] >= 0.5 * r["interior_modes"]:
-                    ax.text(x, r["interior_modes"] / 2, "near\n\u00b11", ha="center",
-                            va="center", fontsize=6, color="k")
-                ymax = max(ymax, np.nanmax([r["interior_modes"], r["interior_modes_ci_high"],
-                                            *vals, 0]))
-        if task in optima:
-            ax.axhline(optima[task], ls="--", color="k", lw=1.1,
-                       label=f"true optima ({optima[task]})")
-            ymax = max(ymax, optima[task])
+                if near_bound and r[f"{column}_near_bound"] >= 0.5 * r[column]:
+                    ax.text(x, r[column] / 2, "near\n\u00b11", ha="center", va="center",
+                            fontsize=6, color="k")
+                ymax = max(ymax, np.nanmax([r[column], r[f"{column}_ci_high"], *vals, 0]))
+        if optima and task in known:
+            ax.axhline(known[task], ls="--", color="k", lw=1.1,
+                       label=f"true optima ({known[task]})")
+            ymax = max(ymax, known[task])
+        if guide is not None:
+            ax.axhline(guide, color="0.5", lw=0.8, ls=":")
         ax.set_xticks(range(len(algos)))
         ax.set_xticklabels(algos, fontsize=8)
         ax.set_xlim(-0.6, len(algos) - 0.4)
-        ax.set_ylim(0, ymax * 1.6 + 0.5)  # headroom for the legend
-        ax.set_ylabel("interior modes per probe state", fontsize=8)
+        ax.set_ylim(0, ymax * headroom + 0.5)
+        ax.set_ylabel(ylabel, fontsize=8)
         ax.set_title(task, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         _dist_legend(ax, dists)
+    return fig
+
+
+def plot_mode_counts(summary, runs, outdir, provenance):
+    """Interior modes per probe state, per task, algorithm and distribution."""
+    fig = _seed_bars(summary, runs, "interior_modes", "interior modes per probe state",
+                     headroom=1.6, optima=True, na_text="n/a", pale_unlearned=True,
+                     near_bound=True)
     fig.suptitle(f"Modes of the interior part of the action distributions (no coordinate on a "
                  f"bound)\n({_seeds_text(runs)})", fontsize=11)
     cap = (f"{DIST_TEXT}. Bar = mean over seeds of each seed's mean over probe states of the "
@@ -275,38 +290,8 @@ def plot_bound_mass(summary, runs, outdir, provenance):
 
 def plot_bound_patterns(summary, runs, outdir, provenance):
     """How many faces of the action box a policy uses: heavy bound patterns per probe state."""
-    tasks = sorted(summary["task"].unique()) if len(summary) else []
-    dists = _distributions(runs)
-    fig, axes = _task_panels(tasks)
-    for ax, task in zip(axes, tasks):
-        s = summary[summary["task"] == task]
-        algos = sorted(s["algo"].unique())
-        width, at = _bar_layout(len(algos), len(dists))
-        ymax = 1.0
-        for i, algo in enumerate(algos):
-            for j, dist in enumerate(dists):
-                r = s[(s["algo"] == algo) & (s["distribution"] == dist)]
-                if not len(r) or not r["n_seeds"].iloc[0]:
-                    continue
-                r, x = r.iloc[0], at(i, j)
-                ax.bar(x, r["n_heavy_patterns"], width=width * 0.95, color=algo_color(algo),
-                       alpha=0.8, hatch=HATCH[dist], edgecolor="k", lw=0.4)
-                _interval(ax, x, r["n_heavy_patterns"], r["n_heavy_patterns_ci_low"],
-                          r["n_heavy_patterns_ci_high"])
-                seeds = runs[runs["audited"] & (runs["algo"] == algo) & (runs["task"] == task)
-                             & (runs["distribution"] == dist)].sort_values("seed")
-                vals = seeds["n_heavy_patterns"].to_numpy(float)
-                _seed_marks(ax, x, vals, _learned_flags(seeds), width)
-                ymax = max(ymax, np.nanmax([r["n_heavy_patterns_ci_high"], *vals, 0]))
-        ax.axhline(1, color="0.5", lw=0.8, ls=":")
-        ax.set_xticks(range(len(algos)))
-        ax.set_xticklabels(algos, fontsize=8)
-        ax.set_xlim(-0.6, len(algos) - 0.4)
-        ax.set_ylim(0, ymax * 1.5 + 0.5)
-        ax.set_ylabel("bound patterns holding ≥ 5% per state", fontsize=8)
-        ax.set_title(task, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-        _dist_legend(ax, dists)
+    fig = _seed_bars(summary, runs, "n_heavy_patterns", "bound patterns holding ≥ 5% per state",
+                     headroom=1.5, guide=1)
     fig.suptitle(f"Multimodality over the faces of the action box: bound patterns per probe "
                  f"state\n({_seeds_text(runs)})", fontsize=11)
     cap = (f"{DIST_TEXT}. A sample's bound pattern gives each coordinate as at -1, inside or at "
@@ -660,4 +645,4 @@ def plot_sweep(sweep_df, runs, outdir, provenance, *, name="mq_sweep", hparam="M
            f"RMS: of M_q dQ/da over training's last tenth (dotted: 1, the sampler noise's); "
            f"return: final evaluation return over the task's maximum (dashed: the "
            f"{LEARNED_THRESHOLD:g} threshold for 'learned'). {_skipped_text(runs)}")
-    return _save(fig, outdir, name, cap, provenance, runs)
+    return _save(fig, outdir, name, cap, provenance, runs, entry="{sweep}")

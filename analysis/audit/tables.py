@@ -1,5 +1,6 @@
 """The audit's tables: per-state measurements, and per (algorithm, task, distribution) means over
-seeds with intervals from the analysis's one bootstrap engine (analysis.stats.bootstrap_mean_ci).
+seeds with intervals from the analysis's one bootstrap engine
+(analysis.bootstrap.bootstrap_mean_ci).
 
 Every probe state is measured once (:func:`measure_entries`); the tables are views of those
 measurements."""
@@ -10,10 +11,11 @@ import math
 import numpy as np
 import pandas as pd
 
+from analysis import catalogue
 from analysis.audit.load import RunEntry, task_optima
 from analysis.audit.measure import (DEFAULT_KL_SAMPLES, between_kl, interior_gaussian_kl,
                                     state_measures, subsample)
-from analysis.stats import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
+from analysis.bootstrap import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
 
 TOY_RADIUS = 0.15      # a sample is near an optimum within this Euclidean distance
 TOY_MIN_SHARE = 0.05   # an optimum is covered when at least this share of samples is near it
@@ -60,8 +62,7 @@ RUN_MEASURES = ("interior_modes", "interior_modes_near_bound", "frac_multimodal"
 RUN_COLUMNS = (["algo", "task", "seed", "role", "value", "distribution", "status", "audited",
                 "learned", "true_modes", "final_normalized", "score_target_rms"]
                + list(RUN_MEASURES) + ["optima_covered", "path", "detail"])
-TABLE_NAMES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
-               "audit_runs.csv", "bound_patterns.csv", "initial_state.csv", "scale_match.csv")
+TABLE_NAMES = tuple(catalogue.tables_of("audit", {}))  # and one per sweep
 
 
 def sweep_columns(hparam: str) -> list[str]:

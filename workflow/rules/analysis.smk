@@ -1,6 +1,4 @@
 STATS = config["stats"]
-STATS_TABLES = ["aggregate.csv", "probability_of_improvement.csv", "performance_profile.csv",
-                "iqm_curve.csv", "learning_curves.csv", "final_scores.csv", "final_scores.md"]
 
 
 rule aggregate:
@@ -10,10 +8,9 @@ rule aggregate:
         flags=flags_of("benchmark", "audit"),
         manifest=MANIFEST,
     output:
-        scores=f"{TABLES}/scores.csv",
-        status=report(f"{TABLES}/run_status.csv", category="Runs",
-                      caption="../report/run_status.rst"),
-        provenance=sidecars(f"{TABLES}/scores.csv", f"{TABLES}/run_status.csv"),
+        scores=table("scores.csv"),
+        status=table("run_status.csv"),
+        provenance=sidecars_of("aggregate"),
     log:
         f"{LOGS}/aggregate.log",
     params:
@@ -34,16 +31,8 @@ rule stats:
         status=rules.aggregate.output.status,
         manifest=MANIFEST,
     output:
-        aggregate=report(f"{TABLES}/aggregate.csv", category="Benchmark",
-                         caption="../report/aggregate.rst"),
-        poi=f"{TABLES}/probability_of_improvement.csv",
-        profile=f"{TABLES}/performance_profile.csv",
-        curve=f"{TABLES}/iqm_curve.csv",
-        curves=f"{TABLES}/learning_curves.csv",
-        final_csv=f"{TABLES}/final_scores.csv",
-        final=report(f"{TABLES}/final_scores.md", category="Benchmark",
-                     caption="../report/final_scores.rst"),
-        provenance=sidecars(*[f"{TABLES}/{name}" for name in STATS_TABLES]),
+        tables=tables_of("stats"),
+        provenance=sidecars_of("stats"),
     log:
         f"{LOGS}/stats.log",
     params:
@@ -53,7 +42,7 @@ rule stats:
         tasks=("--tasks " + " ".join(STATS["tasks"]) + " ") if STATS.get("tasks") else "",
         code=analysis_code("analysis.stats"),
         provenance=provenance_footer("analysis.stats", "benchmark", "audit"),
-        tables=lambda wc, output: Path(output.aggregate).parent,
+        tables=lambda wc, output: Path(output.tables[0]).parent,
     conda:
         "../../environment.yml"
     shell:
@@ -70,9 +59,8 @@ rule figures:
         rules.stats.output,
         manifest=MANIFEST,
     output:
-        figures=[report(f"{FIGURES}/{name}.png", category="Benchmark",
-                        caption=f"../report/{name}.rst") for name in BENCH_FIGURES],
-        pdfs=[f"{FIGURES}/{name}.pdf" for name in BENCH_FIGURES],
+        figures=figures_of("figures"),
+        files=figure_files("figures"),
     log:
         f"{LOGS}/figures.log",
     params:
@@ -96,17 +84,13 @@ rule fidelity:
     input:
         scores=rules.aggregate.output.scores,
         status=rules.aggregate.output.status,
-        modes=f"{TABLES}/modes_summary.csv",
+        modes=table_path("modes_summary.csv"),
         manifest=MANIFEST,
     output:
-        table=report(f"{TABLES}/fidelity.csv", category="Fidelity", caption="../report/fidelity.rst"),
-        markdown=f"{TABLES}/fidelity.md",
-        curves=f"{TABLES}/fidelity_curves.csv",
-        provenance=sidecars(f"{TABLES}/fidelity.csv", f"{TABLES}/fidelity.md",
-                            f"{TABLES}/fidelity_curves.csv"),
-        figure=report(f"{FIGURES}/fidelity.png", category="Fidelity",
-                      caption="../report/fidelity.rst"),
-        pdf=f"{FIGURES}/fidelity.pdf",
+        tables=tables_of("fidelity"),
+        provenance=sidecars_of("fidelity"),
+        figures=figures_of("fidelity"),
+        files=figure_files("fidelity"),
     log:
         f"{LOGS}/fidelity.log",
     params:
@@ -118,8 +102,8 @@ rule fidelity:
         seed=STATS["seed"],
         code=analysis_code("analysis.fidelity"),
         provenance=provenance_footer("analysis.fidelity", "benchmark", "audit"),
-        tables=lambda wc, output: Path(output.table).parent,
-        figures=lambda wc, output: Path(output.figure).parent,
+        tables=lambda wc, output: Path(output.tables[0]).parent,
+        figures=lambda wc, output: Path(output.figures[0]).parent,
     conda:
         "../../environment.yml"
     shell:

@@ -1,7 +1,4 @@
 AUDIT = config["audit"]
-AUDIT_TABLES = ("modes.csv", "modes_summary.csv", "bound_mass.csv", "kl.csv", "toy_optima.csv",
-                "audit_runs.csv", "bound_patterns.csv", "initial_state.csv", "scale_match.csv")
-SWEEP_TABLES = [f"{name}.csv" for name in SWEEP_NAMES]
 
 
 rule audit:
@@ -12,24 +9,10 @@ rule audit:
         flags=flags_of("benchmark", "audit", *SWEEP_NAMES),
         manifest=MANIFEST,
     output:
-        modes=report(f"{TABLES}/modes.csv", category="Multimodality audit",
-                     caption="../report/modes.rst"),
-        modes_summary=f"{TABLES}/modes_summary.csv",
-        bound_mass=f"{TABLES}/bound_mass.csv",
-        kl=report(f"{TABLES}/kl.csv", category="Multimodality audit", caption="../report/kl.rst"),
-        toy=f"{TABLES}/toy_optima.csv",
-        runs=f"{TABLES}/audit_runs.csv",
-        patterns=f"{TABLES}/bound_patterns.csv",
-        initial=f"{TABLES}/initial_state.csv",
-        scale=f"{TABLES}/scale_match.csv",
-        sweeps=[report(f"{TABLES}/{name}", category="Sweeps",
-                       caption="../report/sweep_table.rst") for name in SWEEP_TABLES],
-        provenance=sidecars(*[f"{TABLES}/{name}" for name in AUDIT_TABLES + tuple(SWEEP_TABLES)]),
-        figures=[report(f"{FIGURES}/{name}.png", category="Multimodality audit",
-                        caption=f"../report/{name}.rst") for name in AUDIT_FIGURES],
-        sweep_figures=[report(f"{FIGURES}/{name}.png", category="Sweeps",
-                              caption="../report/sweep.rst") for name in SWEEP_NAMES],
-        pdfs=[f"{FIGURES}/{name}.pdf" for name in AUDIT_FIGURES + SWEEP_NAMES],
+        tables=tables_of("audit"),
+        provenance=sidecars_of("audit"),
+        figures=figures_of("audit"),
+        files=figure_files("audit"),
     log:
         f"{LOGS}/audit.log",
     params:
@@ -38,7 +21,7 @@ rule audit:
         seed=STATS["seed"],
         code=analysis_code("analysis.audit"),
         provenance=provenance_footer("analysis.audit", "benchmark", "audit", *SWEEP_NAMES),
-        tables=lambda wc, output: Path(output.modes).parent,
+        tables=lambda wc, output: Path(output.tables[0]).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     threads: 1
     conda:
@@ -57,12 +40,10 @@ rule oracle:
         flags=flags_of("benchmark", "audit", *SWEEP_NAMES),
         manifest=MANIFEST,
     output:
-        table=report(f"{TABLES}/oracle.csv", category="Multimodality audit",
-                     caption="../report/oracle_table.rst"),
-        provenance=sidecars(f"{TABLES}/oracle.csv"),
-        figure=report(f"{FIGURES}/oracle.png", category="Multimodality audit",
-                      caption="../report/oracle.rst"),
-        pdf=f"{FIGURES}/oracle.pdf",
+        tables=tables_of("oracle"),
+        provenance=sidecars_of("oracle"),
+        figures=figures_of("oracle"),
+        files=figure_files("oracle"),
     log:
         f"{LOGS}/oracle.log",
     params:
@@ -70,8 +51,8 @@ rule oracle:
         seed=STATS["seed"],
         code=analysis_code("analysis.oracle"),
         provenance=provenance_footer("analysis.oracle", "benchmark", "audit", *SWEEP_NAMES),
-        tables=lambda wc, output: Path(output.table).parent,
-        figures=lambda wc, output: Path(output.figure).parent,
+        tables=lambda wc, output: Path(output.tables[0]).parent,
+        figures=lambda wc, output: Path(output.figures[0]).parent,
     threads: 1
     conda:
         "../../environment.yml"

@@ -7,6 +7,7 @@ WorkflowErrors and hands its answers to the rules. Import names from workflow.pl
 workflow.plan import ...`: `import workflow.plan` would rebind Snakemake's `workflow` object.
 """
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from snakemake.exceptions import WorkflowError
 REPO = Path(workflow.current_basedir).parent.parent
 sys.path.insert(0, str(REPO))
 from qsm.identity import OFFICIAL_PACKAGES, code_version, hash_of  # noqa: E402
+from analysis import catalogue  # noqa: E402
 from analysis.provenance import SIDECAR_SUFFIX, footer_of_manifest, sidecar_path  # noqa: E402
+from qsm.rundir import atomic_write_text  # noqa: E402
 from workflow.plan import (CHECKPOINTS, FIGURES, LOGS, MANIFEST, OFFICIAL_CLONE, RUNS,  # noqa: E402
                            TABLES, Plan, PlanError, describe)
 
@@ -90,10 +93,57 @@ def provenance_footer(module: str, *roles):
     return lambda wc: footer_of_manifest(run_manifest(), roles, module, MANIFEST)
 
 
-def sidecars(*tables):
-    """The provenance sidecars of these tables (analysis/provenance.py), shown in the report."""
-    return [report(str(sidecar_path(t)), category="Provenance",
-                   caption="../report/provenance.rst") for t in tables]
+# -- the outputs, from their catalogue (analysis/catalogue.py) ---------------------------------
+# A table's report caption is written from the catalogue when the workflow is parsed (the report
+# reads captions from files); a figure's is the caption file its rule writes beside it.
+CAPTIONS = Path(".snakemake/captions").absolute()
+
+
+def _caption_file(name, text):
+    path = CAPTIONS / f"{name}.rst"
+    if not path.is_file() or path.read_text() != text:
+        atomic_write_text(path, text)
+    return str(path)
+
+
+def table_path(name):
+    """A table's path under results/tables (an error for a name the catalogue does not list)."""
+    return catalogue.table_path(name, config)
+
+
+def table(name):
+    """A table's path, marked for the report where the catalogue says so."""
+    path = table_path(name)
+    if not catalogue.is_reported(name, config):
+        return path
+    return report(path, category=catalogue.row_of(name, "table", config).category,
+                  caption=_caption_file(name, catalogue.report_caption(name, config)))
+
+
+def tables_of(rule):
+    """The tables this rule writes (catalogue)."""
+    return [table(name) for name in catalogue.tables_of(rule, config)]
+
+
+def figures_of(rule):
+    """The figures this rule draws, as their PNGs marked for the report under their own
+    captions; figure_files(rule) are the PDFs and caption files beside them."""
+    return [report(f"{FIGURES}/{name}.png", category=catalogue.row_of(name, "figure", config).category,
+                   caption=os.path.abspath(f"{FIGURES}/{name}{catalogue.CAPTION_SUFFIX}"))
+            for name in catalogue.figures_of(rule, config)]
+
+
+def figure_files(rule):
+    return [f"{FIGURES}/{name}{suffix}" for name in catalogue.figures_of(rule, config)
+            for suffix in (".pdf", catalogue.CAPTION_SUFFIX)]
+
+
+def sidecars_of(rule):
+    """The provenance sidecars of the tables this rule writes (analysis/provenance.py), shown in
+    the report."""
+    caption = _caption_file("provenance", catalogue.rst_escape(catalogue.SIDECAR_CAPTION) + "\n")
+    return [report(str(sidecar_path(table_path(name))), category="Provenance",
+                   caption=caption) for name in catalogue.tables_of(rule, config)]
 
 
 def train_args(wc):

@@ -5,20 +5,17 @@ rule diagnostics:
         flags=flags_of("benchmark", "audit"),
         manifest=MANIFEST,
     output:
-        table=report(f"{TABLES}/diagnostics.csv", category="Diagnostics",
-                     caption="../report/diagnostics.rst"),
-        provenance=sidecars(f"{TABLES}/diagnostics.csv"),
-        figures=[report(f"{FIGURES}/{name}.png", category="Diagnostics",
-                        caption="../report/training_diagnostics.rst")
-                 for name in DIAGNOSTIC_FIGURES],
-        pdfs=[f"{FIGURES}/{name}.pdf" for name in DIAGNOSTIC_FIGURES],
+        tables=tables_of("diagnostics"),
+        provenance=sidecars_of("diagnostics"),
+        figures=figures_of("diagnostics"),
+        files=figure_files("diagnostics"),
     log:
         f"{LOGS}/diagnostics.log",
     params:
         tasks=" ".join(DIAGNOSTIC_TASKS),
         code=analysis_code("analysis.diagnostics"),
         provenance=provenance_footer("analysis.diagnostics", "benchmark", "audit"),
-        tables=lambda wc, output: Path(output.table).parent,
+        tables=lambda wc, output: Path(output.tables[0]).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     conda:
         "../../environment.yml"

@@ -17,11 +17,11 @@ rule references:
     step; a source whose protocol differs is labelled, never compared."""
     input:
         manifest=MANIFEST,
-        final=f"{TABLES}/final_scores.csv",
+        final=table_path("final_scores.csv"),
         sources=str(REPO / "results" / "archive" / "references"),
     output:
-        table=f"{TABLES}/references.csv",
-        provenance=sidecars(f"{TABLES}/references.csv"),
+        table=table("references.csv"),
+        provenance=sidecars_of("references"),
     log:
         f"{LOGS}/references.log",
     params:
@@ -38,19 +38,18 @@ rule findings:
     seed-count plan, from its tables."""
     input:
         manifest=MANIFEST,
-        tables=[f"{TABLES}/{name}" for name in ("run_status.csv", "final_scores.csv",
-                                                "aggregate.csv", "probability_of_improvement.csv",
-                                                "modes_summary.csv", "cost_summary.csv",
-                                                "run_cost.csv", "initial_state.csv", "oracle.csv",
-                                                "scale_match.csv", "references.csv")]
-        + [f"{TABLES}/{sweep['name']}.csv" for sweep in config.get("sweeps") or []]
-        + ([f"{TABLES}/fidelity.csv"] if config.get("fidelity") else []),
+        tables=[table_path(name) for name in (
+            "run_status.csv", "final_scores.csv", "aggregate.csv", "probability_of_improvement.csv",
+            "modes_summary.csv", "cost_summary.csv", "run_cost.csv", "initial_state.csv",
+            "oracle.csv", "scale_match.csv", "references.csv")]
+        + [table_path(f"{sweep['name']}.csv") for sweep in config.get("sweeps") or []]
+        + ([table_path("fidelity.csv")] if config.get("fidelity") else []),
         # predictions committed before their runs trained (config predictions), shown beside them
         predictions=[str(REPO / PREDICTIONS["table"])] if PREDICTIONS else [],
     output:
         findings=FINDINGS,
-        plan=f"{TABLES}/seed_plan.csv",
-        provenance=sidecars(f"{TABLES}/seed_plan.csv"),
+        plan=table("seed_plan.csv"),
+        provenance=sidecars_of("findings"),
     log:
         f"{LOGS}/findings.log",
     params:

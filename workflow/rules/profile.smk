@@ -4,12 +4,10 @@ rule step_profile:
         flags=flags_of("benchmark"),
         manifest=MANIFEST,
     output:
-        table=report(f"{TABLES}/step_profile.csv", category="Wall-clock",
-                     caption="../report/step_profile.rst"),
-        figure=report(f"{FIGURES}/step_profile.png", category="Wall-clock",
-                      caption="../report/step_profile.rst"),
-        pdf=f"{FIGURES}/step_profile.pdf",
-        provenance=sidecars(f"{TABLES}/step_profile.csv"),
+        table=table("step_profile.csv"),
+        figure=figures_of("step_profile")[0],
+        files=figure_files("step_profile"),
+        provenance=sidecars_of("step_profile"),
     log:
         f"{LOGS}/step_profile.log",
     params:
@@ -29,12 +27,10 @@ rule tsweep_profile:
         flags=flags_of("tsweep"),
         manifest=MANIFEST,
     output:
-        table=report(f"{TABLES}/tsweep_profile.csv", category="Wall-clock",
-                     caption="../report/tsweep_profile.rst"),
-        figure=report(f"{FIGURES}/tsweep_profile.png", category="Wall-clock",
-                      caption="../report/tsweep_profile.rst"),
-        pdf=f"{FIGURES}/tsweep_profile.pdf",
-        provenance=sidecars(f"{TABLES}/tsweep_profile.csv"),
+        table=table("tsweep_profile.csv"),
+        figure=figures_of("tsweep_profile")[0],
+        files=figure_files("tsweep_profile"),
+        provenance=sidecars_of("tsweep_profile"),
     log:
         f"{LOGS}/tsweep_profile.log",
     params:
@@ -54,12 +50,10 @@ rule batch_profile:
         flags=flags_of("batch_sweep"),
         manifest=MANIFEST,
     output:
-        table=report(f"{TABLES}/batch_profile.csv", category="Wall-clock",
-                     caption="../report/batch_profile.rst"),
-        figure=report(f"{FIGURES}/batch_profile.png", category="Wall-clock",
-                      caption="../report/batch_profile.rst"),
-        pdf=f"{FIGURES}/batch_profile.pdf",
-        provenance=sidecars(f"{TABLES}/batch_profile.csv"),
+        table=table("batch_profile.csv"),
+        figure=figures_of("batch_profile")[0],
+        files=figure_files("batch_profile"),
+        provenance=sidecars_of("batch_profile"),
     log:
         f"{LOGS}/batch_profile.log",
     params:
@@ -83,14 +77,11 @@ rule run_cost:
         flags=flags_of(*TRAINING_ROLES),
         manifest=MANIFEST,
     output:
-        table=report(f"{TABLES}/run_cost.csv", category="Wall-clock",
-                     caption="../report/run_cost.rst"),
-        summary=report(f"{TABLES}/cost_summary.csv", category="Wall-clock",
-                       caption="../report/run_cost.rst"),
-        figure=report(f"{FIGURES}/run_cost.png", category="Wall-clock",
-                      caption="../report/run_cost.rst"),
-        pdf=f"{FIGURES}/run_cost.pdf",
-        provenance=sidecars(f"{TABLES}/run_cost.csv", f"{TABLES}/cost_summary.csv"),
+        table=table("run_cost.csv"),
+        summary=table("cost_summary.csv"),
+        figure=figures_of("run_cost")[0],
+        files=figure_files("run_cost"),
+        provenance=sidecars_of("run_cost"),
     log:
         f"{LOGS}/run_cost.log",
     params:
