@@ -77,26 +77,27 @@ def seeded_interval_estimates(score_dict, func, reps=DEFAULT_REPS, seed=DEFAULT_
     Equal, bit for bit, to ``np.random.seed(seed); rly.get_interval_estimates({key: v}, func,
     reps=reps)`` for each key.  Returns (point_estimates, interval_estimates) dicts like rliable.
     """
-    points, intervals = {}, {}
+    return _seeded_per_key(rly.get_interval_estimates, score_dict, seed, func, reps=reps,
+                           confidence_interval_size=confidence)
+
+
+def _seeded_per_key(rly_call, score_dict, seed, *args, **kwargs):
+    """`rly_call({key: scores}, *args, **kwargs)` for each key, the global RNG seeded just
+    before each call; the two dicts rliable returns, merged over the keys."""
+    first, second = {}, {}
     for key, scores in score_dict.items():
         with _global_seed(seed):
-            p, i = rly.get_interval_estimates({key: scores}, func, reps=reps,
-                                              confidence_interval_size=confidence)
-        points[key], intervals[key] = p[key], i[key]
-    return points, intervals
+            a, b = rly_call({key: scores}, *args, **kwargs)
+        first[key], second[key] = a[key], b[key]
+    return first, second
 
 
 def seeded_performance_profiles(score_dict, taus, reps=DEFAULT_REPS, seed=DEFAULT_SEED,
                                 confidence=CONFIDENCE):
     """``rly.create_performance_profile`` called once per key, seeded as
     :func:`seeded_interval_estimates`.  Returns (profiles, intervals) dicts like rliable."""
-    profiles, intervals = {}, {}
-    for key, scores in score_dict.items():
-        with _global_seed(seed):
-            p, i = rly.create_performance_profile({key: scores}, taus, reps=reps,
-                                                  confidence_interval_size=confidence)
-        profiles[key], intervals[key] = p[key], i[key]
-    return profiles, intervals
+    return _seeded_per_key(rly.create_performance_profile, score_dict, seed, taus, reps=reps,
+                           confidence_interval_size=confidence)
 
 
 def mean_over_runs(scores):
