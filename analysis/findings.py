@@ -9,9 +9,9 @@ Every number in the findings comes from a table of the pipeline (run_status, fin
 fidelity, aggregate, probability_of_improvement, modes_summary, every sweep's, and the training
 cost's cost_summary and run_cost), and every section states the budget and the seeds behind it
 and how many of the runs it asks for were found. The seed-count planner
-(analysis.bootstrap.seed_count_plan) is run on the final scores of the fidelity pair and written to
-``seed_plan.csv`` with its provenance. Nothing here depends on time or host: the same tables give
-the same bytes, so a test can check the committed file.
+(analysis.estimators.bootstrap.seed_count_plan) is run on the final scores of the fidelity pair and
+written to ``seed_plan.csv`` with its provenance. Nothing here depends on time or host: the same
+tables give the same bytes, so a test can check the committed file.
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import bootstrap
-from analysis.manifest import load_manifest
-from analysis.provenance import Provenance, sidecar_path
-from qsm.cli import HelpFormatter
-from qsm.rundir import atomic_write_json, atomic_write_text
+from analysis.estimators import bootstrap
+from analysis.records.manifest import load_manifest
+from analysis.records.provenance import Provenance, sidecar_path
+from qsm.contract.rundir import atomic_write_json, atomic_write_text
+from qsm.declare.cli import HelpFormatter
 
 MODULE = "analysis.findings"
 ROLES = ("benchmark", "audit")
@@ -109,11 +109,12 @@ def fidelity_section(fidelity: pd.DataFrame, plan: pd.DataFrame | None) -> str:
         needed = bootstrap.seeds_needed(plan)
         margin = plan["margin"].iloc[0]
         out.append(
-            "**Seed-count planner** (`analysis.bootstrap.seed_count_plan`): treating the observed "
-            f"final scores ({plan['observed_seeds'].iloc[0]} seeds) as the population, imagined "
-            "experiments with n seeds per implementation give these widths of the 95% interval of "
-            f"the IQM difference; deciding at the margin of +-{num(margin)} needs a width of at "
-            f"most {num(2 * margin)}, at that count and every larger one considered: "
+            "**Seed-count planner** (`analysis.estimators.bootstrap.seed_count_plan`): treating "
+            f"the observed final scores ({plan['observed_seeds'].iloc[0]} seeds) as the "
+            "population, imagined experiments with n seeds per implementation give these widths of "
+            f"the 95% interval of the IQM difference; deciding at the margin of +-{num(margin)} "
+            f"needs a width of at most {num(2 * margin)}, at that count and every larger one "
+            "considered: "
             + (f"**about {needed} seeds per implementation**." if needed else
                f"**more than {int(plan['n_seeds'].max())} seeds** (the largest count considered "
                "is not enough).")
@@ -307,7 +308,7 @@ def demonstration_section(initial: pd.DataFrame, status: pd.DataFrame) -> str:
 def predictions_section(predictions: pd.DataFrame, oracle: pd.DataFrame, commit: str) -> str:
     """The committed predictions (written before their runs trained) beside what the runs
     learned (the audit's oracle.csv: per QSM setting, the runs' return with its interval)."""
-    from analysis.oracle import AGREEMENT
+    from analysis.audit.oracle import AGREEMENT
     out = []
     if not predictions.empty:
         out.append(f"Predictions of the ideal-denoiser oracle, committed at {commit} "
@@ -583,8 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the configuration's reference algorithm (config stats.reference), "
                          "compared with every other in the findings' headings")
     ap.add_argument("--predictions", default=None,
-                    help="a committed predictions table (analysis.oracle predict) to show beside "
-                         "what the runs learned")
+                    help="a committed predictions table (analysis.audit.oracle predict) to show "
+                         "beside what the runs learned")
     ap.add_argument("--predictions-commit", default="",
                     help="the commit that fixed the predictions, named in the findings")
     ap.add_argument("--command", default=DEFAULT_COMMAND,

@@ -1,6 +1,6 @@
 """The plotting kit of the analysis: it takes tables (DataFrames) and figures, and draws and saves
-figures; it computes no statistic and imports neither :mod:`analysis.stats` nor rliable (tested).
-Importing it selects matplotlib's Agg backend (files, no display).
+figures; it computes no statistic and imports neither :mod:`analysis.benchmark.stats` nor rliable
+(tested). Importing it selects matplotlib's Agg backend (files, no display).
 
 This is the one plotting module of the analysis: every figure of every analysis (benchmark,
 audit, diagnostics, profiles, fidelity, oracle, sweeps) takes its colours (:func:`algo_color`),
@@ -20,8 +20,8 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from analysis.aggregate import SCORED_STATUSES, RUN_STATUSES  # noqa: E402
-from analysis.outputs import write_figure  # noqa: E402
+from analysis.benchmark.aggregate import SCORED_STATUSES, RUN_STATUSES  # noqa: E402
+from analysis.records.outputs import write_figure  # noqa: E402
 
 #: Fixed colours (Okabe–Ito, colour-blind safe) for the algorithms we know about.
 PALETTE = {
@@ -123,9 +123,10 @@ def finish_figure(fig, outdir, name, caption, provenance, used, width=None, top=
     """Every figure of the analysis ends here: the caption, its last line the provenance footer,
     at the bottom left (7.5 pt; wrapped to `width` characters, by default about 15 per inch of
     figure width); the panels laid out between it and `top` (a figure fraction: room for a title
-    or legend above them); then PNG and PDF (analysis.outputs.write_figure). `used`: manifest
-    paths of the runs drawn; `entry`: the figure's name in the catalogue (analysis/catalogue.py)
-    where its file is named otherwise, e.g. "{sweep}" for a sweep's figure."""
+    or legend above them); then PNG and PDF (analysis.records.outputs.write_figure). `used`:
+    manifest paths of the runs drawn; `entry`: the figure's name in the catalogue
+    (analysis/records/catalogue.py) where its file is named otherwise, e.g. "{sweep}" for a sweep's
+    figure."""
     width = width or max(60, int(fig.get_figwidth() * 15.5))
     wrapped = caption_with_footer(caption, provenance, width)
     fig.text(0.01, 0.005, wrapped, ha="left", va="bottom", fontsize=7.5)

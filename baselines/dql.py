@@ -2,9 +2,9 @@
 
 The update that the QSM paper contrasts with its own: the diffusion policy is improved by
 backpropagating the critic's value through the WHOLE reverse sampler. Everything except the
-actor update is the diffusion actor-critic that QSM also builds on (qsm/diffusion_agent.py: same
-Denoiser, Schedule, TwinCritic, critic update, acting), so the two agents differ in exactly one
-step.
+actor update is the diffusion actor-critic that QSM also builds on
+(qsm/learners/diffusion_agent.py: same Denoiser, Schedule, TwinCritic, critic update, acting), so
+the two agents differ in exactly one step.
 
 Per update, on a seed-batched replay sample:
   1. Critic:  exactly QSM's (the shared base):  a' = clip(sampler(s') + N(0, sigma_target^2)),
@@ -34,8 +34,8 @@ from __future__ import annotations
 import torch
 
 from baselines.dql_config import DQLConfig
-from qsm.agent_base import no_param_grads
-from qsm.diffusion_agent import DiffusionActorCritic
+from qsm.learners.agent_base import no_param_grads
+from qsm.learners.diffusion_agent import DiffusionActorCritic
 
 
 class DiffusionQL(DiffusionActorCritic):

@@ -1,14 +1,14 @@
 """The declaration of the `dql` agent (learner: baselines/dql.py): its hyperparameters, torch-free.
 
-The diffusion actor-critic's fields are QSM's (qsm/diffusion_agent_config.py), with the same
-defaults; dql adds the choice of actor loss. It has no M_q: the score-matching target is QSM's.
+The diffusion actor-critic's fields are QSM's (qsm/learners/diffusion_agent_config.py), with the
+same defaults; dql adds the choice of actor loss. It has no M_q: the score-matching target is QSM's.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qsm.diffusion_agent_config import DIFFUSION_METRICS, DiffusionConfig
-from qsm.hparams import hp
+from qsm.declare.hparams import hp
+from qsm.learners.diffusion_agent_config import DIFFUSION_METRICS, DiffusionConfig
 
 NAME = "dql"
 LEARNER = "baselines.dql:DiffusionQL"
@@ -24,7 +24,7 @@ class DQLConfig(DiffusionConfig):
 
 
 CONFIG = DQLConfig
-# metrics.csv columns of the learner's update beyond the common ones (qsm.metrics.COMMON)
+# metrics.csv columns of the learner's update beyond the common ones (qsm.harness.metrics.COMMON)
 METRICS = {
     **DIFFUSION_METRICS,
     "q_loss": "dql, variant diffusion_ql_paper: the normalised Q term of the actor loss",

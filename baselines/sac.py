@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.sac_config import SACConfig
-from qsm.agent_base import Agent, adam, frozen_copy, no_param_grads
-from qsm.nets import BatchedLinear, BatchedMLP, TwinCritic
+from qsm.learners.agent_base import Agent, adam, frozen_copy, no_param_grads
+from qsm.learners.nets import BatchedLinear, BatchedMLP, TwinCritic
 
 
 class TanhGaussianActor(nn.Module):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qsm.hparams import hp
+from qsm.declare.hparams import hp
 
 NAME = "sac"
 LEARNER = "baselines.sac:SAC"
@@ -29,7 +29,7 @@ class SACConfig:
 
 
 CONFIG = SACConfig
-# metrics.csv columns of the learner's update beyond the common ones (qsm.metrics.COMMON)
+# metrics.csv columns of the learner's update beyond the common ones (qsm.harness.metrics.COMMON)
 METRICS = {
     "alpha": "SAC: the entropy temperature used in the update",
     "entropy": "SAC: the policy's entropy estimate -mean log pi(a|s)",

@@ -17,8 +17,8 @@ import torch
 import torch.nn as nn
 
 from baselines.td3_config import TD3Config
-from qsm.agent_base import Agent, adam, frozen_copy, no_param_grads
-from qsm.nets import BatchedMLP, TwinCritic, polyak_update
+from qsm.learners.agent_base import Agent, adam, frozen_copy, no_param_grads
+from qsm.learners.nets import BatchedMLP, TwinCritic, polyak_update
 
 
 class DeterministicActor(nn.Module):

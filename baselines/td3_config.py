@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qsm.hparams import hp
+from qsm.declare.hparams import hp
 
 NAME = "td3"
 LEARNER = "baselines.td3:TD3"
@@ -28,7 +28,7 @@ class TD3Config:
 
 
 CONFIG = TD3Config
-# metrics.csv columns of the learner's update beyond the common ones (qsm.metrics.COMMON)
+# metrics.csv columns of the learner's update beyond the common ones (qsm.harness.metrics.COMMON)
 METRICS = {
     "actor_q": "TD3: mean over the batch of the two critics' mean Q(s, mu(s)) (on actor updates)",
 }

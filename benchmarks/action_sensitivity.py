@@ -44,7 +44,7 @@ def rollout_sensitivity(task, states=8, candidates=16, horizon=300, prefix_strid
     """Per start state: discounted return of a random continuation after each candidate first
     action. Start states are reached by replaying a fixed random prefix (deterministic physics),
     so no simulator state is copied."""
-    from qsm.envs import make_env
+    from qsm.harness.envs import make_env
     rng = np.random.default_rng(seed)
     env = make_env(task, seed)
     act_dim = env.act_dim
@@ -89,7 +89,7 @@ def critic_sensitivity(algo, task, steps, start_steps, overrides=(), seeds=(0,),
     """Train with the training loop (one block), then probe the trained twin critics."""
     import torch
 
-    from qsm.probes import probe_states
+    from qsm.harness.probes import probe_states
     from qsm.train import build_parser, make_trainer
 
     torch.set_num_threads(1)

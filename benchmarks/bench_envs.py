@@ -22,7 +22,7 @@ os.environ.setdefault("MUJOCO_GL", "disable")
 
 import numpy as np  # noqa: E402
 
-from qsm.vecenv import EnvBlock  # noqa: E402
+from qsm.harness.vecenv import EnvBlock  # noqa: E402
 
 
 def ms_per_block_step(task, n, workers, steps):

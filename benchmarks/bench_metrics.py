@@ -8,8 +8,8 @@ For QSM, SAC and TD3 (one seed, batch 256) it times, in one run, fastest of 5 ro
   reductions ms   those reductions alone, on tensors of the update's shapes: critic loss, Q mean
                   and std, target mean (every agent); QSM also RMS of dQ/da, of M_q dQ/da and of
                   eps_theta, and the share of sampler actions on a bound
-  log ms          qsm.metrics.MetricsLog.add of the update's values, plus one flush (read to the
-                  host, one row per seed) every log_every = 450 updates (200 rows at 100k steps)
+  log ms          qsm.harness.metrics.MetricsLog.add of the update's values, plus one flush (read to
+                  the host, one row per seed) every log_every = 450 updates (200 rows at 100k steps)
   cost %          (reductions + log) / (update - reductions): what logging adds to an update
 All numbers come from this run on this machine.
 """
@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from qsm.agent_base import bound_share, critic_diagnostics, rms  # noqa: E402
-from qsm.catalog import get_entry  # noqa: E402
-from qsm.metrics import MetricsLog  # noqa: E402
-from qsm.registry import get_agent, resolve_config  # noqa: E402
-from qsm.timing import PhaseTimer  # noqa: E402
+from qsm.declare.catalog import get_entry  # noqa: E402
+from qsm.declare.registry import get_agent, resolve_config  # noqa: E402
+from qsm.harness.metrics import MetricsLog  # noqa: E402
+from qsm.learners.agent_base import bound_share, critic_diagnostics, rms  # noqa: E402
+from qsm.runtime.timing import PhaseTimer  # noqa: E402
 
 OBS, ACT, BATCH, LOG_EVERY = 17, 6, 256, 450
 

@@ -38,10 +38,10 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from qsm import official
-    from qsm.allocator import keep_freed_memory
-    from qsm.registry import get_agent, resolve_config
-    from qsm.timing import PhaseTimer
+    from qsm.harness import official
+    from qsm.runtime.allocator import keep_freed_memory
+    from qsm.declare.registry import get_agent, resolve_config
+    from qsm.runtime.timing import PhaseTimer
 
     torch.set_num_threads(a.threads)
     keep_freed_memory()

@@ -35,10 +35,10 @@ import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 from torch.utils.flop_counter import flop_registry  # noqa: E402
 
-from qsm.allocator import keep_freed_memory  # noqa: E402
-from qsm.numerics import deterministic_cuda  # noqa: E402
-from qsm.registry import get_agent, resolve_config  # noqa: E402
-from qsm.timing import PhaseTimer  # noqa: E402
+from qsm.declare.registry import get_agent, resolve_config  # noqa: E402
+from qsm.runtime.allocator import keep_freed_memory  # noqa: E402
+from qsm.runtime.numerics import deterministic_cuda  # noqa: E402
+from qsm.runtime.timing import PhaseTimer  # noqa: E402
 
 OBS_DIM, ACT_DIM, BATCH = 17, 6, 256  # cheetah_run
 
@@ -172,7 +172,8 @@ def main(argv=None):
                     help="environment worker processes in the training-loop column")
     ap.add_argument("--nondeterministic", action="store_true",
                     help="CUDA: torch's default kernels instead of the deterministic ones the "
-                         "trainer uses (qsm.numerics.deterministic_cuda), to measure their cost")
+                         "trainer uses (qsm.runtime.numerics.deterministic_cuda), to measure "
+                         "their cost")
     ap.add_argument("--quick", action="store_true", help="tiny timings, to check the output")
     a = ap.parse_args(argv)
     if a.quick:

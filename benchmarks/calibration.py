@@ -1,6 +1,7 @@
-"""Calibration of the mode counter and the KL estimators (analysis.modes, analysis.kl,
-analysis.mixed) on distributions whose truth is known (analysis/synthetic.py): the accuracy tables
-quoted in docs/audit.md, printed and, with --out DIR, written as CSV.
+"""Calibration of the mode counter and the KL estimators (analysis.estimators.modes,
+analysis.estimators.kl, analysis.estimators.mixed) on distributions whose truth is known
+(analysis/estimators/synthetic.py): the accuracy tables quoted in docs/audit.md, printed and, with
+--out DIR, written as CSV.
 
     python benchmarks/calibration.py [--quick] [--only modes|kl|mixed] [--out results/calibration]
 
@@ -19,13 +20,14 @@ import numpy as np
 from scipy import integrate, stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere in the checkout
-from analysis.kl import gaussian_fit_kl, gaussian_kl, kl_divergence  # noqa: E402
-from analysis.modes import mode_summary  # noqa: E402
-from analysis.synthetic import (FacePart, corner, mixed_kl_settings, mixed_kl_truth,  # noqa: E402
-                                mixed_mode_settings, random_gaussian_pair, sample_clipped_mixture,
-                                sample_gaussian, sample_mixed, sample_mixture,
-                                sample_tanh_gaussian, sample_unimodal)
-from qsm.cli import HelpFormatter  # noqa: E402
+from analysis.estimators.kl import gaussian_fit_kl, gaussian_kl, kl_divergence  # noqa: E402
+from analysis.estimators.modes import mode_summary  # noqa: E402
+from analysis.estimators.synthetic import (FacePart, corner, mixed_kl_settings,  # noqa: E402
+                                           mixed_kl_truth, mixed_mode_settings,
+                                           random_gaussian_pair, sample_clipped_mixture,
+                                           sample_gaussian, sample_mixed, sample_mixture,
+                                           sample_tanh_gaussian, sample_unimodal)
+from qsm.declare.cli import HelpFormatter  # noqa: E402
 
 #: table name -> rows (dicts), filled as the tables print; written as CSV by --out
 TABLES: dict[str, list[dict]] = {}
@@ -76,7 +78,7 @@ def _clipped_check(n_modes):
 
 
 def mode_tables(draws: int, seed: int) -> None:
-    print("MODE COUNTING (analysis.modes.count_modes, defaults)")
+    print("MODE COUNTING (analysis.estimators.modes.count_modes, defaults)")
     print(f"{'setting':44s} {'n':>5s} {'d':>3s} {'truth':>5s} {'draws':>5s} {'correct':>8s}"
           f"  {'counts seen (count:draws)':28s} {'s/call':>7s}")
     rows = []
@@ -143,7 +145,7 @@ def mode_tables(draws: int, seed: int) -> None:
 
 
 def kl_tables(draws: int, seed: int) -> None:
-    print("KL BETWEEN GAUSSIANS (analysis.kl.kl_divergence, defaults, n = m = 2000)")
+    print("KL BETWEEN GAUSSIANS (analysis.estimators.kl.kl_divergence, defaults, n = m = 2000)")
     print("relative error (estimate - truth) / truth over draws; 'plug-in' = gaussian_kl of the "
           "sample moments (parametric reference)")
     print(f"{'kind':9s} {'d':>2s} {'KL':>4s} {'draws':>5s} {'mean err':>9s} {'RMS err':>8s}"
@@ -240,9 +242,10 @@ def kl_tables(draws: int, seed: int) -> None:
 
 
 def mixed_tables(draws: int, seed: int) -> None:
-    from analysis.mixed import interior_gaussian_fit_kl, mixed_kl, mixed_summary
+    from analysis.estimators.mixed import interior_gaussian_fit_kl, mixed_kl, mixed_summary
     n = 1000
-    print("MIXED DISTRIBUTIONS: bound masses and modes (analysis.mixed.mixed_summary, n = 1000)")
+    print("MIXED DISTRIBUTIONS: bound masses and modes (analysis.estimators.mixed.mixed_summary,"
+          " n = 1000)")
     print("bound mass error: max over dimensions and both bounds of |estimate - truth| (mean over"
           " draws; binomial sd of a 15% share at n = 1000: 0.011)")
     print(f"{'setting':76s} {'draws':>5s} {'mass err':>8s} {'interior err':>12s} "
@@ -265,9 +268,10 @@ def mixed_tables(draws: int, seed: int) -> None:
 
     kl_draws = max(5, draws // 5)
     print()
-    print("MIXED DISTRIBUTIONS: KL(P || Q) (analysis.mixed.mixed_kl, n = m = 2000); 'ok' = within"
-          " max(10%, 0.05 nats); 'kNN on raw samples' = analysis.kl.kl_divergence with atoms "
-          "jittered (what a density estimator reports)")
+    print("MIXED DISTRIBUTIONS: KL(P || Q) (analysis.estimators.mixed.mixed_kl, n = m = 2000);"
+          " 'ok' = within max(10%, 0.05 nats); 'kNN on raw samples' ="
+          " analysis.estimators.kl.kl_divergence with atoms jittered (what a density estimator"
+          " reports)")
     print(f"{'setting':56s} {'draws':>5s} {'truth':>6s} {'estimate':>14s} {'ok':>5s} "
           f"{'covered':>7s} {'missing flagged':>15s} {'kNN on raw samples':>19s}")
     for i, (name, p_parts, q_parts) in enumerate(mixed_kl_settings()):
@@ -295,8 +299,9 @@ def mixed_tables(draws: int, seed: int) -> None:
 
     print()
     print("Non-Gaussianity of a distribution with atoms: the interior part's Gaussian-fit KL "
-          "(analysis.mixed.interior_gaussian_fit_kl; interior part Gaussian, truth 0) against "
-          "analysis.kl.gaussian_fit_kl of all samples (undefined: atoms have no density)")
+          "(analysis.estimators.mixed.interior_gaussian_fit_kl; interior part Gaussian, truth 0) "
+          "against analysis.estimators.kl.gaussian_fit_kl of all samples (undefined: atoms have no "
+          "density)")
     gauss_rows = [
         ("1-D: 30% atoms at the bounds + N(0.1, 0.15^2)",
          [FacePart(.2, (-1,)), FacePart(.1, (1,)), FacePart(.7, (0,), ((.1,),), .15)]),

@@ -8,17 +8,17 @@ the CPU, and which of the CPU's reproducibility guarantees hold there?
 Prints one table, one row per check, and exits 1 if a check that must hold fails:
   agreement   qsm, sac and td3 at cheetah_run's sizes, 2 seeds: a CPU agent and a CUDA agent start
               from the same weights and take the same updates on the same batches with the same
-              noise (the CPU agent's draws replayed on the GPU through qsm.seeding.ReplayedDraws).
-              Reports the relative difference of the updates' diagnostics (losses, Q statistics)
-              after 1 and after --updates updates, and of the first update's parameter step:
-              float32 rounding is expected; an error in a CUDA-only code path (mish's fused
-              kernel, the wide-output layers) is not.
+              noise (the CPU agent's draws replayed on the GPU through
+              qsm.harness.seeding.ReplayedDraws). Reports the relative difference of the updates'
+              diagnostics (losses, Q statistics) after 1 and after --updates updates, and of the
+              first update's parameter step: float32 rounding is expected; an error in a CUDA-only
+              code path (mish's fused kernel, the wide-output layers) is not.
   training    qsm, sac and td3 train end to end on the device (cheetah_run, seeds 0 and 1, a
               short budget) and every seed directory passes the run-directory contract
-              (qsm.rundir); timing.csv's phases sum to a positive time.
+              (qsm.contract.rundir); timing.csv's phases sum to a positive time.
   determinism each run trained twice: metrics.csv and eval.csv (without wall_time_s) and
               probe_actions.npz identical (on CUDA through torch's deterministic kernels, which
-              the trainer switches on: qsm.numerics.deterministic_cuda)
+              the trainer switches on: qsm.runtime.numerics.deterministic_cuda)
   resume      the qsm run stopped after a checkpoint and resumed equals the uninterrupted run
   block       seed 1 trained alone against seed 1 trained in the block {0, 1}: reported only,
               as batched matrix products of different widths may round differently on either
@@ -47,10 +47,10 @@ os.environ.setdefault("MUJOCO_GL", "disable")
 
 import torch  # noqa: E402
 
-from qsm.numerics import deterministic_cuda  # noqa: E402
-from qsm.registry import get_agent, resolve_config  # noqa: E402
-from qsm.seeding import ReplayedDraws  # noqa: E402
-from qsm.timing import PhaseTimer  # noqa: E402
+from qsm.declare.registry import get_agent, resolve_config  # noqa: E402
+from qsm.harness.seeding import ReplayedDraws  # noqa: E402
+from qsm.runtime.numerics import deterministic_cuda  # noqa: E402
+from qsm.runtime.timing import PhaseTimer  # noqa: E402
 
 OBS_DIM, ACT_DIM, BATCH = 17, 6, 256  # cheetah_run
 ALGOS = ("qsm", "sac", "td3")
@@ -180,7 +180,7 @@ def same_run(a: Path, b: Path) -> tuple[bool, str]:
 
 
 def run_dir_ok(out: Path) -> tuple[bool, str]:
-    proc = subprocess.run([sys.executable, "-m", "qsm.rundir", str(out)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "qsm.contract.rundir", str(out)], cwd=ROOT,
                           capture_output=True, text=True)
     timing_ok = all(
         sum(float(r["total_s"]) for r in csv.DictReader(open(t))) > 0

@@ -3,7 +3,8 @@
 Algorithm, per environment step after the random warm-up:
   1. Critic:  a' = clip(sampler(s') + N(0, sigma_target^2)),  y = r + gamma * mask * min_j Q'_j(s', a')
               minimise mean_B (Q_j(s, a) - y)^2 for j = 1, 2 (each critic its own loss and Adam);
-              Polyak-average the target critics.    (the diffusion actor-critic's, qsm/diffusion_agent.py)
+              Polyak-average the target critics.
+              (the diffusion actor-critic's, qsm/learners/diffusion_agent.py)
   2. Score:   t ~ U{0..T-1}, eps ~ N(0, I),  a~ = sqrt(abar_t) a + sqrt(1 - abar_t) eps
               g = mean_j dQ_j/da (s, a~)   (no gradient into the critics)
               minimise mean_dims (-M_q g - eps_theta(s, a~, t))^2
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 import torch
 
-from .agent_base import rms
-from .agent_config import QSMConfig
-from .diffusion import score_target
-from .diffusion_agent import DiffusionActorCritic
+from qsm.agent_config import QSMConfig
+from qsm.learners.agent_base import rms
+from qsm.learners.diffusion import score_target
+from qsm.learners.diffusion_agent import DiffusionActorCritic
 
 
 class QSM(DiffusionActorCritic):
@@ -56,7 +57,7 @@ class QSM(DiffusionActorCritic):
 
     def regression_target(self, q_grad, t):
         """What eps_theta is regressed onto at noised actions of steps t (S, B), from dQ/da there
-        (S, B, A): the score target of the configured form (qsm.diffusion.score_target). A
+        (S, B, A): the score target of the configured form (qsm.learners.diffusion.score_target). A
         variant target is one override of this method."""
         sigma = self.sigma(t) if self.cfg.score_target == "sigma_scaled" else None
         return score_target(q_grad, self.cfg.M_q, self.cfg.score_target, sigma)

@@ -1,18 +1,19 @@
 """The declaration of the `qsm` agent (learner: qsm/agent.py): its hyperparameters, torch-free.
 
-The pipeline imports this module when it builds the DAG (qsm/catalog.py), so it imports nothing
-but dataclasses and other declarations.
+The pipeline imports this module when it builds the DAG (qsm/declare/catalog.py), so it imports
+nothing but dataclasses and other declarations.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .diffusion_agent_config import DIFFUSION_METRICS, DiffusionConfig
-from .hparams import hp
+from qsm.declare.hparams import hp
+from qsm.learners.diffusion_agent_config import DIFFUSION_METRICS, DiffusionConfig
 
 NAME = "qsm"
-# The score target's forms (qsm.diffusion.score_target): the paper's, and the noise-level-consistent
-# one of later re-implementations, whose implied score -eps / sigma_t is M_q dQ/da at every level.
+# The score target's forms (qsm.learners.diffusion.score_target): the paper's, and the
+# noise-level-consistent one of later re-implementations, whose implied score -eps / sigma_t is
+# M_q dQ/da at every level.
 SCORE_TARGETS = ("constant", "sigma_scaled")
 LEARNER = "qsm.agent:QSM"
 
@@ -27,7 +28,7 @@ class QSMConfig(DiffusionConfig):
 
 
 CONFIG = QSMConfig
-# metrics.csv columns of the learner's update beyond the common ones (qsm.metrics.COMMON)
+# metrics.csv columns of the learner's update beyond the common ones (qsm.harness.metrics.COMMON)
 METRICS = {
     "dq_da_rms": "QSM: RMS of dQ/da (mean of the two critics) at the noised replay actions the "
                  "score is trained on",
@@ -40,5 +41,5 @@ METRICS = {
 # M_q = 50 on every task: the official "paper settings" config. (Its README's later hint
 # that M_q = 120 "may perform better" on quadruped_walk and humanoid_walk is tuning advice:
 # opt in with --set M_q=120 or the pipeline's `hparams:`.) The toy bandits get no override
-# either: they are built at DMC's value scale (qsm/envs.py, docs/audit.md "Toy tasks").
+# either: they are built at DMC's value scale (qsm/harness/envs.py, docs/audit.md "Toy tasks").
 TASK_OVERRIDES = {}

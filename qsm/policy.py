@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import HelpFormatter
+from qsm.declare.cli import HelpFormatter
 
 POLICY_FORMAT = 1
 IDENTITY_KEYS = ("algo", "task", "seed", "run_id", "code_version")
@@ -44,10 +44,10 @@ class PolicyError(ValueError):
 
 
 def save_policy(path, identity: dict, modules: dict, streams: dict, env: dict) -> None:
-    """Write one seed's policy atomically (qsm.rundir)."""
+    """Write one seed's policy atomically (qsm.contract.rundir)."""
     import torch
 
-    from .rundir import _json_default, atomic_write_bytes
+    from qsm.contract.rundir import _json_default, atomic_write_bytes
     identity = json.loads(json.dumps(identity, default=_json_default))
     state = {"format": POLICY_FORMAT, "identity": identity, "env": dict(env),
              "modules": modules, "streams": streams}
@@ -63,7 +63,7 @@ class LoadedPolicy:
     def __init__(self, seed_dir, device=None, as_in_block: bool = False, threads=None):
         import torch
 
-        from .registry import AgentError, get_agent, resolve_config
+        from qsm.declare.registry import AgentError, get_agent, resolve_config
         self.dir = Path(seed_dir)
         self.config = _read_config(self.dir)
         # the run's numerics first: torch's thread pools before any work that uses them
@@ -126,7 +126,7 @@ class LoadedPolicy:
         self.agent.act_noise.load_state_dict(streams)
 
     def use_fresh_stream(self, purpose: str) -> None:
-        from .seeding import SeedStreams
+        from qsm.harness.seeding import SeedStreams
         self.agent.act_noise = SeedStreams(self.agent.seeds, purpose, self.device)
 
     def probe(self, states: np.ndarray, samples: int):
@@ -142,9 +142,9 @@ class LoadedPolicy:
         from `seed` (streams of their own: none is one the run used)."""
         import torch
 
-        from .seeding import derive_seed
-        from .evaluation import eval_returns
-        from .vecenv import EnvBlock
+        from qsm.harness.seeding import derive_seed
+        from qsm.harness.evaluation import eval_returns
+        from qsm.harness.vecenv import EnvBlock
         purpose = f"policy_evaluate/{seed}"
         self.use_fresh_stream(f"{purpose}/act")
         envs = EnvBlock(self.config["task"], [derive_seed(seed, f"{purpose}/env")] * episodes)
@@ -175,7 +175,7 @@ def use_run_numerics(config: dict, device=None, threads=None):
     (torch.device, threads, notes): notes say what differs from the run's settings."""
     import torch
 
-    from .numerics import deterministic_cuda
+    from qsm.runtime.numerics import deterministic_cuda
     prov = config.get("provenance") or {}
     notes = []
     run_threads = prov.get("torch_threads")
@@ -214,11 +214,11 @@ def use_run_numerics(config: dict, device=None, threads=None):
 
 def numerics_differences(config: dict, device, notes=()) -> list[str]:
     """Why this process may not compute the run's bits: `notes` of use_run_numerics, then another
-    torch, another GPU model, or (on the CPU) kernels that round differently (qsm.numerics'
+    torch, another GPU model, or (on the CPU) kernels that round differently (qsm.runtime.numerics'
     fingerprint; it costs a second or two, so only --compare and evaluate ask)."""
     import torch
 
-    from . import numerics
+    from qsm.runtime import numerics
     prov = config.get("provenance") or {}
     differ = list(notes)
     theirs = (prov.get("packages") or {}).get("torch")
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def probe_command(a) -> int:
-    from .probes import probe_states
+    from qsm.harness.probes import probe_states
     policy = LoadedPolicy(a.run_dir, a.device, as_in_block=True, threads=a.threads)
     budget = policy.config["budget"]
     if a.states:
@@ -314,7 +314,7 @@ def probe_command(a) -> int:
         policy.use_fresh_stream(f"policy_probe/{a.stream_seed}")
     pol, beh = policy.probe(states, samples)
     if a.out:
-        from .rundir import atomic_write_npz
+        from qsm.contract.rundir import atomic_write_npz
         atomic_write_npz(a.out, states=states, policy=pol, behaviour=beh)
     for i in range(len(states)):
         on_bound = float((np.abs(pol[i]) >= 1 - 1e-3).mean())
@@ -351,7 +351,7 @@ def evaluate_command(a) -> int:
     print(f"{c['algo']} on {c['task']}, run {c['run_id']} seed {c['seed']}: return "
           f"{returns.mean():.2f} +- {returns.std():.2f} over {a.episodes} episodes (seed {a.seed})")
     if a.out:
-        from .rundir import atomic_write_csv
+        from qsm.contract.rundir import atomic_write_csv
         atomic_write_csv(a.out, ("episode", "return"),
                          [{"episode": e, "return": float(r)} for e, r in enumerate(returns)])
     return 0
@@ -359,7 +359,7 @@ def evaluate_command(a) -> int:
 
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    from .envs import TaskError
+    from qsm.harness.envs import TaskError
     try:
         return probe_command(a) if a.command == "probe" else evaluate_command(a)
     except (PolicyError, TaskError) as e:

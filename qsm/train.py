@@ -7,7 +7,7 @@ With --checkpoint-every N the whole training state (networks, optimisers, replay
 environments, every random stream) is saved atomically every N steps; running the same command
 again resumes from it, and on CPU the result is bitwise identical to an uninterrupted run.
 The loop itself (environments, replay, evaluation, checkpoints, the run directory) is
-qsm/loop.py, shared with the official learners' program; this file adapts our agents to it.
+qsm/harness/loop.py, shared with the official learners' program; this file adapts our agents to it.
 """
 from __future__ import annotations
 
@@ -18,26 +18,26 @@ import sys
 
 import torch
 
-from .allocator import keep_freed_memory
-from .budget import Budget
-from .catalog import get_entry
-from .envs import TaskError, validate_task
-from .hparams import identity_values, specs_of
-from .identity import (TRAINER_PACKAGES, canonical, package_versions, run_identity,
-                       training_code_version)
-from .loop import Learner, TrainingLoop, UsageError, check_run_args
-from .metrics import UndeclaredMetric
-from .numerics import deterministic_cuda
-from .progress import MissingExtra
-from .registry import AgentError, get_agent, parse_overrides, resolve_config
-from .train_cli import build_parser
+from qsm.declare.budget import Budget
+from qsm.declare.catalog import get_entry
+from qsm.declare.hparams import identity_values, specs_of
+from qsm.harness.envs import TaskError, validate_task
+from qsm.runtime.allocator import keep_freed_memory
+from qsm.contract.identity import (TRAINER_PACKAGES, canonical, package_versions, run_identity,
+                                   training_code_version)
+from qsm.declare.registry import AgentError, get_agent, parse_overrides, resolve_config
+from qsm.declare.train_cli import build_parser
+from qsm.harness.loop import Learner, TrainingLoop, UsageError, check_run_args
+from qsm.harness.metrics import UndeclaredMetric
+from qsm.runtime.numerics import deterministic_cuda
+from qsm.runtime.progress import MissingExtra
 
 # recorded in config.json's provenance (the identity holds those that compute numbers)
 PROVENANCE_PACKAGES = ("torch", "numpy", "dm_control", "mujoco", "gymnasium")
 
 
 class AgentLearner(Learner):
-    """A seed-batched torch agent (qsm.agent_base.Agent) as the loop's learner."""
+    """A seed-batched torch agent (qsm.learners.agent_base.Agent) as the loop's learner."""
 
     def __init__(self, agent_cls, cfg, device: torch.device):
         self.agent_cls, self.cfg, self.device = agent_cls, cfg, device

@@ -13,7 +13,7 @@
 # an earlier sitting: each resumes from its last checkpoint, every 5000 steps), then the jobs the
 # archive lacks in the order of the configuration's key queue (its roles and tasks first, then
 # seed by seed), cheapest first by the hours their archived peers took (python -m
-# analysis.archive pending), those of unknown length last; --max-hours leaves out the jobs
+# analysis.records.archive pending), those of unknown length last; --max-hours leaves out the jobs
 # estimated to take longer, so that a short sitting finishes whole jobs. Each finished job is
 # archived at once (results/archive/study; commit it), and a job that another sitting archived
 # meanwhile is skipped. Run the same command again after an
@@ -62,7 +62,7 @@ if [ "$action" = archive ]; then
   # then every finished run it lists, with its checksums, into the checkout's archive.
   snakemake results/tables/run_manifest.json --nolock --cores 1 --configfile config/study.yaml \
     >/dev/null
-  PYTHONPATH="$checkout" python -P -m analysis.archive add --manifest results/tables/run_manifest.json \
+  PYTHONPATH="$checkout" python -P -m analysis.records.archive add --manifest results/tables/run_manifest.json \
     --archive "$archive"
   exit
 fi
@@ -85,7 +85,7 @@ read -r -a order <<< "$(python -c 'import sys, yaml
 q = yaml.safe_load(open(sys.argv[1])).get("queue") or {}
 print(" ".join((["--first", *q["first"]] if q.get("first") else [])
                + (["--seed-major"] if q.get("seed_major") else [])))' config/study.yaml)"
-plan=$(PYTHONPATH="$checkout" python -P -m analysis.archive pending --seed-block "$seed_block" \
+plan=$(PYTHONPATH="$checkout" python -P -m analysis.records.archive pending --seed-block "$seed_block" \
   --manifest results/tables/run_manifest.json --archive "$archive" "${max_hours[@]}" "${order[@]}")
 # jobs begun in an earlier sitting go first: the Snakefile keeps a job's checkpoints in
 # results/checkpoints/<algo>/<task>/<run_id>/seeds-<seeds>.pt
@@ -119,7 +119,7 @@ for job in "${jobs[@]}"; do
     continue
   fi
   # another sitting (another core's worktree) may have archived it since the list was made
-  if still=$(PYTHONPATH="$checkout" python -P -m analysis.archive pending --seed-block "$seed_block" \
+  if still=$(PYTHONPATH="$checkout" python -P -m analysis.records.archive pending --seed-block "$seed_block" \
         --manifest results/tables/run_manifest.json --archive "$archive") \
       && [[ $'\n'"$still" != *$'\n'"$target"$'\t'* ]]; then
     echo "study: job $n of ${#jobs[@]}: $target is archived already: skipped" >> results/study.log
@@ -130,7 +130,7 @@ for job in "${jobs[@]}"; do
     >> results/study.log
   if nice -n 19 taskset -c "$cpu" snakemake --cores 1 --configfile config/study.yaml \
       "${retrain[@]}" --rerun-incomplete "$target" >> results/study.log 2>&1; then
-    PYTHONPATH="$checkout" python -P -m analysis.archive add \
+    PYTHONPATH="$checkout" python -P -m analysis.records.archive add \
       --manifest results/tables/run_manifest.json --archive "$archive" >> results/study.log 2>&1 \
       || echo "study: archiving after $target failed (see above)" >> results/study.log
   else

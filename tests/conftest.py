@@ -22,7 +22,7 @@ def official_or_skip(extra=True, sac=False):
     stop running."""
     import pytest
 
-    from qsm import official
+    from qsm.harness import official
     try:
         checkout = official.find_checkout()
         if extra:

@@ -1,11 +1,11 @@
 """Synthetic runs that follow the documented run-directory contract (docs/run_directory.md) and the
-pipeline's layout, and the run manifest that selects them (analysis/manifest.py)."""
+pipeline's layout, and the run manifest that selects them (analysis/records/manifest.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from qsm.identity import BUDGET_KEYS
-from qsm.rundir import atomic_write_json
+from qsm.contract.identity import BUDGET_KEYS
+from qsm.contract.rundir import atomic_write_json
 
 RUN_ID = "0123456789ab"
 

@@ -10,8 +10,8 @@ fed the same parameters, batches and noise.
 * Noise: the official learners draw inside jit from `agent.rng`. jax.random is a pure function of
   the key, so `*_update_draws` replay the learners' key splitting outside jit, step by step as
   written in their update functions, and return the draws in the order in which our agent
-  requests them (for qsm.seeding.ReplayedDraws) and the key the learner holds afterwards (the
-  tests check it against the learner's, so the bookkeeping cannot drift silently).
+  requests them (for qsm.harness.seeding.ReplayedDraws) and the key the learner holds afterwards
+  (the tests check it against the learner's, so the bookkeeping cannot drift silently).
 """
 from __future__ import annotations
 

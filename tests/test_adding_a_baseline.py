@@ -95,7 +95,7 @@ def test_step_1_shows_the_declaration_as_it_is():
 NEW_DECLARATION = """\
 from dataclasses import dataclass
 
-from qsm.hparams import hp
+from qsm.declare.hparams import hp
 
 NAME = "mine"
 LEARNER = "baselines.mine:Mine"
@@ -114,7 +114,7 @@ TASK_OVERRIDES = {"toy_bimodal": {"gamma": 0.9}}
 NEW_LEARNER = """\
 \"\"\"A new agent, found by its two files alone.\"\"\"
 from baselines.mine_config import MineConfig
-from qsm.agent_base import Agent
+from qsm.learners.agent_base import Agent
 
 
 class Mine(Agent):
@@ -139,12 +139,12 @@ def test_the_two_files_are_all_the_registration_needed(tmp_path):
     listing = python("-m", "qsm.train", "--list-agents")
     assert listing.returncode == 0, listing.stderr
     assert "  mine  A new agent, found by its two files alone." in listing.stdout
-    resolved = python("-c", "from qsm.registry import get_agent, resolve_config; "
+    resolved = python("-c", "from qsm.declare.registry import get_agent, resolve_config; "
                             "cls = get_agent('mine'); print(cls.__module__, cls.name, "
                             "resolve_config(cls, 'toy_bimodal', {}).gamma)")
     assert resolved.returncode == 0, resolved.stderr
     assert resolved.stdout.split() == ["baselines.mine", "mine", "0.9"]
     (tmp_path / "baselines" / "mine.py").write_text(NEW_LEARNER.replace(
         "    Config = MineConfig", "    class Config:\n        pass"))
-    refused = python("-c", "from qsm.registry import get_agent; get_agent('mine')")
+    refused = python("-c", "from qsm.declare.registry import get_agent; get_agent('mine')")
     assert refused.returncode != 0 and "is not the Config its declaration" in refused.stderr

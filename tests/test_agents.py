@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import reference as ref
-from qsm.diffusion import Schedule, ddpm_sample, vp_beta_schedule
-from qsm.registry import get_agent, resolve_config
-from qsm.seeding import ReplayedDraws
-from qsm.timing import PhaseTimer
+from qsm.declare.registry import get_agent, resolve_config
+from qsm.harness.seeding import ReplayedDraws
+from qsm.learners.diffusion import Schedule, ddpm_sample, vp_beta_schedule
+from qsm.runtime.timing import PhaseTimer
 
 OBS, ACT, B = 3, 2, 5
 
@@ -48,7 +48,8 @@ def test_vp_schedule_matches_design_numbers():
 
 
 def replayed_normals(draws):
-    """Pre-chosen normal draws for one seed, handed out in order (qsm.seeding.ReplayedDraws)."""
+    """Pre-chosen normal draws for one seed, handed out in order
+    (qsm.harness.seeding.ReplayedDraws)."""
     return ReplayedDraws([d.unsqueeze(0) for d in draws])
 
 
@@ -114,7 +115,7 @@ def test_denoiser_split_first_layer_equals_concatenated_layer():
 
 
 def test_cpu_mish_is_torchs_mish():
-    from qsm.nets import mish
+    from qsm.learners.nets import mish
     x = torch.linspace(-60, 60, 20001)
     torch.testing.assert_close(mish(x), torch.nn.functional.mish(x), rtol=0, atol=2e-6)
     xd = torch.linspace(-20, 20, 401, dtype=torch.float64, requires_grad=True)

@@ -9,11 +9,11 @@ import threading
 import numpy as np
 import pytest
 
-from analysis import archive
+from analysis.records import archive
 from conftest import ROOT, python_env
 from contract import run_config, seed_dir, write_manifest
-from qsm.numerics import cpu_model, fingerprint
-from qsm.rundir import TIMING_PHASES, SeedRunWriter
+from qsm.contract.rundir import TIMING_PHASES, SeedRunWriter
+from qsm.runtime.numerics import cpu_model, fingerprint
 
 
 def write_run(root, algo, seed, status="complete"):
@@ -104,7 +104,7 @@ def test_verify_names_a_changed_missing_or_unlisted_file(runs, tmp_path):
     assert any("eval.csv: sha256 differs" in p for p in problems)
     assert any("status.json: is missing" in p for p in problems)
     assert any("checkpoint.pt: is not listed" in p for p in problems)
-    proc = subprocess.run([sys.executable, "-m", "analysis.archive", "verify", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "analysis.records.archive", "verify", str(out)],
                           capture_output=True, text=True, env=python_env(), cwd=ROOT, timeout=120)
     assert proc.returncode == 1 and proc.stderr.count("error: ") == 3
 
@@ -136,8 +136,8 @@ def test_pending_lists_the_jobs_the_archive_lacks_cheapest_first(runs, tmp_path)
     assert jobs[0] == (f"{qsm_run}/block_0_1.done", pytest.approx(2 * seconds / 3600))
     # --max-hours leaves out what is estimated longer, never what is unknown
     assert [t for t, _ in archive.pending(manifest, out, max_hours=1e-6)] == [f"{td3_run}/block_0.done"]
-    proc = subprocess.run([sys.executable, "-m", "analysis.archive", "pending", "--manifest",
-                           str(manifest), "--archive", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "analysis.records.archive", "pending",
+                           "--manifest", str(manifest), "--archive", str(out)],
                           capture_output=True, text=True, env=python_env(), cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert [line.split("\t") for line in proc.stdout.splitlines()] == [
@@ -188,7 +188,7 @@ def test_readme_names_the_commits_that_trained_the_study():
 
 
 def test_an_archived_run_belongs_to_the_configuration_that_at_its_code_has_its_run_id():
-    from qsm.identity import run_identity
+    from qsm.contract.identity import run_identity
     hparams, budget = {"M_q": 50.0}, {"steps": 40000, "start_steps": 2000, "eval_every": 2000,
                                       "eval_episodes": 100, "batch_size": 256,
                                       "replay_capacity": 10**6, "probe_states": 8,

@@ -5,8 +5,8 @@ For one archived QSM run and one archived SAC run of the study's archive (result
 the trainer reruns the run's own command (its config.json records it) with --stop-after just past
 the first learning steps, and every metrics.csv row and every evaluation of that prefix is
 compared with the archive. Where the archive records for the run the numerics fingerprint
-(qsm.numerics) of this machine, the comparison is of the text the CSV files hold, bit for bit;
-where no archived run of the agent was trained on such a CPU, every number must agree to a
+(qsm.runtime.numerics) of this machine, the comparison is of the text the CSV files hold, bit for
+bit; where no archived run of the agent was trained on such a CPU, every number must agree to a
 relative RTOL (another CPU's kernels round differently; a change to the maths moves the numbers
 by far more) and the test warns that it compared to rounding only. A failure means the current
 code computes other numbers than the code that trained the archive: if that change is intended,
@@ -25,9 +25,9 @@ import warnings
 import pytest
 
 from conftest import ROOT, python_env
-from qsm.identity import BUDGET_KEYS
-from qsm.numerics import fingerprint
-from qsm.train_cli import build_parser
+from qsm.contract.identity import BUDGET_KEYS
+from qsm.declare.train_cli import build_parser
+from qsm.runtime.numerics import fingerprint
 
 ARCHIVE = ROOT / "results" / "archive" / "study"
 LEARNING_ROWS = 2  # metrics rows past the start of learning that the prefix covers

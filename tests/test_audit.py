@@ -15,10 +15,11 @@ import pytest
 from analysis import audit
 from analysis.audit.scale import SCALE_COLUMNS
 from analysis.audit.tables import INITIAL_COLUMNS, PATTERN_COLUMNS
-from analysis.provenance import sidecar_path
+from analysis.records.provenance import sidecar_path
 import contract
+from conftest import ROOT
 from contract import run_config, seed_dir, write_manifest
-from qsm.rundir import TIMING_PHASES, SeedRunWriter
+from qsm.contract.rundir import TIMING_PHASES, SeedRunWriter
 from rliable import library as rly
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,22 +294,27 @@ def test_known_optima_come_from_config_json_not_the_task_name(cli_out):
 
 
 def test_the_audit_does_not_import_the_environments():
-    """The contract is the only coupling: what the audit knows of a task comes from its runs."""
-    from qsm.identity import closure, imports_of
-    modules = closure(["analysis.audit"])
-    assert "analysis.audit.load" in modules and "analysis.mixed" in modules
-    # its intervals come from the engine, not from the benchmark's tables (analysis.stats)
-    assert "analysis.bootstrap" in modules
+    """The contract is the only coupling: what the audit knows of a task comes from its runs. The
+    one exception is the oracle (analysis/audit/oracle.py), which runs the agent's sampler on the
+    toys' rewards to predict what the runs will learn, and which no other module imports."""
+    from qsm.contract.identity import closure, imports_of
+    audit = ["analysis.audit." + p.stem for p in (ROOT / "analysis" / "audit").glob("*.py")
+             if p.stem not in ("__init__", "__main__", "oracle")]
+    modules = closure(["analysis.audit", *audit])
+    assert "analysis.audit.oracle" not in modules
+    assert "analysis.audit.load" in modules and "analysis.estimators.mixed" in modules
+    # its intervals come from the engine, not from the benchmark's tables (analysis.benchmark.stats)
+    assert "analysis.estimators.bootstrap" in modules
     assert not [m for m in modules if m.startswith("analysis.audit")
-                and "analysis.stats" in imports_of(m)]
+                and "analysis.benchmark.stats" in imports_of(m)]
     # the contract's modules only: its validator, identities (with the budget they hold), and
     # metrics.csv's columns (and the command-line help formatter, which imports nothing of the
     # suite)
-    assert not [m for m in modules if m.startswith("qsm.") and m not in ("qsm.rundir",
-                                                                          "qsm.identity",
-                                                                          "qsm.budget",
-                                                                          "qsm.metrics",
-                                                                          "qsm.cli")]
+    assert not [m for m in modules if m.startswith("qsm.") and m not in ("qsm.contract.rundir",
+                                                                          "qsm.contract.identity",
+                                                                          "qsm.declare.budget",
+                                                                          "qsm.harness.metrics",
+                                                                          "qsm.declare.cli")]
 
 
 def test_kl_rows(cli_out):
@@ -324,7 +330,7 @@ def test_kl_rows(cli_out):
     # 0.8 apart, sd 0.06: about 1.4 nats), far below what the atoms would read as (> 5 nats)
     clip = g.loc[("qsm", "clip_bandit", "policy"), "estimate"]
     assert 0.5 < clip < 2.5
-    from analysis.kl import gaussian_fit_kl
+    from analysis.estimators.kl import gaussian_fit_kl
     atoms = with_atoms(np.random.default_rng(0), N, 0.25, 0.25, (-0.4, 0.4), 0.06)
     assert gaussian_fit_kl(atoms) > clip + 3
     b = kl[kl["kind"] == "between_algos"]

@@ -34,7 +34,7 @@ def digest(directory):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
 
 
-# -- corrupted run directories: python -m qsm.rundir must name the file ----------------------
+# -- corrupted run directories: python -m qsm.contract.rundir must name the file -------------
 
 def _write(name, text):
     return lambda d: (d / name).write_text(text)
@@ -121,7 +121,7 @@ def test_corrupted_run_directory(tmp_path, good_run, name, corrupt, message):
     shutil.copytree(good_run, d)
     corrupt(d)
     before = digest(d)
-    proc = run(["-m", "qsm.rundir", str(d)])
+    proc = run(["-m", "qsm.contract.rundir", str(d)])
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
@@ -131,7 +131,7 @@ def test_corrupted_run_directory(tmp_path, good_run, name, corrupt, message):
 
 
 def test_valid_run_directory_passes(good_run):
-    proc = run(["-m", "qsm.rundir", str(good_run)])
+    proc = run(["-m", "qsm.contract.rundir", str(good_run)])
     assert proc.returncode == 0 and "ok:" in proc.stdout
 
 
@@ -147,7 +147,7 @@ def test_aggregate_reports_corrupted_runs_without_crashing(tmp_path, good_run):
     manifest = write_manifest(tmp_path / "manifest.json", root,
                               [("td3", "toy_bimodal", k, "audit", run_id) for k in range(7)])
     out = tmp_path / "tables"
-    proc = run(["-m", "analysis.aggregate", "--manifest", str(manifest), "--out",
+    proc = run(["-m", "analysis.benchmark.aggregate", "--manifest", str(manifest), "--out",
                 str(out / "scores.csv"), "--status-out", str(out / "status.csv")])
     assert proc.returncode == 0, proc.stderr
     import pandas as pd

@@ -1,6 +1,6 @@
-"""Tests of analysis.bootstrap, the one bootstrap engine behind every interval of the analysis:
-rliable called once per key under a seeded global RNG, the intervals over seeds and along curves,
-and the seed-count planner."""
+"""Tests of analysis.estimators.bootstrap, the one bootstrap engine behind every interval of the
+analysis: rliable called once per key under a seeded global RNG, the intervals over seeds and along
+curves, and the seed-count planner."""
 from __future__ import annotations
 
 import math
@@ -11,10 +11,11 @@ import pytest
 from rliable import library as rly
 from rliable import metrics
 
-from analysis.bootstrap import (METRIC_LABELS, METRICS, aggregate_func, bootstrap_mean_ci,
-                                iqm_over_steps, mean_bands, mean_over_runs, seed_count_plan,
-                                seeded_interval_estimates, seeded_performance_profiles,
-                                seeds_needed)
+from analysis.estimators.bootstrap import (METRIC_LABELS, METRICS, aggregate_func,
+                                           bootstrap_mean_ci, iqm_over_steps, mean_bands,
+                                           mean_over_runs, seed_count_plan,
+                                           seeded_interval_estimates, seeded_performance_profiles,
+                                           seeds_needed)
 
 REPS = 200
 

@@ -1,5 +1,5 @@
-"""The one budget type (qsm.budget): both command lines, the pipeline's command strings, the run
-identity and the configuration schema agree with it."""
+"""The one budget type (qsm.declare.budget): both command lines, the pipeline's command strings, the
+run identity and the configuration schema agree with it."""
 from __future__ import annotations
 
 import argparse
@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from qsm import budget as budget_module
-from qsm.budget import KEYS, Budget, BudgetError, default_log_every
-from qsm.identity import BUDGET_KEYS, run_identity
-from qsm.train_cli import add_run_options, build_parser
+from qsm.contract.identity import BUDGET_KEYS, run_identity
+from qsm.declare import budget as budget_module
+from qsm.declare.budget import KEYS, Budget, BudgetError, default_log_every
+from qsm.declare.train_cli import add_run_options, build_parser
 
 FULL = {"steps": 3000, "start_steps": 1000, "eval_every": 500, "eval_episodes": 5,
         "batch_size": 256, "replay_capacity": 100_000, "probe_states": 8, "probe_samples": 1000,

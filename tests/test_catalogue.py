@@ -1,5 +1,5 @@
-"""The catalogue of outputs (analysis/catalogue.py): the one list of every table and figure, which
-the rules, the report, the docs and the analysis read."""
+"""The catalogue of outputs (analysis/records/catalogue.py): the one list of every table and figure,
+which the rules, the report, the docs and the analysis read."""
 from __future__ import annotations
 
 import re
@@ -9,9 +9,9 @@ import matplotlib
 import pytest
 from docutils.core import publish_parts
 
-from analysis import catalogue
-from analysis.outputs import write_figure
-from analysis.provenance import Provenance
+from analysis.records import catalogue
+from analysis.records.outputs import write_figure
+from analysis.records.provenance import Provenance
 from conftest import ROOT, preset_config
 
 matplotlib.use("Agg")
@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 def test_docs_outputs_table_is_the_catalogue():
     text = (ROOT / "docs" / "outputs.md").read_text()
     assert catalogue.with_table(text) == text, (
-        "docs/outputs.md's table is not the catalogue's: python -m analysis.catalogue --write "
-        "docs/outputs.md")
+        "docs/outputs.md's table is not the catalogue's: python -m analysis.records.catalogue "
+        "--write docs/outputs.md")
 
 
 def test_every_name_is_listed_once():
@@ -87,7 +87,7 @@ def test_table_captions_render_as_written():
 
 def test_a_figure_is_written_with_its_caption_for_the_report(tmp_path):
     prov = Provenance(config_hash="cfg", manifest_digest="d", manifest_path="m.json", entries=[],
-                      roles=("benchmark",), module="analysis.figures")
+                      roles=("benchmark",), module="analysis.benchmark.figures")
     caption = "Bar = mean over *seeds* of a_b {{ x }} |y|.\nSecond paragraph [1]."
     fig, ax = plt.subplots()
     fig.text(0, 0, caption + "\n" + prov.footer())

@@ -11,10 +11,11 @@ import pytest
 
 from conftest import ROOT, python_env
 
-MODULES = ["qsm.train", "qsm.policy", "qsm.rundir", "qsm.gpu_slots", "qsm.hparams_docs",
-           "analysis.manifest", "analysis.archive", "analysis.aggregate", "analysis.stats",
-           "analysis.figures", "analysis.audit.cli", "analysis.profile", "analysis.fidelity",
-           "analysis.diagnostics", "benchmarks/calibration.py",
+MODULES = ["qsm.train", "qsm.policy", "qsm.contract.rundir", "qsm.runtime.gpu_slots",
+           "qsm.declare.hparams_docs", "analysis.records.manifest", "analysis.records.archive",
+           "analysis.benchmark.aggregate", "analysis.benchmark.stats", "analysis.benchmark.figures",
+           "analysis.audit.cli", "analysis.training.profile", "analysis.training.fidelity",
+           "analysis.training.diagnostics", "benchmarks/calibration.py",
            "workflow/scripts/official_baseline.py"]
 
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from conftest import ROOT, python_env
-from qsm import rundir
-from qsm.diffusion import ddpm_sample
-from qsm.evaluation import eval_steps, is_eval_step
-from qsm.registry import get_agent, resolve_config
-from qsm.timing import PhaseTimer
+from qsm.contract import rundir
+from qsm.declare.registry import get_agent, resolve_config
+from qsm.harness.evaluation import eval_steps, is_eval_step
+from qsm.learners.diffusion import ddpm_sample
+from qsm.runtime.timing import PhaseTimer
 
 OBS, ACT, B = 3, 2, 5
 SMALL = dict(actor_hidden=(8, 8), cond_hidden=(6, 6), time_dim=4, critic_hidden=(7, 7))
@@ -83,7 +83,8 @@ def test_dqls_actor_loss_draws_through_the_one_sampler_with_gradient():
 
 @pytest.mark.parametrize("algo", ["qsm", "dql"])
 def test_the_sampler_is_the_ddpm_sampler(algo):
-    """The default sample() draws what qsm.diffusion.ddpm_sample draws from the same stream."""
+    """The default sample() draws what qsm.learners.diffusion.ddpm_sample draws from the same
+    stream."""
     base = get_agent(algo)
     agent = base(OBS, ACT, [0, 1], resolve_config(base, "cheetah_run", SMALL))
     obs = torch.randn(2, 6, OBS)
@@ -101,15 +102,16 @@ def test_only_the_base_calls_the_reverse_chain():
     through DiffusionActorCritic.sample: no other module of the agents, the probes or the policy
     file calls it."""
     callers = {}
-    for path in ("qsm/diffusion_agent.py", "qsm/agent.py", "baselines/dql.py", "qsm/probes.py",
-                 "qsm/policy.py", "qsm/train.py", "qsm/loop.py", "qsm/agent_base.py"):
+    for path in ("qsm/learners/diffusion_agent.py", "qsm/agent.py", "baselines/dql.py",
+                 "qsm/harness/probes.py", "qsm/policy.py", "qsm/train.py", "qsm/harness/loop.py",
+                 "qsm/learners/agent_base.py"):
         tree = ast.parse((ROOT / path).read_text())
         for fn in ast.walk(tree):
             if isinstance(fn, ast.FunctionDef):
                 for node in ast.walk(fn):
                     if isinstance(node, ast.Name) and node.id in ("reverse_chain", "ddpm_sample"):
                         callers.setdefault(path, set()).add(fn.name)
-    assert callers == {"qsm/diffusion_agent.py": {"sample"}}
+    assert callers == {"qsm/learners/diffusion_agent.py": {"sample"}}
 
 
 # -- the evaluation schedule ----------------------------------------------------------------------
@@ -147,9 +149,9 @@ def test_the_trainer_and_the_random_policy_evaluate_on_the_same_schedule(tmp_pat
 # -- the final score ------------------------------------------------------------------------------
 
 def test_the_scores_and_the_audit_take_the_final_score_from_one_definition(tmp_path):
-    from analysis import aggregate
+    from analysis.benchmark import aggregate
     from analysis.audit import load
-    from analysis.manifest import manifest_for_dirs, write_manifest
+    from analysis.records.manifest import manifest_for_dirs, write_manifest
     assert load.final_evaluation is aggregate.final_evaluation
     evals = pd.DataFrame({"step": [0, 10, 20], "return": [1.0, 2.0, 3.0]})
     assert aggregate.final_evaluation(evals)["step"] == 20

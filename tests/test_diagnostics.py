@@ -1,5 +1,5 @@
-"""Tests of analysis.diagnostics (and the score-target column of the audit's summary) on synthetic
-run directories whose metrics.csv files have known end-of-training values."""
+"""Tests of analysis.training.diagnostics (and the score-target column of the audit's summary) on
+synthetic run directories whose metrics.csv files have known end-of-training values."""
 from __future__ import annotations
 
 import csv
@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import audit, diagnostics
-from analysis.provenance import sidecar_path
-from analysis.training_metrics import end_of_training, window_size
+from analysis import audit
+from analysis.records.provenance import sidecar_path
+from analysis.training import diagnostics
+from analysis.training.metrics import end_of_training, window_size
 from contract import run_config, seed_dir, write_manifest
-from qsm.metrics import COLUMNS, METRICS, metric_steps
-from qsm.rundir import TIMING_PHASES, SeedRunWriter
+from qsm.contract.rundir import TIMING_PHASES, SeedRunWriter
+from qsm.harness.metrics import COLUMNS, METRICS, metric_steps
 
 REPO = Path(__file__).resolve().parents[1]
 P, N, ACT_DIM = 2, 60, 2  # probe states, samples per state, action size (small: fast audit)
@@ -114,7 +115,7 @@ def runs(tmp_path_factory):
 def cli_out(runs, tmp_path_factory):
     """The command line exactly as the Snakemake rule calls it."""
     out = tmp_path_factory.mktemp("diagnostics")
-    cmd = [sys.executable, "-m", "analysis.diagnostics", "--manifest", str(runs),
+    cmd = [sys.executable, "-m", "analysis.training.diagnostics", "--manifest", str(runs),
            "--tables", str(out / "tables"), "--figures", str(out / "figures"), "--tasks", *TASKS]
     from conftest import python_env
     res = subprocess.run(cmd, cwd=REPO, env=python_env(), capture_output=True, text=True,
@@ -198,7 +199,7 @@ def test_table_carries_its_provenance(cli_out):
     out, table, _ = cli_out
     side = json.loads(sidecar_path(out / "tables" / diagnostics.TABLE_NAME).read_text())
     assert side["output"] == diagnostics.TABLE_NAME and side["config_hash"] == "d1a6c0ffee00"
-    assert side["analysis"]["module"] == "analysis.diagnostics"
+    assert side["analysis"]["module"] == "analysis.training.diagnostics"
     assert side["n_runs"] == 11 and side["n_used"] == 6  # the runs with metrics rows
     assert side["by_status"] == table["status"].value_counts().to_dict()
     used = {(r["algo"], r["seed"]) for r in side["runs"] if r["used"]}

@@ -12,10 +12,10 @@ import torch
 
 import reference as ref
 from conftest import python_env
-from qsm import rundir
-from qsm.registry import AgentError, get_agent, resolve_config
-from qsm.seeding import SeedStreams
-from qsm.timing import PhaseTimer
+from qsm.contract import rundir
+from qsm.declare.registry import AgentError, get_agent, resolve_config
+from qsm.harness.seeding import SeedStreams
+from qsm.runtime.timing import PhaseTimer
 from test_agents import ACT, OBS, replayed_normals, QuadraticCritic, batch, np_
 
 SMALL = dict(actor_hidden=(8, 8), cond_hidden=(6, 6), time_dim=4, critic_hidden=(7, 7))

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from qsm.envs import DEFAULT_TASKS, TaskError, ToyBandit, make_env, validate_task
-from qsm.probes import probe_states
-from qsm.seeding import derive_seed
+from qsm.harness.envs import DEFAULT_TASKS, TaskError, ToyBandit, make_env, validate_task
+from qsm.harness.probes import probe_states
+from qsm.harness.seeding import derive_seed
 
 
 @pytest.mark.parametrize("task", DEFAULT_TASKS)
@@ -128,8 +128,8 @@ def test_probe_states_are_fixed_per_task():
 def test_probe_state_0_is_the_tasks_initial_state():
     """The paper's multimodality picture (its Fig. 4) samples cartpole_swingup's policy at the
     initial state: probe state 0 is the first observation of an episode (pole down, cart still)."""
-    from qsm.probes import PROBE_SEED
-    from qsm.seeding import derive_seed
+    from qsm.harness.probes import PROBE_SEED
+    from qsm.harness.seeding import derive_seed
     states = probe_states("cartpole_swingup", 3)
     first = make_env("cartpole_swingup", derive_seed(PROBE_SEED, "probe_env")).reset()
     np.testing.assert_array_equal(states[0], first)
@@ -138,9 +138,9 @@ def test_probe_state_0_is_the_tasks_initial_state():
 
 
 def test_static_dmc_task_list_matches_the_pinned_dm_control():
-    """qsm.envs names DMC tasks without importing dm_control (the DAG is built on login nodes);
-    its copy must be the pinned dm_control's list."""
+    """qsm.harness.envs names DMC tasks without importing dm_control (the DAG is built on login
+    nodes); its copy must be the pinned dm_control's list."""
     from dm_control import suite
 
-    from qsm.envs import DMC_TASKS
+    from qsm.harness.envs import DMC_TASKS
     assert tuple(DMC_TASKS) == tuple(suite.ALL_TASKS)

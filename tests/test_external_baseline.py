@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT, python_env
 from contract import RUN_ID, seed_dir, write_manifest
-from qsm import rundir
+from qsm.contract import rundir
 
 SCRIPT = ROOT / "workflow" / "scripts" / "random_policy.py"
 BUDGET = ["--steps", "2000", "--eval-every", "1000", "--eval-episodes", "1",
@@ -37,8 +37,8 @@ def runs(tmp_path_factory):
 
 
 def test_script_imports_only_numpy_json_csv_and_the_protocol():
-    """Of the suite: the tasks, the probe states and the evaluation schedule (qsm.evaluation,
-    numpy only), the protocol every program shares."""
+    """Of the suite: the tasks, the probe states and the evaluation schedule
+    (qsm.harness.evaluation, numpy only), the protocol every program shares."""
     tree = ast.parse(SCRIPT.read_text())
     imported = set()
     for node in ast.walk(tree):
@@ -47,7 +47,7 @@ def test_script_imports_only_numpy_json_csv_and_the_protocol():
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module)
     suite = {m for m in imported if m.split(".")[0] in ("qsm", "analysis", "baselines")}
-    assert suite == {"qsm.envs", "qsm.probes", "qsm.evaluation"}, suite
+    assert suite == {"qsm.harness.envs", "qsm.harness.probes", "qsm.harness.evaluation"}, suite
     assert not {m for m in imported if m.split(".")[0] in ("torch", "pandas")}
 
 
@@ -94,7 +94,8 @@ def test_aggregate_picks_up_the_random_algo(runs, tmp_path):
     manifest = write_manifest(tmp_path / "manifest.json", runs,
                               [("random", "cheetah_run", s, "benchmark") for s in (0, 1, 2)])
     scores_csv, status_csv = tmp_path / "scores.csv", tmp_path / "run_status.csv"
-    proc = subprocess.run([sys.executable, "-m", "analysis.aggregate", "--manifest", str(manifest),
+    proc = subprocess.run([sys.executable, "-m", "analysis.benchmark.aggregate",
+                           "--manifest", str(manifest),
                            "--out", str(scores_csv), "--status-out", str(status_csv)],
                           capture_output=True, text=True, env=python_env(), timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr

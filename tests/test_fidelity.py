@@ -1,10 +1,10 @@
-"""The fidelity analysis (analysis/fidelity.py): intervals against a stated margin, and a verdict
-that follows them (equivalent, different, inconclusive), on runs whose truth is known."""
+"""The fidelity analysis (analysis/training/fidelity.py): intervals against a stated margin, and a
+verdict that follows them (equivalent, different, inconclusive), on runs whose truth is known."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import fidelity
+from analysis.training import fidelity
 
 TASKS = ("cheetah_run", "walker_run")
 

@@ -1,5 +1,5 @@
-"""GPU slots for local training jobs (qsm/gpu_slots.py), on fake devices: side by side, jobs get
-different devices; a finished, failed or killed job frees its device."""
+"""GPU slots for local training jobs (qsm/runtime/gpu_slots.py), on fake devices: side by side, jobs
+get different devices; a finished, failed or killed job frees its device."""
 import json
 import os
 import signal
@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import python_env
-from qsm import gpu_slots
+from qsm.runtime import gpu_slots
 
 # Writes the device it was given and when it held it, to the file named by its argument.
 RECORDER = ("import json, os, sys, time; start = time.time(); time.sleep(float(sys.argv[2])); "
@@ -26,8 +26,8 @@ def slots(tmp_path):
 
 
 def wrapped(env, *command, **popen):
-    return subprocess.Popen([sys.executable, "-m", "qsm.gpu_slots", "run", "--poll", "0.05", "--",
-                             *command], env=env, **popen)
+    return subprocess.Popen([sys.executable, "-m", "qsm.runtime.gpu_slots", "run", "--poll", "0.05",
+                             "--", *command], env=env, **popen)
 
 
 def wait_until(condition, timeout=30.0):
@@ -77,8 +77,9 @@ def test_without_devices_the_command_runs_unchanged(tmp_path):
     env = python_env()
     env.pop("QSM_GPU_DEVICES", None)
     env.update(CUDA_VISIBLE_DEVICES="", QSM_GPU_SLOTS_DIR=str(tmp_path / "slots"))
-    proc = subprocess.run([sys.executable, "-m", "qsm.gpu_slots", "run", "--", sys.executable,
-                           "-c", "import os; print(repr(os.environ['CUDA_VISIBLE_DEVICES']))"],
+    proc = subprocess.run([sys.executable, "-m", "qsm.runtime.gpu_slots", "run", "--",
+                           sys.executable, "-c",
+                           "import os; print(repr(os.environ['CUDA_VISIBLE_DEVICES']))"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "''"
     assert "no GPU found" in proc.stderr

@@ -1,5 +1,5 @@
-"""Hyperparameter ranges (qsm/hparams.py): declared once per agent, checked by the trainer before
-anything is built, and shown in the generated docs/hyperparameters.md."""
+"""Hyperparameter ranges (qsm/declare/hparams.py): declared once per agent, checked by the trainer
+before anything is built, and shown in the generated docs/hyperparameters.md."""
 import math
 import subprocess
 import sys
@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ROOT, python_env
 from qsm import train
-from qsm.catalog import agent_catalog
-from qsm.hparams import HparamError, Spec, identity_values, markdown_table, resolve
-from qsm.hparams_docs import DOCS_COMMAND, DOCS_PAGE, hyperparameters_page
+from qsm.declare.catalog import agent_catalog
+from qsm.declare.hparams import HparamError, Spec, identity_values, markdown_table, resolve
+from qsm.declare.hparams_docs import DOCS_COMMAND, DOCS_PAGE, hyperparameters_page
 
 # (algo, --set value, what the one-line error must say): 29 values across the four agents.
 OUT_OF_RANGE = [
@@ -127,7 +127,7 @@ def test_hyperparameters_page_is_generated_from_the_declarations():
 
 
 def test_hyperparameters_page_command_writes_what_the_test_expects(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "qsm.hparams_docs", "--markdown"],
+    proc = subprocess.run([sys.executable, "-m", "qsm.declare.hparams_docs", "--markdown"],
                           capture_output=True, text=True, env=python_env(), cwd=tmp_path,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr

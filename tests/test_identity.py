@@ -1,5 +1,5 @@
-"""Run identity and code versions (qsm/identity.py), and the agent catalog (qsm/catalog.py) that
-lets the pipeline build its DAG without importing torch."""
+"""Run identity and code versions (qsm/contract/identity.py), and the agent catalog
+(qsm/declare/catalog.py) that lets the pipeline build its DAG without importing torch."""
 import shutil
 import subprocess
 import sys
@@ -7,9 +7,10 @@ import sys
 import pytest
 
 from conftest import ROOT, python_env
-from qsm import catalog, identity
-from qsm.hparams import relations_of, specs_of
-from qsm.registry import get_agent
+from qsm.contract import identity
+from qsm.declare import catalog
+from qsm.declare.hparams import relations_of, specs_of
+from qsm.declare.registry import get_agent
 
 AGENTS = catalog.agent_names()
 
@@ -50,18 +51,28 @@ def test_a_malformed_declaration_is_named(monkeypatch):
 
 def test_closure_follows_imports_and_leaves_out_what_cannot_change_numbers():
     sac = identity.closure(["baselines.sac", "qsm.train"])
-    assert {"qsm.nets", "qsm.agent_base", "qsm.envs", "qsm.vecenv", "qsm.replay"} <= set(sac)
+    assert {"qsm.learners.nets", "qsm.learners.agent_base", "qsm.harness.envs",
+            "qsm.harness.vecenv", "qsm.harness.replay"} <= set(sac)
     assert "baselines.td3" not in sac and "qsm.agent" not in sac
     numeric = {p.relative_to(ROOT).as_posix() for p in identity.numeric_sources(["baselines.sac",
                                                                                   "qsm.train"])}
-    assert "qsm/nets.py" in numeric and "baselines/sac.py" in numeric
+    assert "qsm/learners/nets.py" in numeric and "baselines/sac.py" in numeric
     assert "baselines/sac_config.py" in numeric  # the declaration: what the learner builds
-    assert not numeric & {"qsm/rundir.py", "qsm/timing.py", "qsm/registry.py", "qsm/catalog.py"}
+    assert not numeric & {"qsm/contract/rundir.py", "qsm/runtime/timing.py",
+                          "qsm/declare/registry.py", "qsm/declare/catalog.py"}
+    # what is numeric is said by the folders: declare, contract and runtime never are, nor is an
+    # __init__.py; the harness and the learners are
+    assert {"qsm.declare.budget", "qsm.runtime.numerics", "qsm.contract.identity"} <= set(sac)
+    assert not [p for p in numeric if p.startswith(("qsm/declare/", "qsm/contract/",
+                                                    "qsm/runtime/")) or p.endswith("__init__.py")]
+    assert identity.is_numeric("qsm.harness.loop") and identity.is_numeric("qsm.learners.nets")
+    assert not identity.is_numeric("qsm.learners") and not identity.is_numeric("qsm.policy")
     # QSM and dql are siblings: both depend on the shared base and its config, not on each other
     for learner, declaration, other in (("qsm.agent", "qsm.agent_config", "baselines.dql"),
                                         ("baselines.dql", "baselines.dql_config", "qsm.agent")):
         modules = identity.closure([learner])
-        assert {declaration, "qsm.diffusion_agent", "qsm.diffusion_agent_config"} <= set(modules)
+        assert {declaration, "qsm.learners.diffusion_agent",
+                "qsm.learners.diffusion_agent_config"} <= set(modules)
         assert other not in modules and f"{other}_config" not in modules
 
 
@@ -140,11 +151,11 @@ def test_code_version_changes_with_statements_not_with_comments_or_docstrings(re
     ("qsm/agent_config.py", {"qsm"}),                           # QSM's declaration
     ("baselines/dql.py", {"dql"}),
     ("baselines/dql_config.py", {"dql"}),
-    ("qsm/diffusion_agent.py", {"qsm", "dql"}),                 # their shared base
-    ("qsm/diffusion_agent_config.py", {"qsm", "dql"}),
-    ("qsm/nets.py", {"qsm", "dql", "sac", "td3"}),
-    ("analysis/stats.py", set()),
-    ("analysis/bootstrap.py", set()),
+    ("qsm/learners/diffusion_agent.py", {"qsm", "dql"}),                 # their shared base
+    ("qsm/learners/diffusion_agent_config.py", {"qsm", "dql"}),
+    ("qsm/learners/nets.py", {"qsm", "dql", "sac", "td3"}),
+    ("analysis/benchmark/stats.py", set()),
+    ("analysis/estimators/bootstrap.py", set()),
 ])
 def test_shared_code_versions_every_agent_that_uses_it_and_analysis_none(repo_copy, path, changed):
     before = _versions()

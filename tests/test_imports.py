@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from conftest import ROOT, python_env
-from qsm import identity
+from qsm.contract import identity
 
 PACKAGES = ("qsm", "baselines", "analysis")
 SCRIPTS = "workflow/scripts"
@@ -13,7 +13,7 @@ SCRIPTS = "workflow/scripts"
 def import_graph() -> dict[str, frozenset]:
     """{module: the suite modules it imports anywhere, function-local imports included}, for
     every module of the packages and every script of workflow/scripts (read statically, as the
-    code versions are: qsm.identity)."""
+    code versions are: qsm.contract.identity)."""
     graph = {}
     for pkg in PACKAGES:
         for path in sorted((ROOT / pkg).rglob("*.py")):
@@ -59,8 +59,8 @@ def cycles(graph) -> list[list[str]]:
 
 def test_no_module_imports_one_that_imports_it_back():
     graph = import_graph()
-    assert {"qsm.catalog", "qsm.hparams", "baselines.dql", "analysis.manifest",
-            f"{SCRIPTS}/official_baseline.py"} <= set(graph)
+    assert {"qsm.declare.catalog", "qsm.declare.hparams", "baselines.dql",
+            "analysis.records.manifest", f"{SCRIPTS}/official_baseline.py"} <= set(graph)
     assert cycles(graph) == []
 
 
@@ -72,7 +72,7 @@ def test_cycles_are_found():
 def test_the_catalog_loads_no_torch():
     """What the pipeline does at DAG time: every declaration imported, every agent resolved."""
     code = ("import sys\n"
-            "from qsm.catalog import agent_catalog\n"
+            "from qsm.declare.catalog import agent_catalog\n"
             "for name, entry in agent_catalog().items():\n"
             "    entry.resolve('cheetah_run', {})\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -91,7 +91,7 @@ def test_the_plotting_kit_loads_no_statistics():
     code = ("import sys\n"
             "import analysis.plotting\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rliable' or m in "
-            "('analysis.stats', 'analysis.figures')))\n")
+            "('analysis.benchmark.stats', 'analysis.benchmark.figures')))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=python_env(), cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -99,11 +99,76 @@ def test_the_plotting_kit_loads_no_statistics():
 
 
 def test_only_the_benchmark_imports_its_figures():
-    """Every other figure takes its kit from analysis.plotting, not from analysis.figures (which
-    only the benchmark's command and its tests use)."""
+    """Every other figure takes its kit from analysis.plotting, not from analysis.benchmark.figures
+    (which only the benchmark's command and its tests use)."""
     graph = import_graph()
     for folder in ("benchmarks", "scripts"):
         for path in sorted((ROOT / folder).glob("*.py")):
             graph[f"{folder}/{path.name}"] = frozenset(identity._script_imports(path))
-    assert "analysis.plotting" in graph["analysis.figures"]
-    assert sorted(m for m, imported in graph.items() if "analysis.figures" in imported) == []
+    assert "analysis.plotting" in graph["analysis.benchmark.figures"]
+    assert sorted(m for m, imported in graph.items()
+                  if "analysis.benchmark.figures" in imported) == []
+
+
+# -- the folders are the layers (docs/architecture.md) ---------------------------------------------
+
+def test_every_package_says_what_it_holds_and_its_init_computes_nothing():
+    """Each package's __init__.py has a docstring, and holds only imports and constant assignments
+    (a version, re-exports, the checkout's path): what lets the code versions leave every
+    __init__.py out (qsm.contract.identity.is_numeric)."""
+    import ast
+    inits = sorted(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("__init__.py"))
+    assert len(inits) >= 12
+    for path in inits:
+        tree = ast.parse(path.read_text())
+        assert ast.get_docstring(tree), f"{path.relative_to(ROOT)}: no docstring"
+        for node in tree.body[1:]:
+            assert isinstance(node, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)), (
+                f"{path.relative_to(ROOT)}:{node.lineno}: an __init__.py computes nothing")
+        module = ".".join(path.relative_to(ROOT).parent.parts)
+        assert not identity.is_numeric(module)
+
+
+def test_the_harness_reaches_the_learners_only_through_the_registry():
+    """No module of qsm/harness imports a learner (qsm/learners, qsm/agent.py, baselines): the loop
+    trains whatever the registry gives it. The learners take from the harness only their per-seed
+    random streams and the diagnostics log they fill."""
+    graph = import_graph()
+    learners = ("qsm.learners", "qsm.agent", "baselines")
+    harness = [m for m in graph if m.startswith("qsm.harness.")]
+    assert "qsm.harness.loop" in harness
+    for m in harness:
+        assert not [i for i in graph[m] if i.startswith(learners)], m
+    for m in (m for m in graph if m.startswith(learners)):
+        assert {i for i in graph[m] if i.startswith("qsm.harness")} <= {
+            "qsm.harness.seeding", "qsm.harness.metrics"}, m
+
+
+def test_declarations_and_the_contract_load_no_torch():
+    """qsm/declare and qsm/contract are read at DAG time and by the analysis: importing every
+    module of both loads neither torch nor an environment."""
+    modules = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts)
+                     for sub in ("declare", "contract") for p in (ROOT / "qsm" / sub).glob("*.py")
+                     if p.stem != "__init__")
+    assert "qsm.declare.catalog" in modules and "qsm.contract.rundir" in modules
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'dm_control', 'mujoco')))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=python_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_the_analysis_reads_runs_through_the_contract():
+    """What the analysis takes from qsm: the contract and the declarations, metrics.csv's columns
+    and the machine's numerics fingerprint; the oracle alone runs the agent's sampler on a toy."""
+    graph = import_graph()
+    allowed = ("qsm.contract", "qsm.declare", "qsm.harness.metrics", "qsm.runtime.numerics")
+    found = {m: sorted(i for i in graph[m] if i.startswith("qsm.") and not i.startswith(allowed)
+                       and identity.module_path(i).name != "__init__.py")
+             for m in graph if m.startswith("analysis")}
+    assert {m: i for m, i in found.items() if i} == {
+        "analysis.audit.oracle": ["qsm.harness.envs", "qsm.harness.seeding",
+                                  "qsm.learners.diffusion"]}

@@ -1,4 +1,4 @@
-"""Calibration tests for analysis.kl against analytic values.
+"""Calibration tests for analysis.estimators.kl against analytic values.
 
 Accuracy claims tested here (n = m = 2000, d <= 6, seeded draws):
 
@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from analysis.kl import gaussian_fit_kl, gaussian_kl, kl_divergence
-from analysis.synthetic import random_gaussian_pair, sample_gaussian, sample_tanh_gaussian
+from analysis.estimators.kl import gaussian_fit_kl, gaussian_kl, kl_divergence
+from analysis.estimators.synthetic import (random_gaussian_pair, sample_gaussian,
+                                           sample_tanh_gaussian)
 
 
 # ------------------------------------------------------------------------------------------

@@ -14,13 +14,14 @@ import pytest
 import torch
 
 from conftest import ROOT, python_env
-from qsm import rundir
-from qsm.agent_base import bound_share, critic_diagnostics, rms
-from qsm.budget import default_log_every
-from qsm.catalog import CatalogError, get_entry, read_declaration
-from qsm.metrics import COMMON, METRICS, MetricsLog, UndeclaredMetric, file_columns, metric_steps
-from qsm.registry import get_agent, resolve_config
-from qsm.timing import PhaseTimer
+from qsm.contract import rundir
+from qsm.declare.budget import default_log_every
+from qsm.declare.catalog import CatalogError, get_entry, read_declaration
+from qsm.declare.registry import get_agent, resolve_config
+from qsm.harness.metrics import (COMMON, METRICS, MetricsLog, UndeclaredMetric, file_columns,
+                                 metric_steps)
+from qsm.learners.agent_base import bound_share, critic_diagnostics, rms
+from qsm.runtime.timing import PhaseTimer
 
 
 def run(args, **kw):
@@ -367,7 +368,7 @@ def test_a_declared_column_is_written_and_required(tmp_path):
 
 def test_archived_runs_record_no_declaration_and_stay_valid():
     """The study's archive predates the declarations: its runs have no config `metrics` and the
-    layout of qsm.metrics.COLUMNS, and are valid as they are."""
+    layout of qsm.harness.metrics.COLUMNS, and are valid as they are."""
     archive = ROOT / "results" / "archive" / "study" / "runs"
     if not archive.is_dir():
         pytest.skip("no archive in this checkout")

@@ -1,4 +1,4 @@
-"""analysis.mixed on distributions with atoms at the bounds whose truth is known.
+"""analysis.estimators.mixed on distributions with atoms at the bounds whose truth is known.
 
 A few seeded draws per property; the per-setting rates over many draws are printed by
 ``python benchmarks/calibration.py --only mixed`` (table in docs/audit.md)."""
@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from analysis import mixed
-from analysis.synthetic import (FacePart, mixed_kl_settings, mixed_kl_truth,
-                                  mixed_mode_settings, mixed_truth, sample_mixed)
-from analysis.kl import gaussian_fit_kl
+from analysis.estimators import mixed
+from analysis.estimators.synthetic import (FacePart, mixed_kl_settings, mixed_kl_truth,
+                                           mixed_mode_settings, mixed_truth, sample_mixed)
+from analysis.estimators.kl import gaussian_fit_kl
 
 N = 1000
 

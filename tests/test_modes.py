@@ -1,4 +1,4 @@
-"""Calibration tests for analysis.modes on distributions whose number of modes is known.
+"""Calibration tests for analysis.estimators.modes on distributions whose number of modes is known.
 
 Rates are asserted over seeded random draws (deterministic).  The larger-sample version of these
 numbers (100 draws per setting) is printed by ``python benchmarks/calibration.py``.
@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from analysis.synthetic import (sample_clipped_mixture, sample_mixture, sample_tanh_gaussian,
-                                  sample_unimodal)
-from analysis.modes import count_modes, mode_summary
+from analysis.estimators.synthetic import (sample_clipped_mixture, sample_mixture,
+                                           sample_tanh_gaussian, sample_unimodal)
+from analysis.estimators.modes import count_modes, mode_summary
 
 
 def _rate(make, truth, draws, seed, check=None):

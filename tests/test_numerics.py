@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from conftest import ROOT, python_env
-from qsm.numerics import cpu_model, fingerprint
+from qsm.runtime.numerics import cpu_model, fingerprint
 
-PRINT = "from qsm.numerics import fingerprint; print(fingerprint())"
+PRINT = "from qsm.runtime.numerics import fingerprint; print(fingerprint())"
 
 
 def fingerprint_in_subprocess(**env):

@@ -37,7 +37,7 @@ the moments (0.02 of it).
 
 Enabling: install the optional extra (pip install -e ".[official]", or QSM_EXTRAS=official bash
 scripts/install.sh) and make the official checkout findable (QSM_OFFICIAL_PATH, or
-../shared/official/score_matching_rl next to the repository; see qsm/official.py). Without
+../shared/official/score_matching_rl next to the repository; see qsm/harness/official.py). Without
 either, every test here is skipped with the reason; with QSM_REQUIRE_OFFICIAL=1 (CI) it fails.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ import numpy as np
 import pytest
 import torch
 
-from qsm import official
+from qsm.harness import official
 
 try:
     official.check_extra()
@@ -65,12 +65,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import official_impl as oi  # noqa: E402
-from qsm.diffusion import ddpm_sample, reverse_chain  # noqa: E402
-from qsm.agent_base import critic_diagnostics  # noqa: E402
-from qsm.nets import polyak_update  # noqa: E402
-from qsm.registry import get_agent, resolve_config  # noqa: E402
-from qsm.seeding import ReplayedDraws  # noqa: E402
-from qsm.timing import PhaseTimer  # noqa: E402
+from qsm.declare.registry import get_agent, resolve_config  # noqa: E402
+from qsm.harness.seeding import ReplayedDraws  # noqa: E402
+from qsm.learners.agent_base import critic_diagnostics  # noqa: E402
+from qsm.learners.diffusion import ddpm_sample, reverse_chain  # noqa: E402
+from qsm.learners.nets import polyak_update  # noqa: E402
+from qsm.runtime.timing import PhaseTimer  # noqa: E402
 
 PARAMS = oi.Tolerance(rtol=1e-5, atol=1e-6)
 MOMENTS = oi.Tolerance(rtol=1e-4, atol=1e-9)

@@ -1,5 +1,5 @@
-"""qsm/official.py: where the official checkout is found, what a missing piece says, and that the
-learner modules load without the package __init__ files (which pull in wandb and tfp)."""
+"""qsm/harness/official.py: where the official checkout is found, what a missing piece says, and
+that the learner modules load without the package __init__ files (which pull in wandb and tfp)."""
 import importlib.util
 import subprocess
 import sys
@@ -7,14 +7,15 @@ import sys
 import pytest
 
 from conftest import python_env
-from qsm import official
+from qsm import ROOT
+from qsm.harness import official
 
 
 def test_environment_variable_comes_first(monkeypatch, tmp_path):
     monkeypatch.setenv(official.ENV_VAR, str(tmp_path / "elsewhere"))
     paths = official.candidate_paths()
     assert paths[0] == tmp_path / "elsewhere"
-    assert paths[1] == official.REPO_ROOT.parent / "shared" / "official" / "score_matching_rl"
+    assert paths[1] == ROOT.parent / "shared" / "official" / "score_matching_rl"
 
 
 def test_missing_checkout_says_how_to_point_at_one(monkeypatch, tmp_path):
@@ -43,7 +44,7 @@ def test_learners_load_without_the_package_init_files():
         official.find_checkout()
     except official.OfficialUnavailable as e:
         pytest.skip(str(e))
-    code = ("import sys; from qsm import official\n"
+    code = ("import sys; from qsm.harness import official\n"
             "for algo in ('qsm', 'dql', 'td3'): official.load_learner(algo)\n"
             "print(sorted(m.split('.')[0] for m in sys.modules if m.split('.')[0] in "
             "('wandb', 'tensorflow_probability', 'd4rl', 'dmcgym', 'tensorflow')))")

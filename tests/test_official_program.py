@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from conftest import ROOT, official_or_skip, python_env, sigkill_after_checkpoint
-from qsm import official, rundir
-from qsm.metrics import METRICS, metric_steps
+from qsm.contract import rundir
+from qsm.harness import official
+from qsm.harness.metrics import METRICS, metric_steps
 
 SCRIPT = ROOT / "workflow" / "scripts" / "official_baseline.py"
 

@@ -1,6 +1,6 @@
-"""The ideal-denoiser oracle (analysis/oracle.py): it reproduces what the archived QSM toy runs
-learned, its sampler converges to the Boltzmann law it is given, and its predictions table for the
-study is what the code computes."""
+"""The ideal-denoiser oracle (analysis/audit/oracle.py): it reproduces what the archived QSM toy
+runs learned, its sampler converges to the Boltzmann law it is given, and its predictions table for
+the study is what the code computes."""
 from __future__ import annotations
 
 import json
@@ -13,11 +13,11 @@ import pytest
 import torch
 import yaml
 
-from analysis import oracle
+from analysis.audit import oracle
 from analysis.audit.measure import state_measures
-from analysis.oracle import Point, measure, reward, reward_gradient, sample, toy_optima
+from analysis.audit.oracle import Point, measure, reward, reward_gradient, sample, toy_optima
 from conftest import ROOT
-from qsm.envs import ToyBandit
+from qsm.harness.envs import ToyBandit
 
 ARCHIVE = ROOT / "results" / "archive" / "study"
 PREDICTIONS = ROOT / "docs" / "predictions" / "oracle_predictions.csv"
@@ -25,7 +25,8 @@ PREDICTIONS = ROOT / "docs" / "predictions" / "oracle_predictions.csv"
 # return / optimum within 0.08 and mass on a bound within 0.15. Measured: at most 0.072 and 0.12,
 # both on toy_quadmodal at M_q = 5 (learned 0.177, oracle 0.249: the learned denoiser puts less
 # mass on the bounds there); every other point within 0.04 and 0.04.
-RETURN_TOLERANCE = 0.08  # tighter than analysis.oracle.AGREEMENT (0.1), which the findings use
+RETURN_TOLERANCE = 0.08  # tighter than analysis.audit.oracle.AGREEMENT (0.1),
+                         # which the findings use
 BOUND_TOLERANCE = 0.15
 
 
@@ -134,7 +135,7 @@ def test_the_study_predictions_were_made_by_this_code_for_every_qsm_toy_point():
 
 def _toy_run(root, seed, run_id, hparams, final, actions):
     from contract import run_config, seed_dir
-    from qsm.rundir import TIMING_PHASES, SeedRunWriter
+    from qsm.contract.rundir import TIMING_PHASES, SeedRunWriter
     w = SeedRunWriter(seed_dir(root, "qsm", "toy_bimodal", seed, run_id))
     cfg = run_config("qsm", "toy_bimodal", seed, act_dim=1, optima=[[-0.5], [0.5]],
                      max_return=100.0, run_id=run_id)

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import catalogue
+from analysis.records import catalogue
 from conftest import ROOT, official_or_skip, preset_config, python_env
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -118,8 +118,8 @@ def test_slurm_profile_parses_and_asks_one_gpu_per_training_job(tmp_path):
 @pytest.mark.parametrize("gpu", [0, 1])
 def test_training_commands_take_a_gpu_slot_when_their_jobs_ask_for_a_gpu(tmp_path, gpu):
     """With resources.train.gpu 1, a local run wraps every training command (the suite's trainer
-    and the official learners) in qsm.gpu_slots, which gives each job a device of its own; with
-    0, the commands are those of a CPU run."""
+    and the official learners) in qsm.runtime.gpu_slots, which gives each job a device of its own;
+    with 0, the commands are those of a CPU run."""
     (tmp_path / "config").mkdir()
     shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
     (tmp_path / "gpu.yaml").write_text(yaml.safe_dump(
@@ -130,7 +130,7 @@ def test_training_commands_take_a_gpu_slot_when_their_jobs_ask_for_a_gpu(tmp_pat
     commands = [line for line in proc.text.splitlines()
                 if "python -m qsm.train" in line or "official_baseline.py" in line]
     assert len(commands) == 2, proc.stdout[-3000:]
-    wrapper = "MUJOCO_GL=disable python -m qsm.gpu_slots run -- python "
+    wrapper = "MUJOCO_GL=disable python -m qsm.runtime.gpu_slots run -- python "
     assert all((wrapper in c) == bool(gpu) and (c.count("gpu_slots") == gpu) for c in commands), \
         commands
 
@@ -350,7 +350,7 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
     # 2. re-run: unlock (a killed Snakemake leaves its lock), then finish the grid
     sm(*smoke, "--unlock", check=True)
     sm(*smoke, "--rerun-incomplete", check=True, timeout=900)
-    # exactly the catalogue's outputs (analysis/catalogue.py), each readable
+    # exactly the catalogue's outputs (analysis/records/catalogue.py), each readable
     expected = set(catalogue.expected_files(preset_config("smoke.yaml")))
     written = {p.relative_to(work).as_posix() for d in (tables, work / "results" / "figures")
                for p in d.iterdir()}
@@ -464,7 +464,7 @@ def test_smoke_pipeline_killed_then_rerun_then_changed(tmp_path):
                                               ("benchmark", "sac", "reacher_hard")]
     assert "random_policy" not in planned_jobs(plan)
     sac.write_text((ROOT / "baselines" / "sac.py").read_text())
-    agg = suite / "analysis" / "aggregate.py"
+    agg = suite / "analysis" / "benchmark" / "aggregate.py"
     agg.write_text(agg.read_text() + "\nUNUSED = 1\n")
     jobs = planned_jobs(sm(*smoke, "-n", check=True).text)
     assert "train" not in jobs and "random_policy" not in jobs and jobs.get("aggregate") == 1, jobs
@@ -475,7 +475,7 @@ def test_fidelity_preset_end_to_end_on_tiny_budgets(tmp_path):
     """config/fidelity.yaml, as in a checkout (extending config/config.yaml), at tiny budgets:
     qsm and the official learner train, and the fidelity rule reads the audit and the scores
     of both into its table, verdict and figure."""
-    from analysis import fidelity
+    from analysis.training import fidelity
     checkout = official_or_skip()
     cfg = yaml.safe_load((ROOT / "config" / "fidelity.yaml").read_text())
     cfg.update(seeds=[0, 1], seed_block=2, checkpoint_every=100,
@@ -500,7 +500,7 @@ def test_fidelity_preset_end_to_end_on_tiny_budgets(tmp_path):
     assert (tmp_path / "results" / "figures" / "fidelity.png").stat().st_size > 0
     # two seeds each: the findings carry the verdict and the seed-count planner, whose answer is
     # the one its own table (seed_plan.csv) gives at the preset's margin
-    from analysis import bootstrap
+    from analysis.estimators import bootstrap
     findings_md = (tmp_path / "results" / "findings.md").read_text()
     assert f"**Verdict: {verdict}**" in findings_md
     plan = pd.read_csv(tmp_path / "results" / "tables" / "seed_plan.csv")

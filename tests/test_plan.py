@@ -14,10 +14,10 @@ from collections import Counter
 import pytest
 import yaml
 
-from analysis.manifest import ENTRY_KEYS, load_manifest
+from analysis.records.manifest import ENTRY_KEYS, load_manifest
 from conftest import ROOT, python_env
-from qsm.catalog import agent_catalog
-from qsm.identity import run_identity
+from qsm.contract.identity import run_identity
+from qsm.declare.catalog import agent_catalog
 from workflow.plan import (MANIFEST, OFFICIAL_CLONE, ConfigError, Plan, UnknownJob, describe,
                            seed_blocks)
 
@@ -387,8 +387,8 @@ def test_archive_errors(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan = make_plan(repo=tmp_path, archive="nowhere")
     with pytest.raises(ConfigError, match=r"^config key archive: nowhere holds no MANIFEST.json "
-                                          r"\(python -m analysis.archive add writes one\); to "
-                                          r"train instead, add --config retrain=true$"):
+                                          r"\(python -m analysis.records.archive add writes one\); "
+                                          r"to train instead, add --config retrain=true$"):
         plan.run_manifest()
     sac = jobs_of(plan, "benchmark", "sac", "cheetah_run")[0]
     fake_archive(tmp_path, [record_of(sac, 0), record_of(sac, 0, code="0ldc0de0ld01")])
@@ -444,7 +444,7 @@ def test_the_plan_imports_no_torch_and_enters_no_code_version():
                           env=python_env(), cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
-    from qsm import identity
+    from qsm.contract import identity
     assert "workflow" not in identity.PACKAGES and identity._suite_module("workflow.plan") is None
     for pkg in identity.PACKAGES:  # no module of the suite imports the planner
         for path in (ROOT / pkg).rglob("*.py"):

@@ -1,5 +1,5 @@
-"""Tests of analysis.profile on synthetic timing records: per-seed costs, and the provenance of the
-table and figure."""
+"""Tests of analysis.training.profile on synthetic timing records: per-seed costs, and the
+provenance of the table and figure."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,10 @@ import json
 import pandas as pd
 import pytest
 
-from analysis import profile
-from analysis.provenance import sidecar_path
+from analysis.records.provenance import sidecar_path
+from analysis.training import profile
 from contract import run_config, seed_dir, write_manifest
-from qsm.rundir import SeedRunWriter
+from qsm.contract.rundir import SeedRunWriter
 
 # (calls, total seconds) of the whole block per phase; 2 seeds share the process
 TIMING = {"env_step": (100, 2.0), "act": (100, 1.0), "replay": (100, 0.5),
@@ -51,7 +51,7 @@ def test_step_profile_table_figure_and_provenance(tmp_path):
 
     side = json.loads(sidecar_path(table).read_text())
     assert side["config_hash"] == "feedfacecafe" and side["roles"] == ["benchmark"]
-    assert side["analysis"]["module"] == "analysis.profile"
+    assert side["analysis"]["module"] == "analysis.training.profile"
     assert side["n_runs"] == 3 and side["n_used"] == 2
     assert side["by_status"] == {"complete": 2, "missing": 1}
     assert {(r["task"], r["seed"], r["used"]) for r in side["runs"]} == {

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from scipy import stats
 
-from analysis import references as ref
-from analysis.references import (OUR_PROTOCOL, ReferenceError, at_step, load_references,
-                                 protocol_matches)
+from analysis.benchmark import references as ref
+from analysis.benchmark.references import (OUR_PROTOCOL, ReferenceError, at_step, load_references,
+                                           protocol_matches)
 
 PROVENANCE = {"repository": "someone/somerepo", "file": "results/sac.csv",
               "commit": "0123456789abcdef0123456789abcdef01234567", "licence": "MIT"}

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from conftest import python_env, sigkill_after_checkpoint
-from qsm import rundir
+from qsm.contract import rundir
 
 ARGS = ["--task", "cheetah_run", "--seeds", "0", "1", "--steps", "300", "--start-steps", "50",
         "--eval-every", "150", "--eval-episodes", "1", "--batch-size", "32", "--probe-states", "2",

@@ -4,11 +4,11 @@ import copy
 import pytest
 import torch
 
-from qsm.nets import BatchedLinear, _NarrowBatchedLinear
-from qsm.registry import get_agent, resolve_config
-from qsm.replay import SeedBatchedReplay
-from qsm.seeding import SeedStreams, derive_seed
-from qsm.timing import PhaseTimer
+from qsm.declare.registry import get_agent, resolve_config
+from qsm.harness.replay import SeedBatchedReplay
+from qsm.harness.seeding import SeedStreams, derive_seed
+from qsm.learners.nets import BatchedLinear, _NarrowBatchedLinear
+from qsm.runtime.timing import PhaseTimer
 from test_agents import OBS, batch, make
 
 
@@ -103,7 +103,7 @@ def test_replay_per_seed_sampling_and_wraparound():
 
 
 def test_resolve_config_rejects_bad_values():
-    from qsm.registry import AgentError, parse_overrides
+    from qsm.declare.registry import AgentError, parse_overrides
     cls = get_agent("qsm")
     with pytest.raises(AgentError, match="unknown hyperparameter"):
         resolve_config(cls, "cheetah_run", {"Mq": 3})
@@ -142,5 +142,5 @@ def test_batched_linear_narrow_path_is_baddbmm(members, out_dim):
 def test_allocator_settings_take_on_linux():
     import sys
 
-    from qsm.allocator import keep_freed_memory
+    from qsm.runtime.allocator import keep_freed_memory
     assert keep_freed_memory() == sys.platform.startswith("linux")

@@ -1,5 +1,5 @@
-"""Tests of analysis.aggregate, analysis.stats and analysis.figures on synthetic runs, and of the
-provenance every table and figure carries."""
+"""Tests of analysis.benchmark.aggregate, analysis.benchmark.stats and analysis.benchmark.figures on
+synthetic runs, and of the provenance every table and figure carries."""
 from __future__ import annotations
 
 import json
@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import aggregate, bootstrap, stats
-from analysis.manifest import load_manifest
-from analysis.provenance import sidecar_path
+from analysis.benchmark import aggregate, stats
+from analysis.estimators import bootstrap
+from analysis.records.manifest import load_manifest
+from analysis.records.provenance import sidecar_path
 from contract import run_config, seed_dir, write_manifest
-from qsm.identity import hash_of
-from qsm.rundir import CONFIG_KEYS, TIMING_PHASES, SeedRunWriter
+from qsm.contract.identity import hash_of
+from qsm.contract.rundir import CONFIG_KEYS, TIMING_PHASES, SeedRunWriter
 from rliable import library as rly
 from rliable import metrics
 
@@ -103,7 +104,7 @@ def write_collected(manifest, scores_csv, status_csv):
                            "--status-out", str(status_csv)]) == 0
 
 
-def provenance_of(status_df, manifest, module="analysis.figures"):
+def provenance_of(status_df, manifest, module="analysis.benchmark.figures"):
     """The provenance the figure command gives its outputs."""
     return stats.provenance_of(load_manifest(manifest), status_df, module)
 
@@ -393,9 +394,9 @@ def test_aggregates_use_benchmark_runs_by_role_not_by_name():
 
 
 def test_every_analysis_gives_a_run_the_same_status(runs):
-    """One manifest reader (analysis.manifest.read_runs): the scores, the diagnostics, the audit
-    and the profiles report every listed run with the same status, bad runs included."""
-    from analysis import diagnostics, profile
+    """One manifest reader (analysis.records.manifest.read_runs): the scores, the diagnostics, the
+    audit and the profiles report every listed run with the same status, bad runs included."""
+    from analysis.training import diagnostics, profile
     from analysis.audit.load import load_entries
     _, manifest = runs
     _, status = aggregate.collect(manifest)
@@ -422,10 +423,11 @@ def pipeline_outputs(runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("pipeline")
     tables, figures_dir = out / "tables", out / "figures"
     write_collected(manifest, tables / "scores.csv", tables / "run_status.csv")
-    for command in (["analysis.stats", "--scores", str(tables / "scores.csv"),
+    for command in (["analysis.benchmark.stats", "--scores", str(tables / "scores.csv"),
                      "--status", str(tables / "run_status.csv"), "--outdir", str(tables),
                      "--reps", str(REPS), "--reference", "qsm", "--seed", "0"],
-                    ["analysis.figures", "--tables", str(tables), "--outdir", str(figures_dir)]):
+                    ["analysis.benchmark.figures", "--tables", str(tables), "--outdir",
+                     str(figures_dir)]):
         proc = subprocess.run([sys.executable, "-m", *command, "--manifest", str(manifest)],
                               cwd=REPO, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
@@ -439,7 +441,7 @@ def test_the_tables_read_back_are_the_statistics_written(collected, runs, tmp_pa
     scores, status = collected
     status = status[status["status"] != "not in config"]
     result = stats.compute_all(scores, status, reps=REPS, seed=0)
-    stats.write_tables(result, tmp_path, provenance_of(status, runs[1], "analysis.stats"))
+    stats.write_tables(result, tmp_path, provenance_of(status, runs[1], "analysis.benchmark.stats"))
     back = stats.read_tables(tmp_path)
     for attr in ("aggregate", "poi", "profile", "iqm_curve", "curves"):
         pd.testing.assert_frame_equal(back.__dict__[attr], getattr(result, attr),
@@ -453,7 +455,7 @@ def test_the_tables_read_back_are_the_statistics_written(collected, runs, tmp_pa
 
 
 def test_figures_cli_writes_png_and_pdf(pipeline_outputs):
-    from analysis import figures
+    from analysis.benchmark import figures
     _, tables, outdir = pipeline_outputs
     for name in figures.FIGURE_NAMES:
         for ext in ("png", "pdf"):
@@ -473,7 +475,7 @@ def test_figure_labels_and_colours(collected):
 
 
 def test_figures_survive_empty_and_audit_only_data(runs, collected, tmp_path):
-    from analysis import figures
+    from analysis.benchmark import figures
     scores, status = collected
     empty_manifest = write_manifest(tmp_path / "m.json", tmp_path / "no_runs", [])
     empty_scores, empty_status = aggregate.collect(empty_manifest)
@@ -502,15 +504,15 @@ def _listed(manifest):
 
 
 def test_every_table_has_a_sidecar_that_matches_the_manifest(pipeline_outputs, collected):
-    from qsm.identity import code_version
+    from qsm.contract.identity import code_version
     manifest, tables, _ = pipeline_outputs
     obj, listed = _listed(manifest)
     _, status = collected
     status = status[status["status"] != "not in config"]
     expected_status = dict(zip(status["path"], status["status"]))
-    for name, module in [("scores.csv", "analysis.aggregate"),
-                         ("run_status.csv", "analysis.aggregate")] + \
-            [(name, "analysis.stats") for name in STATS_TABLES]:
+    for name, module in [("scores.csv", "analysis.benchmark.aggregate"),
+                         ("run_status.csv", "analysis.benchmark.aggregate")] + \
+            [(name, "analysis.benchmark.stats") for name in STATS_TABLES]:
         side = json.loads(sidecar_path(tables / name).read_text())
         assert side["output"] == name
         assert side["config_hash"] == CONFIG_HASH == obj["config_hash"]
@@ -551,9 +553,9 @@ def test_sidecars_mark_the_runs_each_table_used(pipeline_outputs):
 def test_figures_carry_the_provenance_in_caption_and_metadata(pipeline_outputs):
     from PIL import Image
 
-    from analysis import figures
+    from analysis.benchmark import figures
     manifest, _, figures_dir = pipeline_outputs
-    prov = stats.provenance_of(load_manifest(manifest), None, "analysis.figures")
+    prov = stats.provenance_of(load_manifest(manifest), None, "analysis.benchmark.figures")
     footer = prov.footer()
     assert footer.startswith(f"config {CONFIG_HASH[:8]} · 47 runs (benchmark, audit) · code ")
     assert "qsm test, random test, sac test" in footer and footer.endswith(prov.code[:8])
@@ -572,8 +574,8 @@ def test_figures_carry_the_provenance_in_caption_and_metadata(pipeline_outputs):
 def test_a_figure_without_the_footer_is_refused(tmp_path, runs):
     import matplotlib.pyplot as plt
 
-    from analysis.outputs import write_figure
-    prov = stats.provenance_of(load_manifest(runs[1]), None, "analysis.figures")
+    from analysis.records.outputs import write_figure
+    prov = stats.provenance_of(load_manifest(runs[1]), None, "analysis.benchmark.figures")
     fig = plt.figure()
     fig.text(0, 0, "a caption without provenance")
     with pytest.raises(ValueError, match="no provenance footer"):
@@ -589,15 +591,15 @@ def test_a_figure_without_the_footer_is_refused(tmp_path, runs):
 def test_report_captions_get_the_figures_footer_before_anything_runs(runs):
     """The pipeline computes the footer from the manifest it is about to write (DAG time); the
     commands compute it from the manifest file. They must agree, word for word."""
-    from analysis.provenance import Provenance, footer_of_manifest
+    from analysis.records.provenance import Provenance, footer_of_manifest
     manifest = runs[1]
     obj = json.loads(manifest.read_text())
-    for roles, module in ((("benchmark", "audit"), "analysis.figures"),
-                          (("benchmark",), "analysis.profile")):
+    for roles, module in ((("benchmark", "audit"), "analysis.benchmark.figures"),
+                          (("benchmark",), "analysis.training.profile")):
         assert footer_of_manifest(obj, roles, module) == \
             Provenance.of(load_manifest(manifest), roles, module).footer()
     # the report's table captions show that footer (the figures' captions end with their own)
-    from analysis import catalogue
+    from analysis.records import catalogue
     for row in catalogue.OUTPUTS:
         for table in row.reported:
             assert "{{ snakemake.params.provenance }}" in catalogue.report_caption(table), table
@@ -606,7 +608,7 @@ def test_report_captions_get_the_figures_footer_before_anything_runs(runs):
 def test_figures_are_byte_reproducible(pipeline_outputs, tmp_path):
     """Drawn again in another process, from the tables the pipeline wrote, a figure has the same
     bytes (no timestamps; nothing random is drawn)."""
-    from analysis import figures
+    from analysis.benchmark import figures
     manifest, tables, figures_dir = pipeline_outputs
     scores, status = stats.load_inputs(tables / "scores.csv", tables / "run_status.csv")
     np.random.seed(7)  # the global RNG state must not matter

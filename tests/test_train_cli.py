@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import python_env
-from qsm import rundir
+from qsm.contract import rundir
 
 TINY = ["--steps", "60", "--start-steps", "20", "--eval-every", "30", "--eval-episodes", "2",
         "--batch-size", "16", "--probe-states", "3", "--probe-samples", "50", "--threads", "1"]
@@ -51,7 +51,7 @@ def test_dmc_task_contract_and_rerun_is_idempotent(tmp_path):
     assert run.config["env"] == {"obs_dim": 17, "act_dim": 6, "max_return": 1000.0}
     assert run.config["code_version"] and len(run.run_id) == 12
     # the versions of the packages that computed it are part of its identity
-    from qsm.identity import TRAINER_PACKAGES, package_versions
+    from qsm.contract.identity import TRAINER_PACKAGES, package_versions
     assert run.config["versions"] == package_versions(TRAINER_PACKAGES)
     stamp = (tmp_path / "seed3" / "eval.csv").stat().st_mtime_ns
     proc = train(*args)

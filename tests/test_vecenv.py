@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qsm import rundir
-from qsm.vecenv import EnvBlock, EnvWorkerError
+from qsm.contract import rundir
+from qsm.harness.vecenv import EnvBlock, EnvWorkerError
 from test_train_cli import SMALL_NETS, train
 
 

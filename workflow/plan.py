@@ -3,7 +3,7 @@
     from workflow.plan import Plan
     plan = Plan(config, repo)          # the config dict Snakemake holds (schema defaults set)
     plan.all_jobs()                    # every training job, with its run identity
-    plan.run_manifest()                # the run manifest's dict (analysis/manifest.py)
+    plan.run_manifest()                # the run manifest's dict (analysis/records/manifest.py)
 
 What lives where:
 
@@ -12,7 +12,7 @@ What lives where:
   ``config key <key>: <message>``), the training jobs (:class:`TrainJob`: benchmark, audit,
   sweeps, cost sweeps, external baselines) with their run identities, the archive lookup, the
   run manifest's content, and the command-line arguments of the training programs;
-- ``analysis/manifest.py``: the run manifest's keys, its writer (``manifest_dict``,
+- ``analysis/records/manifest.py``: the run manifest's keys, its writer (``manifest_dict``,
   ``manifest_entry``, ``write_manifest``) and its reader;
 - ``workflow/rules/common.smk``: the glue that needs Snakemake's objects (the workflow's
   directories, ``report()``, where a job runs, its threads and resources): it builds one Plan,
@@ -21,12 +21,12 @@ What lives where:
   ``external_programs`` (and ``external_code``, ``external_packages``) before any job is listed.
 
 Building a plan imports nothing heavy (no torch, no dm_control): agents, their hyperparameters
-and valid ranges come from their torch-free declaration modules (qsm.catalog), task names from a
-static list (qsm.envs), code versions are hashes of source files (qsm.identity). This module is
-not part of any run's code version: qsm.identity follows imports of ``qsm``, ``baselines`` and
-``analysis`` only, and none of those imports it.
+and valid ranges come from their torch-free declaration modules (qsm.declare.catalog), task names
+from a static list (qsm.harness.envs), code versions are hashes of source files
+(qsm.contract.identity). This module is not part of any run's code version: qsm.contract.identity
+follows imports of ``qsm``, ``baselines`` and ``analysis`` only, and none of those imports it.
 
-Run identity (qsm/identity.py): every training job writes its seeds to
+Run identity (qsm/contract/identity.py): every training job writes its seeds to
 results/runs/{algo}/{task}/{run_id}/seed{k}, where run_id hashes the algorithm, task, resolved
 hyperparameters, budget and code version. A changed budget, hyperparameter or agent source gives
 new run_ids, so exactly those jobs run, beside the old runs; switching back finds the old ones.
@@ -38,15 +38,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.archive import ArchiveError, find_run, index_by_run
-from analysis.catalogue import FIGURES, TABLES, table_path
-from analysis.manifest import manifest_dict, manifest_entry, write_manifest
-from qsm.budget import LEARNING_KEYS, PROTOCOL_KEYS, SWEEPABLE as SWEEPABLE_BUDGET, Budget
-from qsm.catalog import agent_catalog
-from qsm.envs import TaskError, validate_task
-from qsm.hparams import HparamError, identity_values
-from qsm.identity import (ENVIRONMENT_PACKAGES, TRAINER_PACKAGES, code_version, hash_of,
-                          package_versions, run_identity, training_code_version)
+from analysis.records.archive import ArchiveError, find_run, index_by_run
+from analysis.records.catalogue import FIGURES, TABLES, table_path
+from analysis.records.manifest import manifest_dict, manifest_entry, write_manifest
+from qsm.declare.budget import LEARNING_KEYS, PROTOCOL_KEYS, SWEEPABLE as SWEEPABLE_BUDGET, Budget
+from qsm.declare.catalog import agent_catalog
+from qsm.declare.hparams import HparamError, identity_values
+from qsm.harness.envs import TaskError, validate_task
+from qsm.contract.identity import (ENVIRONMENT_PACKAGES, TRAINER_PACKAGES, code_version, hash_of,
+                                   package_versions, run_identity, training_code_version)
 
 RUNS = "results/runs"
 LOGS = "results/logs"
@@ -163,10 +163,10 @@ class Plan:
         # implementation's pinned commit), by baseline name; part of the runs' code version.
         self.external_code = {}
         # The packages whose versions are part of a program's run identity, by baseline name
-        # (default qsm.identity.ENVIRONMENT_PACKAGES: numpy, dm_control, mujoco).
+        # (default qsm.contract.identity.ENVIRONMENT_PACKAGES: numpy, dm_control, mujoco).
         self.external_packages = {}
         self.official = {**OFFICIAL_DEFAULTS, **config.get("official", {})}
-        # Re-analysis from a run archive (analysis/archive.py): with `archive: DIR` (and not
+        # Re-analysis from a run archive (analysis/records/archive.py): with `archive: DIR` (and not
         # `retrain: true`), every run the configuration asks for is read from the archive,
         # under the identity it recorded, and nothing is trained. An archived run is a job's
         # run when the job's configuration (algorithm, task, hyperparameters, budget) at the
@@ -329,7 +329,8 @@ class Plan:
         return {**table.get("all", {}), **table.get(task, {})}
 
     def _budget(self, budget):
-        """A budget of the config with the probe sizes, and log_every resolved (qsm.budget)."""
+        """A budget of the config with the probe sizes, and log_every resolved
+        (qsm.declare.budget)."""
         probes = self.config["probes"]
         return Budget.of({**budget, "probe_states": probes["states"],
                           "probe_samples": probes["samples"]}).as_dict()
@@ -485,7 +486,7 @@ class Plan:
         if self._archive_index is None:
             if not (self.repo / self.archive / "MANIFEST.json").is_file():
                 _fail("archive", f"{self.archive} holds no MANIFEST.json (python -m "
-                                 f"analysis.archive add writes one); to train instead, add "
+                                 f"analysis.records.archive add writes one); to train instead, add "
                                  f"--config retrain=true")
             self._archive_index = index_by_run(self.repo / self.archive)
         return self._archive_index
@@ -502,13 +503,14 @@ class Plan:
 
     def run_manifest(self) -> dict:
         """Exactly the runs this configuration asks for; the analysis reads these and no others
-        (its keys: analysis.manifest.manifest_dict). Computed once."""
+        (its keys: analysis.records.manifest.manifest_dict). Computed once."""
         if self._manifest is None:
             self._manifest = self._make_manifest()
         return self._manifest
 
     def write_manifest(self, path) -> dict:
-        """Write the run manifest to `path` (analysis.manifest.write_manifest); returns it."""
+        """Write the run manifest to `path` (analysis.records.manifest.write_manifest);
+        returns it."""
         manifest = self.run_manifest()
         write_manifest(path, manifest)
         return manifest

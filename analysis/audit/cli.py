@@ -15,11 +15,11 @@ from analysis.audit.scale import scale_match_table
 from analysis.audit.tables import (bound_mass_table, initial_state_table, kl_table,
                                    measure_entries, modes_summary, modes_table, pattern_table,
                                    run_table, sweep_table, toy_table)
-from analysis.bootstrap import DEFAULT_REPS, DEFAULT_SEED
-from analysis.manifest import load_manifest
-from analysis.outputs import write_table
-from analysis.provenance import Provenance
-from qsm.cli import HelpFormatter
+from analysis.estimators.bootstrap import DEFAULT_REPS, DEFAULT_SEED
+from analysis.records.manifest import load_manifest
+from analysis.records.outputs import write_table
+from analysis.records.provenance import Provenance
+from qsm.declare.cli import HelpFormatter
 
 MODULE = "analysis.audit"
 FLOAT_FORMAT = "%.6g"
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                                              "estimates, known optima, and a table and figure per sweep.",
                                  formatter_class=HelpFormatter)
     ap.add_argument("--manifest", required=True,
-                    help="run_manifest.json: the runs to audit (analysis/manifest.py)")
+                    help="run_manifest.json: the runs to audit (analysis/records/manifest.py)")
     ap.add_argument("--tables", required=True, help="folder for the CSV tables")
     ap.add_argument("--figures", required=True, help="folder for the PNG/PDF figures")
     ap.add_argument("--distributions", nargs="+", choices=DISTRIBUTIONS,

@@ -1,8 +1,8 @@
 """Reading the runs to audit: the manifest's benchmark and audit runs, through the contract.
 
 Everything the audit knows about a run comes from its run directory, read by
-``analysis.manifest.read_runs`` (the contract validator, which checks both probe arrays): the
-probe-state action samples of the chosen distribution and, for tasks with known optimal actions
+``analysis.records.manifest.read_runs`` (the contract validator, which checks both probe arrays):
+the probe-state action samples of the chosen distribution and, for tasks with known optimal actions
 (the toy bandits), ``config.json``'s ``env.optima``. A task has known optima when its runs'
 configs say so; a run that cannot be read is listed under its task's optima as given by the
 task's readable runs.
@@ -11,7 +11,7 @@ Both probe distributions are read: every run gives one entry per distribution, s
 has a ``distribution`` column and each figure shows the two side by side. Each entry also
 carries the run's final evaluation return (the last row of ``eval.csv``, normalised by
 ``env.max_return``), its value of the swept hyperparameter (for a sweep's runs), and its end-of-training
-score-target scale (``score_target_rms`` of its ``metrics.csv``, :mod:`analysis.training_metrics`)
+score-target scale (``score_target_rms`` of its ``metrics.csv``, :mod:`analysis.training.metrics`)
 where its learner logs one.
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.aggregate import SCORED_ROLES, final_evaluation
-from analysis.manifest import read_runs
-from analysis.training_metrics import end_of_training_value
+from analysis.benchmark.aggregate import SCORED_ROLES, final_evaluation
+from analysis.records.manifest import read_runs
+from analysis.training.metrics import end_of_training_value
 
 #: The learned policy first: the claim is about it; the behaviour distribution (what the agent
 #: actually explores with) is what "explorative" is about.
@@ -68,8 +68,8 @@ def _optima(run) -> np.ndarray | None:
 
 
 def _final_normalized(run) -> float:
-    """The run's final score as analysis.aggregate defines it: the last evaluation's mean return
-    over env.max_return."""
+    """The run's final score as analysis.benchmark.aggregate defines it: the last evaluation's mean
+    return over env.max_return."""
     try:
         value = float(final_evaluation(run.eval)["return"]) / float(run.config["env"]["max_return"])
     except (IndexError, KeyError, TypeError, ValueError, ZeroDivisionError):

@@ -1,7 +1,7 @@
 """Per-state measurements of an action distribution from its samples, treating it as what it is:
 probability mass on the bounds of the action box (atoms: clipped or saturated actions) plus
-parts with densities (analysis.mixed). Modes are counted and KL estimated on the parts that
-have densities; the mass on the bounds is a measure of its own; the cases where an estimate is
+parts with densities (analysis.estimators.mixed). Modes are counted and KL estimated on the parts
+that have densities; the mass on the bounds is a measure of its own; the cases where an estimate is
 undefined are named, not hidden."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import zlib
 
 import numpy as np
 
-from analysis import mixed
-from analysis.bootstrap import DEFAULT_SEED
+from analysis.estimators import mixed
+from analysis.estimators.bootstrap import DEFAULT_SEED
 
 DEFAULT_KL_SAMPLES = 1000
 
@@ -34,7 +34,8 @@ def subsample(x, max_n, key: str, seed: int):
 
 
 def state_measures(x) -> dict:
-    """Bound masses and mode counts of the samples x (N, d) at one state (analysis.mixed):
+    """Bound masses and mode counts of the samples x (N, d) at one state
+    (analysis.estimators.mixed):
 
     ``mass_interior / mass_face / mass_corner / mass_any_bound``: shares of samples with no /
     some but not all / every / at least one coordinate on a bound; ``lower``, ``upper`` (d,):
@@ -42,9 +43,9 @@ def state_measures(x) -> dict:
     least 5 %, ``top_corner_mass`` the largest corner's share; ``interior_modes``: modes of the
     interior part (NaN when it has too few samples), ``interior_modes_near_bound`` those of them
     within 0.1 of a bound (density piled against it); ``components``: atoms and modes of every
-    part holding >= 5 %; the bound patterns' law (analysis.mixed.pattern_law): ``patterns``,
-    ``n_heavy_patterns`` (holding >= 5 %), ``pattern_entropy`` (bits), ``top_pattern_mass``;
-    ``note``."""
+    part holding >= 5 %; the bound patterns' law (analysis.estimators.mixed.pattern_law):
+    ``patterns``, ``n_heavy_patterns`` (holding >= 5 %), ``pattern_entropy`` (bits),
+    ``top_pattern_mass``; ``note``."""
     s = mixed.mixed_summary(x)
     law = mixed.pattern_law(x)
     notes = []
@@ -76,9 +77,9 @@ def interior_gaussian_kl(x, seed=DEFAULT_SEED):
 
 
 def between_kl(x, y, seed=DEFAULT_SEED) -> dict:
-    """KL(x || y) by the chain rule over bound patterns (analysis.mixed.mixed_kl): ``kl``,
-    ``kl_pattern``, ``kl_interior``, ``covered_mass``, ``missing_mass``, ``note``; NaN with a
-    note where undefined (a point mass on either side)."""
+    """KL(x || y) by the chain rule over bound patterns (analysis.estimators.mixed.mixed_kl):
+    ``kl``, ``kl_pattern``, ``kl_interior``, ``covered_mass``, ``missing_mass``, ``note``; NaN with
+    a note where undefined (a point mass on either side)."""
     empty = {"kl": math.nan, "kl_pattern": math.nan, "kl_interior": math.nan,
              "covered_mass": math.nan, "missing_mass": math.nan}
     if is_point_mass(x) or is_point_mass(y):  # a density against a point mass: infinite

@@ -2,7 +2,7 @@
 action histograms, where the samples land on tasks with known optima, and one figure per sweep. The
 learned policy and the behaviour distribution are drawn side by side in every figure (solid:
 policy, hatched or dashed: behaviour). Every caption ends with the provenance footer
-(analysis/provenance.py).
+(analysis/records/provenance.py).
 
 The figures draw the audit's tables: the summaries over seeds (modes_summary, kl, the sweeps'
 tables) and, for what they show per seed and the seeds they count, the per-run table
@@ -23,12 +23,12 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from analysis import catalogue  # noqa: E402
 from analysis.audit.load import DISTRIBUTIONS, task_optima  # noqa: E402
 from analysis.audit.measure import subsample  # noqa: E402
 from analysis.audit.tables import LEARNED_THRESHOLD, TOY_MIN_SHARE, TOY_RADIUS  # noqa: E402
-from analysis.bootstrap import DEFAULT_SEED  # noqa: E402
+from analysis.estimators.bootstrap import DEFAULT_SEED  # noqa: E402
 from analysis.plotting import algo_color, finish_figure, no_data_panel  # noqa: E402
+from analysis.records import catalogue  # noqa: E402
 
 FIGURE_NAMES = tuple(catalogue.figures_of("audit", {}))  # and one per sweep
 HATCH = {"policy": None, "behaviour": "////"}
@@ -228,9 +228,9 @@ def plot_mode_counts(summary, runs, outdir, provenance):
                  f"bound)\n({_seeds_text(runs)})", fontsize=11)
     cap = (f"{DIST_TEXT}. Bar = mean over seeds of each seed's mean over probe states of the "
            f"number of modes of the samples with no coordinate on an action bound "
-           f"(analysis.mixed; mass on the bounds: figure bound_mass); n/a: the interior part is "
-           f"too small to count modes; error bar = 95% bootstrap CI over seeds (rliable; none "
-           f"with 1 seed); markers = seeds. Dashed: number of known optima. {LEARNED_TEXT} "
+           f"(analysis.estimators.mixed; mass on the bounds: figure bound_mass); n/a: the interior "
+           f"part is too small to count modes; error bar = 95% bootstrap CI over seeds (rliable; "
+           f"none with 1 seed); markers = seeds. Dashed: number of known optima. {LEARNED_TEXT} "
            f"Pale bars: no seed learned the task. 'near \u00b11': most of the bar's modes "
            f"lie within 0.1 of a bound (density piled against it, e.g. exploration noise around "
            f"an atom). "
@@ -378,13 +378,13 @@ def plot_kl(kl_df, runs, outdir, provenance):
     fig.suptitle(f"KL divergences of the action distributions, atoms treated as atoms\n"
                  f"({_seeds_text(runs)})", fontsize=11)
     cap = (f"{DIST_TEXT}. Left: KL of the interior part (samples with no coordinate on a bound) "
-           f"to the Gaussian fitted to it (analysis.mixed.interior_gaussian_fit_kl); never "
-           f"computed on samples with atoms, which have no density. Right: KL(P || Q) = discrete "
-           f"KL of the bound patterns + sum over faces of P(face) KL of the parts on the face "
-           f"(analysis.mixed.mixed_kl; faces too small to estimate are left out, so the value "
-           f"is a lower bound: '>='). Per probe state, averaged over probe states per seed, then "
-           f"over seeds; error bars: 95% bootstrap CI over seeds; colour scale clipped at the "
-           f"95th percentile. {_skipped_text(runs)}")
+           f"to the Gaussian fitted to it (analysis.estimators.mixed.interior_gaussian_fit_kl); "
+           f"never computed on samples with atoms, which have no density. Right: KL(P || Q) = "
+           f"discrete KL of the bound patterns + sum over faces of P(face) KL of the parts on the "
+           f"face (analysis.estimators.mixed.mixed_kl; faces too small to estimate are left out, "
+           f"so the value is a lower bound: '>='). Per probe state, averaged over probe states per "
+           f"seed, then over seeds; error bars: 95% bootstrap CI over seeds; colour scale clipped "
+           f"at the 95th percentile. {_skipped_text(runs)}")
     return _save(fig, outdir, "kl_divergence", cap, provenance, runs)
 
 

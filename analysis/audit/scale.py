@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.audit.tables import learned
-from analysis.bootstrap import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
-from analysis.mixed import bound_mass
+from analysis.estimators.bootstrap import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
+from analysis.estimators.mixed import bound_mass
 
 SCALE_COLUMNS = ["algo", "task", "reference_task", "reference_rms", "n_reference_seeds",
                  "matched_M_q", "nearest_M_q", "toy_rms_at_nearest", "final_normalized",

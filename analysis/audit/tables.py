@@ -1,6 +1,6 @@
 """The audit's tables: per-state measurements, and per (algorithm, task, distribution) means over
 seeds with intervals from the analysis's one bootstrap engine
-(analysis.bootstrap.bootstrap_mean_ci).
+(analysis.estimators.bootstrap.bootstrap_mean_ci).
 
 Every probe state is measured once (:func:`measure_entries`); the tables are views of those
 measurements."""
@@ -11,11 +11,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis import catalogue
 from analysis.audit.load import RunEntry, task_optima
+from analysis.records import catalogue
 from analysis.audit.measure import (DEFAULT_KL_SAMPLES, between_kl, interior_gaussian_kl,
                                     state_measures, subsample)
-from analysis.bootstrap import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
+from analysis.estimators.bootstrap import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
 
 TOY_RADIUS = 0.15      # a sample is near an optimum within this Euclidean distance
 TOY_MIN_SHARE = 0.05   # an optimum is covered when at least this share of samples is near it

@@ -14,12 +14,12 @@ rule aggregate:
     log:
         f"{LOGS}/aggregate.log",
     params:
-        code=analysis_code("analysis.aggregate"),
-        provenance=provenance_footer("analysis.aggregate", "benchmark", "audit"),
+        code=analysis_code("analysis.benchmark.aggregate"),
+        provenance=provenance_footer("analysis.benchmark.aggregate", "benchmark", "audit"),
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.aggregate --manifest {input.manifest} --out {output.scores} "
+        "python -m analysis.benchmark.aggregate --manifest {input.manifest} --out {output.scores} "
         "--status-out {output.status} > {log} 2>&1"
 
 
@@ -40,13 +40,13 @@ rule stats:
         seed=STATS["seed"],
         reference=STATS["reference"],
         tasks=("--tasks " + " ".join(STATS["tasks"]) + " ") if STATS.get("tasks") else "",
-        code=analysis_code("analysis.stats"),
-        provenance=provenance_footer("analysis.stats", "benchmark", "audit"),
+        code=analysis_code("analysis.benchmark.stats"),
+        provenance=provenance_footer("analysis.benchmark.stats", "benchmark", "audit"),
         tables=lambda wc, output: Path(output.tables[0]).parent,
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.stats --manifest {input.manifest} --scores {input.scores} "
+        "python -m analysis.benchmark.stats --manifest {input.manifest} --scores {input.scores} "
         "--status {input.status} --outdir {params.tables} --reps {params.reps} "
         "--seed {params.seed} --reference {params.reference} {params.tasks}> {log} 2>&1"
 
@@ -64,14 +64,14 @@ rule figures:
     log:
         f"{LOGS}/figures.log",
     params:
-        code=analysis_code("analysis.figures"),
-        provenance=provenance_footer("analysis.figures", "benchmark", "audit"),
+        code=analysis_code("analysis.benchmark.figures"),
+        provenance=provenance_footer("analysis.benchmark.figures", "benchmark", "audit"),
         tables=lambda wc, input: Path(input.manifest).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.figures --manifest {input.manifest} --tables {params.tables} "
+        "python -m analysis.benchmark.figures --manifest {input.manifest} --tables {params.tables} "
         "--outdir {params.figures} > {log} 2>&1"
 
 
@@ -100,14 +100,14 @@ rule fidelity:
         poi_margin=(FIDELITY or {}).get("poi_margin", 0.1),
         reps=STATS["reps"],
         seed=STATS["seed"],
-        code=analysis_code("analysis.fidelity"),
-        provenance=provenance_footer("analysis.fidelity", "benchmark", "audit"),
+        code=analysis_code("analysis.training.fidelity"),
+        provenance=provenance_footer("analysis.training.fidelity", "benchmark", "audit"),
         tables=lambda wc, output: Path(output.tables[0]).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.fidelity --manifest {input.manifest} --scores {input.scores} "
+        "python -m analysis.training.fidelity --manifest {input.manifest} --scores {input.scores} "
         "--status {input.status} --modes {input.modes} --candidate {params.candidate} "
         "--reference {params.reference} --iqm-margin {params.iqm_margin} "
         "--poi-margin {params.poi_margin} --reps {params.reps} --seed {params.seed} "

@@ -34,7 +34,7 @@ rule audit:
 
 rule oracle:
     """The ideal-denoiser oracle beside the QSM runs on toy tasks: the agent's sampler with the
-    denoiser replaced by the exact value of its regression target (analysis/oracle.py), at the
+    denoiser replaced by the exact value of its regression target (analysis/audit/oracle.py), at the
     setting of every audited run, against what the runs learned."""
     input:
         flags=flags_of("benchmark", "audit", *SWEEP_NAMES),
@@ -49,14 +49,14 @@ rule oracle:
     params:
         reps=STATS["reps"],
         seed=STATS["seed"],
-        code=analysis_code("analysis.oracle"),
-        provenance=provenance_footer("analysis.oracle", "benchmark", "audit", *SWEEP_NAMES),
+        code=analysis_code("analysis.audit.oracle"),
+        provenance=provenance_footer("analysis.audit.oracle", "benchmark", "audit", *SWEEP_NAMES),
         tables=lambda wc, output: Path(output.tables[0]).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     threads: 1
     conda:
         "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS=1 python -m analysis.oracle check --manifest {input.manifest} "
+        "OMP_NUM_THREADS=1 python -m analysis.audit.oracle check --manifest {input.manifest} "
         "--tables {params.tables} --figures {params.figures} --reps {params.reps} "
         "--seed {params.seed} > {log} 2>&1"

@@ -15,10 +15,11 @@ from snakemake.exceptions import WorkflowError
 
 REPO = Path(workflow.current_basedir).parent.parent
 sys.path.insert(0, str(REPO))
-from qsm.identity import OFFICIAL_PACKAGES, code_version, hash_of  # noqa: E402
-from analysis import catalogue  # noqa: E402
-from analysis.provenance import SIDECAR_SUFFIX, footer_of_manifest, sidecar_path  # noqa: E402
-from qsm.rundir import atomic_write_text  # noqa: E402
+from qsm.contract.identity import OFFICIAL_PACKAGES, code_version, hash_of  # noqa: E402
+from analysis.records import catalogue  # noqa: E402
+from analysis.records.provenance import (SIDECAR_SUFFIX, footer_of_manifest,  # noqa: E402
+                                         sidecar_path)
+from qsm.contract.rundir import atomic_write_text  # noqa: E402
 from workflow.plan import (CHECKPOINTS, FIGURES, LOGS, MANIFEST, OFFICIAL_CLONE, RUNS,  # noqa: E402
                            TABLES, Plan, PlanError, describe)
 
@@ -93,7 +94,7 @@ def provenance_footer(module: str, *roles):
     return lambda wc: footer_of_manifest(run_manifest(), roles, module, MANIFEST)
 
 
-# -- the outputs, from their catalogue (analysis/catalogue.py) ---------------------------------
+# -- the outputs, from their catalogue (analysis/records/catalogue.py) -------------------------
 # A table's report caption is written from the catalogue when the workflow is parsed (the report
 # reads captions from files); a figure's is the caption file its rule writes beside it.
 CAPTIONS = Path(".snakemake/captions").absolute()
@@ -139,8 +140,8 @@ def figure_files(rule):
 
 
 def sidecars_of(rule):
-    """The provenance sidecars of the tables this rule writes (analysis/provenance.py), shown in
-    the report."""
+    """The provenance sidecars of the tables this rule writes (analysis/records/provenance.py),
+    shown in the report."""
     caption = _caption_file("provenance", catalogue.rst_escape(catalogue.SIDECAR_CAPTION) + "\n")
     return [report(str(sidecar_path(table_path(name))), category="Provenance",
                    caption=caption) for name in catalogue.tables_of(rule, config)]
@@ -156,9 +157,9 @@ def external_args(wc, algo, learner=False):
     return PLAN.external_args(job_for(wc, algo), learner)
 
 
-# Runs a training command on a GPU of its own (qsm/gpu_slots.py): Snakemake's gpu resource only
-# limits how many GPU jobs run at once, it does not say which GPU each one gets.
-GPU_SLOT_WRAPPER = "python -m qsm.gpu_slots run -- "
+# Runs a training command on a GPU of its own (qsm/runtime/gpu_slots.py): Snakemake's gpu resource
+# only limits how many GPU jobs run at once, it does not say which GPU each one gets.
+GPU_SLOT_WRAPPER = "python -m qsm.runtime.gpu_slots run -- "
 
 
 def gpu_slot(wildcards, resources):

@@ -13,12 +13,12 @@ rule diagnostics:
         f"{LOGS}/diagnostics.log",
     params:
         tasks=" ".join(DIAGNOSTIC_TASKS),
-        code=analysis_code("analysis.diagnostics"),
-        provenance=provenance_footer("analysis.diagnostics", "benchmark", "audit"),
+        code=analysis_code("analysis.training.diagnostics"),
+        provenance=provenance_footer("analysis.training.diagnostics", "benchmark", "audit"),
         tables=lambda wc, output: Path(output.tables[0]).parent,
         figures=lambda wc, output: Path(output.figures[0]).parent,
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.diagnostics --manifest {input.manifest} --tables {params.tables} "
-        "--figures {params.figures} --tasks {params.tasks} > {log} 2>&1"
+        "python -m analysis.training.diagnostics --manifest {input.manifest} "
+        "--tables {params.tables} --figures {params.figures} --tasks {params.tasks} > {log} 2>&1"

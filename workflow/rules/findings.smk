@@ -25,11 +25,11 @@ rule references:
     log:
         f"{LOGS}/references.log",
     params:
-        code=analysis_code("analysis.references"),
+        code=analysis_code("analysis.benchmark.references"),
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.references compare --manifest {input.manifest} "
+        "python -m analysis.benchmark.references compare --manifest {input.manifest} "
         "--final-scores {input.final} --out {output.table} --root {input.sources} > {log} 2>&1"
 
 

@@ -12,13 +12,13 @@ rule step_profile:
         f"{LOGS}/step_profile.log",
     params:
         stem=lambda wc, output: Path(output.figure).with_suffix(""),
-        code=analysis_code("analysis.profile"),
-        provenance=provenance_footer("analysis.profile", "benchmark"),
+        code=analysis_code("analysis.training.profile"),
+        provenance=provenance_footer("analysis.training.profile", "benchmark"),
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.profile steps --manifest {input.manifest} --table {output.table} "
-        "--figure {params.stem} > {log} 2>&1"
+        "python -m analysis.training.profile steps --manifest {input.manifest} "
+        "--table {output.table} --figure {params.stem} > {log} 2>&1"
 
 
 rule tsweep_profile:
@@ -35,13 +35,13 @@ rule tsweep_profile:
         f"{LOGS}/tsweep_profile.log",
     params:
         stem=lambda wc, output: Path(output.figure).with_suffix(""),
-        code=analysis_code("analysis.profile"),
-        provenance=provenance_footer("analysis.profile", "tsweep"),
+        code=analysis_code("analysis.training.profile"),
+        provenance=provenance_footer("analysis.training.profile", "tsweep"),
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.profile tsweep --manifest {input.manifest} --table {output.table} "
-        "--figure {params.stem} > {log} 2>&1"
+        "python -m analysis.training.profile tsweep --manifest {input.manifest} "
+        "--table {output.table} --figure {params.stem} > {log} 2>&1"
 
 
 rule batch_profile:
@@ -58,13 +58,13 @@ rule batch_profile:
         f"{LOGS}/batch_profile.log",
     params:
         stem=lambda wc, output: Path(output.figure).with_suffix(""),
-        code=analysis_code("analysis.profile"),
-        provenance=provenance_footer("analysis.profile", "batch_sweep"),
+        code=analysis_code("analysis.training.profile"),
+        provenance=provenance_footer("analysis.training.profile", "batch_sweep"),
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.profile batch --manifest {input.manifest} --table {output.table} "
-        "--figure {params.stem} > {log} 2>&1"
+        "python -m analysis.training.profile batch --manifest {input.manifest} "
+        "--table {output.table} --figure {params.stem} > {log} 2>&1"
 
 
 # Every role that trains: the cost of the whole configuration, measured so far and projected.
@@ -86,10 +86,10 @@ rule run_cost:
         f"{LOGS}/run_cost.log",
     params:
         stem=lambda wc, output: Path(output.figure).with_suffix(""),
-        code=analysis_code("analysis.profile"),
-        provenance=provenance_footer("analysis.profile", *TRAINING_ROLES),
+        code=analysis_code("analysis.training.profile"),
+        provenance=provenance_footer("analysis.training.profile", *TRAINING_ROLES),
     conda:
         "../../environment.yml"
     shell:
-        "python -m analysis.profile runs --manifest {input.manifest} --table {output.table} "
-        "--summary {output.summary} --figure {params.stem} > {log} 2>&1"
+        "python -m analysis.training.profile runs --manifest {input.manifest} "
+        "--table {output.table} --summary {output.summary} --figure {params.stem} > {log} 2>&1"

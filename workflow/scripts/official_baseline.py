@@ -5,14 +5,14 @@
         --steps 100000 --out results/runs/qsm_official/cheetah_run [--official-path PATH] [--set M_q=120]
 
 The learners are the official ones (ScoreMatchingLearner, SACLearner, TD3Learner), imported
-unmodified from a checkout of Alescontrela/score_matching_rl (qsm/official.py: --official-path,
-else QSM_OFFICIAL_PATH, else ../shared/official/score_matching_rl); they need the optional extra
-(pip install -e ".[official]"). Hyperparameters: the official configs (examples/states/configs/
-score_matching_config.py, the "paper settings": M_q = 50, 512x512 networks, T = 5; sac_config.py
-and td3_config.py on td_config.py: 256x256 networks), then the defaults of the learner's create()
-for the rest; --set overrides any create() argument.
+unmodified from a checkout of Alescontrela/score_matching_rl (qsm/harness/official.py:
+--official-path, else QSM_OFFICIAL_PATH, else ../shared/official/score_matching_rl); they need
+the optional extra (pip install -e ".[official]"). Hyperparameters: the official configs
+(examples/states/configs/score_matching_config.py, the "paper settings": M_q = 50, 512x512
+networks, T = 5; sac_config.py and td3_config.py on td_config.py: 256x256 networks), then the
+defaults of the learner's create() for the rest; --set overrides any create() argument.
 
-The loop around the learner is the suite's own (qsm/loop.py: environments, warm-up, replay,
+The loop around the learner is the suite's own (qsm/harness/loop.py: environments, warm-up, replay,
 evaluation, divergence checks, timing, probes, the run directory, checkpoints and resume), the one
 our torch agents run under, so that e.g. `qsm` and `qsm_official` differ only in the learner.
 What this program adds is how each official learner acts, updates and is probed:
@@ -48,13 +48,13 @@ from pathlib import Path
 
 import numpy as np
 
-from qsm.cli import HelpFormatter
-from qsm.budget import Budget
-from qsm.identity import OFFICIAL_PACKAGES, package_versions
-from qsm.loop import Learner, TrainingLoop, UsageError, check_run_args, git_output
-from qsm.progress import MissingExtra
-from qsm.seeding import derive_seed
-from qsm.train_cli import add_run_options
+from qsm.contract.identity import OFFICIAL_PACKAGES, package_versions
+from qsm.declare.budget import Budget
+from qsm.declare.cli import HelpFormatter
+from qsm.declare.train_cli import add_run_options
+from qsm.harness.loop import Learner, TrainingLoop, UsageError, check_run_args, git_output
+from qsm.harness.seeding import derive_seed
+from qsm.runtime.progress import MissingExtra
 
 # examples/states/configs at commit 2e77893 (QSM's "paper settings": commit 48500fa).
 # tests/test_official_program.py checks these against the checkout's files.
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--official-path", default=None,
                    help="checkout of Alescontrela/score_matching_rl (default: QSM_OFFICIAL_PATH, "
                         "else ../shared/official/score_matching_rl, else "
-                        ".official/score_matching_rl; qsm/official.py)")
+                        ".official/score_matching_rl; qsm/harness/official.py)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override an argument of the learner's create(), e.g. --set M_q=120 "
                         "(default: the official configs)")
@@ -118,7 +118,7 @@ PROVENANCE_PACKAGES = ("jax", "jaxlib", "flax", "optax", "tfp-nightly", "numpy",
 class OfficialAlgorithm:
     """Adapter over one official learner class; every method takes and returns learner values."""
 
-    # the metrics.csv columns metrics() gives beyond the common ones (qsm.metrics.COMMON)
+    # the metrics.csv columns metrics() gives beyond the common ones (qsm.harness.metrics.COMMON)
     METRICS: tuple = ()
 
     def __init__(self, jax, learner_cls, checkout):
@@ -137,7 +137,7 @@ class OfficialAlgorithm:
             [actor_info["actor_loss"]] if actor_info else [])
 
     def metrics(self, learner, critic_info, actor_info) -> dict:
-        """The metrics.csv columns this learner's update info gives (qsm.metrics)."""
+        """The metrics.csv columns this learner's update info gives (qsm.harness.metrics)."""
         out = {"critic_loss": critic_info["critic_loss"], "q_mean": critic_info["q"]}
         if actor_info:
             out["actor_loss"] = actor_info["actor_loss"]
@@ -162,7 +162,7 @@ class QSMAlgorithm(OfficialAlgorithm):
 
     def __init__(self, jax, learner_cls, checkout):
         super().__init__(jax, learner_cls, checkout)
-        from qsm import official
+        from qsm.harness import official
         self.sampler = official.load_module("jaxrl5.networks.diffusion", checkout).ddpm_sampler
         self.critic_update = jax.jit(learner_cls.update_q)
         self.actor_update = jax.jit(learner_cls.update_actor)
@@ -299,7 +299,7 @@ class OfficialLearner(Learner):
         self.metrics = self.algo.METRICS
 
     def build(self, seeds, obs_dim, act_dim):
-        from qsm import official
+        from qsm.harness import official
         obs_space, act_space = official.gym_spaces(obs_dim, act_dim)
         self.seeds, self.act_dim = list(seeds), act_dim
         self.learners = [self.cls.create(s, obs_space, act_space, **self.hparams) for s in seeds]
@@ -381,7 +381,7 @@ class OfficialLearner(Learner):
 
     def facts(self):
         if self._facts is None:  # asked per seed and per checkpoint: one git call is enough
-            from qsm import official
+            from qsm.harness import official
             module, cls = official.LEARNERS[self.algo_name]
             self._facts = {"official": {"path": str(self.checkout), "learner": f"{module}.{cls}",
                                         "commit": git_output(self.checkout, "rev-parse", "HEAD")
@@ -404,9 +404,9 @@ def main(argv=None) -> int:
         if args.threads:
             flags = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={args.threads}"
             os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
-        from qsm import official
-        from qsm.envs import TaskError, validate_task
-        from qsm.registry import AgentError, parse_overrides
+        from qsm.harness import official
+        from qsm.harness.envs import TaskError, validate_task
+        from qsm.declare.registry import AgentError, parse_overrides
         try:
             validate_task(args.task)
             overrides = parse_overrides(args.overrides)

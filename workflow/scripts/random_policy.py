@@ -1,14 +1,14 @@
 """A uniform-random policy as an external baseline: a standalone program that writes the
-run-directory contract itself (numpy, json and csv only; no torch, no qsm.rundir).
+run-directory contract itself (numpy, json and csv only; no torch, no qsm.contract.rundir).
 
     python workflow/scripts/random_policy.py --task cheetah_run --seeds 0 1 --steps 4000 \\
         --eval-every 1000 --eval-episodes 1 --probe-states 8 --probe-samples 1000 \\
         --run-id 0123456789ab --code-version 0123456789ab --out results/runs/random/cheetah_run/0123456789ab
 
-It imports from the suite only `qsm.envs.make_env` (the same tasks, action scaling and time
-limits as the learners), `qsm.probes.probe_states` (the same probe states) and
-`qsm.evaluation.eval_steps` (the learners' evaluation schedule). Everything it writes follows the
-contract as documented (docs/run_directory.md, qsm/rundir.py's docstring):
+It imports from the suite only `qsm.harness.envs.make_env` (the same tasks, action scaling and time
+limits as the learners), `qsm.harness.probes.probe_states` (the same probe states) and
+`qsm.harness.evaluation.eval_steps` (the learners' evaluation schedule). Everything it writes
+follows the contract as documented (docs/run_directory.md, qsm/contract/rundir.py's docstring):
 
     OUT/seed<k>/config.json         contract_version, algo, task, seed, run_id, code_version,
                                     hparams, budget, env, provenance (+ block: the seeds
@@ -24,7 +24,7 @@ Every file is written to a temporary name in the same directory and renamed into
 
 What "training" means for a policy that never changes: nothing is learned and no training
 environment is stepped. The policy is evaluated at steps 0, eval_every, 2 eval_every, ... and at
-`steps` (qsm.evaluation.eval_steps), the grid a learner with the same budget reports, so its
+`steps` (qsm.harness.evaluation.eval_steps), the grid a learner with the same budget reports, so its
 curve is a flat floor line drawn against the learners' curves. Every evaluation runs fresh
 episodes. timing.csv measures the evaluation episodes (one `env_step` / `act` call = one step of
 every seed's environment of the block, as in the trainer); `critic_update` and `actor_update`
@@ -53,9 +53,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from anywhere in the checkout
-from qsm.envs import make_env  # noqa: E402
-from qsm.evaluation import eval_steps  # noqa: E402
-from qsm.probes import probe_states  # noqa: E402
+from qsm.harness.envs import make_env  # noqa: E402
+from qsm.harness.evaluation import eval_steps  # noqa: E402
+from qsm.harness.probes import probe_states  # noqa: E402
 
 ALGO = "random"
 CONTRACT_VERSION = 3
@@ -64,7 +64,7 @@ EVAL_COLUMNS = ("step", "return", "return_std", "episodes", "wall_time_s")
 TIMING_COLUMNS = ("phase", "calls", "total_s", "env_steps", "block_size", "device")
 # training diagnostics (docs/run_directory.md): a policy that never learns writes the header only.
 # The contract asks for step and the common columns (it declares no columns of its own, so
-# config.json has no `metrics`); these are the trainer's layout (qsm.metrics.COLUMNS).
+# config.json has no `metrics`); these are the trainer's layout (qsm.harness.metrics.COLUMNS).
 METRICS_COLUMNS = ("step", "critic_loss", "actor_loss", "q_mean", "q_std", "target_q_mean",
                    "dq_da_rms", "score_target_rms", "eps_pred_rms", "bound_share", "alpha",
                    "entropy", "actor_q")
