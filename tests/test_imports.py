@@ -25,6 +25,14 @@ def import_graph() -> dict[str, frozenset]:
     return graph
 
 
+def run_python(code: str) -> str:
+    """What `code` prints, run in a fresh interpreter of the suite's environment."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=python_env(), cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
 def cycles(graph) -> list[list[str]]:
     """Every set of modules that import one another in a circle (strongly connected components
     of more than one module; imports_of leaves out a module importing itself)."""
@@ -78,10 +86,7 @@ def test_the_catalog_loads_no_torch():
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'dm_control', 'mujoco', 'numpy'))\n"
             "print(len(agent_catalog()), heavy)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=python_env(), cwd=ROOT, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    count, heavy = proc.stdout.split(" ", 1)
+    count, heavy = run_python(code).split(" ", 1)
     assert int(count) >= 4 and heavy.strip() == "[]"
 
 
@@ -92,10 +97,7 @@ def test_the_plotting_kit_loads_no_statistics():
             "import analysis.plotting\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rliable' or m in "
             "('analysis.benchmark.stats', 'analysis.benchmark.figures')))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=python_env(), cwd=ROOT, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert run_python(code) == "[]"
 
 
 def test_only_the_benchmark_imports_its_figures():
@@ -155,10 +157,7 @@ def test_declarations_and_the_contract_load_no_torch():
             f"for m in {modules!r}: importlib.import_module(m)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'dm_control', 'mujoco')))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=python_env(), cwd=ROOT, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
+    assert run_python(code) == "[]"
 
 
 def test_the_analysis_reads_runs_through_the_contract():
