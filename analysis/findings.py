@@ -87,9 +87,11 @@ def budgets(status: pd.DataFrame, tasks) -> str:
     by_budget = {}
     for task in tasks:
         steps = status.loc[status["task"] == task, "budget_steps"].dropna()
-        label = ", ".join(f"{int(s):,}" for s in sorted(set(steps))) or "unknown"
+        label = ", ".join(f"{int(s):,}" for s in sorted(set(steps)))
         by_budget.setdefault(label, []).append(task)
-    return "; ".join(f"{', '.join(t)} at {label} steps" for label, t in by_budget.items())
+    # tasks without a run read none yet: their budget is in no table until one is trained
+    return "; ".join(f"{', '.join(t)} at {label} steps" if label else f"{', '.join(t)}: no run yet"
+                     for label, t in sorted(by_budget.items(), key=lambda item: not item[0]))
 
 
 def fidelity_section(fidelity: pd.DataFrame, plan: pd.DataFrame | None) -> str:
@@ -465,9 +467,10 @@ def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
             + ". Hours are each seed's share of the wall-clock of its run's timed phases "
             "(start-up and the final probe are not timed; time a process spent stopped counts). "
             "A run not finished is projected at the median of its peers, the finished runs of "
-            "the same algorithm and task over every role (their number in brackets), leaving "
-            "out slow runs: those at under half of their peers' median speed, stopped for a "
-            "while or on a shared core."
+            "the same algorithm, task, budget and hyperparameters over every role (their number "
+            "in brackets), leaving out slow runs: those at under half of their peers' median "
+            "speed, stopped for a while or on a shared core; a run none of whose seeds has begun "
+            "is not projected yet (its hyperparameters, T for one, can change its cost)."
             + threads_text + " Table: `cost_summary.csv`; per run: `run_cost.csv`; figure: "
             "`run_cost.png`.")
     return "\n\n".join([text, table(("role", "task", "algorithm", "finished", "hours measured",

@@ -142,6 +142,11 @@ def test_pending_lists_the_jobs_the_archive_lacks_cheapest_first(runs, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert [line.split("\t") for line in proc.stdout.splitlines()] == [
         [f"{qsm_run}/block_1.done", f"{seconds / 3600:.3f}"], [f"{td3_run}/block_0.done", "nan"]]
+    # a run id none of whose seeds is archived (another M_q, or T: another cost) has no peers
+    other = write_manifest(tmp_path / "other.json", root,
+                           [("qsm", "toy_bimodal", 0, "audit"), ("qsm", "toy_bimodal", 0, "mq_sweep", "00000000000b")])
+    [(target, hours)] = archive.pending(other, out)
+    assert target.endswith("00000000000b/block_0.done") and np.isnan(hours)
 
 
 def test_pending_puts_the_first_roles_or_tasks_first_then_seed_by_seed(tmp_path):

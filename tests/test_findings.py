@@ -79,3 +79,11 @@ def test_predictions_beside_learned_report_every_disagreement():
     assert "not trained yet" in text  # the sigma_scaled point has no runs
     assert "disagree: toy_bimodal at M_q 1, T 20, constant" in text
     assert "toy_bimodal_at_bounds" not in text.split("disagree:")[1]
+
+
+def test_budgets_name_each_tasks_steps_and_the_tasks_without_a_run():
+    status = pd.DataFrame({"task": ["cheetah_run", "cheetah_run", "walker_run", "toy"],
+                           "budget_steps": [100_000.0, 100_000.0, math.nan, 40_000.0]})
+    assert (findings.budgets(status, ["walker_run", "cheetah_run", "toy"])
+            == "cheetah_run at 100,000 steps; toy at 40,000 steps; walker_run: no run yet")
+    assert findings.budgets(status, ["walker_run"]) == "walker_run: no run yet"

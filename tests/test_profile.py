@@ -98,7 +98,8 @@ def test_batch_size_cost_sweep_reads_each_runs_batch(tmp_path):
 def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_path):
     """profile runs: a finished run's hours are its seed's share of the timed phases; a run
     listed under two roles counts once; unfinished runs are projected at the median of the
-    finished runs of their algorithm and task, over every role; no peers, no projection."""
+    finished runs of their algorithm, task and setting (budget and hyperparameters), over every
+    role; a run of a setting with no finished run, or of an unknown one, is not projected."""
     from analysis.findings import cost_section
     root = tmp_path / "runs"
     write_block(root, "qsm", "cheetah_run")                      # seeds 0, 1: 11 s per block
@@ -114,15 +115,25 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     w.write_config(run_config("sac", "toy_bimodal", 0))
     w.write_status("running", 10)
     write_block(root, "qsm", "toy_bimodal")                      # the audit's seeds 0 and 1
+    t20 = "00000000000c"                                         # T = 20: twice their time
+    w = SeedRunWriter(seed_dir(root, "qsm", "toy_bimodal", 0, t20))
+    w.write_config({**run_config("qsm", "toy_bimodal", 0, run_id=t20), "hparams": {"T": 20}})
+    w.add_eval(0, [1.0], wall_time_s=0.0)
+    w.write_timing([{"phase": p, "calls": c, "total_s": t, "env_steps": 100,
+                     "block_size": 1, "device": "cpu"} for p, (c, t) in TIMING.items()])
+    w.write_probe_actions([[0.0, 0.0, 0.0]], [[[0.0, 0.0]]], [[[0.0, 0.0]]])
+    w.write_status("complete", 1000)
     manifest = write_manifest(tmp_path / "manifest.json", root, [
         ("qsm", "cheetah_run", 0, "benchmark"), ("qsm", "cheetah_run", 1, "benchmark"),
         ("qsm", "cheetah_run", 2, "benchmark"), ("qsm", "cheetah_run", 3, "benchmark"),
         ("sac", "toy_bimodal", 0, "audit"), ("sac", "toy_bimodal", 1, "audit"),
         ("qsm", "toy_bimodal", 0, "audit"), ("qsm", "toy_bimodal", 1, "audit"),
         ("qsm", "toy_bimodal", 0, "mq"),                         # the sweep's point at 50
-        ("qsm", "toy_bimodal", 0, "mq", "00000000000b")])        # another value: missing
+        ("qsm", "toy_bimodal", 0, "mq", "00000000000b"),         # another value: missing
+        ("qsm", "toy_bimodal", 0, "ts", t20), ("qsm", "toy_bimodal", 1, "ts", t20)])
     raw = json.loads(manifest.read_text())
-    raw["sweeps"] = {"mq": {"hparam": "M_q", "algos": ["qsm"]}}
+    raw["sweeps"] = {"mq": {"hparam": "M_q", "algos": ["qsm"]},
+                     "ts": {"hparam": "T", "algos": ["qsm"]}}
     manifest.write_text(json.dumps(raw))
     table, summary = tmp_path / "t" / "run_cost.csv", tmp_path / "t" / "cost_summary.csv"
     stem = tmp_path / "f" / "run_cost"
@@ -132,7 +143,7 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     assert profile.main(["runs", "--manifest", str(manifest), "--table", str(table),
                          "--summary", str(summary), "--figure", str(stem)]) == 0
     runs = pd.read_csv(table)
-    assert len(runs) == 9  # ten entries, one of them the audit's run listed again
+    assert len(runs) == 11  # twelve entries, one of them the audit's run listed again
     bench = runs[runs["role"] == "benchmark"].set_index("seed")
     per_seed = sum(t for _, t in TIMING.values()) / 2   # 11 s for the block of two
     assert bench.loc[0, "hours"] == pytest.approx(per_seed / 3600)
@@ -140,7 +151,8 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     assert bench.loc[2, "steps_per_s"] == pytest.approx(1000 / (4 * per_seed))
     assert bench.loc[2, "threads"] == 1 and pd.isna(bench.loc[0, "threads"])
     # a quarter of its peers' median speed: stopped for a while, or a shared core
-    assert runs["slow"].tolist() == [False, False, True] + [False] * 6
+    # (the T = 20 run, at half the audit runs' speed, is no peer of theirs and not slow)
+    assert runs["slow"].tolist() == [False, False, True] + [False] * 8
     assert pd.isna(bench.loc[3, "hours"]) and bench.loc[3, "status"] == "missing"
     assert runs.loc[runs["algo"] == "sac", "hours"].isna().all()   # running and missing
     s = pd.read_csv(summary).set_index(["role", "task", "algo"])
@@ -149,17 +161,20 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     assert b["hours_measured"] == pytest.approx(6 * per_seed / 3600)  # the slow run's time counts
     assert b["hours_median"] == pytest.approx(per_seed / 3600)       # ... but not in the median
     assert b["hours_projected"] == pytest.approx(7 * per_seed / 3600)
-    sweep = s.loc[("mq", "toy_bimodal", "qsm")]                       # peers: the audit's runs
-    assert (sweep["runs"], sweep["finished"], sweep["peers"]) == (1, 0, 2)
-    assert sweep["hours_projected"] == pytest.approx(per_seed / 3600)
+    sweep = s.loc[("mq", "toy_bimodal", "qsm")]              # its setting is not known yet
+    assert (sweep["runs"], sweep["finished"], sweep["peers"]) == (1, 0, 0)
+    assert pd.isna(sweep["hours_projected"])
+    t = s.loc[("ts", "toy_bimodal", "qsm")]                  # seed 1 from seed 0, not the audit's
+    assert (t["runs"], t["finished"], t["peers"]) == (2, 1, 1)
+    assert t["hours_projected"] == pytest.approx(4 * per_seed / 3600)
     assert pd.isna(s.loc[("audit", "toy_bimodal", "sac"), "hours_projected"])
     side = json.loads(sidecar_path(summary).read_text())
-    assert side["roles"] == ["benchmark", "audit", "tsweep", "batch_sweep", "mq"]
+    assert side["roles"] == ["benchmark", "audit", "tsweep", "batch_sweep", "mq", "ts"]
     assert stem.with_suffix(".png").stat().st_size > 1000
     text = cost_section(pd.read_csv(summary), runs)
-    assert "not counting 1 group(s) with no finished peer run yet (audit: sac on toy_bimodal)" \
-        in text
+    assert ("not counting 2 group(s) with no finished peer run yet (audit: sac on toy_bimodal, "
+            "mq: qsm on toy_bimodal)") in text
     assert "core-hours" not in text and \
-        "Of the 5 finished runs, 1 recorded 1 thread(s), 4 recorded no thread count." in text
-    assert "core-hours measured** over 5 finished runs of 9" in cost_section(
+        "Of the 6 finished runs, 1 recorded 1 thread(s), 5 recorded no thread count." in text
+    assert "core-hours measured** over 6 finished runs of 11" in cost_section(
         pd.read_csv(summary), runs.assign(threads=1))

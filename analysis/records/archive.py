@@ -23,7 +23,8 @@ own record, else the archiving machine's), and a sha256 for every file. `verify`
 checksum and reports, one line each, a file that changed, is missing, or lies in the archive
 without being listed; exit status 1 if any.
 `pending` lists the training jobs (block target files) a run manifest still needs, the archived
-runs left out, cheapest first by the hours its archived peers took, so that a long study trained
+runs left out, cheapest first by the hours its archived peers took (runs of the same algorithm,
+task, budget and hyperparameters), so that a long study trained
 in short sittings finishes whole jobs before it starts the ones whose length is unknown.
 """
 from __future__ import annotations
@@ -36,7 +37,6 @@ import json
 import math
 import os
 import shutil
-import statistics
 import sys
 from pathlib import Path
 
@@ -187,12 +187,12 @@ def verify(archive) -> list[str]:
     return problems
 
 
-def archived_hours(archive) -> dict:
-    """(algo, task) -> the hours each archived run's seed took, as the run_cost table counts them
-    (analysis.training.profile.seconds_per_seed), slow runs left out as it leaves them out of its
-    projection (analysis.training.profile.flag_slow: stopped for a while or on a shared core)."""
+def archived_costs(archive):
+    """One row per archived run with a timing.csv: algo, task, run_id, its `setting`, hours and
+    steps_per_s as the run_cost table counts them, and `slow` as it flags them
+    (analysis.training.profile: seconds_per_seed, setting, flag_slow)."""
     import pandas as pd  # here: the pipeline's DAG imports this module
-    from analysis.training.profile import flag_slow, seconds_per_seed
+    from analysis.training.profile import flag_slow, seconds_per_seed, setting
 
     archive = Path(archive)
     rows = []
@@ -200,19 +200,17 @@ def archived_hours(archive) -> dict:
         run = archive / record["path"]
         try:
             timing = pd.read_csv(run / "timing.csv")
-            steps = json.loads((run / "config.json").read_text())["budget"]["steps"]
+            config = json.loads((run / "config.json").read_text())
+            steps = config["budget"]["steps"]
         except (OSError, KeyError, ValueError):
             continue
         if len(timing):
             seconds = seconds_per_seed(timing)
-            rows.append({"algo": record["algo"], "task": record["task"], "steps": steps,
+            rows.append({"algo": record["algo"], "task": record["task"],
+                         "run_id": record["run_id"], "setting": setting(config),
                          "hours": seconds / 3600, "steps_per_s": steps / seconds})
-    hours = {}
-    if rows:
-        runs = flag_slow(pd.DataFrame(rows))
-        for r in runs[~runs["slow"]].itertuples():
-            hours.setdefault((r.algo, r.task), []).append(r.hours)
-    return hours
+    columns = ["algo", "task", "run_id", "setting", "hours", "steps_per_s"]
+    return flag_slow(pd.DataFrame(rows, columns=columns))
 
 
 def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(),
@@ -220,8 +218,10 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
     """The training jobs a run manifest needs that the archive does not hold: (target, hours)
     with target the job's block file (<run dir>/block_<seeds>.done, the Snakefile's blocks of
     `seed_block` seeds in the manifest's order, per role) and hours the estimate for the whole
-    block: the median of the archived runs of the same algorithm and task (archived_hours), times
-    its seeds; NaN when no such run is archived. Order: the jobs of the roles or tasks in `first`
+    block: what the cost table projects a run not finished at (analysis.training.profile.
+    typical_hours: the median of the archived runs of the same algorithm, task, budget and
+    hyperparameters, slow ones left out; the block's are those of an archived seed of its run
+    id), times its seeds; NaN when no seed of its run id or no peer is archived. Order: the jobs of the roles or tasks in `first`
     (in that order), then the rest; with `seed_major` by the block's first seed; then cheapest
     first, unknown last. `max_hours` drops the estimates above it (never the unknown)."""
     if seed_block < 1:
@@ -229,7 +229,9 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
     manifest = load_manifest(manifest_path)
     held = {(r["algo"], r["task"], r["run_id"], r["seed"])
             for r in read_archive(Path(archive))["runs"]}
-    per_seed = archived_hours(archive)
+    from analysis.training.profile import typical_hours  # here: the DAG imports this module
+    archived = archived_costs(archive)
+    settings = archived.groupby(["algo", "task", "run_id"])["setting"].first().to_dict()
     seeds_of = {}  # (role, run dir) -> its entries, in the manifest's order
     for entry in manifest.runs:
         seeds_of.setdefault((entry.role, str(Path(entry.path).parent)), []).append(entry)
@@ -241,8 +243,8 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
             if all((e.algo, e.task, e.run_id, e.seed) in held for e in block):
                 continue
             target = f"{run_dir}/block_{'_'.join(str(e.seed) for e in block)}.done"
-            peers = per_seed.get((block[0].algo, block[0].task))
-            hours = statistics.median(peers) * len(block) if peers else math.nan
+            key = (block[0].algo, block[0].task, block[0].run_id)
+            hours = typical_hours(archived, *key[:2], settings.get(key)) * len(block)
             rank = min([first.index(k) for k in (role, block[0].task) if k in first],
                        default=len(first))
             if target not in jobs or rank < jobs[target][1][0]:  # a run of two roles: the earlier

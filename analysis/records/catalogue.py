@@ -189,7 +189,9 @@ OUTPUTS = (
                "and its steps per second; per role, task and algorithm the hours measured, the "
                "fastest and slowest run, and a projection for the whole group (measured hours "
                "plus, per run not finished, the median of the finished runs of the same "
-               "algorithm and task, less runs under half of their peers' median speed). Time a "
+               "algorithm, task, budget and hyperparameters, less runs under half of their "
+               "peers' median speed; none for a run no seed of whose configuration has begun). "
+               "Time a "
                "process spent stopped inside a phase counts; start-up and the final probe are "
                "not timed")),
     # -- findings ------------------------------------------------------------------------------

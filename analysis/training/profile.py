@@ -23,8 +23,10 @@ half rate and warm-up steps without updates are not averaged in.
 `runs` is what the configuration's training costs: one row per listed run of every role (its
 seed's share of the timed phases of a finished run, in hours), and per role, task and algorithm
 the hours measured so far and a projection for the whole group (the measured hours plus, for
-every run not finished yet, the median of the finished runs of the same algorithm and task, less
-those at under half of their median speed: `slow`, stopped for a while or on a shared core). The
+every run not finished yet, the median of its peers, the finished runs of the same algorithm,
+task, budget and hyperparameters over every role and code version, less those at under half of
+their median speed: `slow`, stopped for a while or on a shared core; a run not begun is
+projected once a seed of its configuration has begun, which tells its hyperparameters). The
 timed phases leave out start-up and the final probe; time a process spent stopped inside a phase
 (SIGSTOP, a suspended machine) counts, which is why the projection uses a median.
 
@@ -37,6 +39,7 @@ the ones whose timing entered the numbers.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -51,7 +54,9 @@ from analysis.plotting import algo_color, finish_figure, no_data_panel  # noqa: 
 from analysis.records.manifest import ROLES, load_manifest, read_runs  # noqa: E402
 from analysis.records.outputs import write_table  # noqa: E402
 from analysis.records.provenance import Provenance  # noqa: E402
+from qsm.declare.catalog import get_entry  # noqa: E402
 from qsm.declare.cli import HelpFormatter  # noqa: E402
+from qsm.declare.hparams import HparamError, identity_values  # noqa: E402
 
 PHASES = ("env_step", "act", "replay", "critic_update", "actor_update")
 PER_CALL = ("env_step", "act", "replay")
@@ -218,7 +223,7 @@ def plot_cost_sweep(table: pd.DataFrame, kind, out_stem, provenance, used=None) 
 #: Statuses of a run whose training has ended: its timing.csv covers all of its training.
 FINISHED = ("complete", "diverged")
 RUN_COST_COLUMNS = ["role", "task", "algo", "seed", "run_id", "status", "steps", "device",
-                    "block_size", "threads", "hours", "steps_per_s"]
+                    "block_size", "threads", "hours", "steps_per_s", "setting"]
 SUMMARY_COLUMNS = ["role", "task", "algo", "runs", "finished", "slow", "peers", "hours_measured",
                    "hours_median", "hours_min", "hours_max", "hours_projected"]
 #: A finished run slower than this share of its peers' median speed counts as slow.
@@ -231,11 +236,30 @@ def seconds_per_seed(timing: pd.DataFrame) -> float:
     return float(timing["total_s"].sum()) / int(timing["block_size"].iloc[0])
 
 
+def setting(config: dict) -> str:
+    """What a run's cost depends on besides its algorithm and task, from its config.json: its
+    budget and its hyperparameters as they enter its identity (qsm.declare.hparams.identity_values:
+    a knob added since, at its default, is left out, so that runs trained before and after it
+    existed compare). Not the seed, nor the code version. An agent without a declaration (an
+    external baseline): its hyperparameters as recorded."""
+    hparams = dict(config.get("hparams") or {})
+    try:
+        specs = get_entry(str(config["algo"])).specs
+    except HparamError:
+        specs = {}
+    if specs and set(hparams) <= set(specs):
+        hparams = identity_values(specs, hparams)
+    return json.dumps({"budget": config.get("budget"), "hparams": hparams}, sort_keys=True,
+                      default=str)
+
+
 def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
     """One row per run the manifest lists, of every role: for a finished run, its seed's share
-    of the wall-clock of its timed phases (a block's seeds share one timing record). A run
-    listed under two roles (a sweep's point at the default value is the audit's run) is trained
-    once and counted once, under the first."""
+    of the wall-clock of its timed phases (a block's seeds share one timing record), and for
+    every run its `setting` (:func:`setting`; a run not begun takes that of a begun seed of the
+    same run id, the same configuration, and has none while no seed has begun). A run listed
+    under two roles (a sweep's point at the default value is the audit's run) is trained once
+    and counted once, under the first."""
     status = {} if status is None else status
     used = set() if used is None else used
     rows, seen = [], set()
@@ -248,6 +272,8 @@ def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
         row = dict.fromkeys(RUN_COST_COLUMNS, np.nan)
         row.update(role=e.role, task=e.task, algo=e.algo, seed=e.seed, run_id=e.run_id,
                    status=listed.status, device="")
+        if run is not None:
+            row["setting"] = setting(run.config)
         if run is not None and listed.status in FINISHED and run.timing is not None:
             used.add(e.path)
             block = int(run.timing["block_size"].iloc[0])
@@ -259,14 +285,27 @@ def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
                        hours=seconds / 3600.0,
                        steps_per_s=steps / seconds if seconds > 0 else np.nan)
         rows.append(row)
-    return pd.DataFrame(rows, columns=RUN_COST_COLUMNS)
+    runs = pd.DataFrame(rows, columns=RUN_COST_COLUMNS)
+    known = runs.dropna(subset=["setting"]).groupby(["algo", "task", "run_id"])["setting"].first()
+    missing = runs["setting"].isna()
+    runs.loc[missing, "setting"] = [known.get((r.algo, r.task, r.run_id), np.nan)
+                                    for r in runs[missing].itertuples()]
+    return runs
 
 
-def _peers(finished: pd.DataFrame, algo, task, steps=None) -> pd.DataFrame:
-    """The finished runs of the same algorithm and task over every role (a sweep trains on the
-    audit's budget), of the same budget where it is known."""
-    peers = finished[(finished["algo"] == algo) & (finished["task"] == task)]
-    return peers if steps is None else peers[peers["steps"].isin(steps)]
+def _peers(finished: pd.DataFrame, algo, task, run_setting) -> pd.DataFrame:
+    """The finished runs of the same algorithm, task and setting (:func:`setting`: budget and
+    hyperparameters), over every role and code version."""
+    return finished[(finished["algo"] == algo) & (finished["task"] == task)
+                    & (finished["setting"] == run_setting)]
+
+
+def typical_hours(finished: pd.DataFrame, algo, task, run_setting) -> float:
+    """What a run not finished is projected at: the median hours of its peers (:func:`_peers`),
+    slow ones left out (:func:`flag_slow`); NaN without peers or without a setting."""
+    peers = _peers(finished, algo, task, run_setting)
+    hours = peers.loc[~peers["slow"].astype(bool), "hours"]
+    return float(hours.median()) if len(hours) else np.nan
 
 
 def flag_slow(runs: pd.DataFrame) -> pd.DataFrame:
@@ -277,7 +316,7 @@ def flag_slow(runs: pd.DataFrame) -> pd.DataFrame:
     finished = runs.dropna(subset=["hours"])
     slow = pd.Series(False, index=runs.index)
     for i, r in finished.iterrows():
-        typical = _peers(finished, r["algo"], r["task"], {r["steps"]})["steps_per_s"].median()
+        typical = _peers(finished, r["algo"], r["task"], r["setting"])["steps_per_s"].median()
         slow[i] = bool(r["steps_per_s"] < SLOW_FACTOR * typical)
     runs["slow"] = slow
     return runs
@@ -285,25 +324,25 @@ def flag_slow(runs: pd.DataFrame) -> pd.DataFrame:
 
 def cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per role, task and algorithm: runs asked for and finished, hours measured, the fastest
-    and slowest finished run, and the projection for the whole group: the measured hours plus,
-    for each run not finished, the median of its peers (:func:`_peers`, of the group's budget once
-    one of its runs has finished), leaving out slow runs (:func:`flag_slow`). No peers: no
-    projection (NaN)."""
+    and slowest finished run, the median of the group's peers (:func:`_peers` of any of its
+    settings, slow ones left out) and the projection for the whole group: the measured hours
+    plus, for each run not finished, :func:`typical_hours` of its own setting. A run not
+    finished without a setting or without peers leaves the group without a projection (NaN)."""
     rows = []
     finished = runs.dropna(subset=["hours"])
     for (role, task, algo), g in runs.groupby(["role", "task", "algo"], sort=True):
         hours = g["hours"].dropna()
-        peers = _peers(finished, algo, task, set(g["steps"].dropna()) if len(hours) else None)
+        peers = finished[(finished["algo"] == algo) & (finished["task"] == task)
+                         & finished["setting"].isin(set(g["setting"].dropna()))]
         typical = peers.loc[~peers["slow"].astype(bool), "hours"]
-        median = float(typical.median()) if len(typical) else np.nan
+        rest = [typical_hours(finished, algo, task, s) for s in g.loc[g["hours"].isna(), "setting"]]
         rows.append({"role": role, "task": task, "algo": algo, "runs": len(g),
                      "finished": len(hours), "slow": int(g["slow"].astype(bool).sum()),
                      "peers": len(typical), "hours_measured": float(hours.sum()),
-                     "hours_median": median,
+                     "hours_median": float(typical.median()) if len(typical) else np.nan,
                      "hours_min": float(hours.min()) if len(hours) else np.nan,
                      "hours_max": float(hours.max()) if len(hours) else np.nan,
-                     "hours_projected": float(hours.sum()) + median * (len(g) - len(hours))
-                     if len(g) > len(hours) else float(hours.sum())})
+                     "hours_projected": float(hours.sum()) + float(np.sum(rest))})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
@@ -345,8 +384,9 @@ def plot_run_cost(summary: pd.DataFrame, out_stem, provenance, used=None) -> Non
                   "Per seed, the wall-clock of the timed phases of its run's timing.csv (a "
                   "block's share); start-up and the final probe are not timed, and time a "
                   "process spent stopped inside a phase counts. A run not finished is projected "
-                  "at the median of the finished runs of its algorithm and task, less slow "
-                  "ones (under half of their median speed).", provenance, used,
+                  "at the median of the finished runs of its algorithm, task, budget and "
+                  "hyperparameters, less slow ones (under half of their median speed).",
+                  provenance, used,
                   top=1.0, entry="run_cost")
 
 
