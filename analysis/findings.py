@@ -469,8 +469,9 @@ def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
             "A run not finished is projected at the median of its peers, the finished runs of "
             "the same algorithm, task, budget and hyperparameters over every role (their number "
             "in brackets), leaving out slow runs: those at under half of their peers' median "
-            "speed, stopped for a while or on a shared core; a run none of whose seeds has begun "
-            "is not projected yet (its hyperparameters, T for one, can change its cost)."
+            "speed, stopped for a while or on a shared core; a configuration none of whose "
+            "seeds has finished is not projected yet (its hyperparameters, T for one, can change "
+            "its cost)."
             + threads_text + " Table: `cost_summary.csv`; per run: `run_cost.csv`; figure: "
             "`run_cost.png`.")
     return "\n\n".join([text, table(("role", "task", "algorithm", "finished", "hours measured",

@@ -28,11 +28,14 @@ def run_config(algo, task, seed, *, act_dim=2, obs_dim=3, max_return=1000.0, ste
 
 
 def write_manifest(path, root, runs, config_hash="test") -> Path:
-    """A manifest listing (algo, task, seed, role[, run_id]) runs laid out under root."""
+    """A manifest listing (algo, task, seed, role[, run_id[, config_id]]) runs laid out under
+    root."""
     entries = []
     for algo, task, seed, role, *rest in runs:
         run_id = rest[0] if rest else RUN_ID
         entries.append({"algo": algo, "task": task, "seed": seed, "role": role, "run_id": run_id,
                         "code_version": "test", "path": str(seed_dir(root, algo, task, seed, run_id))})
+        if len(rest) > 1:
+            entries[-1]["config_id"] = rest[1]
     atomic_write_json(path, {"config_hash": config_hash, "runs_root": str(root), "runs": entries})
     return Path(path)

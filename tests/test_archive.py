@@ -144,7 +144,8 @@ def test_pending_lists_the_jobs_the_archive_lacks_cheapest_first(runs, tmp_path)
         [f"{qsm_run}/block_1.done", f"{seconds / 3600:.3f}"], [f"{td3_run}/block_0.done", "nan"]]
     # a run id none of whose seeds is archived (another M_q, or T: another cost) has no peers
     other = write_manifest(tmp_path / "other.json", root,
-                           [("qsm", "toy_bimodal", 0, "audit"), ("qsm", "toy_bimodal", 0, "mq_sweep", "00000000000b")])
+                           [("qsm", "toy_bimodal", 0, "audit"),
+                            ("qsm", "toy_bimodal", 0, "mq_sweep", "00000000000b")])
     [(target, hours)] = archive.pending(other, out)
     assert target.endswith("00000000000b/block_0.done") and np.isnan(hours)
 

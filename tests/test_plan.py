@@ -14,9 +14,9 @@ from collections import Counter
 import pytest
 import yaml
 
-from analysis.records.manifest import ENTRY_KEYS, load_manifest
+from analysis.records.manifest import ENTRY_KEYS, OPTIONAL_ENTRY_KEYS, load_manifest
 from conftest import ROOT, python_env
-from qsm.contract.identity import run_identity
+from qsm.contract.identity import configuration_id, run_identity
 from qsm.declare.catalog import agent_catalog
 from workflow.plan import (MANIFEST, OFFICIAL_CLONE, ConfigError, Plan, UnknownJob, describe,
                            seed_blocks)
@@ -367,6 +367,10 @@ def test_archive_lookup(tmp_path, monkeypatch):
     by_key = {(r["algo"], r["task"], r["seed"], r["role"]): r for r in manifest["runs"]}
     first = by_key[("sac", "cheetah_run", 0, "benchmark")]
     assert first["code_version"] == "0ldc0de0ld00" and first["run_id"] != sac.run_id
+    # seeds trained by different code keep their run ids and share their configuration
+    second = by_key[("sac", "cheetah_run", 1, "benchmark")]
+    assert second["run_id"] not in (first["run_id"], sac.run_id)
+    assert first["config_id"] == second["config_id"] == configuration_id(sac.identity)
     assert first["path"] == f"arch/runs/sac/cheetah_run/{first['run_id']}/seed0"
     assert by_key[("random", "reacher_hard", 0, "benchmark")]["path"].startswith("arch/")
     unarchived = by_key[("qsm", "cheetah_run", 0, "benchmark")]
@@ -405,14 +409,20 @@ def test_manifest_keys_and_writer(plan, tmp_path):
     assert list(manifest) == ["config_hash", "runs_root", "runs", "sweeps"]
     assert manifest["runs_root"] == "results/runs"
     assert MANIFEST == "results/tables/run_manifest.json"
-    assert all(list(r) == list(ENTRY_KEYS) for r in manifest["runs"])
+    assert all(list(r) == [*ENTRY_KEYS, *OPTIONAL_ENTRY_KEYS] for r in manifest["runs"])
     # one entry per seed of every job, in job order
     assert len(manifest["runs"]) == sum(len(j.seeds) for j in plan.all_jobs())
     job = plan.all_jobs()[0]
     assert manifest["runs"][0] == {"algo": job.algo, "task": job.task, "seed": job.seeds[0],
                                    "role": job.role, "run_id": job.run_id,
                                    "code_version": job.identity["code_version"],
-                                   "path": f"{job.run_dir}/seed{job.seeds[0]}"}
+                                   "path": f"{job.run_dir}/seed{job.seeds[0]}",
+                                   "config_id": configuration_id(job.identity)}
+    # one configuration per job, whatever its seeds; the sweep's values are others
+    ids = {r["config_id"] for r in manifest["runs"] if r["run_id"] == job.run_id}
+    assert len(ids) == 1
+    points = {r["config_id"] for r in manifest["runs"] if r["role"] == "mq_sweep"}
+    assert len(points) == len({r["run_id"] for r in manifest["runs"] if r["role"] == "mq_sweep"}) > 1
     assert manifest["config_hash"] == make_plan().run_manifest()["config_hash"]
     assert manifest["config_hash"] != make_plan(**{"stats.reps": 200}).run_manifest()["config_hash"]
     written = plan.write_manifest(tmp_path / "run_manifest.json")

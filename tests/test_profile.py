@@ -99,7 +99,7 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     """profile runs: a finished run's hours are its seed's share of the timed phases; a run
     listed under two roles counts once; unfinished runs are projected at the median of the
     finished runs of their algorithm, task and setting (budget and hyperparameters), over every
-    role; a run of a setting with no finished run, or of an unknown one, is not projected."""
+    role and code version; a configuration with no finished run is not projected."""
     from analysis.findings import cost_section
     root = tmp_path / "runs"
     write_block(root, "qsm", "cheetah_run")                      # seeds 0, 1: 11 s per block
@@ -130,7 +130,9 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
         ("qsm", "toy_bimodal", 0, "audit"), ("qsm", "toy_bimodal", 1, "audit"),
         ("qsm", "toy_bimodal", 0, "mq"),                         # the sweep's point at 50
         ("qsm", "toy_bimodal", 0, "mq", "00000000000b"),         # another value: missing
-        ("qsm", "toy_bimodal", 0, "ts", t20), ("qsm", "toy_bimodal", 1, "ts", t20)])
+        # seed 1 of the T = 20 configuration at another code version: another run id
+        ("qsm", "toy_bimodal", 0, "ts", t20, "t20"),
+        ("qsm", "toy_bimodal", 1, "ts", "0000000000dd", "t20")])
     raw = json.loads(manifest.read_text())
     raw["sweeps"] = {"mq": {"hparam": "M_q", "algos": ["qsm"]},
                      "ts": {"hparam": "T", "algos": ["qsm"]}}

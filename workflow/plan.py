@@ -45,8 +45,9 @@ from qsm.declare.budget import LEARNING_KEYS, PROTOCOL_KEYS, SWEEPABLE as SWEEPA
 from qsm.declare.catalog import agent_catalog
 from qsm.declare.hparams import HparamError, identity_values
 from qsm.harness.envs import TaskError, validate_task
-from qsm.contract.identity import (ENVIRONMENT_PACKAGES, TRAINER_PACKAGES, code_version, hash_of,
-                                   package_versions, run_identity, training_code_version)
+from qsm.contract.identity import (ENVIRONMENT_PACKAGES, TRAINER_PACKAGES, code_version,
+                                   configuration_id, hash_of, package_versions, run_identity,
+                                   training_code_version)
 
 RUNS = "results/runs"
 LOGS = "results/logs"
@@ -518,6 +519,7 @@ class Plan:
     def _make_manifest(self) -> dict:
         runs, commits = [], set()
         for job in self.all_jobs():
+            config_id = configuration_id(job.identity)
             for seed in job.seeds:
                 record = self.archived_run(job, seed) if self.archive else None
                 if record:
@@ -525,11 +527,12 @@ class Plan:
                         commits.add(record["git_commit"])
                     runs.append(manifest_entry(job.algo, job.task, seed, job.role,
                                                record["run_id"], record["code_version"],
-                                               f"{self.archive_dir()}/{record['path']}"))
+                                               f"{self.archive_dir()}/{record['path']}",
+                                               config_id))
                 else:
                     runs.append(manifest_entry(job.algo, job.task, seed, job.role, job.run_id,
                                                job.identity["code_version"],
-                                               f"{job.run_dir}/seed{seed}"))
+                                               f"{job.run_dir}/seed{seed}", config_id))
         sweeps = {sweep["name"]: {"hparam": sweep["hparam"], "algos": sweep["algos"],
                                   "values": sweep["values"], "hparams": sweep.get("hparams") or {},
                                   "default": self.sweep_default(sweep)} for sweep in self.sweeps}

@@ -23,8 +23,8 @@ own record, else the archiving machine's), and a sha256 for every file. `verify`
 checksum and reports, one line each, a file that changed, is missing, or lies in the archive
 without being listed; exit status 1 if any.
 `pending` lists the training jobs (block target files) a run manifest still needs, the archived
-runs left out, cheapest first by the hours its archived peers took (runs of the same algorithm,
-task, budget and hyperparameters), so that a long study trained
+runs left out, cheapest first by the hours its finished peers took (runs of the same algorithm and
+configuration: hyperparameters and budget), so that a long study trained
 in short sittings finishes whole jobs before it starts the ones whose length is unknown.
 """
 from __future__ import annotations
@@ -187,41 +187,14 @@ def verify(archive) -> list[str]:
     return problems
 
 
-def archived_costs(archive):
-    """One row per archived run with a timing.csv: algo, task, run_id, its `setting`, hours and
-    steps_per_s as the run_cost table counts them, and `slow` as it flags them
-    (analysis.training.profile: seconds_per_seed, setting, flag_slow)."""
-    import pandas as pd  # here: the pipeline's DAG imports this module
-    from analysis.training.profile import flag_slow, seconds_per_seed, setting
-
-    archive = Path(archive)
-    rows = []
-    for record in read_archive(archive)["runs"]:
-        run = archive / record["path"]
-        try:
-            timing = pd.read_csv(run / "timing.csv")
-            config = json.loads((run / "config.json").read_text())
-            steps = config["budget"]["steps"]
-        except (OSError, KeyError, ValueError):
-            continue
-        if len(timing):
-            seconds = seconds_per_seed(timing)
-            rows.append({"algo": record["algo"], "task": record["task"],
-                         "run_id": record["run_id"], "setting": setting(config),
-                         "hours": seconds / 3600, "steps_per_s": steps / seconds})
-    columns = ["algo", "task", "run_id", "setting", "hours", "steps_per_s"]
-    return flag_slow(pd.DataFrame(rows, columns=columns))
-
-
 def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(),
             seed_major: bool = False) -> list[tuple]:
     """The training jobs a run manifest needs that the archive does not hold: (target, hours)
     with target the job's block file (<run dir>/block_<seeds>.done, the Snakefile's blocks of
     `seed_block` seeds in the manifest's order, per role) and hours the estimate for the whole
     block: what the cost table projects a run not finished at (analysis.training.profile.
-    typical_hours: the median of the archived runs of the same algorithm, task, budget and
-    hyperparameters, slow ones left out; the block's are those of an archived seed of its run
-    id), times its seeds; NaN when no seed of its run id or no peer is archived. Order: the jobs of the roles or tasks in `first`
+    typical_hours: the median of the manifest's finished runs of the same algorithm and
+    configuration, slow ones left out), times its seeds; NaN without such a run. Order: the jobs of the roles or tasks in `first`
     (in that order), then the rest; with `seed_major` by the block's first seed; then cheapest
     first, unknown last. `max_hours` drops the estimates above it (never the unknown)."""
     if seed_block < 1:
@@ -229,9 +202,10 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
     manifest = load_manifest(manifest_path)
     held = {(r["algo"], r["task"], r["run_id"], r["seed"])
             for r in read_archive(Path(archive))["runs"]}
-    from analysis.training.profile import typical_hours  # here: the DAG imports this module
-    archived = archived_costs(archive)
-    settings = archived.groupby(["algo", "task", "run_id"])["setting"].first().to_dict()
+    # here: the pipeline's DAG imports this module, and the cost table needs pandas
+    from analysis.training.profile import flag_slow, run_cost, typical_hours
+    costs = flag_slow(run_cost(manifest))
+    finished = costs.dropna(subset=["hours"])
     seeds_of = {}  # (role, run dir) -> its entries, in the manifest's order
     for entry in manifest.runs:
         seeds_of.setdefault((entry.role, str(Path(entry.path).parent)), []).append(entry)
@@ -243,8 +217,8 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
             if all((e.algo, e.task, e.run_id, e.seed) in held for e in block):
                 continue
             target = f"{run_dir}/block_{'_'.join(str(e.seed) for e in block)}.done"
-            key = (block[0].algo, block[0].task, block[0].run_id)
-            hours = typical_hours(archived, *key[:2], settings.get(key)) * len(block)
+            hours = typical_hours(finished, block[0].algo, block[0].task,
+                                  block[0].configuration) * len(block)
             rank = min([first.index(k) for k in (role, block[0].task) if k in first],
                        default=len(first))
             if target not in jobs or rank < jobs[target][1][0]:  # a run of two roles: the earlier

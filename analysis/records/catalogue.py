@@ -190,7 +190,8 @@ OUTPUTS = (
                "fastest and slowest run, and a projection for the whole group (measured hours "
                "plus, per run not finished, the median of the finished runs of the same "
                "algorithm, task, budget and hyperparameters, less runs under half of their "
-               "peers' median speed; none for a run no seed of whose configuration has begun). "
+               "peers' median speed; none for a configuration none of whose seeds has "
+               "finished). "
                "Time a "
                "process spent stopped inside a phase counts; start-up and the final probe are "
                "not timed")),

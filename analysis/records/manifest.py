@@ -8,7 +8,13 @@ The pipeline writes ``results/tables/run_manifest.json`` (rule ``run_manifest``:
      "runs_root": "results/runs",       # where runs of other configurations may also lie
      "runs": [{"algo": "qsm", "task": "cheetah_run", "seed": 0, "role": "benchmark",
                "run_id": "3f2a9c0d1e7b", "code_version": "8f3392af23ca",
-               "path": "results/runs/qsm/cheetah_run/3f2a9c0d1e7b/seed0"}, ...]}
+               "path": "results/runs/qsm/cheetah_run/3f2a9c0d1e7b/seed0",
+               "config_id": "5b0e..."}, ...]}
+
+``config_id`` names the configuration without the code that trains it (algorithm, task,
+hyperparameters, budget: qsm.contract.identity.configuration_id): the seeds of one configuration
+share it even where the archive holds some of them under an older code version's ``run_id``.
+Manifests written before it existed lack it; a reader then takes ``run_id`` in its place.
 
 When the configuration reads its runs from an archive (config key ``archive``), the manifest
 also holds ``"archive": {"path": ..., "commits": [...]}`` (the commits that trained the archived
@@ -47,6 +53,7 @@ ROLES = ("benchmark", "audit", "tsweep", "batch_sweep")
 #: Manifests written before sweeps were configurable knew one sweep, QSM's M_q.
 LEGACY_SWEEPS = {"mq_sweep": {"hparam": "M_q", "default": 50.0}}
 ENTRY_KEYS = ("algo", "task", "seed", "role", "run_id", "code_version", "path")
+OPTIONAL_ENTRY_KEYS = ("config_id",)
 
 
 class ManifestError(ValueError):
@@ -62,10 +69,17 @@ class Entry:
     run_id: str
     code_version: str
     path: str
+    config_id: str = ""  # "" in manifests written before it existed
 
     @property
     def key(self):
         return (self.algo, self.task, self.seed)
+
+    @property
+    def configuration(self) -> str:
+        """What the seeds of one configuration share, whatever code trained them (config_id;
+        run_id in a manifest without it)."""
+        return self.config_id or self.run_id
 
 
 @dataclass(frozen=True)
@@ -92,9 +106,11 @@ class Manifest:
         return [d for d in find_seed_dirs(root) if d.resolve() not in listed] if root.is_dir() else []
 
 
-def manifest_entry(algo, task, seed, role, run_id, code_version, path) -> dict:
-    """One run of a manifest as it is written: the keys ENTRY_KEYS, in their order."""
-    return dict(zip(ENTRY_KEYS, (algo, task, int(seed), role, run_id, code_version, path)))
+def manifest_entry(algo, task, seed, role, run_id, code_version, path, config_id=None) -> dict:
+    """One run of a manifest as it is written: the keys ENTRY_KEYS, in their order, then
+    config_id where it is known."""
+    entry = dict(zip(ENTRY_KEYS, (algo, task, int(seed), role, run_id, code_version, path)))
+    return entry if config_id is None else {**entry, "config_id": config_id}
 
 
 def manifest_dict(config_hash, runs_root, runs, sweeps=None, archive=None) -> dict:
@@ -128,7 +144,8 @@ def _entries(obj: dict, path) -> list[Entry]:
             raise ManifestError(f"{path}: run {i} has role {r['role']!r}, neither one of "
                                 f"{ROLES} nor a sweep of the manifest ({', '.join(sweeps)})")
         runs.append(Entry(str(r["algo"]), str(r["task"]), int(r["seed"]), r["role"],
-                          str(r["run_id"]), str(r["code_version"]), str(r["path"])))
+                          str(r["run_id"]), str(r["code_version"]), str(r["path"]),
+                          str(r.get("config_id", ""))))
     return runs
 
 

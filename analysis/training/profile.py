@@ -25,8 +25,8 @@ seed's share of the timed phases of a finished run, in hours), and per role, tas
 the hours measured so far and a projection for the whole group (the measured hours plus, for
 every run not finished yet, the median of its peers, the finished runs of the same algorithm,
 task, budget and hyperparameters over every role and code version, less those at under half of
-their median speed: `slow`, stopped for a while or on a shared core; a run not begun is
-projected once a seed of its configuration has begun, which tells its hyperparameters). The
+their median speed: `slow`, stopped for a while or on a shared core; a configuration none of
+whose seeds has finished is not projected: its T, say, may change its cost). The
 timed phases leave out start-up and the final probe; time a process spent stopped inside a phase
 (SIGSTOP, a suspended machine) counts, which is why the projection uses a median.
 
@@ -39,7 +39,6 @@ the ones whose timing entered the numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -54,9 +53,7 @@ from analysis.plotting import algo_color, finish_figure, no_data_panel  # noqa: 
 from analysis.records.manifest import ROLES, load_manifest, read_runs  # noqa: E402
 from analysis.records.outputs import write_table  # noqa: E402
 from analysis.records.provenance import Provenance  # noqa: E402
-from qsm.declare.catalog import get_entry  # noqa: E402
 from qsm.declare.cli import HelpFormatter  # noqa: E402
-from qsm.declare.hparams import HparamError, identity_values  # noqa: E402
 
 PHASES = ("env_step", "act", "replay", "critic_update", "actor_update")
 PER_CALL = ("env_step", "act", "replay")
@@ -236,30 +233,13 @@ def seconds_per_seed(timing: pd.DataFrame) -> float:
     return float(timing["total_s"].sum()) / int(timing["block_size"].iloc[0])
 
 
-def setting(config: dict) -> str:
-    """What a run's cost depends on besides its algorithm and task, from its config.json: its
-    budget and its hyperparameters as they enter its identity (qsm.declare.hparams.identity_values:
-    a knob added since, at its default, is left out, so that runs trained before and after it
-    existed compare). Not the seed, nor the code version. An agent without a declaration (an
-    external baseline): its hyperparameters as recorded."""
-    hparams = dict(config.get("hparams") or {})
-    try:
-        specs = get_entry(str(config["algo"])).specs
-    except HparamError:
-        specs = {}
-    if specs and set(hparams) <= set(specs):
-        hparams = identity_values(specs, hparams)
-    return json.dumps({"budget": config.get("budget"), "hparams": hparams}, sort_keys=True,
-                      default=str)
-
-
 def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
     """One row per run the manifest lists, of every role: for a finished run, its seed's share
     of the wall-clock of its timed phases (a block's seeds share one timing record), and for
-    every run its `setting` (:func:`setting`; a run not begun takes that of a begun seed of the
-    same run id, the same configuration, and has none while no seed has begun). A run listed
-    under two roles (a sweep's point at the default value is the audit's run) is trained once
-    and counted once, under the first."""
+    every run its `setting`: its configuration (the manifest's config_id: algorithm, task,
+    hyperparameters and budget, whatever code trained it). A run listed under two roles (a
+    sweep's point at the default value is the audit's run) is trained once and counted once,
+    under the first."""
     status = {} if status is None else status
     used = set() if used is None else used
     rows, seen = [], set()
@@ -271,9 +251,7 @@ def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
         status[e.path] = listed.status
         row = dict.fromkeys(RUN_COST_COLUMNS, np.nan)
         row.update(role=e.role, task=e.task, algo=e.algo, seed=e.seed, run_id=e.run_id,
-                   status=listed.status, device="")
-        if run is not None:
-            row["setting"] = setting(run.config)
+                   status=listed.status, device="", setting=e.configuration)
         if run is not None and listed.status in FINISHED and run.timing is not None:
             used.add(e.path)
             block = int(run.timing["block_size"].iloc[0])
@@ -285,16 +263,11 @@ def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
                        hours=seconds / 3600.0,
                        steps_per_s=steps / seconds if seconds > 0 else np.nan)
         rows.append(row)
-    runs = pd.DataFrame(rows, columns=RUN_COST_COLUMNS)
-    known = runs.dropna(subset=["setting"]).groupby(["algo", "task", "run_id"])["setting"].first()
-    missing = runs["setting"].isna()
-    runs.loc[missing, "setting"] = [known.get((r.algo, r.task, r.run_id), np.nan)
-                                    for r in runs[missing].itertuples()]
-    return runs
+    return pd.DataFrame(rows, columns=RUN_COST_COLUMNS)
 
 
 def _peers(finished: pd.DataFrame, algo, task, run_setting) -> pd.DataFrame:
-    """The finished runs of the same algorithm, task and setting (:func:`setting`: budget and
+    """The finished runs of the same algorithm, task and setting (configuration: budget and
     hyperparameters), over every role and code version."""
     return finished[(finished["algo"] == algo) & (finished["task"] == task)
                     & (finished["setting"] == run_setting)]
@@ -302,7 +275,7 @@ def _peers(finished: pd.DataFrame, algo, task, run_setting) -> pd.DataFrame:
 
 def typical_hours(finished: pd.DataFrame, algo, task, run_setting) -> float:
     """What a run not finished is projected at: the median hours of its peers (:func:`_peers`),
-    slow ones left out (:func:`flag_slow`); NaN without peers or without a setting."""
+    slow ones left out (:func:`flag_slow`); NaN without peers."""
     peers = _peers(finished, algo, task, run_setting)
     hours = peers.loc[~peers["slow"].astype(bool), "hours"]
     return float(hours.median()) if len(hours) else np.nan
@@ -327,7 +300,7 @@ def cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
     and slowest finished run, the median of the group's peers (:func:`_peers` of any of its
     settings, slow ones left out) and the projection for the whole group: the measured hours
     plus, for each run not finished, :func:`typical_hours` of its own setting. A run not
-    finished without a setting or without peers leaves the group without a projection (NaN)."""
+    finished without peers leaves the group without a projection (NaN)."""
     rows = []
     finished = runs.dropna(subset=["hours"])
     for (role, task, algo), g in runs.groupby(["role", "task", "algo"], sort=True):

@@ -216,5 +216,12 @@ def run_identity(algo: str, task: str, hparams: dict, budget: dict, code: str,
     return {**ident, "run_id": hash_of(ident)}
 
 
+def configuration_id(identity: dict) -> str:
+    """A run identity's configuration without the code that trains it (algorithm, task,
+    hyperparameters, budget): the seeds of one configuration trained by different code share it,
+    and their costs compare (analysis.training.profile)."""
+    return hash_of({k: identity[k] for k in ("algo", "task", "hparams", "budget")})
+
+
 def hash_of(obj, length: int = RUN_ID_LENGTH) -> str:
     return hashlib.sha256(canonical(obj).encode()).hexdigest()[:length]
