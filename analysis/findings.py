@@ -225,7 +225,8 @@ def sweep_section(sweep: pd.DataFrame, hparam: str) -> str:
     skipped = sweep[sweep["distribution"] == "policy"].groupby("task")["n_skipped"].sum()
     if skipped.sum():
         out.append("Not audited (missing, unfinished or unreadable): "
-                   + ", ".join(f"{int(n)} runs on {task}" for task, n in skipped.items() if n)
+                   + ", ".join(f"{int(n)} run{'' if n == 1 else 's'} on {task}"
+                               for task, n in skipped.items() if n)
                    + ".")
     return "\n\n".join(out)
 
