@@ -194,9 +194,9 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
     `seed_block` seeds in the manifest's order, per role) and hours the estimate for the whole
     block: what the cost table projects a run not finished at (analysis.training.profile.
     typical_hours: the median of the manifest's finished runs of the same algorithm and
-    configuration, slow ones left out), times its seeds; NaN without such a run. Order: the jobs of the roles or tasks in `first`
-    (in that order), then the rest; with `seed_major` by the block's first seed; then cheapest
-    first, unknown last. `max_hours` drops the estimates above it (never the unknown)."""
+    configuration, slow ones left out), times its seeds; NaN without such a run. Order: the jobs
+    of the roles or tasks in `first` (in that order), then the rest; with `seed_major` by the
+    block's first seed; then cheapest first, unknown last. `max_hours` drops the estimates above it (never the unknown)."""
     if seed_block < 1:
         raise ArchiveError(f"seed_block must be a positive integer, got {seed_block}")
     manifest = load_manifest(manifest_path)

@@ -266,17 +266,17 @@ def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RUN_COST_COLUMNS)
 
 
-def _peers(finished: pd.DataFrame, algo, task, run_setting) -> pd.DataFrame:
-    """The finished runs of the same algorithm, task and setting (configuration: budget and
-    hyperparameters), over every role and code version."""
+def _peers(finished: pd.DataFrame, algo, task, settings) -> pd.DataFrame:
+    """The finished runs of the same algorithm and task in one of `settings` (configurations:
+    budget and hyperparameters), over every role and code version."""
     return finished[(finished["algo"] == algo) & (finished["task"] == task)
-                    & (finished["setting"] == run_setting)]
+                    & finished["setting"].isin(set(settings))]
 
 
 def typical_hours(finished: pd.DataFrame, algo, task, run_setting) -> float:
     """What a run not finished is projected at: the median hours of its peers (:func:`_peers`),
     slow ones left out (:func:`flag_slow`); NaN without peers."""
-    peers = _peers(finished, algo, task, run_setting)
+    peers = _peers(finished, algo, task, {run_setting})
     hours = peers.loc[~peers["slow"].astype(bool), "hours"]
     return float(hours.median()) if len(hours) else np.nan
 
@@ -289,7 +289,7 @@ def flag_slow(runs: pd.DataFrame) -> pd.DataFrame:
     finished = runs.dropna(subset=["hours"])
     slow = pd.Series(False, index=runs.index)
     for i, r in finished.iterrows():
-        typical = _peers(finished, r["algo"], r["task"], r["setting"])["steps_per_s"].median()
+        typical = _peers(finished, r["algo"], r["task"], {r["setting"]})["steps_per_s"].median()
         slow[i] = bool(r["steps_per_s"] < SLOW_FACTOR * typical)
     runs["slow"] = slow
     return runs
@@ -305,8 +305,7 @@ def cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
     finished = runs.dropna(subset=["hours"])
     for (role, task, algo), g in runs.groupby(["role", "task", "algo"], sort=True):
         hours = g["hours"].dropna()
-        peers = finished[(finished["algo"] == algo) & (finished["task"] == task)
-                         & finished["setting"].isin(set(g["setting"].dropna()))]
+        peers = _peers(finished, algo, task, g["setting"].dropna())
         typical = peers.loc[~peers["slow"].astype(bool), "hours"]
         rest = [typical_hours(finished, algo, task, s) for s in g.loc[g["hours"].isna(), "setting"]]
         rows.append({"role": role, "task": task, "algo": algo, "runs": len(g),
