@@ -24,6 +24,7 @@ import pandas as pd
 
 from analysis.estimators import bootstrap
 from analysis.records.manifest import load_manifest
+from analysis.records.outputs import counted
 from analysis.records.provenance import Provenance, sidecar_path
 from qsm.contract.rundir import atomic_write_json, atomic_write_text
 from qsm.declare.cli import HelpFormatter
@@ -225,7 +226,7 @@ def sweep_section(sweep: pd.DataFrame, hparam: str) -> str:
     skipped = sweep[sweep["distribution"] == "policy"].groupby("task")["n_skipped"].sum()
     if skipped.sum():
         out.append("Not audited (missing, unfinished or unreadable): "
-                   + ", ".join(f"{int(n)} run{'' if n == 1 else 's'} on {task}"
+                   + ", ".join(f"{counted(n, 'run')} on {task}"
                                for task, n in skipped.items() if n)
                    + ".")
     return "\n\n".join(out)
@@ -308,10 +309,61 @@ def demonstration_section(initial: pd.DataFrame, status: pd.DataFrame) -> str:
                                       rows)])
 
 
-def predictions_section(predictions: pd.DataFrame, oracle: pd.DataFrame, commit: str) -> str:
+def same_setting(df: pd.DataFrame, p) -> pd.DataFrame:
+    """The rows of an oracle table (oracle.csv, oracle_steps.csv) at a prediction's setting, of
+    qsm at its declared other hyperparameters."""
+    if df.empty:
+        return df
+    return df[(df["task"] == p["task"]) & (df["M_q"] == p["M_q"]) & (df["T"] == p["T"])
+              & (df["score_target"] == p["score_target"]) & (df["algo"] == "qsm")
+              & (df["other_hparams"].fillna("") == "")]
+
+
+def diagnosis(p, m, steps: pd.DataFrame) -> str:
+    """Why a point's runs differ from its prediction, from oracle.csv (the oracle over 0.8 to 1.2
+    times M_q; its chain before the last step) and oracle_steps.csv (the chain with the learned
+    denoiser at one step)."""
+    from analysis.audit.oracle import AGREEMENT, SCALE_FACTORS
+    setting = f"M_q {num(p['M_q'])}, T {int(p['T'])}, {p['score_target']}"
+    low, high = m["predicted_return_scale_low"], m["predicted_return_scale_high"]
+    text = (f"**{p['task']} at {setting}.** Scale: at {min(SCALE_FACTORS):g} to "
+            f"{max(SCALE_FACTORS):g} times M_q the oracle returns {num(low)} to {num(high)} of "
+            f"the optimum" + (", so the prediction rests on the score's exact size, which a "
+                              "learned critic's dQ/da never has" if high - low > AGREEMENT else
+                              ", so the prediction does not rest on the score's exact size")
+            + f"; its chain has {num(m['predicted_bound_before_last'])} of its mass on a bound "
+            f"before the last step. ")
+    s = same_setting(steps, p)
+    if s.empty:
+        return text + "Steps: no run of this point has a policy to load (`oracle_steps.csv`)."
+    ideal = s[s["chain"] == "ideal"].iloc[0]
+    full = s[s["chain"] == "learned"].iloc[0]
+    one = s[s["chain"] == "learned at one step"].copy()
+    one["shift"] = (one["return"] - ideal["return"]).abs()
+    top = one.sort_values(["shift", "step"], ascending=[False, True]).iloc[0]
+    rest = one[one["step"] != top["step"]]["shift"]
+    gap = full["return"] - ideal["return"]
+    text += (f"Steps ({counted(ideal['n_seeds'], 'seed')}, the runs' probe states, the same "
+             f"noise in every chain): the chain with the exact denoiser returns "
+             f"{with_ci(ideal, 'return')}, with the learned one {with_ci(full, 'return')}; the "
+             f"learned denoiser at step {int(top['step'])} alone (step 0 is the last) gives "
+             f"{with_ci(top, 'return')}" + (f", at any other step alone at most "
+                                            f"{num(rest.max())} from the exact chain"
+                                            if len(rest) else ""))
+    if abs(gap) > 0 and abs(top["return"] - full["return"]) <= 0.2 * abs(gap):
+        text += (f": step {int(top['step'])} accounts for the gap, the rest of the chain "
+                 f"is as the oracle's.")
+    else:
+        text += ": no single step accounts for the gap."
+    return text
+
+
+def predictions_section(predictions: pd.DataFrame, oracle: pd.DataFrame,
+                        steps: pd.DataFrame, commit: str) -> str:
     """The committed predictions (written before their runs trained) beside what the runs
-    learned (the audit's oracle.csv: per QSM setting, the runs' return with its interval)."""
-    from analysis.audit.oracle import AGREEMENT
+    learned (the audit's oracle.csv: per QSM setting, the runs' return with its interval), and
+    for each point where they disagree, what the oracle's tables say of why."""
+    from analysis.audit.oracle import AGREEMENT, SCALE_FACTORS
     out = []
     if not predictions.empty:
         out.append(f"Predictions of the ideal-denoiser oracle, committed at {commit} "
@@ -319,16 +371,16 @@ def predictions_section(predictions: pd.DataFrame, oracle: pd.DataFrame, commit:
                    f"trained; the M_q sweep's rows and those of the two original toys predict "
                    f"runs archived before the oracle existed. Agreement: the predicted "
                    f"'learned' (return >= 0.8 of the optimum) is the seeds' majority, and the "
-                   f"returns differ by at most {AGREEMENT:g}.")
+                   f"returns differ by at most {AGREEMENT:g}. The oracle at {min(SCALE_FACTORS):g} "
+                   f"to {max(SCALE_FACTORS):g} times M_q (`oracle.csv`, computed with the runs, "
+                   f"not a prediction) shows how much a prediction rests on the score's exact "
+                   f"size.")
         rows, disagree = [], []
         for _, p in predictions.iterrows():
-            match = oracle[(oracle["task"] == p["task"]) & (oracle["M_q"] == p["M_q"])
-                           & (oracle["T"] == p["T"]) & (oracle["score_target"] == p["score_target"])
-                           & (oracle["algo"] == "qsm")
-                           & (oracle["other_hparams"].fillna("") == "")] if not oracle.empty else oracle
+            match = same_setting(oracle, p)
             setting = f"M_q {num(p['M_q'])}, T {int(p['T'])}, {p['score_target']}"
-            if match is None or match.empty:
-                rows.append((p["role"], p["task"], setting, num(p["return_over_optimum"]),
+            if match.empty:
+                rows.append((p["role"], p["task"], setting, num(p["return_over_optimum"]), "",
                              "not trained yet", num(p["mass_any_bound"]), "", ""))
                 continue
             m = match.iloc[0]
@@ -336,18 +388,23 @@ def predictions_section(predictions: pd.DataFrame, oracle: pd.DataFrame, commit:
             agrees = (bool(p["predicted_learned"]) == learned_flag
                       and abs(p["return_over_optimum"] - m["learned_return"]) <= AGREEMENT)
             if not agrees:
-                disagree.append(f"{p['task']} at {setting}")
+                disagree.append((p, m))
             rows.append((p["role"], p["task"], setting, num(p["return_over_optimum"]),
-                         f"{with_ci(m, 'learned_return')} ({int(m['n_seeds'])} seeds, "
+                         f"{num(m['predicted_return_scale_low'])} to "
+                         f"{num(m['predicted_return_scale_high'])}",
+                         f"{with_ci(m, 'learned_return')} ({counted(m['n_seeds'], 'seed')}, "
                          f"{int(m['n_learned'])} learned)", num(p["mass_any_bound"]),
                          with_ci(m, "learned_bound"), "yes" if agrees else "**no**"))
         out.append(table(("role", "task", "setting", "predicted return / optimum",
+                          f"oracle at {min(SCALE_FACTORS):g}-{max(SCALE_FACTORS):g} x M_q",
                           "learned [95% CI]", "predicted mass on a bound",
                           "learned mass on a bound", "agree"), rows))
-        out.append("Points where prediction and runs disagree: " + (
-            ", ".join(disagree) + ". Each is investigated, never tuned away: "
-            "the per-run table `audit_runs.csv` and the figure `oracle.png` show its seeds."
-            if disagree else "none so far."))
+        if disagree:
+            out.append("Points where prediction and runs disagree, each investigated, never "
+                       "tuned away (per seed: `audit_runs.csv` and the figure `oracle.png`):")
+            out += [diagnosis(p, m, steps) for p, m in disagree]
+        else:
+            out.append("Points where prediction and runs disagree: none so far.")
     elif not oracle.empty:
         out.append("No committed predictions in this configuration; the oracle's values at the "
                    "settings of its runs (`oracle.csv`):")
@@ -357,7 +414,7 @@ def predictions_section(predictions: pd.DataFrame, oracle: pd.DataFrame, commit:
                            + (f", {r['other_hparams']}" if pd.notna(r["other_hparams"])
                               and r["other_hparams"] else ""),
                            num(r["predicted_return"]),
-                           f"{with_ci(r, 'learned_return')} ({int(r['n_seeds'])} seeds)",
+                           f"{with_ci(r, 'learned_return')} ({counted(r['n_seeds'], 'seed')})",
                            "yes" if r["agrees"] else "**no**") for _, r in oracle.iterrows()]))
     return "\n\n".join(out) if out else "No QSM run on a toy task: nothing to predict."
 
@@ -368,7 +425,7 @@ def scale_section(scale: pd.DataFrame) -> str:
                 "values or more.")
     rows = [(r["task"], r["reference_task"], num(r["reference_rms"]), int(r["n_reference_seeds"]),
              num(r["matched_M_q"]), num(r["nearest_M_q"]),
-             f"{with_ci(r, 'final_normalized')} ({int(r['n_seeds'])} seeds, "
+             f"{with_ci(r, 'final_normalized')} ({counted(r['n_seeds'], 'seed')}, "
              f"{int(r['n_learned'])} learned)", num(r["mass_any_bound"]),
              str(r["note"]) if pd.notna(r["note"]) else "") for _, r in scale.iterrows()]
     return ("M_q is an inverse temperature in units of Q: the same M_q is far hotter on a task "
@@ -380,7 +437,7 @@ def scale_section(scale: pd.DataFrame) -> str:
                      "mass on a bound there", "note"), rows))
 
 
-def verdict_section(modes, initial, status, predictions, oracle, scale, commit) -> str:
+def verdict_section(modes, initial, status, predictions, oracle, steps, scale, commit) -> str:
     tasks = sorted(set(modes["task"])) if not modes.empty else []
     parts = [f"The paper's claim, in its own words: \"{PAPER_CLAIM}\" (abstract). Its evidence "
              f"of multimodality is a picture of a QSM policy's actions at the initial state of "
@@ -397,7 +454,7 @@ def verdict_section(modes, initial, status, predictions, oracle, scale, commit) 
     parts += [f"### The paper's demonstration: {DEMO_TASK} at its initial state",
               demonstration_section(initial, status),
               "### Predicted beside learned: the sampler with a perfect denoiser",
-              predictions_section(predictions, oracle, commit),
+              predictions_section(predictions, oracle, steps, commit),
               "### Score scale", scale_section(scale)]
     return "\n\n".join(parts)
 
@@ -423,7 +480,7 @@ def references_section(refs: pd.DataFrame) -> str:
             out.append(f"{title}: none.")
             continue
         rows = [(r["algo"], r["task"], f"{int(r['step']):,}",
-                 f"{with_ci(r, 'ours', 4)} ({int(r['n_seeds'])} seeds)", r["source"],
+                 f"{with_ci(r, 'ours', 4)} ({counted(r['n_seeds'], 'seed')})", r["source"],
                  f"{with_ci(r, 'theirs', 4)} ({num(r['their_seeds'])} seeds, step "
                  f"{int(r['step_used']):,})" if pd.notna(r["step_used"]) else "no evaluation",
                  r["flag"] if r["protocol"] == "matched" else r["protocol"],
@@ -550,7 +607,8 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
     parts += ["## Is QSM multi-modal, and where?",
               verdict_section(read(tables, "modes_summary.csv"), read(tables, "initial_state.csv"),
                               status, predictions, read(tables, "oracle.csv"),
-                              read(tables, "scale_match.csv"), predictions_commit)]
+                              read(tables, "oracle_steps.csv"), read(tables, "scale_match.csv"),
+                              predictions_commit)]
     for name, spec in manifest.sweeps.items():  # one section per sweep of the configuration
         parts += [f"## Sweep {name}: {spec['hparam']} of {', '.join(spec.get('algos', []))}",
                   sweep_section(read(tables, f"{name}.csv"), spec["hparam"])]

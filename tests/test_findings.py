@@ -53,32 +53,67 @@ def test_the_demonstration_rule_is_applied_to_every_algorithm_alike():
     assert "no run yet" in empty
 
 
-def test_predictions_beside_learned_report_every_disagreement():
+def _oracle_row(task, M_q, T, n_learned, learned, scale=(0.9, 1.0), before_last=0.0):
+    return {"algo": "qsm", "task": task, "M_q": M_q, "T": T, "other_hparams": "",
+            "score_target": "constant", "n_seeds": 3, "learned_return": learned,
+            "learned_return_ci_low": learned - 0.05, "learned_return_ci_high": learned + 0.05,
+            "learned_bound": 1.0, "learned_bound_ci_low": 1.0, "learned_bound_ci_high": 1.0,
+            "n_learned": n_learned, "predicted_return_scale_low": scale[0],
+            "predicted_return_scale_high": scale[1], "predicted_bound_before_last": before_last}
+
+
+def _steps(task, M_q, T, ideal, learned, one_step):
+    base = {"algo": "qsm", "task": task, "M_q": M_q, "T": T, "score_target": "constant",
+            "other_hparams": "", "n_seeds": 3, "return_ci_low": math.nan,
+            "return_ci_high": math.nan}
+    return pd.DataFrame([{**base, "chain": "ideal", "step": "", "return": ideal},
+                         {**base, "chain": "learned", "step": "", "return": learned}]
+                        + [{**base, "chain": "learned at one step", "step": t, "return": r}
+                           for t, r in enumerate(one_step)])
+
+
+def test_predictions_beside_learned_report_and_diagnose_every_disagreement():
     predictions = pd.DataFrame([
         {"role": "audit", "task": "toy_bimodal_at_bounds", "M_q": 50.0, "T": 5,
          "score_target": "constant", "return_over_optimum": 1.0, "mass_any_bound": 1.0,
          "predicted_learned": True},
-        {"role": "sampler_steps", "task": "toy_bimodal", "M_q": 1.0, "T": 20,
+        {"role": "sampler_steps", "task": "toy_bimodal", "M_q": 1.0, "T": 3,
          "score_target": "constant", "return_over_optimum": 0.97, "mass_any_bound": 0.0,
+         "predicted_learned": True},
+        {"role": "sampler_steps", "task": "toy_quadmodal", "M_q": 1.0, "T": 3,
+         "score_target": "constant", "return_over_optimum": 0.9, "mass_any_bound": 0.0,
          "predicted_learned": True},
         {"role": "score_target_form", "task": "toy_bimodal", "M_q": 5.0, "T": 5,
          "score_target": "sigma_scaled", "return_over_optimum": 0.94, "mass_any_bound": 0.0,
          "predicted_learned": True}])
     oracle = pd.DataFrame([
-        {"algo": "qsm", "task": "toy_bimodal_at_bounds", "M_q": 50.0, "T": 5, "other_hparams": "",
-         "score_target": "constant", "n_seeds": 3, "learned_return": 0.99,
-         "learned_return_ci_low": 0.98, "learned_return_ci_high": 1.0, "learned_bound": 1.0,
-         "learned_bound_ci_low": 1.0, "learned_bound_ci_high": 1.0, "n_learned": 3},
-        {"algo": "qsm", "task": "toy_bimodal", "M_q": 1.0, "T": 20, "score_target": "constant",
-         "other_hparams": "",
-         "n_seeds": 3, "learned_return": 0.6, "learned_return_ci_low": 0.5,
-         "learned_return_ci_high": 0.7, "learned_bound": 0.0, "learned_bound_ci_low": 0.0,
-         "learned_bound_ci_high": 0.0, "n_learned": 0}])
-    text = findings.predictions_section(predictions, oracle, "8e8f517237d0")
+        _oracle_row("toy_bimodal_at_bounds", 50.0, 5, 3, 0.99),
+        _oracle_row("toy_bimodal", 1.0, 3, 0, 0.6, scale=(0.4, 0.99), before_last=0.98),
+        _oracle_row("toy_quadmodal", 1.0, 3, 0, 0.5)])
+    steps = pd.concat([
+        # step 0 alone carries the whole gap: it is named as the cause
+        _steps("toy_bimodal", 1.0, 3, ideal=0.97, learned=0.6, one_step=[0.61, 0.96, 0.97]),
+        # the gap is spread over the steps: no single one is blamed
+        _steps("toy_quadmodal", 1.0, 3, ideal=0.9, learned=0.5, one_step=[0.8, 0.75, 0.8])])
+    text = findings.predictions_section(predictions, oracle, steps, "8e8f517237d0")
     assert "committed at 8e8f517237d0" in text
     assert "not trained yet" in text  # the sigma_scaled point has no runs
-    assert "disagree: toy_bimodal at M_q 1, T 20, constant" in text
-    assert "toy_bimodal_at_bounds" not in text.split("disagree:")[1]
+    assert "| 0.4 to 0.99 |" in text  # the oracle's range at 0.8 to 1.2 times M_q
+    diagnosed = text.split("each investigated, never tuned away")[1]
+    assert "toy_bimodal_at_bounds" not in diagnosed  # it agrees
+    bimodal, quadmodal = diagnosed.split("**toy_bimodal at M_q 1, T 3, constant.**")[1].split(
+        "**toy_quadmodal at M_q 1, T 3, constant.**")
+    assert "returns 0.4 to 0.99 of the optimum, so the prediction rests on the score's" in bimodal
+    assert "0.98 of its mass on a bound before the last step" in bimodal
+    assert "step 0 alone (step 0 is the last) gives 0.61" in bimodal
+    assert "at most 0.01 from the exact chain: step 0 accounts for the gap" in bimodal
+    assert "does not rest on the score's exact size" in quadmodal
+    assert "step 1 alone (step 0 is the last) gives 0.75" in quadmodal
+    assert "no single step accounts for the gap" in quadmodal
+    # without a steps table the diagnosis says so instead of failing
+    bare = findings.predictions_section(predictions, oracle, pd.DataFrame(), "8e8f517237d0")
+    assert "no run of this point has a policy to load" in bare
+    assert "1 seed," not in bare and "(3 seeds, 0 learned)" in bare
 
 
 def test_budgets_name_each_tasks_steps_and_the_tasks_without_a_run():

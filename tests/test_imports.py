@@ -162,7 +162,9 @@ def test_declarations_and_the_contract_load_no_torch():
 
 def test_the_analysis_reads_runs_through_the_contract():
     """What the analysis takes from qsm: the contract and the declarations, metrics.csv's columns
-    and the machine's numerics fingerprint; the oracle alone runs the agent's sampler on a toy."""
+    and the machine's numerics fingerprint; the oracle alone runs the agent's sampler on a toy,
+    and loads a run's learned denoiser through qsm.policy (the loader of a kept policy) to tell
+    which step of the sampler makes the run differ from it."""
     graph = import_graph()
     allowed = ("qsm.contract", "qsm.declare", "qsm.harness.metrics", "qsm.runtime.numerics")
     found = {m: sorted(i for i in graph[m] if i.startswith("qsm.") and not i.startswith(allowed)
@@ -170,4 +172,4 @@ def test_the_analysis_reads_runs_through_the_contract():
              for m in graph if m.startswith("analysis")}
     assert {m: i for m, i in found.items() if i} == {
         "analysis.audit.oracle": ["qsm.harness.envs", "qsm.harness.seeding",
-                                  "qsm.learners.diffusion"]}
+                                  "qsm.learners.diffusion", "qsm.policy"]}

@@ -176,3 +176,53 @@ def test_check_puts_the_oracle_beside_the_runs_and_flags_a_disagreement(tmp_path
     steps = df[df["T"] == 20].iloc[0]
     assert not steps["agrees"] and "disagree" in steps["note"]
     assert steps["predicted_learned"] and steps["n_learned"] == 0
+    assert (df["predicted_return_scale_low"] <= df["predicted_return"] + 1e-12).all()
+    assert (df["predicted_return"] <= df["predicted_return_scale_high"] + 1e-12).all()
+    assert paper["predicted_bound_before_last"] == 1.0
+    # these runs keep no policy: no step decomposition, and a table that says so by being empty
+    swaps = pd.read_csv(tmp_path / "t" / "oracle_steps.csv")
+    assert list(swaps.columns) == oracle.STEPS_COLUMNS and swaps.empty
+
+
+def test_a_chain_with_one_steps_denoiser_swapped_differs_only_by_that_step():
+    """StepSwitch and run_chain: the same seed draws the same noise whatever the denoiser, so the
+    chain with no step swapped is the first denoiser's to the bit, with every step swapped the
+    other's, with one step swapped neither; the samples before the last step are recorded."""
+    schedule = oracle.Schedule(5)
+    ideal = oracle.IdealDenoiser("toy_bimodal", 5.0, "sigma_scaled", schedule)
+    other = oracle.IdealDenoiser("toy_bimodal", 6.0, "sigma_scaled", schedule)
+    obs = torch.zeros(1, 500, 1)
+
+    def chain(steps):
+        return oracle.run_chain(oracle.StepSwitch(other, ideal, steps), schedule, obs, 1, seed=3)
+    none, before = chain(())
+    assert np.array_equal(none, sample(Point("toy_bimodal", 5.0, 5, "sigma_scaled"), 500, seed=3))
+    every, _ = chain(range(5))
+    assert np.array_equal(every, sample(Point("toy_bimodal", 6.0, 5, "sigma_scaled"), 500, seed=3))
+    last, before_swapped = chain((0,))
+    assert not np.array_equal(last, none) and not np.array_equal(last, every)
+    # swapping the last step leaves the chain before it as it was; nearly all of it on a bound
+    assert np.array_equal(before_swapped, before) and np.mean(np.abs(before) == 1.0) > 0.95
+
+
+def test_bound_before_last_tells_a_bang_bang_chain_from_a_gradual_one():
+    assert measure(Point("toy_bimodal", 50.0, 5))["bound_before_last"] == 1.0
+    assert measure(Point("toy_bimodal", 1.0, 20))["bound_before_last"] < 0.05
+
+
+def test_step_swaps_of_an_archived_run_redraw_its_policy_and_find_the_step_that_differs():
+    """The study's first sigma_scaled run on toy_bimodal (seed 0, archived): its learned chain is
+    its policy (final return 0.735 of the optimum; the oracle predicted 0.943), and its last step
+    alone accounts for the gap (docs/findings.md, 'Predicted beside learned')."""
+    from analysis.audit.load import RunEntry
+    run = ARCHIVE / "runs" / "qsm" / "toy_bimodal" / "9713782c961f" / "seed0"
+    cfg = json.loads((run / "config.json").read_text())
+    probes = np.load(run / "probe_actions.npz")
+    entry = RunEntry("qsm", "toy_bimodal", 0, "complete", "", str(run), states=probes["states"],
+                     actions=probes["policy"], hparams=cfg["hparams"])
+    swaps = oracle.step_swaps(entry)
+    final = pd.read_csv(run / "eval.csv")["return"].iloc[-1] / cfg["env"]["max_return"]
+    assert swaps["ideal"] == pytest.approx(0.943, abs=0.01)
+    assert swaps["learned"] == pytest.approx(final, abs=0.02)
+    assert abs(swaps[0] - swaps["learned"]) < 0.02
+    assert all(abs(swaps[t] - swaps["ideal"]) < 0.02 for t in (1, 2, 3, 4))

@@ -26,18 +26,25 @@ each optimum) and pattern_law (bound patterns), over `states` groups of `samples
 measures a run's probe states, and return / optimum is the mean reward of all draws (evaluation
 uses the stochastic sampler with no added noise).
 
+Where a run disagrees with its prediction, two measures say why. Scale: the oracle again at 0.8
+to 1.2 times M_q (a learned critic's dQ/da is never exact, and M_q scales the target as the slope
+does); a prediction whose return moves a lot over that band rests on the score's exact size. Steps:
+at the run's probe states and with the same noise, the chain with the run's learned denoiser at
+one step t and the exact one at the others (step_swaps); the step whose swap moves the return to
+the learned policy's is where learning makes the difference.
+
     python -m analysis.audit.oracle point toy_bimodal --M_q 50 --T 5
     python -m analysis.audit.oracle predict --configfile config/study.yaml \
         --out docs/predictions/oracle_predictions.csv
     python -m analysis.audit.oracle check --manifest results/tables/run_manifest.json \
-        --tables results/tables --figures results/figures        # oracle.csv, oracle.png
+        --tables results/tables --figures results/figures   # oracle(_steps).csv, oracle.png
 """
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -47,7 +54,7 @@ from analysis.audit.measure import state_measures
 from analysis.audit.scale import mass_any_bound, policy_runs, setting
 from analysis.audit.tables import LEARNED_THRESHOLD, learned, optima_coverage
 from analysis.estimators.bootstrap import DEFAULT_REPS, DEFAULT_SEED, bootstrap_mean_ci
-from analysis.estimators.mixed import pattern_law
+from analysis.estimators.mixed import bound_mass, pattern_law
 from qsm.harness.envs import ToyBandit
 from qsm.harness.seeding import SeedStreams
 from qsm.learners.diffusion import Schedule, reverse_chain, score_target
@@ -156,23 +163,63 @@ class Point:
     beta_max: float = 10.0
 
 
-def sample(point: Point, n: int, seed: int = ORACLE_SEED) -> np.ndarray:
-    """n actions (n, d) of the ideal-denoiser sampler at this point."""
+class StepSwitch:
+    """A denoiser for the sampler that is `learned` at the steps in `learned_steps` and `ideal` at
+    the others: the chain with one step's denoiser swapped shows what that step alone does."""
+
+    def __init__(self, learned, ideal, learned_steps):
+        self.learned, self.ideal, self.steps = learned, ideal, frozenset(learned_steps)
+
+    def at(self, obs):
+        learned, ideal = self.learned.at(obs), self.ideal.at(obs)
+        return lambda a, t: learned(a, t) if t in self.steps else ideal(a, t)
+
+
+class BeforeLast:
+    """Wraps a denoiser and keeps the chain's samples as its last step (t = 0) receives them."""
+
+    def __init__(self, denoiser):
+        self.denoiser, self.seen = denoiser, None
+
+    def at(self, obs):
+        inner = self.denoiser.at(obs)
+
+        def call(a, t):
+            if t == 0:
+                self.seen = a.clone()
+            return inner(a, t)
+        return call
+
+
+def run_chain(denoiser, schedule: Schedule, obs: torch.Tensor, act_dim: int, seed: int,
+              temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The agent's sampler (one seed, obs (1, n, obs_dim)) with `denoiser`: its actions (n, d) and
+    the chain's samples before its last step (n, d). The same seed draws the same noise whatever
+    the denoiser, so chains that differ in one step's denoiser differ only by what it does."""
+    watch = BeforeLast(denoiser)
+    with torch.no_grad():
+        a = reverse_chain(watch, schedule, obs, act_dim, SeedStreams([seed], "oracle"),
+                          temperature)
+    return a[0].double().numpy(), watch.seen[0].double().numpy()
+
+
+def sample(point: Point, n: int, seed: int = ORACLE_SEED, before_last: bool = False):
+    """n actions (n, d) of the ideal-denoiser sampler at this point (and, with before_last, the
+    chain's samples before its last step)."""
     if point.T < 1:
         raise OracleError(f"T must be >= 1; got {point.T}")
     schedule = Schedule(point.T, point.beta_min, point.beta_max)
     den = IdealDenoiser(point.task, point.M_q, point.form, schedule)
-    act_dim = den.optima.shape[1]
-    noise = SeedStreams([seed], "oracle")
-    with torch.no_grad():
-        a = reverse_chain(den, schedule, torch.zeros(1, n, 1), act_dim, noise, point.temperature)
-    return a[0].double().numpy()
+    x, seen = run_chain(den, schedule, torch.zeros(1, n, 1), den.optima.shape[1], seed,
+                        point.temperature)
+    return (x, seen) if before_last else x
 
 
 def measure(point: Point, states: int = 8, samples: int = 1000, seed: int = ORACLE_SEED) -> dict:
     """The audit's measures of the oracle's samples: `states` groups of `samples` draws, each
-    measured as a probe state is (means over groups), coverage and return pooled."""
-    x = sample(point, states * samples, seed)
+    measured as a probe state is (means over groups), coverage and return pooled; and the mass on
+    a bound of the chain before its last step (`bound_before_last`)."""
+    x, seen = sample(point, states * samples, seed, before_last=True)
     optima = toy_optima(point.task)
     per_state = [state_measures(g) for g in x.reshape(states, samples, -1)]
     patterns = [pattern_law(g) for g in x.reshape(states, samples, -1)]
@@ -190,10 +237,46 @@ def measure(point: Point, states: int = 8, samples: int = 1000, seed: int = ORAC
            "frac_near_any": near_any, "optima_covered": covered,
            "interior_modes": mean(per_state, "interior_modes"),
            "n_heavy_patterns": mean(patterns, "n_heavy_patterns"),
-           "pattern_entropy": mean(patterns, "pattern_entropy")}
+           "pattern_entropy": mean(patterns, "pattern_entropy"),
+           "bound_before_last": float(bound_mass(np.clip(seen, -1, 1))["any_bound"])}
     for k, v in enumerate(frac):
         out[f"frac_opt{k + 1}"] = float(v)
     return out
+
+
+def point_of(e) -> Point:
+    """The oracle's point at a QSM run's setting (its sampler's hyperparameters)."""
+    M_q, T, form = setting(e)
+    h = e.hparams or {}
+    return Point(e.task, M_q, T, form, float(h.get("temperature", 1.0)),
+                 float(h.get("beta_min", 0.1)), float(h.get("beta_max", 10.0)))
+
+
+def step_swaps(e, seed: int = ORACLE_SEED) -> dict | None:
+    """Which step of the sampler makes a run's policy differ from the oracle's: at the run's
+    probe states, with the same noise, the return / optimum of the chain with the ideal denoiser
+    at every step ('ideal'), with the run's learned denoiser at every step ('learned': its policy
+    redrawn), and with the learned one at step t alone ({t: ...}). None for a run without a
+    suite policy to load (an official JAX learner's, or none kept)."""
+    from qsm.policy import LoadedPolicy, PolicyError
+    try:
+        agent = LoadedPolicy(e.path, device="cpu").agent
+    except PolicyError:
+        return None
+    if not hasattr(agent, "denoiser"):
+        return None
+    point = point_of(e)
+    ideal = IdealDenoiser(e.task, point.M_q, point.form, agent.schedule)
+    samples = e.actions.shape[1]
+    obs = torch.as_tensor(np.repeat(e.states, samples, axis=0), dtype=torch.float32)[None]
+    optima, act_dim = toy_optima(e.task), agent.act_dim
+
+    def chain(steps):
+        x, _ = run_chain(StepSwitch(agent.denoiser, ideal, steps), agent.schedule, obs,
+                         act_dim, seed, point.temperature)
+        return float(reward(x, optima).mean())
+    return {"ideal": chain(()), "learned": chain(range(point.T)),
+            **{t: chain((t,)) for t in range(point.T)}}
 
 
 def learned_prediction(measures: dict) -> bool:
@@ -204,10 +287,16 @@ def learned_prediction(measures: dict) -> bool:
 # -- beside the runs: the audit's oracle.csv and oracle.png --------------------------------------
 
 ORACLE_COLUMNS = ["algo", "task", "M_q", "T", "score_target", "other_hparams", "n_seeds",
-                  "predicted_return", "learned_return", "learned_return_ci_low",
-                  "learned_return_ci_high", "predicted_bound", "learned_bound",
+                  "predicted_return", "predicted_return_scale_low", "predicted_return_scale_high",
+                  "learned_return", "learned_return_ci_low", "learned_return_ci_high",
+                  "predicted_bound", "predicted_bound_before_last", "learned_bound",
                   "learned_bound_ci_low", "learned_bound_ci_high", "predicted_near_any",
                   "learned_near_any", "predicted_learned", "n_learned", "agrees", "note"]
+#: The oracle again at these multiples of M_q: how much its prediction rests on the score's exact
+#: size (a learned critic's dQ/da is never exact; M_q scales the target as the slope does).
+SCALE_FACTORS = (0.8, 0.9, 1.1, 1.2)
+STEPS_COLUMNS = ["algo", "task", "M_q", "T", "score_target", "other_hparams", "chain", "step",
+                 "n_seeds", "return", "return_ci_low", "return_ci_high"]
 
 
 def other_hparams(e) -> str:
@@ -228,21 +317,27 @@ def other_hparams(e) -> str:
     return " ".join(out)
 
 
-def oracle_table(entries, reps=DEFAULT_REPS, seed=DEFAULT_SEED, states=8,
-                 samples=1000) -> pd.DataFrame:
+def settings(entries) -> dict:
+    """The audited QSM-like runs on toy tasks grouped by (algo, task, M_q, T, form, other
+    hyperparameters): runs that differ elsewhere (a capacity sweep's widths) are kept apart: the
+    prediction is the same, what they learned need not be."""
     groups: dict[tuple, list] = {}
     for e in policy_runs(entries):
         s = setting(e)
         if s is not None and e.task in ToyBandit.VARIANTS:
-            # runs that differ elsewhere (a capacity sweep's widths) are kept apart: the
-            # prediction is the same, what they learned need not be
             groups.setdefault((e.algo, e.task, *s, other_hparams(e)), []).append(e)
+    return dict(sorted(groups.items()))
+
+
+def oracle_table(entries, reps=DEFAULT_REPS, seed=DEFAULT_SEED, states=8,
+                 samples=1000) -> pd.DataFrame:
     rows = []
-    for (algo, task, M_q, T, form, other), runs in sorted(groups.items()):
-        h = runs[0].hparams
-        point = Point(task, M_q, T, form, float(h.get("temperature", 1.0)),
-                      float(h.get("beta_min", 0.1)), float(h.get("beta_max", 10.0)))
+    for (algo, task, M_q, T, form, other), runs in settings(entries).items():
+        point = point_of(runs[0])
         m = measure(point, states, samples)
+        scaled = [m["return_over_optimum"]] + [
+            measure(replace(point, M_q=point.M_q * f), states, samples)["return_over_optimum"]
+            for f in SCALE_FACTORS]
         ret = bootstrap_mean_ci([e.final_normalized for e in runs], reps, seed)
         bound = bootstrap_mean_ci([mass_any_bound(e) for e in runs], reps, seed)
         near = float(np.mean([optima_coverage(e.actions, e.optima)[1] for e in runs]))
@@ -256,9 +351,13 @@ def oracle_table(entries, reps=DEFAULT_REPS, seed=DEFAULT_SEED, states=8,
             f"({'learned' if predicted else 'not learned'}), learned {ret[0]:.2f} "
             f"({n_learned} of {len(runs)} seeds learned)")
         rows.append({"algo": algo, "task": task, "M_q": M_q, "T": T, "score_target": form,
-                     "other_hparams": other, "n_seeds": len(runs), "predicted_return": m["return_over_optimum"],
+                     "other_hparams": other, "n_seeds": len(runs),
+                     "predicted_return": m["return_over_optimum"],
+                     "predicted_return_scale_low": min(scaled),
+                     "predicted_return_scale_high": max(scaled),
                      "learned_return": ret[0], "learned_return_ci_low": ret[1],
                      "learned_return_ci_high": ret[2], "predicted_bound": m["mass_any_bound"],
+                     "predicted_bound_before_last": m["bound_before_last"],
                      "learned_bound": bound[0], "learned_bound_ci_low": bound[1],
                      "learned_bound_ci_high": bound[2],
                      "predicted_near_any": m["frac_near_any"], "learned_near_any": near,
@@ -266,6 +365,25 @@ def oracle_table(entries, reps=DEFAULT_REPS, seed=DEFAULT_SEED, states=8,
                      "agrees": agrees, "note": note})
     return pd.DataFrame(rows, columns=ORACLE_COLUMNS)
 
+
+def steps_table(entries, reps=DEFAULT_REPS, seed=DEFAULT_SEED) -> pd.DataFrame:
+    """Per QSM setting on a toy task, the step decomposition of its runs (step_swaps): the
+    return / optimum of the ideal chain, of the learned one, and of the ideal chain with the
+    learned denoiser at one step t, mean over the seeds with a policy to load and its 95%
+    bootstrap interval."""
+    rows = []
+    for (algo, task, M_q, T, form, other), runs in settings(entries).items():
+        swaps = [s for s in (step_swaps(e) for e in runs) if s is not None]
+        if not swaps:
+            continue
+        for key in ("ideal", "learned", *range(T)):
+            ci = bootstrap_mean_ci([s[key] for s in swaps], reps, seed)
+            rows.append({"algo": algo, "task": task, "M_q": M_q, "T": T, "score_target": form,
+                         "other_hparams": other,
+                         "chain": key if isinstance(key, str) else "learned at one step",
+                         "step": "" if isinstance(key, str) else key, "n_seeds": len(swaps),
+                         "return": ci[0], "return_ci_low": ci[1], "return_ci_high": ci[2]})
+    return pd.DataFrame(rows, columns=STEPS_COLUMNS)
 
 
 def plot_oracle(oracle_df, runs, outdir, provenance):
@@ -282,10 +400,17 @@ def plot_oracle(oracle_df, runs, outdir, provenance):
                    edgecolor="k", lw=0.4)
             plots._interval(ax, i, r["learned_return"], r["learned_return_ci_low"],
                       r["learned_return_ci_high"])
-            ax.plot(i, r["predicted_return"], marker="D", ms=7, mfc="white", mec="k", mew=1.4,
-                    ls="none", label="oracle (exact denoiser)" if i == 0 else None, zorder=4)
+            # beside the bar's own interval, so that the two lines are never confused
+            ax.errorbar(i + 0.2, r["predicted_return"], capsize=3, color="firebrick", lw=1.2,
+                        yerr=[[r["predicted_return"] - r["predicted_return_scale_low"]],
+                              [r["predicted_return_scale_high"] - r["predicted_return"]]],
+                        ls="none", zorder=3,
+                        label="oracle at 0.8 to 1.2 × M_q" if i == 0 else None)
+            ax.plot(i + 0.2, r["predicted_return"], marker="D", ms=7, mfc="white", mec="k",
+                    mew=1.4, ls="none", label="oracle (exact denoiser)" if i == 0 else None,
+                    zorder=4)
             if not r["agrees"]:
-                ax.text(i, 1.05, "differ", ha="center", fontsize=7, color="firebrick")
+                ax.text(i, 1.02, "differ", ha="center", fontsize=7, color="firebrick")
         labels = [f"M_q {r['M_q']:g}\nT {r['T']}"
                   + ("\nσ-scaled" if r["score_target"] == "sigma_scaled" else "")
                   + (f"\n{r['other_hparams']}" if isinstance(r["other_hparams"], str)
@@ -293,8 +418,10 @@ def plot_oracle(oracle_df, runs, outdir, provenance):
                   for _, r in s.iterrows()]
         ax.set_xticks(range(len(s)))
         ax.set_xticklabels(labels, fontsize=6.5)
+        ax.set_xlim(-0.7, len(s) - 0.3)
         ax.axhline(LEARNED_THRESHOLD, color="0.4", lw=0.8, ls="--")
-        ax.set_ylim(0, 1.2)
+        ax.set_ylim(0, 1.35)  # headroom for the legend
+        ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
         ax.set_ylabel("final return / optimum", fontsize=8)
         ax.set_title(task, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
@@ -305,11 +432,14 @@ def plot_oracle(oracle_df, runs, outdir, provenance):
            "over seeds with its 95% bootstrap CI. Diamonds: the ideal-denoiser oracle "
            "(analysis/audit/oracle.py): the agent's sampler (VP schedule, T steps, clip to [-1, 1] "
            "after every step, temperature) with eps_theta replaced by the exact value of its "
-           "regression target on the toy, whose Q is known in closed form; 8,000 draws. Where "
+           "regression target on the toy, whose Q is known in closed form; 8,000 draws; the red "
+           "bar through it: the oracle's range at 0.8 to 1.2 times M_q (a long bar: the "
+           "prediction rests on the score's exact size). Where "
            "bar and diamond agree, what the runs do is what the sampler does with a perfect "
            "denoiser: learning is not what decides it. 'differ': the oracle's learned flag is not "
            f"the seeds' majority, or the returns differ by more than 0.1. Dashed: the audit's "
-           f"'learned' threshold ({LEARNED_THRESHOLD:g}). Every number: oracle.csv. "
+           f"'learned' threshold ({LEARNED_THRESHOLD:g}). Every number: oracle.csv; which "
+           f"sampler step makes a difference: oracle_steps.csv. "
            + plots._skipped_text(runs))
     return plots._save(fig, outdir, "oracle", cap, provenance, runs[runs["task"].isin(tasks)])
 
@@ -318,7 +448,8 @@ def plot_oracle(oracle_df, runs, outdir, provenance):
 
 def check(manifest, tables, figures, reps=DEFAULT_REPS, seed=DEFAULT_SEED, log=print) -> list:
     """oracle.csv and oracle.png: the oracle at the setting of every audited QSM run on a toy
-    task of the manifest, beside what those runs learned; returns the written paths."""
+    task of the manifest, beside what those runs learned; oracle_steps.csv: which sampler step
+    makes the runs differ from it (steps_table); returns the written paths."""
     from pathlib import Path
 
     from analysis.audit.load import load_entries
@@ -334,6 +465,9 @@ def check(manifest, tables, figures, reps=DEFAULT_REPS, seed=DEFAULT_SEED, log=p
     used = {e.path for e in policy_runs(entries) if e.task in ToyBandit.VARIANTS
             and setting(e) is not None}
     paths = [write_table(Path(tables) / "oracle.csv", df, prov, used, float_format="%.6g")]
+    steps = steps_table(entries, reps=reps, seed=seed)
+    paths.append(write_table(Path(tables) / "oracle_steps.csv", steps, prov, used,
+                             float_format="%.6g"))
     runs = pd.DataFrame([{"algo": e.algo, "task": e.task, "seed": e.seed, "path": e.path,
                           "status": e.status, "audited": e.audited}
                          for e in {e.path: e for e in entries}.values()

@@ -29,6 +29,7 @@ from analysis.audit.tables import LEARNED_THRESHOLD, TOY_MIN_SHARE, TOY_RADIUS  
 from analysis.estimators.bootstrap import DEFAULT_SEED  # noqa: E402
 from analysis.plotting import algo_color, finish_figure, no_data_panel  # noqa: E402
 from analysis.records import catalogue  # noqa: E402
+from analysis.records.outputs import counted  # noqa: E402
 
 FIGURE_NAMES = tuple(catalogue.figures_of("audit", {}))  # and one per sweep
 HATCH = {"policy": None, "behaviour": "////"}
@@ -79,7 +80,7 @@ def _algo_seeds(runs, algo) -> str:
     if not per:
         return "0 seeds audited"
     lo, hi = min(per.values()), max(per.values())
-    return (_n_seeds(lo) if lo == hi else f"{lo}-{hi} seeds") + " per task"
+    return (counted(lo, "seed") if lo == hi else f"{lo}-{hi} seeds") + " per task"
 
 
 def _skipped_text(runs) -> str:
@@ -101,10 +102,6 @@ def _learned_flags(rows) -> list:
     """True / False / None per row of the per-run table (None: the task has no known optima)."""
     return [None if v == "" or (isinstance(v, float) and math.isnan(v)) else
             (v if isinstance(v, bool) else str(v) == "True") for v in rows["learned"]]
-
-
-def _n_seeds(n) -> str:
-    return f"{int(n)} seed" + ("" if int(n) == 1 else "s")
 
 
 def _grid(n, ncols=4):

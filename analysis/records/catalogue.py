@@ -154,7 +154,15 @@ OUTPUTS = (
                "of every audited QSM run on a toy task (M_q, T, score target form), beside what "
                "the runs learned (return over the optimum's, mass on a bound, mass within 0.15 "
                "of an optimum) and whether they agree (same majority 'learned' flag, returns "
-               "within 0.1)")),
+               "within 0.1); the oracle's return at 0.8 to 1.2 times M_q and its chain's mass "
+               "on a bound before the last step")),
+    Output("oracle", "Multimodality audit", tables=("oracle_steps.csv",),
+           reported=("oracle_steps.csv",), shows=(
+               "per QSM setting on a toy task, which sampler step makes the runs differ from "
+               "the oracle: at each run's probe states and with the same noise, the return over "
+               "the optimum's of the chain with the exact denoiser, with the run's learned one, "
+               "and with the learned one at a single step t, mean over seeds with 95% "
+               "intervals")),
     Output("audit", "Sweeps", tables=("{sweep}.csv",), figures=("{sweep}",),
            reported=("{sweep}.csv",), shows=(
                "one per entry of `sweeps:` (e.g. `mq_sweep`): per algorithm, task, swept value "

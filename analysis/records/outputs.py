@@ -69,3 +69,8 @@ def write_figure(fig, outdir, name, provenance: Provenance, caption: str, used=N
     text = "\n\n".join(rst_escape(p) for p in paragraphs) + "\n"
     atomic_write_text(outdir / f"{name}{CAPTION_SUFFIX}", text)
     return paths
+
+
+def counted(n, noun: str) -> str:
+    """'1 seed', '3 seeds': a count with its noun, as every table, caption and finding says it."""
+    return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"

@@ -46,7 +46,7 @@ from analysis.benchmark import stats  # noqa: E402
 from analysis.estimators import bootstrap  # noqa: E402
 from analysis.plotting import algo_color, finish_figure  # noqa: E402
 from analysis.records.manifest import load_manifest  # noqa: E402
-from analysis.records.outputs import write_table  # noqa: E402
+from analysis.records.outputs import counted, write_table  # noqa: E402
 from qsm.declare.cli import HelpFormatter  # noqa: E402
 from rliable import metrics  # noqa: E402
 
@@ -125,7 +125,7 @@ def compare(scores, status, candidate, reference, iqm_margin=0.05, poi_margin=0.
     sides = (mats[candidate].shape[0], mats[reference].shape[0])
     seeds = min(sides)
     result = verdict(iqm_side, poi_side) if seeds >= MIN_SEEDS else "inconclusive"
-    counts = (f"{seeds} seed{'' if seeds == 1 else 's'} per task" if sides[0] == sides[1] else
+    counts = (f"{counted(seeds, 'seed')} per task" if sides[0] == sides[1] else
               f"seeds per task: {candidate} {sides[0]}, {reference} {sides[1]}")
     note = (f"margin stated up front: IQM difference within +-{iqm_margin:g}, P within "
             f"[{0.5 - poi_margin:g}, {0.5 + poi_margin:g}]; {counts}")
