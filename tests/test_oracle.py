@@ -62,15 +62,16 @@ def _archived_qsm_toy_runs() -> pd.DataFrame:
         policy = np.load(run / "probe_actions.npz")["policy"]
         bound = np.mean([state_measures(x)["mass_any_bound"] for x in policy])
         rows.append({"task": r["task"], "M_q": cfg["hparams"]["M_q"], "T": cfg["hparams"]["T"],
+                     "score_target": cfg["hparams"].get("score_target", "constant"),
                      "seed": r["seed"], "final": final, "bound": bound})
-    return pd.DataFrame(rows).drop_duplicates(["task", "M_q", "T", "seed"])
+    return pd.DataFrame(rows).drop_duplicates(["task", "M_q", "T", "score_target", "seed"])
 
 
 def test_the_oracle_reproduces_the_archived_toy_runs():
     """Replacing the learned denoiser by its exact target changes no conclusion of the archived M_q
     sweep (T = 5, the constant target): the sampler, not learning, decides what QSM does there."""
     runs = _archived_qsm_toy_runs()
-    runs = runs[runs["T"] == 5]
+    runs = runs[(runs["T"] == 5) & (runs["score_target"] == "constant")]
     learned = runs.groupby(["task", "M_q"]).mean(numeric_only=True)
     assert {m for _, m in learned.index} >= {1.0, 5.0, 20.0, 50.0}
     for (task, M_q), row in learned.iterrows():
