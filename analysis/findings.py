@@ -459,6 +459,12 @@ def verdict_section(modes, initial, status, predictions, oracle, steps, scale, c
     return "\n\n".join(parts)
 
 
+def their_seeds(r) -> str:
+    """A published source's number of seeds ('seeds unknown' where it does not say)."""
+    n = r["their_seeds"]
+    return counted(n, "seed") if pd.notna(n) else "seeds unknown"
+
+
 def references_section(refs: pd.DataFrame) -> str:
     """Our baselines against published ones (references.csv): protocol-matched sources compared,
     with a flag; the others shown as labelled context."""
@@ -481,7 +487,7 @@ def references_section(refs: pd.DataFrame) -> str:
             continue
         rows = [(r["algo"], r["task"], f"{int(r['step']):,}",
                  f"{with_ci(r, 'ours', 4)} ({counted(r['n_seeds'], 'seed')})", r["source"],
-                 f"{with_ci(r, 'theirs', 4)} ({num(r['their_seeds'])} seeds, step "
+                 f"{with_ci(r, 'theirs', 4)} ({their_seeds(r)}, step "
                  f"{int(r['step_used']):,})" if pd.notna(r["step_used"]) else "no evaluation",
                  r["flag"] if r["protocol"] == "matched" else r["protocol"],
                  str(r["protocol_other"]) if pd.notna(r["protocol_other"]) else "")
