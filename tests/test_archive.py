@@ -221,4 +221,14 @@ def test_an_archived_run_belongs_to_the_configuration_that_at_its_code_has_its_r
     index[("qsm", "toy_bimodal", 3)] = [pinned_record]
     assert archive.find_run(index, "qsm", "toy_bimodal", 3, hparams, budget) is pinned_record
     assert archive.find_run(index, "qsm", "toy_bimodal", 3, {"M_q": 20.0}, budget) is None
+    # an external program records no versions: its run_id, asked under the configuration's
+    # versions, says it was trained under them (and under other versions it is not found)
+    unrecorded = {**pinned_record, "seed": 4}
+    del unrecorded["versions"]
+    index[("qsm", "toy_bimodal", 4)] = [unrecorded]
+    assert archive.find_run(index, "qsm", "toy_bimodal", 4, hparams, budget, versions) \
+        is unrecorded
+    assert archive.find_run(index, "qsm", "toy_bimodal", 4, hparams, budget) is None
+    assert archive.find_run(index, "qsm", "toy_bimodal", 4, hparams, budget,
+                            {**versions, "torch": "2.6.0"}) is None
 

@@ -496,7 +496,7 @@ class Plan:
         """The archive's record of this job's seed, or None."""
         try:
             return find_run(self.archive_index(), job.algo, job.task, seed,
-                            job.identity["hparams"], job.budget)
+                            job.identity["hparams"], job.budget, job.identity.get("versions"))
         except ArchiveError as e:
             _fail("archive", f"{self.archive}: {e}")
 

@@ -73,13 +73,19 @@ def index_by_run(archive) -> dict:
     return index
 
 
-def find_run(index: dict, algo: str, task: str, seed: int, hparams: dict, budget: dict):
+def find_run(index: dict, algo: str, task: str, seed: int, hparams: dict, budget: dict,
+             versions: dict | None = None):
     """The archived run of this configuration and seed, or None. An archived run belongs to a
     configuration when the configuration, at the code version the run recorded, has the run's
-    run_id: archived runs keep the identity they were trained under, whatever the code is now."""
-    found = [r for r in index.get((algo, task, int(seed)), [])
-             if run_identity(algo, task, hparams, budget, r["code_version"],
-                             r.get("versions"))["run_id"] == r["run_id"]]
+    run_id: archived runs keep the identity they were trained under, whatever the code is now.
+    A run that recorded no package versions (an external program writes none, and runs from
+    before versions were part of the identity have none) is asked under none and under the
+    configuration's `versions`: its run_id says which it was trained under."""
+    def identities(r):
+        tried = [r["versions"]] if r.get("versions") is not None else [None, versions]
+        return {run_identity(algo, task, hparams, budget, r["code_version"], v)["run_id"]
+                for v in tried}
+    found = [r for r in index.get((algo, task, int(seed)), []) if r["run_id"] in identities(r)]
     if len(found) > 1:
         raise ArchiveError(f"{algo} on {task} seed {seed} of one configuration is archived "
                            f"{len(found)} times (runs {', '.join(r['run_id'] for r in found)}, "
