@@ -26,7 +26,7 @@ from analysis.estimators import bootstrap
 from analysis.records.manifest import load_manifest
 from analysis.records.outputs import counted
 from analysis.records.provenance import Provenance, sidecar_path
-from qsm.contract.rundir import atomic_write_json, atomic_write_text
+from qsm.contract.rundir import FINISHED_STATUSES, atomic_write_json, atomic_write_text
 from qsm.declare.cli import HelpFormatter
 
 MODULE = "analysis.findings"
@@ -536,7 +536,13 @@ def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
             "speed, stopped for a while or on a shared core; a configuration none of whose "
             "seeds has finished is not projected yet (its hyperparameters, T for one, can change "
             "its cost)."
-            + threads_text + " Table: `cost_summary.csv`; per run: `run_cost.csv`; figure: "
+            + threads_text
+            + (f" The finished runs keep **{num(summary['mb_measured'].sum())} MB** of files "
+               "(their contract files and policy, what an archive holds of a run; checkpoints "
+               "are not kept); projected for the whole configuration at the median of each "
+               f"group's peers: **{num(summary['mb_projected'].sum())} MB**"
+               + (", not counting the same groups" if unestimated else "") + ".")
+            + " Table: `cost_summary.csv`; per run: `run_cost.csv`; figure: "
             "`run_cost.png`.")
     return "\n\n".join([text, table(("role", "task", "algorithm", "finished", "hours measured",
                                       "median of peers", "fastest - slowest", "projected"),
@@ -553,7 +559,7 @@ def fidelity_plan(final: pd.DataFrame, fidelity: pd.DataFrame, margin: float):
     if pair.empty:
         return None
     candidate, reference = (a.strip() for a in pair.iloc[0].split(" - "))
-    scored = final[final["status"].isin(("complete", "diverged")) & (final["role"] == "benchmark")]
+    scored = final[final["status"].isin(FINISHED_STATUSES) & (final["role"] == "benchmark")]
     x = scored.loc[scored["algo"] == candidate, "final_normalized"].to_numpy(float)
     y = scored.loc[scored["algo"] == reference, "final_normalized"].to_numpy(float)
     if min(len(x), len(y)) < 2:

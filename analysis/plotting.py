@@ -20,7 +20,8 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from analysis.benchmark.aggregate import SCORED_STATUSES, RUN_STATUSES  # noqa: E402
+from analysis.benchmark.aggregate import RUN_STATUSES  # noqa: E402
+from qsm.contract.rundir import FINISHED_STATUSES  # noqa: E402
 from analysis.records.outputs import write_figure  # noqa: E402
 
 #: Fixed colours (Okabe–Ito, colour-blind safe) for the algorithms we know about.
@@ -81,7 +82,7 @@ def run_label(algo, status_df, tasks=None, matrix_shape=None) -> str:
     if tasks is not None:
         st = st[st["task"].isin(list(tasks))]
     n = len(st)
-    k = int(st["status"].isin(SCORED_STATUSES).sum())
+    k = int(st["status"].isin(FINISHED_STATUSES).sum())
     counts = st["status"].value_counts()
     notes = [f"{counts[s]} {s}" for s in RUN_STATUSES if s != "complete" and s in counts]
     if matrix_shape is not None:

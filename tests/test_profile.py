@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.records.provenance import sidecar_path
 from analysis.training import profile
 from contract import run_config, seed_dir, write_manifest
-from qsm.contract.rundir import SeedRunWriter
+from qsm.contract.rundir import KEPT_FILES, SeedRunWriter
 
 # (calls, total seconds) of the whole block per phase; 2 seeds share the process
 TIMING = {"env_step": (100, 2.0), "act": (100, 1.0), "replay": (100, 0.5),
@@ -100,7 +101,7 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     listed under two roles counts once; unfinished runs are projected at the median of the
     finished runs of their algorithm, task and setting (budget and hyperparameters), over every
     role and code version; a configuration with no finished run is not projected."""
-    from analysis.findings import cost_section
+    from analysis.findings import cost_section, num
     root = tmp_path / "runs"
     write_block(root, "qsm", "cheetah_run")                      # seeds 0, 1: 11 s per block
     w = SeedRunWriter(seed_dir(root, "qsm", "cheetah_run", 2))   # one seed, twice the time: slow
@@ -157,12 +158,21 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     assert runs["slow"].tolist() == [False, False, True] + [False] * 8
     assert pd.isna(bench.loc[3, "hours"]) and bench.loc[3, "status"] == "missing"
     assert runs.loc[runs["algo"] == "sac", "hours"].isna().all()   # running and missing
+    # the size of what each finished run keeps (what an archive copies of it)
+    kept = {s: sum(f.stat().st_size for f in seed_dir(root, "qsm", "cheetah_run", s).iterdir()
+                   if f.name in KEPT_FILES) / 1e6 for s in (0, 1, 2)}
+    assert all(kept.values()) and [bench.loc[s, "mb"] for s in (0, 1, 2)] == \
+        pytest.approx(list(kept.values()))
+    assert pd.isna(bench.loc[3, "mb"])
     s = pd.read_csv(summary).set_index(["role", "task", "algo"])
     b = s.loc[("benchmark", "cheetah_run", "qsm")]
     assert (b["runs"], b["finished"], b["slow"], b["peers"]) == (4, 3, 1, 2)
     assert b["hours_measured"] == pytest.approx(6 * per_seed / 3600)  # the slow run's time counts
     assert b["hours_median"] == pytest.approx(per_seed / 3600)       # ... but not in the median
     assert b["hours_projected"] == pytest.approx(7 * per_seed / 3600)
+    assert b["mb_measured"] == pytest.approx(sum(kept.values()))
+    # the missing seed at the median of its peers' sizes (the slow run's files count here)
+    assert b["mb_projected"] == pytest.approx(sum(kept.values()) + np.median(list(kept.values())))
     sweep = s.loc[("mq", "toy_bimodal", "qsm")]              # its setting is not known yet
     assert (sweep["runs"], sweep["finished"], sweep["peers"]) == (1, 0, 0)
     assert pd.isna(sweep["hours_projected"])
@@ -176,6 +186,7 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
     text = cost_section(pd.read_csv(summary), runs)
     assert ("not counting 2 group(s) with no finished peer run yet (audit: sac on toy_bimodal, "
             "mq: qsm on toy_bimodal)") in text
+    assert f"keep **{num(s['mb_measured'].sum())} MB** of files" in text
     assert "core-hours" not in text and \
         "Of the 6 finished runs, 1 recorded 1 thread(s), 5 recorded no thread count." in text
     assert "core-hours measured** over 6 finished runs of 11" in cost_section(

@@ -47,7 +47,7 @@ import pandas as pd
 from analysis.records.manifest import load_manifest, read_runs
 from analysis.records.outputs import write_table
 from analysis.records.provenance import Provenance
-from qsm.contract.rundir import ContractError, load_run
+from qsm.contract.rundir import FINISHED_STATUSES, ContractError, load_run
 from qsm.declare.cli import HelpFormatter
 
 # ---------------------------------------------------------------------------------------------
@@ -79,8 +79,6 @@ RUN_STATUSES = ("complete", "diverged", "running", "failed", "missing", "invalid
 NOT_IN_CONFIG = "not in config"
 #: Roles whose runs are scored (the T sweep's runs only measure cost).
 SCORED_ROLES = ("benchmark", "audit")
-#: Statuses whose runs have a final score.
-SCORED_STATUSES = ("complete", "diverged")
 
 SCORE_COLUMNS = ["algo", "task", "seed", "role", "step", "return", "normalized", "status"]
 STATUS_COLUMNS = ["algo", "task", "seed", "role", "run_id", "status", "detail", "last_step",
@@ -129,7 +127,7 @@ def collect(manifest):
                             if listed.last_step is not None else math.nan,
                             "budget_steps": float(run.config["budget"]["steps"]),
                             "max_return": max_return})
-        if listed.status in SCORED_STATUSES:
+        if listed.status in FINISHED_STATUSES:
             ret = pd.to_numeric(run.eval["return"], errors="coerce").astype(float)
             score_frames.append(pd.DataFrame({
                 "algo": e.algo, "task": e.task, "seed": e.seed, "role": e.role,
@@ -244,7 +242,7 @@ def write_tables(scores_df, status_df, out, status_out, provenance: Provenance):
     """scores.csv (used: the runs with evaluations) and run_status.csv (every listed run), each
     with its provenance sidecar."""
     listed = status_df[status_df["status"] != NOT_IN_CONFIG]
-    scored = listed.loc[listed["status"].isin(SCORED_STATUSES), "path"]
+    scored = listed.loc[listed["status"].isin(FINISHED_STATUSES), "path"]
     write_table(out, scores_df, provenance, scored)
     write_table(status_out, status_df, provenance, listed["path"],
                 extra={"not_in_config": int(len(status_df) - len(listed))})

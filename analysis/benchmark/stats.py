@@ -67,14 +67,15 @@ import numpy as np
 import pandas as pd
 
 from analysis.benchmark.aggregate import (DIVERGED_POLICY, FINAL_SCORE_DEFINITION, NOT_IN_CONFIG,
-                                          RUN_STATUSES, SCORED_ROLES, SCORED_STATUSES, final_scores,
-                                          read_scores, read_status)
+                                          RUN_STATUSES, SCORED_ROLES, final_scores, read_scores,
+                                          read_status)
 from analysis.estimators.bootstrap import (CONFIDENCE, DEFAULT_REPS, DEFAULT_SEED, METRICS,
                                            aggregate_func, iqm_over_steps, mean_bands,
                                            seeded_interval_estimates, seeded_performance_profiles)
 from analysis.records.manifest import load_manifest
 from analysis.records.outputs import write_table
 from analysis.records.provenance import Provenance, sidecar_path
+from qsm.contract.rundir import FINISHED_STATUSES
 from qsm.declare.cli import HelpFormatter
 from rliable import metrics
 
@@ -165,7 +166,7 @@ def build_matrices(final_df, algos=None, tasks=None):
         final_df = final_df.copy()
         chosen = set(tasks)
         others = sorted(set(final_df.loc[final_df["role"] == BENCHMARK_ROLE, "task"]) - chosen)
-        scored = final_df[final_df["status"].isin(SCORED_STATUSES)
+        scored = final_df[final_df["status"].isin(FINISHED_STATUSES)
                           & np.isfinite(final_df["final_normalized"].astype(float))
                           & (final_df["role"] == BENCHMARK_ROLE)]
         pool = sorted(final_df["algo"].unique()) if algos is None else list(algos)
@@ -179,7 +180,7 @@ def build_matrices(final_df, algos=None, tasks=None):
                 mset.excluded_algos[a] = ("no scored run on " + ", ".join(lacking[a])
                                           + " (of the aggregated tasks)")
         return mset
-    scored = final_df[final_df["status"].isin(SCORED_STATUSES)
+    scored = final_df[final_df["status"].isin(FINISHED_STATUSES)
                       & np.isfinite(final_df["final_normalized"].astype(float))]
     all_algos = sorted(final_df["algo"].unique()) if algos is None else list(algos)
     excluded_tasks, excluded_algos = {}, {}
@@ -414,7 +415,7 @@ def final_scores_markdown(final_df, mset: MatrixSet | None = None) -> str:
                   "|---|---|---|---|---|"]
         for algo in sorted(sub["algo"].unique()):
             g = sub[sub["algo"] == algo].sort_values("seed")
-            sc = g[g["status"].isin(SCORED_STATUSES)]
+            sc = g[g["status"].isin(FINISHED_STATUSES)]
             r = sc["final_return"].to_numpy(float)
             z = sc["final_normalized"].to_numpy(float)
             if len(r):
@@ -514,7 +515,7 @@ def write_tables(result: StatsResult, outdir, provenance: Provenance):
     outdir = Path(outdir)
     in_matrices = paths_of(provenance, result.matrices.runs())
     fin = result.final
-    scored = paths_of(provenance, fin.loc[fin["status"].isin(SCORED_STATUSES),
+    scored = paths_of(provenance, fin.loc[fin["status"].isin(FINISHED_STATUSES),
                                           ["algo", "task", "seed"]].itertuples(index=False))
     used = {"final_scores.csv": scored, "final_scores.md": scored, "learning_curves.csv": scored}
     return {name: write_table(outdir / name, getattr(result, attr), provenance,

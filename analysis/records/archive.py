@@ -42,12 +42,10 @@ from pathlib import Path
 
 from analysis.records.manifest import ManifestError, load_entry, load_manifest
 from qsm.contract.identity import run_identity
-from qsm.contract.rundir import POLICY_FILE, REQUIRED_FILES, ContractError, atomic_write_json
+from qsm.contract.rundir import FINISHED_STATUSES, KEPT_FILES, ContractError, atomic_write_json
 from qsm.declare.cli import HelpFormatter
 from qsm.runtime import numerics
 
-ARCHIVED_FILES = (*REQUIRED_FILES, POLICY_FILE)
-FINISHED = ("complete", "diverged")
 
 
 class ArchiveError(ValueError):
@@ -130,13 +128,13 @@ def _add(manifest, archive: Path) -> tuple[int, int]:
             run = load_entry(entry)
         except ContractError:
             continue  # not finished, or not valid: reported by the pipeline's run_status table
-        if run.status["status"] not in FINISHED:
+        if run.status["status"] not in FINISHED_STATUSES:
             continue
         relative = Path("runs") / entry.algo / entry.task / entry.run_id / f"seed{entry.seed}"
         target = archive / relative
         target.mkdir(parents=True, exist_ok=True)
         files = {}
-        for name in ARCHIVED_FILES:
+        for name in KEPT_FILES:
             source = Path(entry.path) / name
             if source.is_file():
                 shutil.copyfile(source, target / name)

@@ -194,8 +194,10 @@ OUTPUTS = (
            figures=("run_cost",), reported=("run_cost.csv", "cost_summary.csv"), shows=(
                "what training the configuration costs: per run (every role; a run listed under "
                "two roles once) its seed's share of the wall-clock of its timed phases in hours "
-               "and its steps per second; per role, task and algorithm the hours measured, the "
-               "fastest and slowest run, and a projection for the whole group (measured hours "
+               "and its steps per second, and the megabytes of the files it keeps (what an "
+               "archive copies of it); per role, task and algorithm the hours and megabytes "
+               "measured, the fastest and slowest run, and a projection of both for the whole "
+               "group (measured hours "
                "plus, per run not finished, the median of the finished runs of the same "
                "algorithm, task, budget and hyperparameters, less runs under half of their "
                "peers' median speed; none for a configuration none of whose seeds has "

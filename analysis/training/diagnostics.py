@@ -68,7 +68,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from analysis.benchmark.aggregate import RUN_STATUSES, SCORED_ROLES, SCORED_STATUSES  # noqa: E402
+from analysis.benchmark.aggregate import RUN_STATUSES, SCORED_ROLES  # noqa: E402
 from analysis.plotting import (algo_color, finish_figure, legend_handles,  # noqa: E402
                                no_data_panel, step_budget_text)
 from analysis.records.manifest import Entry, ListedRun, load_manifest, read_runs  # noqa: E402
@@ -76,7 +76,7 @@ from analysis.records.outputs import write_table  # noqa: E402
 from analysis.records.provenance import Provenance  # noqa: E402
 from analysis.training.metrics import (METRICS_FILE, WINDOW_FIELDS,  # noqa: E402
                                        end_of_training, metric_columns, run_metrics)
-from qsm.contract.rundir import ContractError  # noqa: E402
+from qsm.contract.rundir import FINISHED_STATUSES, ContractError  # noqa: E402
 from qsm.declare.cli import HelpFormatter  # noqa: E402
 from qsm.harness.metrics import BOUND_TOLERANCE, METRICS  # noqa: E402
 
@@ -133,7 +133,7 @@ def _metrics_of(listed: ListedRun) -> RunMetrics:
     out = RunMetrics(entry, listed.status, budget_steps=_number(budget.get("steps")),
                      log_every=_number(budget.get("log_every")),
                      start_steps=_number(budget.get("start_steps")))
-    if listed.status not in SCORED_STATUSES:  # the partial files of an unfinished run are not trusted
+    if listed.status not in FINISHED_STATUSES:  # the partial files of an unfinished run are not trusted
         out.note = f"not read: {listed.detail or listed.status}"
         return out
     try:
@@ -237,7 +237,7 @@ def _algo_label(algo, runs) -> str:
     k = sum(r.has_rows for r in mine)
     counts = {s: sum(r.status == s for r in mine) for s in RUN_STATUSES}
     notes = [f"{counts[s]} {s}" for s in RUN_STATUSES if s != "complete" and counts[s]]
-    unlogged = sum(r.status in SCORED_STATUSES and not r.has_rows for r in mine)
+    unlogged = sum(r.status in FINISHED_STATUSES and not r.has_rows for r in mine)
     if unlogged:
         notes.append(f"{unlogged} without metrics rows")
     return f"{algo} ({k}/{len(mine)} seeds with metrics" + (

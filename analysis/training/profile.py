@@ -53,6 +53,7 @@ from analysis.plotting import algo_color, finish_figure, no_data_panel  # noqa: 
 from analysis.records.manifest import ROLES, load_manifest, read_runs  # noqa: E402
 from analysis.records.outputs import write_table  # noqa: E402
 from analysis.records.provenance import Provenance  # noqa: E402
+from qsm.contract.rundir import FINISHED_STATUSES, KEPT_FILES  # noqa: E402
 from qsm.declare.cli import HelpFormatter  # noqa: E402
 
 PHASES = ("env_step", "act", "replay", "critic_update", "actor_update")
@@ -217,12 +218,11 @@ def plot_cost_sweep(table: pd.DataFrame, kind, out_stem, provenance, used=None) 
                   "timing.csv.", provenance, used, top=1.0, entry=entry)
 
 
-#: Statuses of a run whose training has ended: its timing.csv covers all of its training.
-FINISHED = ("complete", "diverged")
 RUN_COST_COLUMNS = ["role", "task", "algo", "seed", "run_id", "status", "steps", "device",
-                    "block_size", "threads", "hours", "steps_per_s", "setting"]
+                    "block_size", "threads", "hours", "steps_per_s", "mb", "setting"]
 SUMMARY_COLUMNS = ["role", "task", "algo", "runs", "finished", "slow", "peers", "hours_measured",
-                   "hours_median", "hours_min", "hours_max", "hours_projected"]
+                   "hours_median", "hours_min", "hours_max", "hours_projected", "mb_measured",
+                   "mb_projected"]
 #: A finished run slower than this share of its peers' median speed counts as slow.
 SLOW_FACTOR = 0.5
 
@@ -233,9 +233,17 @@ def seconds_per_seed(timing: pd.DataFrame) -> float:
     return float(timing["total_s"].sum()) / int(timing["block_size"].iloc[0])
 
 
+def kept_megabytes(run_dir) -> float:
+    """The size in MB (10^6 bytes) of what a finished run keeps (KEPT_FILES: what the archive
+    copies of it; checkpoints are not kept)."""
+    return sum((Path(run_dir) / name).stat().st_size for name in KEPT_FILES
+               if (Path(run_dir) / name).is_file()) / 1e6
+
+
 def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
     """One row per run the manifest lists, of every role: for a finished run, its seed's share
-    of the wall-clock of its timed phases (a block's seeds share one timing record), and for
+    of the wall-clock of its timed phases (a block's seeds share one timing record) and the size
+    of the files it keeps (:func:`kept_megabytes`), and for
     every run its `setting`: its configuration (the manifest's config_id: algorithm, task,
     hyperparameters and budget, whatever code trained it). A run listed under two roles (a
     sweep's point at the default value is the audit's run) is trained once and counted once,
@@ -252,7 +260,7 @@ def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
         row = dict.fromkeys(RUN_COST_COLUMNS, np.nan)
         row.update(role=e.role, task=e.task, algo=e.algo, seed=e.seed, run_id=e.run_id,
                    status=listed.status, device="", setting=e.configuration)
-        if run is not None and listed.status in FINISHED and run.timing is not None:
+        if run is not None and listed.status in FINISHED_STATUSES and run.timing is not None:
             used.add(e.path)
             block = int(run.timing["block_size"].iloc[0])
             seconds = seconds_per_seed(run.timing)
@@ -261,7 +269,8 @@ def run_cost(manifest, status=None, used=None) -> pd.DataFrame:
             row.update(steps=steps, device=str(run.timing["device"].iloc[0]), block_size=block,
                        threads=np.nan if threads is None else int(threads),
                        hours=seconds / 3600.0,
-                       steps_per_s=steps / seconds if seconds > 0 else np.nan)
+                       steps_per_s=steps / seconds if seconds > 0 else np.nan,
+                       mb=kept_megabytes(run.path))
         rows.append(row)
     return pd.DataFrame(rows, columns=RUN_COST_COLUMNS)
 
@@ -279,6 +288,13 @@ def typical_hours(finished: pd.DataFrame, algo, task, run_setting) -> float:
     peers = _peers(finished, algo, task, {run_setting})
     hours = peers.loc[~peers["slow"].astype(bool), "hours"]
     return float(hours.median()) if len(hours) else np.nan
+
+
+def typical_megabytes(finished: pd.DataFrame, algo, task, run_setting) -> float:
+    """The size a run not finished is projected at: the median of its peers' (:func:`_peers`;
+    a slow run's files are no larger); NaN without peers."""
+    sizes = _peers(finished, algo, task, {run_setting})["mb"].dropna()
+    return float(sizes.median()) if len(sizes) else np.nan
 
 
 def flag_slow(runs: pd.DataFrame) -> pd.DataFrame:
@@ -299,22 +315,27 @@ def cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per role, task and algorithm: runs asked for and finished, hours measured, the fastest
     and slowest finished run, the median of the group's peers (:func:`_peers` of any of its
     settings, slow ones left out) and the projection for the whole group: the measured hours
-    plus, for each run not finished, :func:`typical_hours` of its own setting. A run not
-    finished without peers leaves the group without a projection (NaN)."""
+    plus, for each run not finished, :func:`typical_hours` of its own setting; likewise the
+    megabytes its runs keep (:func:`typical_megabytes`). A run not finished without peers
+    leaves the group without a projection (NaN)."""
     rows = []
     finished = runs.dropna(subset=["hours"])
     for (role, task, algo), g in runs.groupby(["role", "task", "algo"], sort=True):
         hours = g["hours"].dropna()
         peers = _peers(finished, algo, task, g["setting"].dropna())
         typical = peers.loc[~peers["slow"].astype(bool), "hours"]
-        rest = [typical_hours(finished, algo, task, s) for s in g.loc[g["hours"].isna(), "setting"]]
+        unfinished = g.loc[g["hours"].isna(), "setting"]
+        rest = [typical_hours(finished, algo, task, s) for s in unfinished]
+        rest_mb = [typical_megabytes(finished, algo, task, s) for s in unfinished]
         rows.append({"role": role, "task": task, "algo": algo, "runs": len(g),
                      "finished": len(hours), "slow": int(g["slow"].astype(bool).sum()),
                      "peers": len(typical), "hours_measured": float(hours.sum()),
                      "hours_median": float(typical.median()) if len(typical) else np.nan,
                      "hours_min": float(hours.min()) if len(hours) else np.nan,
                      "hours_max": float(hours.max()) if len(hours) else np.nan,
-                     "hours_projected": float(hours.sum()) + float(np.sum(rest))})
+                     "hours_projected": float(hours.sum()) + float(np.sum(rest)),
+                     "mb_measured": float(g["mb"].sum()),
+                     "mb_projected": float(g["mb"].sum()) + float(np.sum(rest_mb))})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 

@@ -45,6 +45,10 @@ CONFIG_KEYS = ("contract_version", "algo", "task", "seed", "run_id", "code_versi
 REQUIRED_FILES = ("config.json", "eval.csv", "timing.csv", "probe_actions.npz", "metrics.csv",
                   "status.json")
 POLICY_FILE = "policy.pt"
+#: What a finished run keeps (the archive copies these; checkpoints are scratch, not the run).
+KEPT_FILES = (*REQUIRED_FILES, POLICY_FILE)
+#: Statuses of a run whose training has ended: its files are final and it has a final score.
+FINISHED_STATUSES = ("complete", "diverged")
 
 
 class ContractError(ValueError):
