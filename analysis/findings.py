@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -276,37 +277,49 @@ def kinds_table(modes: pd.DataFrame, tasks) -> str:
                   "bound patterns >= 5% per state", "mass on a bound", "behaviour: kind"), rows)
 
 
-def demonstration_section(initial: pd.DataFrame, status: pd.DataFrame) -> str:
+def demonstration_rows(initial: pd.DataFrame, status: pd.DataFrame) -> list[dict]:
+    """Per algorithm with a benchmark run of DEMO_TASK: its policy's mass at -1 and at +1 at
+    probe state 0, per audited seed, and the rule's verdict: bimodal once enough seeds are,
+    not bimodal once the seeds still missing could not make it so, undecided in between."""
     asked = status[(status["task"] == DEMO_TASK) & (status["role"] == "benchmark")]
+    demo = initial[(initial["task"] == DEMO_TASK) & (initial["distribution"] == "policy")
+                   & (initial["dim"] == 0)] if not initial.empty else initial
+    rows = []
+    for algo in sorted(set(asked["algo"])):
+        g = demo[demo["algo"] == algo] if len(demo) else demo
+        n_asked = int((asked["algo"] == algo).sum())
+        needed = math.ceil(DEMO_MIN_SHARE * n_asked - 1e-9)
+        if g is None or g.empty:
+            rows.append({"algo": algo, "n": 0, "n_asked": n_asked, "lower": [], "upper": [],
+                         "n_bimodal": 0, "verdict": "no run yet"})
+            continue
+        n_bimodal = int(((g["lower"] >= DEMO_MIN_MASS) & (g["upper"] >= DEMO_MIN_MASS)).sum())
+        n = len(g)
+        verdict = ("bimodal" if n_bimodal >= needed
+                   else "not bimodal" if n == n_asked or n_bimodal + (n_asked - n) < needed
+                   else "undecided")
+        rows.append({"algo": algo, "n": n, "n_asked": n_asked, "lower": list(g["lower"]),
+                     "upper": list(g["upper"]), "n_bimodal": n_bimodal, "verdict": verdict})
+    return rows
+
+
+def demonstration_section(initial: pd.DataFrame, status: pd.DataFrame) -> str:
     rule = (f"Rule, fixed before these runs finished and applied to every algorithm alike: "
             f"**bimodal at the initial state** when at least {DEMO_MIN_MASS:.0%} of the policy's "
             f"samples at probe state 0 (the task's initial state, where the paper's Fig. 4 "
             f"samples its policy) lie on -1 and at least {DEMO_MIN_MASS:.0%} on +1, in at least "
             f"{DEMO_MIN_SHARE:.0%} of the seeds (4 of 5).")
-    if asked.empty:
+    rows = demonstration_rows(initial, status)
+    if not rows:
         return rule + f" The configuration has no {DEMO_TASK} run."
-    rows = []
-    demo = initial[(initial["task"] == DEMO_TASK) & (initial["distribution"] == "policy")
-                   & (initial["dim"] == 0)] if not initial.empty else initial
-    for algo in sorted(set(asked["algo"])):
-        g = demo[demo["algo"] == algo] if len(demo) else demo
-        n_asked = int((asked["algo"] == algo).sum())
-        if g is None or g.empty:
-            rows.append((algo, f"0 of {n_asked}", "", "", "", "no run yet"))
-            continue
-        bimodal = (g["lower"] >= DEMO_MIN_MASS) & (g["upper"] >= DEMO_MIN_MASS)
-        n = len(g)
-        verdict = ("bimodal" if bimodal.sum() >= math.ceil(DEMO_MIN_SHARE * n_asked - 1e-9)
-                   else "not bimodal" if n == n_asked or
-                   bimodal.sum() + (n_asked - n) < math.ceil(DEMO_MIN_SHARE * n_asked - 1e-9)
-                   else "undecided")
-        rows.append((algo, f"{n} of {n_asked}",
-                     ", ".join(f"{x:.2f}" for x in g["lower"]),
-                     ", ".join(f"{x:.2f}" for x in g["upper"]),
-                     f"{int(bimodal.sum())} of {n}", verdict))
+    cells = [(r["algo"], f"{r['n']} of {r['n_asked']}", "", "", "", r["verdict"]) if not r["n"]
+             else (r["algo"], f"{r['n']} of {r['n_asked']}",
+                   ", ".join(f"{x:.2f}" for x in r["lower"]),
+                   ", ".join(f"{x:.2f}" for x in r["upper"]),
+                   f"{r['n_bimodal']} of {r['n']}", r["verdict"]) for r in rows]
     return "\n\n".join([rule, table(("algorithm", "seeds audited", "mass at -1, per seed",
                                        "mass at +1, per seed", "seeds bimodal", "verdict"),
-                                      rows)])
+                                      cells)])
 
 
 def same_setting(df: pd.DataFrame, p) -> pd.DataFrame:
@@ -437,7 +450,175 @@ def scale_section(scale: pd.DataFrame) -> str:
                      "mass on a bound there", "note"), rows))
 
 
-def verdict_section(modes, initial, status, predictions, oracle, steps, scale, commit) -> str:
+# -- the verdict, point by point: each sentence from a table -----------------------------------
+
+def paper_setting() -> tuple[float, int, str]:
+    """The paper's QSM setting (M_q, T, score target): the declared defaults of the qsm agent."""
+    from qsm.agent_config import QSMConfig
+    cfg = QSMConfig()
+    return float(cfg.M_q), int(cfg.T), str(cfg.score_target)
+
+
+def toy_geometry(toy_optima: pd.DataFrame) -> dict:
+    """Per toy task: (its action dimension, the optima's distance from the nearest action bound),
+    from toy_optima.csv's `optima` column, e.g. '(-0.8,-0.8) (-0.8,0.8) ...'."""
+    out = {}
+    if toy_optima.empty:
+        return out
+    for task, text in toy_optima.drop_duplicates("task")[["task", "optima"]].itertuples(False):
+        points = [[float(x) for x in p.split(",")] for p in re.findall(r"\(([^)]*)\)", str(text))]
+        if points:
+            out[task] = (len(points[0]), round(1.0 - max(abs(x) for p in points for x in p), 6))
+    return out
+
+
+#: What the demonstration's verdict for a QSM implementation says of the paper's Fig. 4.
+OUTCOME = {"bimodal": "reproduces", "not bimodal": "does not reproduce"}
+
+
+def _learned_text(r) -> str:
+    return (f"{with_ci(r, 'learned_return')} ({int(r['n_learned'])} of "
+            f"{counted(r['n_seeds'], 'seed')} learned)")
+
+
+def _learns(r) -> bool:
+    return r["n_learned"] * 2 > r["n_seeds"]
+
+
+def oracle_at(oracle: pd.DataFrame, task, M_q, T, form) -> pd.DataFrame:
+    return oracle[(oracle["task"] == task) & (oracle["M_q"] == M_q) & (oracle["T"] == T)
+                  & (oracle["score_target"] == form)]
+
+
+def verdict_points(modes, initial, status, oracle, scale, toy_optima) -> str:
+    """The section's conclusions, one point per part of the question, each computed from the
+    tables the subsections below show: the paper's demonstration, the kind of multimodality on
+    each benchmark task, learning against the sampler (the oracle's agreement), geometry, sampler
+    steps, target form and score scale; and which parts of the algorithm the evidence points to."""
+    from analysis.audit.oracle import AGREEMENT
+    M_q, T, form = paper_setting()
+    paper = f"M_q {num(M_q)}, T {T}, {form}"
+    points, causes, not_causes = [], [], []
+
+    demo = demonstration_rows(initial, status)
+    if demo:
+        said = "; ".join(f"{r['algo']}: {r['verdict']} ({r['n_bimodal']} of {r['n']} audited "
+                         f"seeds bimodal, {r['n_asked']} asked)" for r in demo)
+        outcome = "; ".join(f"with {r['algo']} it {OUTCOME.get(r['verdict'], 'is not decided yet')}"
+                            for r in demo if r["algo"].startswith("qsm"))
+        points.append(f"**The paper's demonstration** ({budgets(status, [DEMO_TASK])}, probe "
+                      f"state 0, the rule below): {said}. Fig. 4's picture, at this budget: "
+                      f"{outcome or 'no QSM run to check it'}.")
+
+    benchmark = sorted(set(status.loc[status["role"] == "benchmark", "task"]))
+    policy = modes[modes["distribution"] == "policy"] if not modes.empty else modes
+    described, without = [], []
+    for task in benchmark:
+        rows = policy[(policy["task"] == task) & (policy["n_seeds"] > 0)] if len(policy) else policy
+        q = rows[rows["algo"] == "qsm"] if len(rows) else rows
+        if q.empty:
+            without.append(task)
+            continue
+        r = q.iloc[0]
+        others = "; ".join(f"{o['algo']}'s: {multimodality_kind(o)}"
+                           for _, o in rows[rows["algo"] != "qsm"].sort_values("algo").iterrows())
+        interior = (f"{with_ci(r, 'interior_modes')} interior modes"
+                    if math.isfinite(float(r["interior_modes"]))
+                    else "no interior part large enough to count modes in")
+        described.append(f"{task} ({counted(r['n_seeds'], 'seed')}): QSM's policy shows "
+                         f"{multimodality_kind(r)} ({with_ci(r, 'n_heavy_patterns')} bound "
+                         f"patterns >= 5% per state, {interior}, "
+                         f"{with_ci(r, 'mass_any_bound')} of its mass on a bound)"
+                         + (f"; {others}" if others else ""))
+    if described or without:
+        points.append("**The benchmark tasks** (policy, the kinds defined above): "
+                      + ". ".join(described)
+                      + (". " if described and without else "")
+                      + (f"No QSM run yet on {', '.join(without)}" if without else "") + ".")
+
+    qsm_oracle = (oracle[(oracle["algo"] == "qsm") & (oracle["other_hparams"].fillna("") == "")]
+                  if not oracle.empty else oracle)
+    if not qsm_oracle.empty:
+        agree = qsm_oracle["agrees"].astype(bool)
+        off = ", ".join(f"{r['task']} at M_q {num(r['M_q'])}, T {int(r['T'])}, {r['score_target']}"
+                        for _, r in qsm_oracle[~agree].iterrows())
+        points.append(f"**Learning or sampler** (`oracle.csv`): at {int(agree.sum())} of the "
+                      f"{len(qsm_oracle)} QSM settings on the toys the runs return what the "
+                      f"sampler returns with a perfect denoiser (within {AGREEMENT:g}): there the "
+                      f"result is the sampler's, not a shortfall of learning"
+                      + (f". They differ at {off} (diagnosed below)" if off else "") + ".")
+        if agree.sum() * 2 > len(agree):
+            not_causes.append("learning (the denoisers reach their targets)")
+
+        at_paper = qsm_oracle[(qsm_oracle["M_q"] == M_q) & (qsm_oracle["T"] == T)
+                              & (qsm_oracle["score_target"] == form)]
+        geometry = toy_geometry(toy_optima)
+        lines, monotone, on_bounds = [], True, True
+        for dim in sorted({geometry[t][0] for t in at_paper["task"] if t in geometry}):
+            group = sorted((geometry[r["task"]][1], r) for _, r in at_paper.iterrows()
+                           if geometry.get(r["task"], (None,))[0] == dim)
+            if len(group) < 2:
+                continue
+            returns = [r["learned_return"] for _, r in group]
+            monotone &= all(a >= b - AGREEMENT for a, b in zip(returns, returns[1:]))
+            on_bounds &= all(r["learned_bound"] >= 0.95 for _, r in group)
+            lines.append(f"{dim}-D, optima at " + ", ".join(f"{d:g}" for d, _ in group)
+                         + " from the bounds: " + "; ".join(_learned_text(r) for _, r in group)
+                         + ", mass on a bound " + ", ".join(num(r["learned_bound"])
+                                                            for _, r in group))
+        if lines:
+            decides = monotone and on_bounds
+            points.append(f"**Geometry** (the paper's setting, {paper}): " + ". ".join(lines)
+                          + (". The policy sits on the bounds wherever the optima are, and its "
+                             "return is what the bounds are worth: the optima's place decides "
+                             "the toy verdict" if decides else
+                             ". No single pattern across the optima's places") + ".")
+            if decides:
+                causes.append("geometry (where the optima lie relative to the bounds)")
+
+        steps_rows = qsm_oracle[(qsm_oracle["T"] != T) & (qsm_oracle["score_target"] == form)]
+        form_rows = qsm_oracle[(qsm_oracle["T"] == T) & (qsm_oracle["score_target"] != form)]
+        for knob, cause, rows, label in (
+                ("Sampler steps", "sampler steps (T)", steps_rows, lambda r: f"T {int(r['T'])}"),
+                ("Target form", "the score target's form", form_rows,
+                 lambda r: str(r["score_target"]))):
+            pairs = []  # each point beside the paper's T and form at its own task and M_q
+            for _, r in rows.iterrows():
+                base = oracle_at(qsm_oracle, r["task"], r["M_q"], T, form)
+                if len(base):
+                    pairs.append((r, base.iloc[0]))
+            if not pairs:
+                continue
+            points.append(f"**{knob}**: " + "; ".join(
+                f"{r['task']} at M_q {num(r['M_q'])}: {label(r)} {_learned_text(r)} against "
+                f"{label(b)} {_learned_text(b)}" for r, b in pairs) + ".")
+            if any(_learns(r) and not _learns(b) for r, b in pairs):
+                causes.append(cause)
+            elif any(r["learned_return"] - b["learned_return"] > AGREEMENT for r, b in pairs):
+                causes.append(f"{cause}, in part (a higher return, not learned)")
+
+    matched = scale[scale["matched_M_q"].notna()] if not scale.empty else scale
+    if not matched.empty:
+        points.append("**Score scale** (`scale_match.csv`): " + "; ".join(
+            f"{r['task']} at the M_q matching {r['reference_task']} ({num(r['matched_M_q'])}, "
+            f"nearest audited {num(r['nearest_M_q'])}): {with_ci(r, 'final_normalized')} "
+            f"({int(r['n_learned'])} of {counted(r['n_seeds'], 'seed')} learned)"
+            for _, r in matched.iterrows()) + ".")
+        if (matched["n_learned"] * 2 > matched["n_seeds"]).any():
+            causes.append("score scale (M_q against the task's dQ/da)")
+        else:
+            not_causes.append(f"score scale (at T {T}, no benchmark-matched M_q learns a toy)")
+
+    if causes or not_causes:
+        points.append("**Which part of the algorithm**: the evidence points to "
+                      + ("; ".join(causes) if causes else "no part yet") + "."
+                      + (f" It does not point to {'; nor to '.join(not_causes)}."
+                         if not_causes else ""))
+    return "\n".join(f"- {p}" for p in points)
+
+
+def verdict_section(modes, initial, status, predictions, oracle, steps, scale, commit,
+                    toy_optima=None) -> str:
     tasks = sorted(set(modes["task"])) if not modes.empty else []
     parts = [f"The paper's claim, in its own words: \"{PAPER_CLAIM}\" (abstract). Its evidence "
              f"of multimodality is a picture of a QSM policy's actions at the initial state of "
@@ -448,6 +629,11 @@ def verdict_section(modes, initial, status, predictions, oracle, steps, scale, c
              f"inside or at +1, holding at least 5% of a probe state's samples). A distribution "
              f"shows a kind when the lower end of the 95% interval over seeds of its count per "
              f"probe state exceeds 1."]
+    toy_optima = pd.DataFrame() if toy_optima is None else toy_optima
+    points = verdict_points(modes, initial, status, oracle, scale, toy_optima)
+    if points:
+        parts += ["### The verdict, point by point", "Each point is computed from the tables "
+                  "of the subsections below, at the budgets and seeds it names.", points]
     if tasks:
         parts += ["### What kind of multimodality, per task and algorithm",
                   kinds_table(modes, tasks)]
@@ -620,7 +806,7 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
               verdict_section(read(tables, "modes_summary.csv"), read(tables, "initial_state.csv"),
                               status, predictions, read(tables, "oracle.csv"),
                               read(tables, "oracle_steps.csv"), read(tables, "scale_match.csv"),
-                              predictions_commit)]
+                              predictions_commit, read(tables, "toy_optima.csv"))]
     for name, spec in manifest.sweeps.items():  # one section per sweep of the configuration
         parts += [f"## Sweep {name}: {spec['hparam']} of {', '.join(spec.get('algos', []))}",
                   sweep_section(read(tables, f"{name}.csv"), spec["hparam"])]

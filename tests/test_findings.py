@@ -122,3 +122,62 @@ def test_budgets_name_each_tasks_steps_and_the_tasks_without_a_run():
     assert (findings.budgets(status, ["walker_run", "cheetah_run", "toy"])
             == "cheetah_run at 100,000 steps; toy at 40,000 steps; walker_run: no run yet")
     assert findings.budgets(status, ["walker_run"]) == "walker_run: no run yet"
+
+
+def _verdict_oracle_row(task, M_q, T, n_learned, learned, bound=1.0, agrees=True,
+                        form="constant", n_seeds=3):
+    return {**_oracle_row(task, M_q, T, n_learned, learned), "learned_bound": bound,
+            "score_target": form, "agrees": agrees, "n_seeds": n_seeds}
+
+
+def test_the_verdict_points_name_the_part_of_the_algorithm_the_tables_point_to():
+    status = pd.DataFrame(
+        [{"algo": "qsm", "task": findings.DEMO_TASK, "role": "benchmark", "seed": s,
+          "budget_steps": 100_000.0} for s in range(5)]
+        + [{"algo": "qsm", "task": "walker_run", "role": "benchmark", "seed": 0,
+            "budget_steps": math.nan}])
+    initial = pd.DataFrame(initial_rows("qsm", [(0.0, 1.0)] * 5))
+    modes = pd.DataFrame([{**summary_row(n_heavy_patterns=4.6, n_heavy_patterns_ci_low=4.2,
+                                         n_heavy_patterns_ci_high=5.0, interior_modes=math.nan,
+                                         mass_any_bound=1.0),
+                           "algo": "qsm", "task": findings.DEMO_TASK, "distribution": "policy"}])
+    toy_optima = pd.DataFrame({"task": ["at", "near", "inside"],
+                               "optima": ["(-1) (1)", "(-0.8) (0.8)", "(-0.5) (0.5)"]})
+    M_q, T, form = findings.paper_setting()
+    assert (M_q, T, form) == (50.0, 5, "constant")  # the paper's, as the agent declares them
+    oracle = pd.DataFrame([
+        _verdict_oracle_row("at", M_q, T, 3, 1.0), _verdict_oracle_row("near", M_q, T, 3, 0.8),
+        _verdict_oracle_row("inside", M_q, T, 0, 0.25, n_seeds=5),
+        _verdict_oracle_row("inside", 1.0, T, 0, 0.6, bound=0.2),
+        _verdict_oracle_row("inside", 1.0, 20, 3, 0.97, bound=0.0),  # more steps: learned
+        _verdict_oracle_row("inside", 1.0, T, 0, 0.75, form="sigma_scaled", agrees=False)])
+    scale = pd.DataFrame([{"task": "inside", "reference_task": findings.DEMO_TASK,
+                           "matched_M_q": 14.1, "nearest_M_q": 20.0, "final_normalized": 0.25,
+                           "final_normalized_ci_low": 0.25, "final_normalized_ci_high": 0.25,
+                           "n_seeds": 3, "n_learned": 0}])
+    text = findings.verdict_points(modes, initial, status, oracle, scale, toy_optima)
+    point = {line.split("**")[1]: line for line in text.splitlines()}
+    assert "0 of 5 audited seeds bimodal" in point["The paper's demonstration"]
+    assert "with qsm it does not reproduce" in point["The paper's demonstration"]
+    assert "shows bound patterns (4.6 [4.2, 5]" in point["The benchmark tasks"]
+    assert "no interior part large enough" in point["The benchmark tasks"]
+    assert "No QSM run yet on walker_run" in point["The benchmark tasks"]
+    assert "at 5 of the 6 QSM settings" in point["Learning or sampler"]
+    assert "differ at inside at M_q 1, T 5, sigma_scaled" in point["Learning or sampler"]
+    assert "optima at 0, 0.2, 0.5 from the bounds" in point["Geometry"]
+    assert "the optima's place decides" in point["Geometry"]
+    assert "T 20 0.97 [0.92, 1.02] (3 of 3 seeds learned) against T 5" in point["Sampler steps"]
+    assert "sigma_scaled 0.75" in point["Target form"]
+    causes, rest = point["Which part of the algorithm"].split("It does not point to")
+    assert "geometry" in causes and "sampler steps (T)" in causes
+    assert "the score target's form, in part" in causes  # 0.75 against 0.6: higher, not learned
+    assert "learning" in rest and "score scale" in rest
+
+    # optima further inside scoring higher: no pattern, and geometry is not named as a cause
+    oracle.loc[oracle["task"] == "inside", "learned_return"] = 0.95
+    text = findings.verdict_points(modes, initial, status, oracle.iloc[:3], scale, toy_optima)
+    assert "No single pattern across the optima's places" in text
+    assert "geometry" not in text.split("**Which part of the algorithm**")[1]
+    # with no tables at all there is nothing to conclude
+    assert findings.verdict_points(pd.DataFrame(), pd.DataFrame(), status.iloc[:0], pd.DataFrame(),
+                                   pd.DataFrame(), pd.DataFrame()) == ""
