@@ -114,12 +114,14 @@ def fidelity_section(fidelity: pd.DataFrame, plan: pd.DataFrame | None) -> str:
         margin = plan["margin"].iloc[0]
         out.append(
             "**Seed-count planner** (`analysis.estimators.bootstrap.seed_count_plan`): treating "
-            f"the observed final scores ({plan['observed_seeds'].iloc[0]} seeds) as the "
-            "population, imagined experiments with n seeds per implementation give these widths of "
-            f"the 95% interval of the IQM difference; deciding at the margin of +-{num(margin)} "
-            f"needs a width of at most {num(2 * margin)}, at that count and every larger one "
-            "considered: "
-            + (f"**about {needed} seeds per implementation**." if needed else
+            f"each task's observed final scores as its population (seeds per task, "
+            f"{', '.join(plan['tasks'].iloc[0].split())}: "
+            f"{observed_text(plan['comparison'].iloc[0], plan['observed_seeds'].iloc[0])}), "
+            "imagined experiments with n seeds per task and implementation give these widths of "
+            f"the stratified 95% interval of the IQM difference; deciding at the margin of "
+            f"+-{num(margin)} needs a width of at most {num(2 * margin)}, at that count and every "
+            "larger one considered: "
+            + (f"**about {needed} seeds per task and implementation**." if needed else
                f"**more than {int(plan['n_seeds'].max())} seeds** (the largest count considered "
                "is not enough).")
             + " At few seeds the widths need not shrink with n: the IQM of 3 scores is their "
@@ -454,9 +456,9 @@ def scale_section(scale: pd.DataFrame) -> str:
 
 def paper_setting() -> tuple[float, int, str]:
     """The paper's QSM setting (M_q, T, score target): the declared defaults of the qsm agent."""
-    from qsm.agent_config import QSMConfig
-    cfg = QSMConfig()
-    return float(cfg.M_q), int(cfg.T), str(cfg.score_target)
+    from qsm.declare.catalog import get_entry
+    specs = get_entry("qsm").specs
+    return float(specs["M_q"].default), int(specs["T"].default), str(specs["score_target"].default)
 
 
 def toy_geometry(toy_optima: pd.DataFrame) -> dict:
@@ -737,25 +739,94 @@ def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
 
 # -- the document -------------------------------------------------------------------------------
 
+def scores_by_task(final: pd.DataFrame, algo: str, tasks) -> dict:
+    """An algorithm's finished benchmark final scores per task, over the given tasks."""
+    scored = final[final["status"].isin(FINISHED_STATUSES) & (final["role"] == "benchmark")
+                   & (final["algo"] == algo)]
+    return {task: scored.loc[scored["task"] == task, "final_normalized"].to_numpy(float)
+            for task in tasks}
+
+
 def fidelity_plan(final: pd.DataFrame, fidelity: pd.DataFrame, margin: float):
-    """The seed-count plan of the fidelity pair's IQM difference, or None without two seeds each."""
+    """The seed-count plan of the fidelity pair's IQM difference over the tasks the fidelity
+    table compares (each a stratum, as in its bootstrap), or None without two seeds each."""
     if fidelity.empty or final.empty:
         return None
-    pair = fidelity.loc[fidelity["quantity"] == "iqm_difference", "algo"]
+    pair = fidelity[fidelity["quantity"] == "iqm_difference"]
     if pair.empty:
         return None
-    candidate, reference = (a.strip() for a in pair.iloc[0].split(" - "))
-    scored = final[final["status"].isin(FINISHED_STATUSES) & (final["role"] == "benchmark")]
-    x = scored.loc[scored["algo"] == candidate, "final_normalized"].to_numpy(float)
-    y = scored.loc[scored["algo"] == reference, "final_normalized"].to_numpy(float)
-    if min(len(x), len(y)) < 2:
+    candidate, reference = (a.strip() for a in pair["algo"].iloc[0].split(" - "))
+    tasks = str(pair["task"].iloc[0]).split()
+    x, y = (scores_by_task(final, algo, tasks) for algo in (candidate, reference))
+    if min(len(v) for v in (*x.values(), *y.values())) < 2:
         return None
-    return bootstrap.seed_count_plan(x, y, margin=margin)
+    plan = bootstrap.seed_count_plan(x, y, margin=margin)
+    return plan.assign(comparison=f"{candidate} - {reference}", tasks=" ".join(tasks))
+
+
+#: Seed counts per task at which the findings ask what the reference's comparisons would become.
+COMPARISON_SEEDS = (3, 5, 10)
+PLANNER_EXPERIMENTS = 200
+
+
+def comparison_plans(final: pd.DataFrame, reference: str, tasks) -> pd.DataFrame:
+    """Seed-count plans of the reference's IQM difference from every other benchmark algorithm
+    (as P(improvement) compares them), over the aggregated tasks on which both have at least two
+    finished seeds: what more seeds per task would change."""
+    if final.empty:
+        return pd.DataFrame()
+    bench = final[(final["role"] == "benchmark") & final["status"].isin(FINISHED_STATUSES)]
+    tasks = sorted(tasks) if tasks else sorted(set(bench["task"]))
+    plans = []
+    for other in sorted(set(bench["algo"]) - {reference}):
+        x, y = (scores_by_task(final, algo, tasks) for algo in (reference, other))
+        shared = [t for t in tasks if min(len(x[t]), len(y[t])) >= 2]
+        if not shared:
+            continue
+        plan = bootstrap.seed_count_plan({t: x[t] for t in shared}, {t: y[t] for t in shared},
+                                         seeds=COMPARISON_SEEDS, experiments=PLANNER_EXPERIMENTS)
+        plans.append(plan.assign(comparison=f"{reference} - {other}", tasks=" ".join(shared)))
+    return pd.concat(plans, ignore_index=True) if plans else pd.DataFrame()
+
+
+def observed_text(comparison: str, observed: str) -> str:
+    """A plan's observed seeds per task ('5,2 / 5,3' for 'qsm - sac') as 'qsm 5, 2; sac 5, 3'."""
+    return "; ".join(f"{algo.strip()} {counts.replace(',', ', ')}"
+                     for algo, counts in zip(comparison.split(" - "), observed.split(" / ")))
+
+
+def comparison_plan_section(plans: pd.DataFrame, reference: str, tasks) -> str:
+    if plans.empty:
+        return ""
+    rows = []
+    for comparison, plan in plans.groupby("comparison", sort=False):
+        used = plan["tasks"].iloc[0].split()
+        observed = observed_text(comparison, plan["observed_seeds"].iloc[0])
+        for r in plan.itertuples():
+            rows.append((comparison, ", ".join(used), observed, int(r.n_seeds),
+                         num(r.width_median), f"{num(r.width_p10)} - {num(r.width_p90)}",
+                         f"{r.excludes_zero:.0%}"))
+    left_out = sorted(set(tasks or []) - {t for u in plans["tasks"] for t in u.split()})
+    return ("**What more seeds per task would change** (`analysis.estimators.bootstrap."
+            "seed_count_plan`, table `seed_plan.csv`): each task's observed final scores stand "
+            "for its population; imagined experiments with n seeds per task draw from them, and "
+            f"each computes the stratified 95% interval of the IQM difference between {reference} "
+            "and another algorithm over the tasks where both have at least two finished seeds. "
+            "Per n: the interval's median width (10th-90th percentile), and the share of "
+            "experiments whose interval excludes zero, i.e. tells the two apart"
+            + (f". Tasks without two seeds of both yet: {', '.join(left_out)}" if left_out else "")
+            + f". The shares come from {PLANNER_EXPERIMENTS} experiments (a few percent of "
+            "noise); at few seeds neither widths nor shares need move monotonically with n (the "
+            "IQM of 3 scores is their mean, of 4 the mean of the middle two), and a percentile "
+            "bootstrap of 3 scores per task is too narrow, so its share overstates what 3 seeds "
+            "can tell.\n\n"
+            + table(("IQM difference", "tasks", "observed seeds per task", "seeds per task",
+                     "median width", "10th-90th percentile", "interval excludes 0"), rows))
 
 
 def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMAND,
              predictions: pd.DataFrame | None = None, predictions_commit: str = "",
-             reference: str = "qsm"):
+             reference: str = "qsm", tasks=None):
     predictions = pd.DataFrame() if predictions is None else predictions
     status = read(tables, "run_status.csv")
     final = read(tables, "final_scores.csv")
@@ -793,6 +864,11 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
         f"({budgets(status, benchmark_tasks)})",
         benchmark_section(read(tables, "aggregate.csv"),
                           read(tables, "probability_of_improvement.csv"), final),
+    ]
+    comparisons = comparison_plans(final, reference, tasks)
+    if not comparisons.empty:
+        parts.append(comparison_plan_section(comparisons, reference, tasks))
+    parts += [
         f"## The audit ({budgets(status, benchmark_tasks + audit_tasks)})",
         "Policy = the learned sampler without exploration noise; behaviour = what the agent "
         "executes while exploring. Score-target RMS = the RMS of M_q dQ/da over training's last "
@@ -812,20 +888,25 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
                   sweep_section(read(tables, f"{name}.csv"), spec["hparam"])]
     parts += ["## Cost", cost_section(read(tables, "cost_summary.csv"),
                                       read(tables, "run_cost.csv"))]
-    return "\n\n".join(parts) + "\n", plan
+    plans = [p for p in (plan, comparisons) if p is not None and not p.empty]
+    return "\n\n".join(parts) + "\n", (pd.concat(plans, ignore_index=True) if plans else None)
+
+
+#: seed_plan.csv's columns: the fidelity pair's plan (with its margin) and the reference's
+#: comparisons (with the share of intervals that exclude zero), one row per seed count.
+PLAN_COLUMNS = ["comparison", "tasks", "n_seeds", "statistic", "width_median", "width_p10",
+                "width_p90", "observed_seeds", "excludes_zero", "margin", "decides"]
 
 
 def write(manifest_path, tables, out, margin=0.05, command=DEFAULT_COMMAND, predictions=None,
-          predictions_commit="", reference="qsm"):
+          predictions_commit="", reference="qsm", tasks=None):
     manifest = load_manifest(manifest_path)
     tables = Path(tables)
     text, plan = findings(manifest, tables, margin, command,
                           pd.read_csv(predictions) if predictions else None, predictions_commit,
-                          reference)
+                          reference, tasks)
     atomic_write_text(out, text)
-    plan = plan if plan is not None else pd.DataFrame(
-        columns=["n_seeds", "statistic", "width_median", "width_p10", "width_p90",
-                 "observed_seeds", "margin", "decides"])
+    plan = (plan if plan is not None else pd.DataFrame()).reindex(columns=PLAN_COLUMNS)
     plan_path = tables / PLAN_FILE
     atomic_write_text(plan_path, plan.to_csv(index=False))
     provenance = Provenance.of(manifest, ("benchmark",), MODULE)
@@ -844,6 +925,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--reference", default="qsm",
                     help="the configuration's reference algorithm (config stats.reference), "
                          "compared with every other in the findings' headings")
+    ap.add_argument("--tasks", nargs="+", default=None,
+                    help="the tasks the statistics stratify over (config stats.tasks; default: "
+                         "every benchmark task), over which the seed-count planner compares the "
+                         "reference with every other algorithm")
     ap.add_argument("--predictions", default=None,
                     help="a committed predictions table (analysis.audit.oracle predict) to show "
                          "beside what the runs learned")
@@ -857,7 +942,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     write(a.manifest, a.tables, a.out, a.margin, a.command, a.predictions, a.predictions_commit,
-          a.reference)
+          a.reference, a.tasks)
     print(f"findings -> {a.out}", file=sys.stderr)
     return 0
 

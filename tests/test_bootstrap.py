@@ -216,6 +216,32 @@ def test_seed_count_planner_matches_the_width_theory_gives_for_a_mean():
         seed_count_plan([1.0, np.nan])
 
 
+def test_seed_count_planner_stratifies_over_tasks_as_the_analysis_does():
+    """Tasks are strata: n seeds are drawn per task and resampled within it, so tasks whose
+    levels differ do not widen the interval (the mean of K tasks x n seeds of spread sigma has
+    width 3.92 sigma sqrt((n-1)/n) / sqrt(nK)); pooling them as one task would. For a difference,
+    the share of intervals that exclude zero is about 1 for a clear gap and small for none."""
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0.0, 1.0, 4000), rng.normal(10.0, 1.0, 4000)
+    n = np.array([25, 100])
+    theory = 3.92 * np.sqrt((n - 1) / n) / np.sqrt(2 * n)
+    plan = seed_count_plan({"low": a, "high": b}, statistic="mean", seeds=tuple(n))
+    assert np.allclose(plan["width_median"], theory, rtol=0.08), plan
+    assert set(plan["observed_seeds"]) == {"4000,4000"}
+    pooled = seed_count_plan(np.concatenate([a, b]), statistic="mean", seeds=(50,))
+    assert pooled["width_median"].iloc[0] > 3 * plan["width_median"].iloc[0]
+    apart = seed_count_plan({"low": a, "high": b}, {"low": a - 1.0, "high": b - 1.0},
+                            statistic="mean", seeds=(25,))
+    assert apart["excludes_zero"].iloc[0] > 0.95 and "excludes_zero" not in plan
+    same = seed_count_plan({"low": a, "high": b}, {"low": a, "high": b}, statistic="mean",
+                           seeds=(100,))
+    assert same["excludes_zero"].iloc[0] < 0.15
+    with pytest.raises(ValueError, match="same tasks"):
+        seed_count_plan({"low": a, "high": b}, {"low": a})
+    with pytest.raises(ValueError, match="per algorithm and task"):
+        seed_count_plan({"low": a, "high": [1.0]})
+
+
 def test_seeds_needed_is_the_count_from_which_every_larger_one_decides():
     """A count that decides only by a dip of the widths at few seeds (IQM of 3 = mean, of 4 =
     middle two), with a larger count that does not, is not the answer; a plan whose largest count

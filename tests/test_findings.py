@@ -181,3 +181,31 @@ def test_the_verdict_points_name_the_part_of_the_algorithm_the_tables_point_to()
     # with no tables at all there is nothing to conclude
     assert findings.verdict_points(pd.DataFrame(), pd.DataFrame(), status.iloc[:0], pd.DataFrame(),
                                    pd.DataFrame(), pd.DataFrame()) == ""
+
+
+def test_seed_count_plans_stratify_over_the_tasks_each_comparison_shares():
+    def runs(algo, task, scores, status="complete"):
+        return [{"algo": algo, "task": task, "seed": s, "role": "benchmark", "status": status,
+                 "final_normalized": v} for s, v in enumerate(scores)]
+
+    final = pd.DataFrame(runs("qsm", "t1", [0.2, 0.3, 0.25]) + runs("qsm", "t2", [0.8, 0.9, 0.85])
+                         + runs("sac", "t1", [0.5, 0.6, 0.55]) + runs("sac", "t2", [0.7, 0.75, 0.8])
+                         + runs("td3", "t1", [0.4, 0.45]) + runs("td3", "t2", [0.5], "diverged")
+                         + runs("random", "t2", [0.0]) + runs("sac", "t3", [0.1, 0.2], "failed"))
+    plans = findings.comparison_plans(final, "qsm", ["t1", "t2", "t3"])
+    by = {c: p for c, p in plans.groupby("comparison")}
+    assert set(by) == {"qsm - sac", "qsm - td3"}  # random has one seed: no plan
+    assert set(by["qsm - sac"]["tasks"]) == {"t1 t2"} and set(by["qsm - td3"]["tasks"]) == {"t1"}
+    assert set(by["qsm - sac"]["observed_seeds"]) == {"3,3 / 3,3"}
+    assert list(by["qsm - sac"]["n_seeds"]) == list(findings.COMPARISON_SEEDS)
+    assert by["qsm - sac"]["excludes_zero"].between(0, 1).all()
+    text = findings.comparison_plan_section(plans, "qsm", ["t1", "t2", "t3"])
+    assert "Tasks without two seeds of both yet: t3" in text
+    assert "| qsm - sac | t1, t2 | qsm 3, 3; sac 3, 3 | 5 |" in text
+    assert findings.comparison_plans(final.iloc[:0], "qsm", None).empty
+
+    # the fidelity pair's plan takes its strata from the fidelity table's tasks
+    fidelity = pd.DataFrame([{"quantity": "iqm_difference", "algo": "qsm - sac", "task": "t1 t2"}])
+    plan = findings.fidelity_plan(final, fidelity, margin=0.05)
+    assert set(plan["observed_seeds"]) == {"3,3 / 3,3"} and set(plan["tasks"]) == {"t1 t2"}
+    assert set(plan["comparison"]) == {"qsm - sac"} and (plan["margin"] == 0.05).all()

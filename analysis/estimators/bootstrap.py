@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -162,45 +163,77 @@ def _iqm_last_axis(x):
     return np.sort(x, axis=-1)[..., cut:n - cut].mean(axis=-1)
 
 
+def _strata(scores) -> list[np.ndarray]:
+    """Final scores per task, finite only: a mapping task -> scores, or one sequence (one task)."""
+    groups = scores.values() if isinstance(scores, Mapping) else (scores,)
+    arrays = [np.asarray(g, dtype=np.float64) for g in groups]
+    return [g[np.isfinite(g)] for g in arrays]
+
+
+#: Elements one block of imagined experiments may hold (experiments x reps x pooled seeds), so
+#: that six tasks at 100 seeds do not need gigabytes at once.
+_PLANNER_BLOCK = 4_000_000
+
+
 def seed_count_plan(x, y=None, *, seeds=PLANNER_SEEDS, margin=None, statistic="iqm",
                     experiments=200, reps=500, seed=DEFAULT_SEED,
                     confidence=CONFIDENCE) -> pd.DataFrame:
-    """How wide a 95% interval would be with n seeds per algorithm, from the seeds observed.
+    """How wide a 95% interval would be with n seeds per task and algorithm, from the seeds
+    observed.
 
-    ``x`` holds one final score per seed of one algorithm on one task (``y`` likewise for a
-    second one: then the statistic is the difference x - y, each resampled on its own). The
-    observed seeds stand for the population: for every n in ``seeds``, ``experiments`` imagined
-    experiments draw n seeds with replacement from them, and each computes the percentile
-    bootstrap interval (``reps`` resamples) of the statistic (``iqm`` or ``mean``), as the
-    analysis would. A row per n: the median interval width over the experiments, its 10th and
-    90th percentiles, and, with ``margin``, whether the median width is at most 2 x margin, the
-    width an equivalence band of +-margin has (an interval wider than its band can never lie in
-    it, nor decide a difference of the size of the margin). The planner draws with its own seeded
-    NumPy generator (many small bootstraps, vectorised): its widths are estimates of what
-    rliable's intervals would be, not rliable's.
+    ``x`` holds one algorithm's final scores: one sequence (one task), or a mapping task ->
+    scores, whose tasks are strata as in the analysis (rliable's stratified bootstrap). ``y``
+    likewise holds a second algorithm's on the same tasks: then the statistic is the difference
+    x - y, each resampled on its own. The observed seeds of a task stand for its population: for
+    every n in ``seeds``, ``experiments`` imagined experiments draw n seeds per task with
+    replacement from them, and each computes the percentile bootstrap interval (``reps``
+    resamples, within each task) of the statistic (``iqm`` or ``mean``) over the pooled seeds of
+    all tasks, as the analysis would. A row per n: the median interval width over the
+    experiments, its 10th and 90th percentiles; for a difference, ``excludes_zero``, the share of
+    experiments whose interval lies on one side of zero (how often n seeds would tell the two
+    apart); and, with ``margin``, whether the median width is at most 2 x margin, the width an
+    equivalence band of +-margin has (an interval wider than its band can never lie in it, nor
+    decide a difference of the size of the margin). The planner draws with its own seeded NumPy
+    generator (many small bootstraps, vectorised): its widths are estimates of what rliable's
+    intervals would be, not rliable's.
     """
     stat = {"iqm": _iqm_last_axis, "mean": lambda a: a.mean(axis=-1)}[statistic]
-    samples = [np.asarray(v, dtype=np.float64) for v in ((x,) if y is None else (x, y))]
-    samples = [v[np.isfinite(v)] for v in samples]
-    if min(len(v) for v in samples) < 2:
-        raise ValueError("the seed-count planner needs at least two finite scores per algorithm")
+    samples = [_strata(v) for v in ((x,) if y is None else (x, y))]
+    if min(len(v) for strata in samples for v in strata) < 2:
+        raise ValueError("the seed-count planner needs at least two finite scores per algorithm "
+                         "and task")
+    if len({len(strata) for strata in samples}) > 1:
+        raise ValueError("the seed-count planner compares two algorithms on the same tasks")
     rng = np.random.default_rng(seed)
     tail = (1 - confidence) / 2
     rows = []
     for n in seeds:
-        estimate = 0.0
-        for sign, v in zip((1, -1), samples):
-            drawn = rng.choice(v, size=(experiments, n))                     # imagined experiments
-            idx = rng.integers(0, n, size=(experiments, reps, n))            # their bootstraps
-            estimate = estimate + sign * stat(np.take_along_axis(drawn[:, None, :].repeat(reps, 1),
-                                                                 idx, axis=-1))
-        low, high = np.quantile(estimate, [tail, 1 - tail], axis=1)
+        block = max(1, _PLANNER_BLOCK // (reps * n * len(samples[0])))
+        low, high = [], []
+        for start in range(0, experiments, block):
+            size = min(block, experiments - start)
+            estimate = 0.0
+            for sign, strata in zip((1, -1), samples):
+                pooled = []
+                for v in strata:                                             # tasks: strata
+                    drawn = rng.choice(v, size=(size, n))                    # imagined experiments
+                    idx = rng.integers(0, n, size=(size, reps, n))           # their bootstraps
+                    pooled.append(np.take_along_axis(drawn[:, None, :].repeat(reps, 1), idx,
+                                                     axis=-1))
+                estimate = estimate + sign * stat(np.concatenate(pooled, axis=-1))
+            lo, hi = np.quantile(estimate, [tail, 1 - tail], axis=1)
+            low.append(lo)
+            high.append(hi)
+        low, high = np.concatenate(low), np.concatenate(high)
         width = high - low
         row = {"n_seeds": int(n), "statistic": statistic if y is None else f"{statistic} difference",
                "width_median": float(np.median(width)),
                "width_p10": float(np.quantile(width, 0.1)),
                "width_p90": float(np.quantile(width, 0.9)),
-               "observed_seeds": " / ".join(str(len(v)) for v in samples)}
+               "observed_seeds": " / ".join(",".join(str(len(v)) for v in strata)
+                                            for strata in samples)}
+        if y is not None:
+            row["excludes_zero"] = float(np.mean((low > 0) | (high < 0)))
         if margin is not None:
             row["margin"] = float(margin)
             row["decides"] = bool(row["width_median"] <= 2 * margin)

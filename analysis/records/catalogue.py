@@ -211,8 +211,9 @@ OUTPUTS = (
         "algorithm and task at our budget's step (`results/archive/references`: provenance and "
         "protocol per source; a source of another protocol is labelled, never compared)")),
     Output("findings", "Findings", tables=("seed_plan.csv",), shows=(
-        "the seed-count planner of the findings: per number of seeds, the expected width of the "
-        "interval of the fidelity pair's IQM difference")),
+        "the seed-count planner of the findings: per number of seeds per task, the expected "
+        "width of the stratified interval of the fidelity pair's IQM difference, and of the "
+        "reference's against every other algorithm, with how often it would exclude zero")),
 )
 
 

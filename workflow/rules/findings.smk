@@ -59,6 +59,8 @@ rule findings:
         tables=lambda wc, output: Path(output.plan).parent,
         command=REGENERATE,
         reference=config["stats"]["reference"],
+        tasks=("--tasks " + " ".join(config["stats"]["tasks"]) + " ")
+        if config["stats"].get("tasks") else "",
         predictions=(f"--predictions {REPO / PREDICTIONS['table']} --predictions-commit "
                      f"{PREDICTIONS['commit'][:12]}") if PREDICTIONS else "",
     conda:
@@ -66,4 +68,4 @@ rule findings:
     shell:
         "python -m analysis.findings --manifest {input.manifest} --tables {params.tables} "
         "--out {output.findings} --margin {params.margin} --command '{params.command}' "
-        "--reference {params.reference} {params.predictions} > {log} 2>&1"
+        "--reference {params.reference} {params.tasks}{params.predictions} > {log} 2>&1"
