@@ -21,6 +21,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis.estimators import bootstrap
@@ -541,7 +542,7 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima) -> str:
     qsm_oracle = (oracle[(oracle["algo"] == "qsm") & (oracle["other_hparams"].fillna("") == "")]
                   if not oracle.empty else oracle)
     if not qsm_oracle.empty:
-        agree = qsm_oracle["agrees"].astype(bool)
+        agree = qsm_oracle["agrees"].eq(True)  # a missing verdict is no agreement
         off = ", ".join(f"{r['task']} at M_q {num(r['M_q'])}, T {int(r['T'])}, {r['score_target']}"
                         for _, r in qsm_oracle[~agree].iterrows())
         points.append(f"**Learning or sampler** (`oracle.csv`): at {int(agree.sum())} of the "
@@ -557,12 +558,16 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima) -> str:
         geometry = toy_geometry(toy_optima)
         lines, monotone, on_bounds = [], True, True
         for dim in sorted({geometry[t][0] for t in at_paper["task"] if t in geometry}):
-            group = sorted((geometry[r["task"]][1], r) for _, r in at_paper.iterrows()
-                           if geometry.get(r["task"], (None,))[0] == dim)
+            group = sorted(((geometry[r["task"]][1], r) for _, r in at_paper.iterrows()
+                            if geometry.get(r["task"], (None,))[0] == dim),
+                           key=lambda pair: (pair[0], pair[1]["task"]))
             if len(group) < 2:
                 continue
             returns = [r["learned_return"] for _, r in group]
-            monotone &= all(a >= b - AGREEMENT for a, b in zip(returns, returns[1:]))
+            # falls as the optima move inward: never rises by more than the oracle's agreement,
+            # and drops by more than it from the bounds to the innermost optima
+            monotone &= (all(a >= b - AGREEMENT for a, b in zip(returns, returns[1:]))
+                         and returns[0] - returns[-1] > AGREEMENT)
             on_bounds &= all(r["learned_bound"] >= 0.95 for _, r in group)
             lines.append(f"{dim}-D, optima at " + ", ".join(f"{d:g}" for d, _ in group)
                          + " from the bounds: " + "; ".join(_learned_text(r) for _, r in group)
@@ -594,10 +599,12 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima) -> str:
             points.append(f"**{knob}**: " + "; ".join(
                 f"{r['task']} at M_q {num(r['M_q'])}: {label(r)} {_learned_text(r)} against "
                 f"{label(b)} {_learned_text(b)}" for r, b in pairs) + ".")
+            where = "at M_q " + ", ".join(sorted({num(r["M_q"]) for r, _ in pairs},
+                                                 key=float))
             if any(_learns(r) and not _learns(b) for r, b in pairs):
-                causes.append(cause)
+                causes.append(f"{cause} ({where})")
             elif any(r["learned_return"] - b["learned_return"] > AGREEMENT for r, b in pairs):
-                causes.append(f"{cause}, in part (a higher return, not learned)")
+                causes.append(f"{cause}, in part ({where}: a higher return, not learned)")
 
     matched = scale[scale["matched_M_q"].notna()] if not scale.empty else scale
     if not matched.empty:
@@ -740,11 +747,13 @@ def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
 # -- the document -------------------------------------------------------------------------------
 
 def scores_by_task(final: pd.DataFrame, algo: str, tasks) -> dict:
-    """An algorithm's finished benchmark final scores per task, over the given tasks."""
+    """An algorithm's finished benchmark final scores per task, over the given tasks (finite
+    ones: the planner counts the seeds it can draw from)."""
     scored = final[final["status"].isin(FINISHED_STATUSES) & (final["role"] == "benchmark")
                    & (final["algo"] == algo)]
-    return {task: scored.loc[scored["task"] == task, "final_normalized"].to_numpy(float)
-            for task in tasks}
+    scores = {task: scored.loc[scored["task"] == task, "final_normalized"].to_numpy(float)
+              for task in tasks}
+    return {task: v[np.isfinite(v)] for task, v in scores.items()}  # a diverged run scores none
 
 
 def fidelity_plan(final: pd.DataFrame, fidelity: pd.DataFrame, margin: float):
@@ -753,7 +762,7 @@ def fidelity_plan(final: pd.DataFrame, fidelity: pd.DataFrame, margin: float):
     if fidelity.empty or final.empty:
         return None
     pair = fidelity[fidelity["quantity"] == "iqm_difference"]
-    if pair.empty:
+    if pair.empty or not str(pair["task"].iloc[0]).split():
         return None
     candidate, reference = (a.strip() for a in pair["algo"].iloc[0].split(" - "))
     tasks = str(pair["task"].iloc[0]).split()
@@ -761,7 +770,8 @@ def fidelity_plan(final: pd.DataFrame, fidelity: pd.DataFrame, margin: float):
     if min(len(v) for v in (*x.values(), *y.values())) < 2:
         return None
     plan = bootstrap.seed_count_plan(x, y, margin=margin)
-    return plan.assign(comparison=f"{candidate} - {reference}", tasks=" ".join(tasks))
+    return plan.assign(plan="fidelity", comparison=f"{candidate} - {reference}",
+                       tasks=" ".join(tasks))
 
 
 #: Seed counts per task at which the findings ask what the reference's comparisons would become.
@@ -785,7 +795,8 @@ def comparison_plans(final: pd.DataFrame, reference: str, tasks) -> pd.DataFrame
             continue
         plan = bootstrap.seed_count_plan({t: x[t] for t in shared}, {t: y[t] for t in shared},
                                          seeds=COMPARISON_SEEDS, experiments=PLANNER_EXPERIMENTS)
-        plans.append(plan.assign(comparison=f"{reference} - {other}", tasks=" ".join(shared)))
+        plans.append(plan.assign(plan="comparison", comparison=f"{reference} - {other}",
+                                 tasks=" ".join(shared)))
     return pd.concat(plans, ignore_index=True) if plans else pd.DataFrame()
 
 
@@ -894,7 +905,7 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
 
 #: seed_plan.csv's columns: the fidelity pair's plan (with its margin) and the reference's
 #: comparisons (with the share of intervals that exclude zero), one row per seed count.
-PLAN_COLUMNS = ["comparison", "tasks", "n_seeds", "statistic", "width_median", "width_p10",
+PLAN_COLUMNS = ["plan", "comparison", "tasks", "n_seeds", "statistic", "width_median", "width_p10",
                 "width_p90", "observed_seeds", "excludes_zero", "margin", "decides"]
 
 

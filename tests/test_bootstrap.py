@@ -238,6 +238,10 @@ def test_seed_count_planner_stratifies_over_tasks_as_the_analysis_does():
     assert same["excludes_zero"].iloc[0] < 0.15
     with pytest.raises(ValueError, match="same tasks"):
         seed_count_plan({"low": a, "high": b}, {"low": a})
+    with pytest.raises(ValueError, match="same tasks"):
+        seed_count_plan({"low": a, "high": b}, {"low": a, "other": b})
+    with pytest.raises(ValueError, match="one task at least"):
+        seed_count_plan({})
     with pytest.raises(ValueError, match="per algorithm and task"):
         seed_count_plan({"low": a, "high": [1.0]})
 

@@ -170,7 +170,8 @@ def test_the_verdict_points_name_the_part_of_the_algorithm_the_tables_point_to()
     assert "sigma_scaled 0.75" in point["Target form"]
     causes, rest = point["Which part of the algorithm"].split("It does not point to")
     assert "geometry" in causes and "sampler steps (T)" in causes
-    assert "the score target's form, in part" in causes  # 0.75 against 0.6: higher, not learned
+    assert "sampler steps (T) (at M_q 1)" in causes
+    assert "the score target's form, in part (at M_q 1" in causes  # 0.75 against 0.6
     assert "learning" in rest and "score scale" in rest
 
     # optima further inside scoring higher: no pattern, and geometry is not named as a cause
@@ -178,6 +179,13 @@ def test_the_verdict_points_name_the_part_of_the_algorithm_the_tables_point_to()
     text = findings.verdict_points(modes, initial, status, oracle.iloc[:3], scale, toy_optima)
     assert "No single pattern across the optima's places" in text
     assert "geometry" not in text.split("**Which part of the algorithm**")[1]
+    # flat returns show no effect of the optima's place; two toys at one distance are fine
+    flat = oracle.iloc[:3].assign(learned_return=0.9)
+    ties = pd.concat([flat, flat.iloc[[1]].assign(task="near_too")], ignore_index=True)
+    optima = pd.concat([toy_optima, pd.DataFrame({"task": ["near_too"],
+                                                  "optima": ["(-0.8) (0.8)"]})])
+    text = findings.verdict_points(modes, initial, status, ties, scale, optima)
+    assert "No single pattern across the optima's places" in text
     # with no tables at all there is nothing to conclude
     assert findings.verdict_points(pd.DataFrame(), pd.DataFrame(), status.iloc[:0], pd.DataFrame(),
                                    pd.DataFrame(), pd.DataFrame()) == ""
@@ -203,9 +211,16 @@ def test_seed_count_plans_stratify_over_the_tasks_each_comparison_shares():
     assert "Tasks without two seeds of both yet: t3" in text
     assert "| qsm - sac | t1, t2 | qsm 3, 3; sac 3, 3 | 5 |" in text
     assert findings.comparison_plans(final.iloc[:0], "qsm", None).empty
+    assert set(plans["plan"]) == {"comparison"}
+    # a diverged seed has no finite score: it is not a seed to draw from
+    nan = pd.DataFrame(runs("qsm", "t1", [0.2]) + runs("qsm", "t1", [math.nan], "diverged")
+                       + runs("sac", "t1", [0.5, 0.6]))
+    assert findings.comparison_plans(nan, "qsm", ["t1"]).empty
 
     # the fidelity pair's plan takes its strata from the fidelity table's tasks
     fidelity = pd.DataFrame([{"quantity": "iqm_difference", "algo": "qsm - sac", "task": "t1 t2"}])
     plan = findings.fidelity_plan(final, fidelity, margin=0.05)
     assert set(plan["observed_seeds"]) == {"3,3 / 3,3"} and set(plan["tasks"]) == {"t1 t2"}
     assert set(plan["comparison"]) == {"qsm - sac"} and (plan["margin"] == 0.05).all()
+    assert set(plan["plan"]) == {"fidelity"}
+    assert findings.fidelity_plan(nan, fidelity.assign(task="t1"), margin=0.05) is None

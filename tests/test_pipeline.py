@@ -504,7 +504,7 @@ def test_fidelity_preset_end_to_end_on_tiny_budgets(tmp_path):
     findings_md = (tmp_path / "results" / "findings.md").read_text()
     assert f"**Verdict: {verdict}**" in findings_md
     plan = pd.read_csv(tmp_path / "results" / "tables" / "seed_plan.csv")
-    fidelity_plan = plan[plan["comparison"] == "qsm - qsm_official"]
+    fidelity_plan = plan[plan["plan"] == "fidelity"]
     assert list(fidelity_plan["n_seeds"]) == list(bootstrap.PLANNER_SEEDS)
     assert set(fidelity_plan["observed_seeds"]) == {"2 / 2"}  # one task, two seeds a side
     band = table.loc[table["quantity"] == "iqm_difference", "band_high"].iloc[0]

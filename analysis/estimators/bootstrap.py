@@ -198,7 +198,14 @@ def seed_count_plan(x, y=None, *, seeds=PLANNER_SEEDS, margin=None, statistic="i
     intervals would be, not rliable's.
     """
     stat = {"iqm": _iqm_last_axis, "mean": lambda a: a.mean(axis=-1)}[statistic]
-    samples = [_strata(v) for v in ((x,) if y is None else (x, y))]
+    given = (x,) if y is None else (x, y)
+    if (len(given) == 2 and all(isinstance(v, Mapping) for v in given)
+            and list(x) != list(y)):
+        raise ValueError(f"the seed-count planner compares two algorithms on the same tasks, not "
+                         f"{sorted(x)} and {sorted(y)}")
+    samples = [_strata(v) for v in given]
+    if not all(samples):
+        raise ValueError("the seed-count planner needs the scores of one task at least")
     if min(len(v) for strata in samples for v in strata) < 2:
         raise ValueError("the seed-count planner needs at least two finite scores per algorithm "
                          "and task")
