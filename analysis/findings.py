@@ -400,8 +400,7 @@ def predictions_section(predictions: pd.DataFrame, oracle: pd.DataFrame,
                              "not trained yet", num(p["mass_any_bound"]), "", ""))
                 continue
             m = match.iloc[0]
-            learned_flag = m["n_learned"] * 2 > m["n_seeds"]
-            agrees = (bool(p["predicted_learned"]) == learned_flag
+            agrees = (bool(p["predicted_learned"]) == _learns(m)
                       and abs(p["return_over_optimum"] - m["learned_return"]) <= AGREEMENT)
             if not agrees:
                 disagree.append((p, m))
@@ -485,12 +484,8 @@ def _learned_text(r) -> str:
 
 
 def _learns(r) -> bool:
+    """Whether most seeds of an oracle.csv row learned the task."""
     return r["n_learned"] * 2 > r["n_seeds"]
-
-
-def oracle_at(oracle: pd.DataFrame, task, M_q, T, form) -> pd.DataFrame:
-    return oracle[(oracle["task"] == task) & (oracle["M_q"] == M_q) & (oracle["T"] == T)
-                  & (oracle["score_target"] == form)]
 
 
 def verdict_points(modes, initial, status, oracle, scale, toy_optima) -> str:
@@ -591,7 +586,8 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima) -> str:
                  lambda r: str(r["score_target"]))):
             pairs = []  # each point beside the paper's T and form at its own task and M_q
             for _, r in rows.iterrows():
-                base = oracle_at(qsm_oracle, r["task"], r["M_q"], T, form)
+                base = same_setting(qsm_oracle, {"task": r["task"], "M_q": r["M_q"], "T": T,
+                                                 "score_target": form})
                 if len(base):
                     pairs.append((r, base.iloc[0]))
             if not pairs:
