@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -142,6 +143,11 @@ def test_pending_lists_the_jobs_the_archive_lacks_cheapest_first(runs, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert [line.split("\t") for line in proc.stdout.splitlines()] == [
         [f"{qsm_run}/block_1.done", f"{seconds / 3600:.3f}"], [f"{td3_run}/block_0.done", "nan"]]
+    # a fresh worktree (a new machine, the other core's sitting) has the finished peer only in
+    # the archive: the estimate reads the archived copy's timing
+    shutil.rmtree(seed_dir(root, "qsm", "toy_bimodal", 0))
+    assert archive.pending(manifest, out)[0] == (f"{qsm_run}/block_1.done",
+                                                 pytest.approx(seconds / 3600))
     # a run id none of whose seeds is archived (another M_q, or T: another cost) has no peers
     other = write_manifest(tmp_path / "other.json", root,
                            [("qsm", "toy_bimodal", 0, "audit"),

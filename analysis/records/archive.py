@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -204,11 +205,16 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
     if seed_block < 1:
         raise ArchiveError(f"seed_block must be a positive integer, got {seed_block}")
     manifest = load_manifest(manifest_path)
-    held = {(r["algo"], r["task"], r["run_id"], r["seed"])
+    held = {(r["algo"], r["task"], r["run_id"], r["seed"]): Path(archive) / r["path"]
             for r in read_archive(Path(archive))["runs"]}
     # here: the pipeline's DAG imports this module, and the cost table needs pandas
     from analysis.training.profile import flag_slow, run_cost, typical_hours
-    costs = flag_slow(run_cost(manifest))
+    # A run this commit trained is listed at the sitting's run directory; a fresh worktree (a new
+    # machine, or the other core's) has it only in the archive, whose copy has its timing.csv.
+    costs = flag_slow(run_cost(dataclasses.replace(manifest, runs=tuple(
+        e if Path(e.path).exists() or (e.algo, e.task, e.run_id, e.seed) not in held
+        else dataclasses.replace(e, path=str(held[e.algo, e.task, e.run_id, e.seed]))
+        for e in manifest.runs))))
     finished = costs.dropna(subset=["hours"])
     seeds_of = {}  # (role, run dir) -> its entries, in the manifest's order
     for entry in manifest.runs:
