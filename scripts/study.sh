@@ -2,7 +2,7 @@
 # Train the study (config/study.yaml) from a frozen commit, on one core at low priority, so that
 # the machine's other core stays free and changes to the checkout never touch runs in progress.
 #
-#   bash scripts/study.sh [--max-hours H] [COMMIT]   # train what the archive lacks (resumes)
+#   bash scripts/study.sh [--max-hours H] [--stop-by TIME] [COMMIT]  # train what the archive lacks
 #   bash scripts/study.sh archive [COMMIT]           # copy finished runs into results/archive/study
 #
 # COMMIT defaults to the commit that trained the runs already archived (results/archive/study/
@@ -14,7 +14,8 @@
 # archive lacks in the order of the configuration's key queue (its roles and tasks first, then
 # seed by seed), cheapest first by the hours their archived peers took (python -m
 # analysis.records.archive pending), those of unknown length last; --max-hours leaves out the jobs
-# estimated to take longer, so that a short sitting finishes whole jobs. Each finished job is
+# estimated to take longer, and --stop-by (a time, as date -d reads it) starts no job estimated to
+# end after it, so that a sitting finishes whole jobs. Each finished job is
 # archived at once (results/archive/study; commit it), and a job that another sitting archived
 # meanwhile is skipped. Run the same command again after an
 # interruption. Progress: <worktree>/results/study.log, one log per job under
@@ -27,12 +28,24 @@ cd "$(dirname "$0")/.."
 checkout=$(pwd)
 action=train
 max_hours=()
+stop_by=  # epoch seconds: start no job estimated to end later
 if [ "${1:-}" = archive ]; then action=archive; shift; fi
-if [ "${1:-}" = --max-hours ]; then
-  [[ "${2:-}" =~ ^[0-9]+([.][0-9]+)?$ ]] \
-    || { echo "error: --max-hours takes a number of hours, got '${2:-}'" >&2; exit 2; }
-  max_hours=(--max-hours "$2"); shift 2
-fi
+while [[ "${1:-}" == --* ]]; do
+  case "$1" in
+    --max-hours)
+      [[ "${2:-}" =~ ^[0-9]+([.][0-9]+)?$ ]] \
+        || { echo "error: --max-hours takes a number of hours, got '${2:-}'" >&2; exit 2; }
+      max_hours=(--max-hours "$2"); shift 2 ;;
+    --stop-by)
+      stop_by=$(date -d "${2:-}" +%s 2>/dev/null) && [[ "${2:-}" == *[0-9]* ]] \
+        || { echo "error: --stop-by takes a time (date -d: '18:00', '2026-12-08 03:30'), got" \
+                  "'${2:-}'" >&2; exit 2; }
+      [ "$stop_by" -gt "$(date +%s)" ] \
+        || { echo "error: --stop-by $2 is $(date -d "@$stop_by") and has passed" >&2; exit 2; }
+      shift 2 ;;
+    *) echo "error: unknown option $1 (--max-hours H, --stop-by TIME)" >&2; exit 2 ;;
+  esac
+done
 archive=$checkout/results/archive/study
 # the newest commit (by commit date) that trained archived runs
 trained_at=$(python3 -c 'import json,sys; runs=json.load(open(sys.argv[1]))["runs"]
@@ -115,6 +128,17 @@ for job in "${jobs[@]}"; do
   if ! flock -n 8; then
     echo "study: job $n of ${#jobs[@]}: $target is being trained by another sitting: skipped" \
       >> results/study.log
+    exec 8>&-
+    continue
+  fi
+  # a sitting that must end by a time (the machine's session) starts only what it can finish,
+  # with a margin of a tenth for a slower task: a job cut off loses all of its work on a machine
+  # that does not keep its disk
+  if [ -n "$stop_by" ] && { [ "$hours" = nan ] || python -c 'import sys, time
+late = time.time() + 1.1 * 3600 * float(sys.argv[1]) > float(sys.argv[2])
+sys.exit(0 if late else 1)' "$hours" "$stop_by"; }; then
+    echo "study: job $n of ${#jobs[@]}: $target (estimated $hours h) would not end by" \
+      "$(date -d "@$stop_by" +%H:%M): skipped" >> results/study.log
     exec 8>&-
     continue
   fi

@@ -154,6 +154,14 @@ def test_pending_lists_the_jobs_the_archive_lacks_cheapest_first(runs, tmp_path)
                             ("qsm", "toy_bimodal", 0, "mq_sweep", "00000000000b")])
     [(target, hours)] = archive.pending(other, out)
     assert target.endswith("00000000000b/block_0.done") and np.isnan(hours)
+    # a task's first run of a role is estimated from the same algorithm and role on other tasks
+    another_task = write_manifest(tmp_path / "another.json", root,
+                                  [("qsm", "toy_bimodal", 0, "audit"),
+                                   ("qsm", "toy_quadmodal", 0, "audit", "00000000000c"),
+                                   ("sac", "toy_quadmodal", 0, "audit", "00000000000d")])
+    assert archive.pending(another_task, out) == [
+        (f"{root}/qsm/toy_quadmodal/00000000000c/block_0.done", pytest.approx(seconds / 3600)),
+        (f"{root}/sac/toy_quadmodal/00000000000d/block_0.done", pytest.approx(np.nan, nan_ok=True))]
 
 
 def test_pending_puts_the_first_roles_or_tasks_first_then_seed_by_seed(tmp_path):
@@ -174,6 +182,17 @@ def test_pending_puts_the_first_roles_or_tasks_first_then_seed_by_seed(tmp_path)
     assert order(first=["audit"], seed_major=True) == [
         ("td3", "block_0.done"), ("td3", "block_1.done"), ("qsm", "block_0.done"),
         ("sac", "block_0.done"), ("qsm", "block_1.done"), ("sac", "block_1.done")]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--stop-by", "soon"], "--stop-by takes a time"),
+    (["--stop-by", "2000-01-01 00:00"], "has passed"),
+    (["--max-hours", "one"], "--max-hours takes a number of hours"),
+    (["--until", "18:00"], "unknown option --until")])
+def test_study_script_refuses_bad_options_before_it_trains(args, says):
+    proc = subprocess.run(["bash", "scripts/study.sh", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 2 and says in proc.stderr, proc.stderr
 
 
 COMMITTED = sorted(p.parent for p in (ROOT / "results" / "archive").glob("*/MANIFEST.json"))

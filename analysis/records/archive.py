@@ -228,7 +228,10 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
                 continue
             target = f"{run_dir}/block_{'_'.join(str(e.seed) for e in block)}.done"
             hours = typical_hours(finished, block[0].algo, block[0].task,
-                                  block[0].configuration) * len(block)
+                                  block[0].configuration)
+            if math.isnan(hours):  # a task's first run: the same algorithm, role and budget's
+                hours = other_tasks_hours(finished, block[0])
+            hours *= len(block)
             rank = min([first.index(k) for k in (role, block[0].task) if k in first],
                        default=len(first))
             if target not in jobs or rank < jobs[target][1][0]:  # a run of two roles: the earlier
@@ -237,6 +240,17 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
     order = sorted(jobs.items(), key=lambda job: job[1][1])
     return [(t, h) for t, (h, _) in order
             if max_hours is None or math.isnan(h) or h <= max_hours]
+
+
+def other_tasks_hours(finished, entry) -> float:
+    """The estimate of a run none of whose configuration's seeds has finished (a task's first
+    run): the median hours of the same algorithm's finished runs of the same role (a role's runs
+    share a budget: the configuration's budget, or the audit's) on other tasks, slow ones left
+    out. The cost is mostly the updates; a task's physics changes it by tens of percent. NaN
+    without such runs."""
+    peers = finished[(finished["algo"] == entry.algo) & (finished["role"] == entry.role)
+                     & ~finished["slow"].astype(bool)]
+    return float(peers["hours"].median()) if len(peers) else math.nan
 
 
 def build_parser() -> argparse.ArgumentParser:
