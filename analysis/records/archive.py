@@ -208,7 +208,7 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
     held = {(r["algo"], r["task"], r["run_id"], r["seed"]): Path(archive) / r["path"]
             for r in read_archive(Path(archive))["runs"]}
     # here: the pipeline's DAG imports this module, and the cost table needs pandas
-    from analysis.training.profile import flag_slow, run_cost, typical_hours
+    from analysis.training.profile import flag_slow, other_tasks_hours, run_cost, typical_hours
     # A run this commit trained is listed at the sitting's run directory; a fresh worktree (a new
     # machine, or the other core's) has it only in the archive, whose copy has its timing.csv.
     costs = flag_slow(run_cost(dataclasses.replace(manifest, runs=tuple(
@@ -230,7 +230,7 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
             hours = typical_hours(finished, block[0].algo, block[0].task,
                                   block[0].configuration)
             if math.isnan(hours):  # a task's first run: the same algorithm, role and budget's
-                hours = other_tasks_hours(finished, block[0])
+                hours = other_tasks_hours(finished, block[0].algo, block[0].role)
             hours *= len(block)
             rank = min([first.index(k) for k in (role, block[0].task) if k in first],
                        default=len(first))
@@ -240,17 +240,6 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
     order = sorted(jobs.items(), key=lambda job: job[1][1])
     return [(t, h) for t, (h, _) in order
             if max_hours is None or math.isnan(h) or h <= max_hours]
-
-
-def other_tasks_hours(finished, entry) -> float:
-    """The estimate of a run none of whose configuration's seeds has finished (a task's first
-    run): the median hours of the same algorithm's finished runs of the same role (a role's runs
-    share a budget: the configuration's budget, or the audit's) on other tasks, slow ones left
-    out. The cost is mostly the updates; a task's physics changes it by tens of percent. NaN
-    without such runs."""
-    peers = finished[(finished["algo"] == entry.algo) & (finished["role"] == entry.role)
-                     & ~finished["slow"].astype(bool)]
-    return float(peers["hours"].median()) if len(peers) else math.nan
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -282,12 +282,24 @@ def _peers(finished: pd.DataFrame, algo, task, settings) -> pd.DataFrame:
                     & finished["setting"].isin(set(settings))]
 
 
+def _median_hours(runs: pd.DataFrame) -> float:
+    """The median hours of finished runs, slow ones left out (:func:`flag_slow`); NaN without."""
+    hours = runs.loc[~runs["slow"].astype(bool), "hours"]
+    return float(hours.median()) if len(hours) else np.nan
+
+
 def typical_hours(finished: pd.DataFrame, algo, task, run_setting) -> float:
     """What a run not finished is projected at: the median hours of its peers (:func:`_peers`),
-    slow ones left out (:func:`flag_slow`); NaN without peers."""
-    peers = _peers(finished, algo, task, {run_setting})
-    hours = peers.loc[~peers["slow"].astype(bool), "hours"]
-    return float(hours.median()) if len(hours) else np.nan
+    slow ones left out; NaN without peers."""
+    return _median_hours(_peers(finished, algo, task, {run_setting}))
+
+
+def other_tasks_hours(finished: pd.DataFrame, algo, role) -> float:
+    """A guess for a run none of whose configuration's seeds has finished (a task's first run):
+    the median hours of the same algorithm's finished runs of the same role, whatever the task
+    (a role's runs share a budget; the updates are most of the cost, a task's physics changes it
+    by tens of percent), slow ones left out; NaN without such runs."""
+    return _median_hours(finished[(finished["algo"] == algo) & (finished["role"] == role)])
 
 
 def typical_megabytes(finished: pd.DataFrame, algo, task, run_setting) -> float:
