@@ -688,6 +688,21 @@ def references_section(refs: pd.DataFrame) -> str:
     return "\n\n".join(out)
 
 
+def guessed_text(summary: pd.DataFrame) -> str:
+    """The cost of the groups with no projection, guessed from other tasks, where it can be."""
+    open_groups = summary[summary["hours_projected"].isna()]
+    guessed = open_groups["hours_guessed"] - open_groups["hours_measured"]
+    if open_groups.empty or guessed.isna().all():
+        return ""
+    unguessed = int(guessed.isna().sum())
+    total = summary["hours_projected"].fillna(summary["hours_guessed"]).sum()
+    return ("; a guess for " + ("those groups" if not unguessed else
+                                f"{len(open_groups) - unguessed} of those groups")
+            + ", at the median of the same algorithm's finished runs of the same role on other "
+            f"tasks (the updates are most of a run's cost; a task's physics changes it by tens "
+            f"of percent): **about {num(guessed.sum())} more, {num(total)} in all**")
+
+
 def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
     """What the training took: measured hours per group and the projection for the rest."""
     if summary.empty:
@@ -719,6 +734,7 @@ def cost_section(summary: pd.DataFrame, runs: pd.DataFrame) -> str:
             f"**{num(projected)}**"
             + (f", not counting {len(unestimated)} group(s) with no finished peer run yet "
                f"({', '.join(unestimated)})" if unestimated else "")
+            + guessed_text(summary)
             + ". Hours are each seed's share of the wall-clock of its run's timed phases "
             "(start-up and the final probe are not timed; time a process spent stopped counts). "
             "A run not finished is projected at the median of its peers, the finished runs of "

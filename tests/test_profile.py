@@ -191,3 +191,31 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
         "Of the 6 finished runs, 1 recorded 1 thread(s), 5 recorded no thread count." in text
     assert "core-hours measured** over 6 finished runs of 11" in cost_section(
         pd.read_csv(summary), runs.assign(threads=1))
+
+
+def test_a_tasks_first_runs_are_guessed_from_the_algorithms_runs_of_the_role_on_other_tasks():
+    from analysis.findings import cost_section
+
+    def run(task, algo, seed, hours, role="benchmark", steps_per_s=10.0):
+        return {"role": role, "task": task, "algo": algo, "seed": seed, "run_id": f"{algo}{task}",
+                "status": "complete" if hours == hours else "missing", "steps": 1000,
+                "device": "cpu", "block_size": 1, "threads": 1, "hours": hours,
+                "steps_per_s": steps_per_s if hours == hours else np.nan, "mb": 1.0,
+                "setting": f"{algo}-{task}"}
+    nan = np.nan
+    runs = pd.DataFrame([run("cheetah_run", "qsm", 0, 1.0), run("cheetah_run", "qsm", 1, 3.0),
+                         run("cheetah_run", "qsm", 2, 9.0, steps_per_s=1.0),   # slow: left out
+                         run("cheetah_run", "qsm", 3, nan),                    # projected: 2
+                         run("walker_run", "qsm", 0, nan), run("walker_run", "qsm", 1, nan),
+                         run("walker_run", "sac", 0, nan),                     # no sac anywhere
+                         run("toy_bimodal", "qsm", 0, nan, role="audit")])      # no audit qsm
+    summary = profile.cost_summary(profile.flag_slow(runs)).set_index(["role", "task", "algo"])
+    cheetah = summary.loc[("benchmark", "cheetah_run", "qsm")]
+    assert cheetah["hours_projected"] == cheetah["hours_guessed"] == pytest.approx(15.0)
+    walker = summary.loc[("benchmark", "walker_run", "qsm")]
+    assert pd.isna(walker["hours_projected"]) and walker["hours_guessed"] == pytest.approx(4.0)
+    assert pd.isna(summary.loc[("benchmark", "walker_run", "sac"), "hours_guessed"])
+    assert pd.isna(summary.loc[("audit", "toy_bimodal", "qsm"), "hours_guessed"])
+    text = cost_section(summary.reset_index(), profile.flag_slow(runs))
+    assert "not counting 3 group(s)" in text
+    assert "a guess for 1 of those groups" in text and "**about 4 more, 19 in all**" in text

@@ -201,7 +201,8 @@ OUTPUTS = (
                "plus, per run not finished, the median of the finished runs of the same "
                "algorithm, task, budget and hyperparameters, less runs under half of their "
                "peers' median speed; none for a configuration none of whose seeds has "
-               "finished). "
+               "finished, whose hours are instead guessed from the same algorithm's finished "
+               "runs of the same role on other tasks). "
                "Time a "
                "process spent stopped inside a phase counts; start-up and the final probe are "
                "not timed")),

@@ -221,8 +221,8 @@ def plot_cost_sweep(table: pd.DataFrame, kind, out_stem, provenance, used=None) 
 RUN_COST_COLUMNS = ["role", "task", "algo", "seed", "run_id", "status", "steps", "device",
                     "block_size", "threads", "hours", "steps_per_s", "mb", "setting"]
 SUMMARY_COLUMNS = ["role", "task", "algo", "runs", "finished", "slow", "peers", "hours_measured",
-                   "hours_median", "hours_min", "hours_max", "hours_projected", "mb_measured",
-                   "mb_projected"]
+                   "hours_median", "hours_min", "hours_max", "hours_projected", "hours_guessed",
+                   "mb_measured", "mb_projected"]
 #: A finished run slower than this share of its peers' median speed counts as slow.
 SLOW_FACTOR = 0.5
 
@@ -329,7 +329,8 @@ def cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
     settings, slow ones left out) and the projection for the whole group: the measured hours
     plus, for each run not finished, :func:`typical_hours` of its own setting; likewise the
     megabytes its runs keep (:func:`typical_megabytes`). A run not finished without peers
-    leaves the group without a projection (NaN)."""
+    leaves the group without a projection (NaN); `hours_guessed` is the projection where there
+    is one, else the guess of :func:`other_tasks_hours` for such runs (a task's first runs)."""
     rows = []
     finished = runs.dropna(subset=["hours"])
     for (role, task, algo), g in runs.groupby(["role", "task", "algo"], sort=True):
@@ -338,6 +339,8 @@ def cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
         typical = peers.loc[~peers["slow"].astype(bool), "hours"]
         unfinished = g.loc[g["hours"].isna(), "setting"]
         rest = [typical_hours(finished, algo, task, s) for s in unfinished]
+        guess = other_tasks_hours(finished, algo, role)
+        rest_guessed = [guess if np.isnan(h) else h for h in rest]
         rest_mb = [typical_megabytes(finished, algo, task, s) for s in unfinished]
         rows.append({"role": role, "task": task, "algo": algo, "runs": len(g),
                      "finished": len(hours), "slow": int(g["slow"].astype(bool).sum()),
@@ -346,6 +349,7 @@ def cost_summary(runs: pd.DataFrame) -> pd.DataFrame:
                      "hours_min": float(hours.min()) if len(hours) else np.nan,
                      "hours_max": float(hours.max()) if len(hours) else np.nan,
                      "hours_projected": float(hours.sum()) + float(np.sum(rest)),
+                     "hours_guessed": float(hours.sum()) + float(np.sum(rest_guessed)),
                      "mb_measured": float(g["mb"].sum()),
                      "mb_projected": float(g["mb"].sum()) + float(np.sum(rest_mb))})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
