@@ -196,19 +196,21 @@ def test_run_cost_counts_each_run_once_and_projects_the_rest_from_its_peers(tmp_
 def test_a_tasks_first_runs_are_guessed_from_the_algorithms_runs_of_the_role_on_other_tasks():
     from analysis.findings import cost_section
 
-    def run(task, algo, seed, hours, role="benchmark", steps_per_s=10.0):
+    def run(task, algo, seed, hours, role="benchmark", steps_per_s=10.0, value=""):
         return {"role": role, "task": task, "algo": algo, "seed": seed, "run_id": f"{algo}{task}",
                 "status": "complete" if hours == hours else "missing", "steps": 1000,
                 "device": "cpu", "block_size": 1, "threads": 1, "hours": hours,
                 "steps_per_s": steps_per_s if hours == hours else np.nan, "mb": 1.0,
-                "setting": f"{algo}-{task}"}
+                "setting": f"{algo}-{task}{value}"}
     nan = np.nan
     runs = pd.DataFrame([run("cheetah_run", "qsm", 0, 1.0), run("cheetah_run", "qsm", 1, 3.0),
                          run("cheetah_run", "qsm", 2, 9.0, steps_per_s=1.0),   # slow: left out
                          run("cheetah_run", "qsm", 3, nan),                    # projected: 2
                          run("walker_run", "qsm", 0, nan), run("walker_run", "qsm", 1, nan),
                          run("walker_run", "sac", 0, nan),                     # no sac anywhere
-                         run("toy_bimodal", "qsm", 0, nan, role="audit")])      # no audit qsm
+                         run("toy_bimodal", "qsm", 0, nan, role="audit"),       # no audit qsm
+                         run("toy_bimodal", "qsm", 1, 1.0, role="T_sweep", value="-T20"),
+                         run("toy_quadmodal", "qsm", 1, nan, role="T_sweep", value="-T20")])  # a sweep: no guess
     summary = profile.cost_summary(profile.flag_slow(runs)).set_index(["role", "task", "algo"])
     cheetah = summary.loc[("benchmark", "cheetah_run", "qsm")]
     assert cheetah["hours_projected"] == cheetah["hours_guessed"] == pytest.approx(15.0)
@@ -216,6 +218,7 @@ def test_a_tasks_first_runs_are_guessed_from_the_algorithms_runs_of_the_role_on_
     assert pd.isna(walker["hours_projected"]) and walker["hours_guessed"] == pytest.approx(4.0)
     assert pd.isna(summary.loc[("benchmark", "walker_run", "sac"), "hours_guessed"])
     assert pd.isna(summary.loc[("audit", "toy_bimodal", "qsm"), "hours_guessed"])
+    assert pd.isna(summary.loc[("T_sweep", "toy_quadmodal", "qsm"), "hours_guessed"])
     text = cost_section(summary.reset_index(), profile.flag_slow(runs))
-    assert "not counting 3 group(s)" in text
-    assert "a guess for 1 of those groups" in text and "**about 4 more, 19 in all**" in text
+    assert "not counting 4 group(s)" in text
+    assert "a guess for 1 of those groups" in text and "**about 4 more, 20 in all**" in text

@@ -229,7 +229,7 @@ def pending(manifest_path, archive, seed_block: int = 1, max_hours=None, first=(
             target = f"{run_dir}/block_{'_'.join(str(e.seed) for e in block)}.done"
             hours = typical_hours(finished, block[0].algo, block[0].task,
                                   block[0].configuration)
-            if math.isnan(hours):  # a task's first run: the same algorithm, role and budget's
+            if math.isnan(hours):  # a task's first run: the algorithm's runs on other tasks
                 hours = other_tasks_hours(finished, block[0].algo, block[0].role)
             hours *= len(block)
             rank = min([first.index(k) for k in (role, block[0].task) if k in first],

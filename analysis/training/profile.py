@@ -294,11 +294,18 @@ def typical_hours(finished: pd.DataFrame, algo, task, run_setting) -> float:
     return _median_hours(_peers(finished, algo, task, {run_setting}))
 
 
+#: The roles whose runs of one algorithm differ only in their task (one budget, the declared
+#: hyperparameters); a sweep's or a profile's runs differ in a value that can change their cost.
+SAME_SETTING_ROLES = ("benchmark", "audit")
+
+
 def other_tasks_hours(finished: pd.DataFrame, algo, role) -> float:
     """A guess for a run none of whose configuration's seeds has finished (a task's first run):
-    the median hours of the same algorithm's finished runs of the same role, whatever the task
-    (a role's runs share a budget; the updates are most of the cost, a task's physics changes it
-    by tens of percent), slow ones left out; NaN without such runs."""
+    the median hours of the same algorithm's finished runs of the same role on any task, slow
+    ones left out, for a role of SAME_SETTING_ROLES (the updates are most of a run's cost; a
+    task's physics changes it by tens of percent); NaN for other roles or without such runs."""
+    if role not in SAME_SETTING_ROLES:
+        return np.nan
     return _median_hours(finished[(finished["algo"] == algo) & (finished["role"] == role)])
 
 
