@@ -174,12 +174,17 @@ def benchmark_section(aggregate: pd.DataFrame, poi: pd.DataFrame,
     for algo in algos:
         a = aggregate[aggregate["algo"] == algo]
         first = a.iloc[0]
-        rows.append((algo, *(interval(a[a["metric"] == m].iloc[0]) for m, _ in metrics),
-                     int(first["n_runs"]), int(first["n_tasks"])))
-    out = [f"Tasks: {aggregate['tasks'].iloc[0].replace(';', ', ')}; "
-           f"{int(aggregate['runs_per_task'].iloc[0])} runs per task and algorithm enter "
-           "(rliable needs as many per task; extra seeds of a task are left out, listed in "
-           "`final_scores.md`).",
+        single = int(first["runs_per_task"]) < 2  # a bootstrap of one run per task has no spread
+        cells = [interval(a[a["metric"] == m].iloc[0]) for m, _ in metrics]
+        if single:
+            cells = [f"{c.split(' [')[0]} (one run per task: no interval)" for c in cells]
+        rows.append((algo, *cells, int(first["n_runs"]), int(first["n_tasks"])))
+    per_algo = aggregate.drop_duplicates("algo")
+    out = [f"Tasks: {aggregate['tasks'].iloc[0].replace(';', ', ')}; runs per task that enter, "
+           "per algorithm: "
+           + ", ".join(f"{r.algo} {int(r.runs_per_task)}" for r in per_algo.itertuples())
+           + " (rliable needs as many on every task; extra seeds of a task are left out, listed "
+           "in `final_scores.md`).",
            table(("algorithm", *(f"{label} [95% CI]" for _, label in metrics), "runs", "tasks"),
                  rows)]
     if not poi.empty:
