@@ -700,7 +700,7 @@ def guessed_text(summary: pd.DataFrame) -> str:
     if open_groups.empty or guessed.isna().all():
         return ""
     unguessed = int(guessed.isna().sum())
-    total = summary["hours_projected"].fillna(summary["hours_guessed"]).sum()
+    total = summary["hours_guessed"].sum()  # the projection wherever there is one
     return ("; a guess for " + ("those groups" if not unguessed else
                                 f"{len(open_groups) - unguessed} of those groups")
             + ", at the median of the same algorithm's finished runs of the same role on other "
