@@ -135,3 +135,32 @@ def test_pattern_law_counts_the_faces_a_policy_uses():
     law = mixed.pattern_law(inside)
     assert law["patterns"] == {"00": 1.0} and law["pattern_entropy"] == 0.0
     assert np.isnan(law["balance"]).all()
+
+
+@pytest.mark.parametrize("d", [1, 2, 6, 12, 39, 40])
+def test_unique_patterns_are_numpys_unique_rows_in_the_same_order(d):
+    rng = np.random.default_rng(d)
+    # skewed, so that some patterns repeat and others are rare
+    b = rng.choice(np.array([-1, 0, 1], np.int8), size=(500, d), p=[0.2, 0.7, 0.1])
+    b[:100] = b[0]
+    want_keys, want_inverse, want_counts = np.unique(b, axis=0, return_inverse=True,
+                                                     return_counts=True)
+    keys, inverse, counts = mixed.unique_patterns(b, return_inverse=True)
+    assert keys.dtype == b.dtype and np.array_equal(keys, want_keys)
+    assert np.array_equal(inverse.ravel(), want_inverse.ravel())
+    assert np.array_equal(counts, want_counts)
+    empty_keys, empty_counts = mixed.unique_patterns(b[:0])
+    assert empty_keys.shape == (0, d) and len(empty_counts) == 0
+
+
+def test_has_atoms_finds_exactly_the_repeated_rows():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(300, 3))
+    assert not mixed.has_atoms(x)
+    y = x.copy()
+    y[200] = y[17]  # one repeated sample, far apart in the array
+    assert mixed.has_atoms(y)
+    z = x.copy()
+    z[5, :2] = z[9, :2]  # equal in two of three coordinates: not the same sample
+    assert not mixed.has_atoms(z)
+    assert mixed.has_atoms(np.array([0.3, 0.1, 0.3])) and not mixed.has_atoms(np.zeros((0, 2)))

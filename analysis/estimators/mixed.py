@@ -66,7 +66,7 @@ import numpy as np
 from analysis.estimators.samples import sample_matrix
 
 __all__ = ["ATOM_TOL", "MIN_PART_WEIGHT", "MIN_PART_SAMPLES", "MIN_KL_SAMPLES", "NEAR_BOUND",
-           "bound_pattern", "pattern_law", "pattern_text",
+           "bound_pattern", "pattern_law", "pattern_text", "unique_patterns",
            "bound_mass", "has_atoms", "mixed_summary", "interior_gaussian_fit_kl", "mixed_kl",
            "pattern_kl"]
 
@@ -97,7 +97,26 @@ def bound_pattern(x: np.ndarray) -> np.ndarray:
 def has_atoms(x: np.ndarray) -> bool:
     """Some sample value occurs more than once: a point mass somewhere (on a bound or inside)."""
     x = np.asarray(x)
-    return bool(len(x) and len(np.unique(x, axis=0)) < len(x))
+    if x.ndim != 2 or x.shape[1] == 0:
+        return bool(len(x) and len(np.unique(x, axis=0)) < len(x))
+    rows = x[np.lexsort(x.T[::-1])]  # equal rows end up adjacent (np.unique's test, 3x faster)
+    return bool((rows[1:] == rows[:-1]).all(axis=1).any())
+
+
+def unique_patterns(b: np.ndarray, return_inverse: bool = False):
+    """``np.unique(b, axis=0, return_counts=True)`` (and ``return_inverse``) for bound patterns
+    b (n, d) in {-1, 0, +1}: the same rows in the same (lexicographic) order, found from each
+    row's base-3 code. The audit splits every sample into its parts once per pair of algorithms,
+    and np.unique over rows is 10x slower."""
+    b = np.asarray(b)
+    n, d = b.shape
+    if d > 39:  # 3**40 overflows int64
+        return np.unique(b, axis=0, return_inverse=return_inverse, return_counts=True)
+    place = 3 ** np.arange(d - 1, -1, -1, dtype=np.int64)  # first coordinate most significant
+    codes, inverse, counts = np.unique((b.astype(np.int64) + 1) @ place, return_inverse=True,
+                                       return_counts=True)
+    keys = ((codes[:, None] // place[None, :]) % 3 - 1).astype(b.dtype)
+    return (keys, inverse, counts) if return_inverse else (keys, counts)
 
 
 def bound_mass(x: Any) -> dict:
@@ -106,7 +125,7 @@ def bound_mass(x: Any) -> dict:
     n, d = b.shape
     on = b != 0
     corner = on.all(axis=1)
-    corners, counts = (np.unique(b[corner], axis=0, return_counts=True) if corner.any()
+    corners, counts = (unique_patterns(b[corner]) if corner.any()
                        else (np.zeros((0, d), np.int8), np.zeros(0, int)))
     return {"lower": (b == -1).mean(axis=0), "upper": (b == 1).mean(axis=0),
             "interior": float((~on.any(axis=1)).mean()), "corner": float(corner.mean()),
@@ -128,7 +147,7 @@ def pattern_law(x: Any) -> dict:
     over the faces of the box."""
     b = bound_pattern(x)
     n, d = b.shape
-    keys, counts = np.unique(b, axis=0, return_counts=True)
+    keys, counts = unique_patterns(b)
     order = np.argsort(-counts, kind="stable")
     share = counts[order] / n
     on_lower, on_upper = (b == -1).sum(axis=0), (b == 1).sum(axis=0)
@@ -162,7 +181,7 @@ def parts(x: Any) -> list[Part]:
     """The samples split by bound pattern, heaviest part first."""
     x = _box(x)
     b = bound_pattern(x)
-    keys, inverse, counts = np.unique(b, axis=0, return_inverse=True, return_counts=True)
+    keys, inverse, counts = unique_patterns(b, return_inverse=True)
     inverse = inverse.ravel()
     out = []
     for i in np.argsort(-counts, kind="stable"):
@@ -231,8 +250,8 @@ def pattern_kl(bp: np.ndarray, bq: np.ndarray,
                pseudocount: float = PATTERN_PSEUDOCOUNT) -> tuple[float, float]:
     """(discrete KL between the bound-pattern laws of two samples, P's mass on patterns Q never
     produced).  P: plug-in frequencies; Q: counts + pseudocount over the patterns seen in either."""
-    keys_p, cp = np.unique(bp, axis=0, return_counts=True)
-    keys_q, cq = np.unique(bq, axis=0, return_counts=True)
+    keys_p, cp = unique_patterns(bp)
+    keys_q, cq = unique_patterns(bq)
     q_count = {tuple(k): c for k, c in zip(keys_q.tolist(), cq)}
     support = {tuple(k) for k in keys_p.tolist()} | set(q_count)
     q_total = len(bq) + pseudocount * len(support)
