@@ -175,9 +175,8 @@ def benchmark_section(aggregate: pd.DataFrame, poi: pd.DataFrame,
         a = aggregate[aggregate["algo"] == algo]
         first = a.iloc[0]
         single = int(first["runs_per_task"]) < 2  # a bootstrap of one run per task has no spread
-        cells = [interval(a[a["metric"] == m].iloc[0]) for m, _ in metrics]
-        if single:
-            cells = [f"{c.split(' [')[0]} (one run per task: no interval)" for c in cells]
+        cells = [f"{num(r['estimate'])} (one run per task: no interval)" if single
+                 else interval(r) for r in (a[a["metric"] == m].iloc[0] for m, _ in metrics)]
         rows.append((algo, *cells, int(first["n_runs"]), int(first["n_tasks"])))
     per_algo = aggregate.drop_duplicates("algo")
     out = [f"Tasks: {aggregate['tasks'].iloc[0].replace(';', ', ')}; runs per task that enter, "
