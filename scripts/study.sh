@@ -3,6 +3,7 @@
 # the machine's other core stays free and changes to the checkout never touch runs in progress.
 #
 #   bash scripts/study.sh [--max-hours H] [--stop-by TIME] [COMMIT]  # train what the archive lacks
+#     (TIME as date -d reads it; a clock time alone that has passed today is tomorrow's)
 #   bash scripts/study.sh archive [COMMIT]           # copy finished runs into results/archive/study
 #
 # COMMIT defaults to the commit that trained the runs already archived (results/archive/study/
@@ -23,6 +24,9 @@
 # QSM_EXTRAS=official), with the worktree's sources first on the path. Everything is pinned to one
 # CPU (the last, or $QSM_STUDY_CPU): XLA sizes its thread pool from the CPUs it may use, and the
 # official learners' JAX would otherwise take both cores whatever its flags say.
+# One block, parsed whole before it runs: bash otherwise reads a script as it goes, and an edit to
+# this file (a checkout's pull) would change the sittings that run it, for hours.
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 checkout=$(pwd)
@@ -40,8 +44,13 @@ while [[ "${1:-}" == --* ]]; do
       stop_by=$(date -d "${2:-}" +%s 2>/dev/null) && [[ "${2:-}" == *[0-9]* ]] \
         || { echo "error: --stop-by takes a time (date -d: '18:00', '2026-12-08 03:30'), got" \
                   "'${2:-}'" >&2; exit 2; }
+      # a clock time alone that has passed today means tomorrow's (a sitting past midnight)
+      if [ "$stop_by" -le "$(date +%s)" ] && [[ "$2" =~ ^[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$ ]]; then
+        stop_by=$(date -d "tomorrow $2" +%s)
+      fi
       [ "$stop_by" -gt "$(date +%s)" ] \
         || { echo "error: --stop-by $2 is $(date -d "@$stop_by") and has passed" >&2; exit 2; }
+      echo "study: starting no job estimated to end after $(date -d "@$stop_by" '+%F %H:%M')" >&2
       shift 2 ;;
     *) echo "error: unknown option $1 (--max-hours H, --stop-by TIME)" >&2; exit 2 ;;
   esac
@@ -163,3 +172,5 @@ sys.exit(0 if late else 1)' "$hours" "$stop_by"; }; then
   exec 8>&-
 done
 echo "study: done at $(date -u +%H:%M); $n jobs tried" >> results/study.log
+exit
+}

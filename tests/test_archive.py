@@ -1,6 +1,7 @@
 """The run archive: finished runs copied with checksums, and every committed archive verified."""
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import subprocess
@@ -193,6 +194,17 @@ def test_study_script_refuses_bad_options_before_it_trains(args, says):
     proc = subprocess.run(["bash", "scripts/study.sh", *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+
+
+def test_study_script_reads_a_passed_clock_time_as_tomorrows():
+    """A sitting that ends after midnight: --stop-by 00:00 (always passed today) is tomorrow's
+    midnight, not an error. The bad option after it stops the script before it trains."""
+    days = [datetime.date.today() + datetime.timedelta(days=1)]
+    proc = subprocess.run(["bash", "scripts/study.sh", "--stop-by", "00:00", "--until", "x"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    days.append(datetime.date.today() + datetime.timedelta(days=1))  # the test may span midnight
+    assert proc.returncode == 2 and "unknown option --until" in proc.stderr, proc.stderr
+    assert any(f"end after {d.isoformat()} 00:00" in proc.stderr for d in days), proc.stderr
 
 
 COMMITTED = sorted(p.parent for p in (ROOT / "results" / "archive").glob("*/MANIFEST.json"))
