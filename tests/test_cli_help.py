@@ -14,7 +14,7 @@ from conftest import ROOT, python_env
 MODULES = ["qsm.train", "qsm.policy", "qsm.contract.rundir", "qsm.runtime.gpu_slots",
            "qsm.declare.hparams_docs", "analysis.records.manifest", "analysis.records.archive",
            "analysis.benchmark.aggregate", "analysis.benchmark.stats", "analysis.benchmark.figures",
-           "analysis.audit.cli", "analysis.training.profile", "analysis.training.fidelity",
+           "analysis.audit.cli", "analysis.audit.scale_model", "analysis.training.profile", "analysis.training.fidelity",
            "analysis.training.diagnostics", "benchmarks/calibration.py",
            "workflow/scripts/official_baseline.py"]
 

@@ -1,0 +1,111 @@
+"""The score-scale model (analysis.audit.scale_model) on hand-made runs whose predictions are
+computed by hand."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from analysis.audit.scale_model import (PAPER_SETTING, PREDICTION_COLUMNS, ScaleRun, coord_bound_at,
+                                        score_scale_predictions, toy_curve)
+from conftest import ROOT
+from contract import run_config, seed_dir, write_manifest
+from qsm.contract.rundir import TIMING_PHASES, SeedRunWriter
+
+NAN = math.nan
+
+
+def toy(task, m_q, rms, share, T=5, form="constant"):
+    return ScaleRun("qsm", task, "audit", (m_q, T, form), True, 10.0, rms, share, 1)
+
+
+def bench(algo, task, q=NAN, rms=NAN, d=2, setting=PAPER_SETTING):
+    return ScaleRun(algo, task, "benchmark", setting if algo == "qsm" else None, False, q, rms,
+                    0.5, d)
+
+
+# the toy curve: share 0.1 at RMS 1, 0.5 at RMS 4, 1.0 at RMS 16 (medians of each toy and M_q)
+TOYS = [toy("toy_a", 1.0, 0.9, 0.05), toy("toy_a", 1.0, 1.0, 0.1), toy("toy_a", 1.0, 1.1, 0.2),
+        toy("toy_a", 5.0, 4.0, 0.5),
+        toy("toy_b", 50.0, 16.0, 1.0), toy("toy_b", 50.0, 16.0, 1.0),
+        # off the paper's sampler (T 20; the sigma-scaled target): not on the curve
+        toy("toy_a", 1.0, 2.0, 0.0, T=20), toy("toy_a", 5.0, 2.0, 0.0, form="sigma_scaled")]
+
+
+def test_the_toy_curve_takes_each_settings_median_at_the_papers_sampler_and_never_falls():
+    rms, share = toy_curve(TOYS)
+    assert rms.tolist() == [1.0, 4.0, 16.0] and share.tolist() == [0.1, 0.5, 1.0]
+    # a toy whose share falls as the score grows is flattened: more score, no less on the bounds
+    rms, share = toy_curve(TOYS + [toy("toy_c", 20.0, 8.0, 0.3)])
+    assert rms.tolist() == [1.0, 4.0, 8.0, 16.0] and share.tolist() == [0.1, 0.5, 0.5, 1.0]
+    with pytest.raises(ValueError, match="two or more score scales"):
+        toy_curve(TOYS[:3])
+
+
+def test_the_curve_is_read_log_linearly_and_clamped_at_its_ends():
+    rms, share = toy_curve(TOYS)
+    assert coord_bound_at(rms, share, 2.0) == pytest.approx(0.3)   # halfway from 1 to 4 in log
+    assert coord_bound_at(rms, share, 8.0) == pytest.approx(0.75)
+    assert coord_bound_at(rms, share, 0.01) == 0.1 and coord_bound_at(rms, share, 1e3) == 1.0
+
+
+def test_predictions_scale_td3s_q_by_the_calibration_ratios_and_read_the_toy_curve():
+    runs = TOYS + [
+        # calibration: QSM RMS / TD3 Q = 10 / 20 = 0.5 on task_a, 5 / 20 = 0.25 on task_b
+        bench("qsm", "task_a", rms=9.0), bench("qsm", "task_a", rms=10.0),
+        bench("qsm", "task_a", rms=11.0), bench("td3", "task_a", q=20.0),
+        bench("qsm", "task_b", rms=5.0), bench("td3", "task_b", q=20.0),
+        # a QSM run at another setting does not calibrate
+        bench("qsm", "task_b", rms=500.0, setting=(5.0, 5, "constant")),
+        # to predict: TD3's median Q 4 (seeds at 3, 4, 100), 2 action coordinates
+        bench("td3", "task_c", q=3.0), bench("td3", "task_c", q=4.0), bench("td3", "task_c", q=100.0),
+        # no TD3 run: nothing to predict from; SAC's Q is not read
+        bench("sac", "task_d", q=50.0)]
+    df = score_scale_predictions(runs)
+    assert list(df.columns) == PREDICTION_COLUMNS
+    assert df["task"].tolist() == ["task_a", "task_b", "task_c"]
+    assert df["kind"].tolist() == ["calibration", "calibration", "prediction"]
+    c = df.set_index("task").loc["task_c"]
+    assert (c["td3_q_mean"], c["n_td3_seeds"], c["act_dim"]) == (4.0, 3, 2)
+    assert (c["ratio_low"], c["ratio_high"]) == (0.25, 0.5)
+    assert c["calibration_tasks"] == "task_a task_b"
+    assert (c["rms_low"], c["rms_high"]) == (1.0, 2.0)
+    assert c["coord_bound_low"] == pytest.approx(0.1) and c["coord_bound_high"] == pytest.approx(0.3)
+    # two coordinates, each on a bound with share p, independently
+    assert c["mass_any_bound_low"] == pytest.approx(1 - 0.9 ** 2)
+    assert c["mass_any_bound_high"] == pytest.approx(1 - 0.7 ** 2)
+    assert c["mass_corner_low"] == pytest.approx(0.01) and c["mass_corner_high"] == pytest.approx(0.09)
+    assert not c["predicted_on_bounds"]
+    a = df.set_index("task").loc["task_a"]  # RMS 5 to 10: p from 0.58 to 0.83, any >= 0.82
+    assert a["rms_low"] == 5.0 and a["rms_high"] == 10.0
+    assert a["coord_bound_low"] == pytest.approx(0.5 + 0.5 * math.log(5 / 4) / math.log(4))
+    assert not a["predicted_on_bounds"]  # 1 - (1 - 0.58)^2 = 0.82 < 0.9
+
+
+def test_no_task_with_both_qsm_and_td3_runs_is_an_error():
+    with pytest.raises(ValueError, match="nothing to calibrate"):
+        score_scale_predictions(TOYS + [bench("td3", "task_c", q=4.0)])
+
+
+def test_the_command_refuses_a_manifest_it_cannot_calibrate_on(tmp_path):
+    """Runs without training diagnostics (no Q logged): a clear error and exit status 2."""
+    listed = []
+    for algo in ("qsm", "td3"):
+        w = SeedRunWriter(seed_dir(tmp_path, algo, "cheetah_run", 0))
+        w.write_config(run_config(algo, "cheetah_run", 0, act_dim=2))
+        w.add_eval(0, [1.0], wall_time_s=0.0)
+        w.write_timing([{"phase": p, "calls": 1, "total_s": 1.0, "env_steps": 1, "block_size": 1,
+                         "device": "cpu"} for p in TIMING_PHASES])
+        a = np.zeros((2, 5, 2))
+        w.write_probe_actions(np.zeros((2, 3)), a, a)
+        w.write_status("complete", 1000)
+        listed.append((algo, "cheetah_run", 0, "benchmark"))
+    manifest = write_manifest(tmp_path / "manifest.json", tmp_path, listed)
+    proc = subprocess.run([sys.executable, "-m", "analysis.audit.scale_model", "predict",
+                           "--manifest", str(manifest), "--out", str(tmp_path / "p.csv")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "nothing to calibrate" in proc.stderr and not (tmp_path / "p.csv").exists()
