@@ -456,6 +456,85 @@ def scale_section(scale: pd.DataFrame) -> str:
                      "mass on a bound there", "note"), rows))
 
 
+def scale_predictions_rows(predictions: pd.DataFrame, runs: pd.DataFrame) -> list[dict]:
+    """Per task of the committed score-scale predictions: the prediction, and what QSM's
+    complete benchmark runs learned (audit_runs.csv, policy distribution): their number, median
+    score-target RMS, mean masses on the bounds and whether they agree."""
+    from analysis.audit.scale_model import agrees
+    mine = (runs[(runs["algo"] == "qsm") & (runs["role"] == "benchmark")
+                 & (runs["distribution"] == "policy") & (runs["status"] == "complete")]
+            if not runs.empty else runs)
+    out = []
+    for _, p in predictions.iterrows():
+        r = mine[mine["task"] == p["task"]] if not mine.empty else mine
+        row = {"p": p, "n": len(r)}
+        if len(r):
+            row.update(rms=float(r["score_target_rms"].median()),
+                       any=float(r["mass_any_bound"].mean()), corner=float(r["mass_corner"].mean()),
+                       any_seeds=", ".join(num(v, 2) for v in r.sort_values("seed")["mass_any_bound"]))
+            row["agrees"] = agrees(p, row["rms"], row["any"])
+        out.append(row)
+    return out
+
+
+def scale_predictions_section(predictions: pd.DataFrame, runs: pd.DataFrame, commit: str) -> str:
+    """The score-scale model's committed predictions beside QSM's benchmark runs."""
+    from analysis.audit.scale_model import MASS_TOLERANCE, RMS_FACTOR
+    if predictions.empty:
+        return "No committed score-scale predictions in this configuration."
+    rows = []
+    for x in scale_predictions_rows(predictions, runs):
+        p = x["p"]
+        kind = "in-sample" if p["kind"] == "calibration" else "prediction"
+        predicted = (f"{num(p['rms_low'])} to {num(p['rms_high'])}",
+                     f"{num(p['mass_any_bound_low'], 2)} to {num(p['mass_any_bound_high'], 2)}",
+                     f"{num(p['mass_corner_low'], 2)} to {num(p['mass_corner_high'], 2)}")
+        if not x["n"]:
+            rows.append((p["task"], kind, num(p["td3_q_mean"]), predicted[0], "", predicted[1],
+                         "", predicted[2], "", "not trained yet"))
+            continue
+        rows.append((p["task"], kind, num(p["td3_q_mean"]), predicted[0],
+                     f"{num(x['rms'])} ({counted(x['n'], 'seed')})", predicted[1],
+                     f"{num(x['any'], 2)} ({x['any_seeds']})", predicted[2], num(x["corner"], 2),
+                     ("yes" if x["agrees"] else "**no**")
+                     + (" (in-sample)" if kind == "in-sample" else "")))
+    return (f"Predictions of the score-scale model (`analysis/audit/scale_model.py`), committed "
+            f"at {commit} (`docs/predictions/score_scale_predictions.csv`) before the first QSM "
+            f"run of the tasks they predict finished. The model: QSM's score-target RMS is "
+            f"proportional to the task's Q level, which TD3's critic measures too (the ratio "
+            f"calibrated on the tasks marked in-sample, {num(predictions['ratio_low'].iloc[0])} "
+            f"to {num(predictions['ratio_high'].iloc[0])}); the toys at the paper's sampler give "
+            f"the share of each coordinate on a bound at that RMS; coordinates fall on bounds "
+            f"independently. A task agrees when its QSM runs' median score-target RMS lies within "
+            f"the predicted range widened by a factor of {RMS_FACTOR:g} each way, and their mean "
+            f"mass with a coordinate on a bound within the predicted range +- "
+            f"{MASS_TOLERANCE:g}; the corner mass (every coordinate on a bound) is shown, not "
+            f"judged. Policy distribution; TD3's Q: median end-of-training mean Q of its seeds "
+            f"when the predictions were made.\n\n"
+            + table(("task", "kind", "TD3's Q", "predicted score-target RMS", "learned (median)",
+                     "predicted mass on a bound", "learned (mean; per seed)",
+                     "predicted mass in corners", "learned", "agree"), rows))
+
+
+def scale_predictions_point(predictions: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """The verdict's sentence on the score-scale predictions (empty without predictions)."""
+    if predictions.empty:
+        return ""
+    tested = [x for x in scale_predictions_rows(predictions, runs)
+              if x["p"]["kind"] == "prediction"]
+    done = [x for x in tested if x["n"]]
+    waiting = [x["p"]["task"] for x in tested if not x["n"]]
+    text = (f"**Score scale on the benchmark tasks** (predictions committed before the runs): "
+            f"{sum(x['agrees'] for x in done)} of {len(done)} tasks trained so far agree")
+    if done:
+        text += " (" + "; ".join(
+            f"{x['p']['task']}: {'agrees' if x['agrees'] else 'disagrees'}, predicted "
+            f"{'on the bounds' if x['p']['predicted_on_bounds'] else 'mostly off the bounds'}, "
+            f"mass on a bound {num(x['any'], 2)}, score-target RMS {num(x['rms'])} "
+            f"({counted(x['n'], 'seed')})" for x in done) + ")"
+    return text + (f"; not trained yet: {', '.join(waiting)}" if waiting else "") + "."
+
+
 # -- the verdict, point by point: each sentence from a table -----------------------------------
 
 def paper_setting() -> tuple[float, int, str]:
@@ -492,10 +571,11 @@ def _learns(r) -> bool:
     return r["n_learned"] * 2 > r["n_seeds"]
 
 
-def verdict_points(modes, initial, status, oracle, scale, toy_optima) -> str:
+def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchmark=()) -> str:
     """The section's conclusions, one point per part of the question, each computed from the
     tables the subsections below show: the paper's demonstration, the kind of multimodality on
-    each benchmark task, learning against the sampler (the oracle's agreement), geometry, sampler
+    each benchmark task (followed by `on_benchmark`, points already written), learning against
+    the sampler (the oracle's agreement), geometry, sampler
     steps, target form and score scale; and which parts of the algorithm the evidence points to."""
     from analysis.audit.oracle import AGREEMENT
     M_q, T, form = paper_setting()
@@ -537,6 +617,7 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima) -> str:
                       + ". ".join(described)
                       + (". " if described and without else "")
                       + (f"No QSM run yet on {', '.join(without)}" if without else "") + ".")
+    points += [p for p in on_benchmark if p]
 
     qsm_oracle = (oracle[(oracle["algo"] == "qsm") & (oracle["other_hparams"].fillna("") == "")]
                   if not oracle.empty else oracle)
@@ -627,7 +708,8 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima) -> str:
 
 
 def verdict_section(modes, initial, status, predictions, oracle, steps, scale, commit,
-                    toy_optima=None) -> str:
+                    toy_optima=None, scale_predictions=None, scale_commit="",
+                    audit_runs=None) -> str:
     tasks = sorted(set(modes["task"])) if not modes.empty else []
     parts = [f"The paper's claim, in its own words: \"{PAPER_CLAIM}\" (abstract). Its evidence "
              f"of multimodality is a picture of a QSM policy's actions at the initial state of "
@@ -639,7 +721,10 @@ def verdict_section(modes, initial, status, predictions, oracle, steps, scale, c
              f"shows a kind when the lower end of the 95% interval over seeds of its count per "
              f"probe state exceeds 1."]
     toy_optima = pd.DataFrame() if toy_optima is None else toy_optima
-    points = verdict_points(modes, initial, status, oracle, scale, toy_optima)
+    scale_predictions = pd.DataFrame() if scale_predictions is None else scale_predictions
+    audit_runs = pd.DataFrame() if audit_runs is None else audit_runs
+    points = verdict_points(modes, initial, status, oracle, scale, toy_optima,
+                            [scale_predictions_point(scale_predictions, audit_runs)])
     if points:
         parts += ["### The verdict, point by point", "Each point is computed from the tables "
                   "of the subsections below, at the budgets and seeds it names.", points]
@@ -649,8 +734,11 @@ def verdict_section(modes, initial, status, predictions, oracle, steps, scale, c
     parts += [f"### The paper's demonstration: {DEMO_TASK} at its initial state",
               demonstration_section(initial, status),
               "### Predicted beside learned: the sampler with a perfect denoiser",
-              predictions_section(predictions, oracle, steps, commit),
-              "### Score scale", scale_section(scale)]
+              predictions_section(predictions, oracle, steps, commit)]
+    if not scale_predictions.empty:
+        parts += ["### Predicted beside learned: the score scale on the benchmark tasks",
+                  scale_predictions_section(scale_predictions, audit_runs, scale_commit)]
+    parts += ["### Score scale", scale_section(scale)]
     return "\n\n".join(parts)
 
 
@@ -853,7 +941,8 @@ def comparison_plan_section(plans: pd.DataFrame, reference: str, tasks) -> str:
 
 def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMAND,
              predictions: pd.DataFrame | None = None, predictions_commit: str = "",
-             reference: str = "qsm", tasks=None):
+             reference: str = "qsm", tasks=None, scale_predictions: pd.DataFrame | None = None,
+             scale_commit: str = ""):
     predictions = pd.DataFrame() if predictions is None else predictions
     status = read(tables, "run_status.csv")
     final = read(tables, "final_scores.csv")
@@ -909,7 +998,8 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
               verdict_section(read(tables, "modes_summary.csv"), read(tables, "initial_state.csv"),
                               status, predictions, read(tables, "oracle.csv"),
                               read(tables, "oracle_steps.csv"), read(tables, "scale_match.csv"),
-                              predictions_commit, read(tables, "toy_optima.csv"))]
+                              predictions_commit, read(tables, "toy_optima.csv"),
+                              scale_predictions, scale_commit, read(tables, "audit_runs.csv"))]
     for name, spec in manifest.sweeps.items():  # one section per sweep of the configuration
         parts += [f"## Sweep {name}: {spec['hparam']} of {', '.join(spec.get('algos', []))}",
                   sweep_section(read(tables, f"{name}.csv"), spec["hparam"])]
@@ -926,12 +1016,15 @@ PLAN_COLUMNS = ["plan", "comparison", "tasks", "n_seeds", "statistic", "width_me
 
 
 def write(manifest_path, tables, out, margin=0.05, command=DEFAULT_COMMAND, predictions=None,
-          predictions_commit="", reference="qsm", tasks=None):
+          predictions_commit="", reference="qsm", tasks=None, scale_predictions=None,
+          scale_commit=""):
     manifest = load_manifest(manifest_path)
     tables = Path(tables)
     text, plan = findings(manifest, tables, margin, command,
                           pd.read_csv(predictions) if predictions else None, predictions_commit,
-                          reference, tasks)
+                          reference, tasks,
+                          pd.read_csv(scale_predictions) if scale_predictions else None,
+                          scale_commit)
     atomic_write_text(out, text)
     plan = (plan if plan is not None else pd.DataFrame()).reindex(columns=PLAN_COLUMNS)
     plan_path = tables / PLAN_FILE
@@ -961,6 +1054,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "beside what the runs learned")
     ap.add_argument("--predictions-commit", default="",
                     help="the commit that fixed the predictions, named in the findings")
+    ap.add_argument("--scale-predictions", default=None,
+                    help="a committed table of the score-scale model (analysis.audit.scale_model "
+                         "predict) to show beside QSM's benchmark runs")
+    ap.add_argument("--scale-predictions-commit", default="",
+                    help="the commit that fixed the score-scale predictions")
     ap.add_argument("--command", default=DEFAULT_COMMAND,
                     help="the command that regenerates the findings, named in their first lines")
     return ap
@@ -969,7 +1067,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     write(a.manifest, a.tables, a.out, a.margin, a.command, a.predictions, a.predictions_commit,
-          a.reference, a.tasks)
+          a.reference, a.tasks, a.scale_predictions, a.scale_predictions_commit)
     print(f"findings -> {a.out}", file=sys.stderr)
     return 0
 

@@ -116,6 +116,56 @@ def test_predictions_beside_learned_report_and_diagnose_every_disagreement():
     assert "1 seed," not in bare and "(3 seeds, 0 learned)" in bare
 
 
+
+def _scale_prediction(task, kind, rms, any_bound, corner, on_bounds):
+    return {"task": task, "kind": kind, "act_dim": 2, "td3_q_mean": 20.0, "n_td3_seeds": 1,
+            "ratio_low": 0.34, "ratio_high": 0.5, "calibration_tasks": "cheetah_run",
+            "rms_low": rms[0], "rms_high": rms[1], "coord_bound_low": 0.0, "coord_bound_high": 0.0,
+            "mass_any_bound_low": any_bound[0], "mass_any_bound_high": any_bound[1],
+            "mass_corner_low": corner[0], "mass_corner_high": corner[1],
+            "predicted_on_bounds": on_bounds}
+
+
+def _qsm_run(task, seed, rms, any_bound, corner=0.0, distribution="policy", status="complete"):
+    return {"algo": "qsm", "task": task, "seed": seed, "role": "benchmark",
+            "distribution": distribution, "status": status, "score_target_rms": rms,
+            "mass_any_bound": any_bound, "mass_corner": corner}
+
+
+def test_score_scale_predictions_are_judged_against_the_qsm_runs_by_the_committed_rule():
+    predictions = pd.DataFrame([
+        _scale_prediction("cheetah_run", "calibration", (5.0, 7.0), (0.99, 1.0), (0.2, 1.0), True),
+        _scale_prediction("walker_run", "prediction", (6.0, 10.0), (0.95, 1.0), (0.8, 1.0), True),
+        _scale_prediction("hopper_hop", "prediction", (1.0, 1.3), (0.2, 0.6), (0.0, 0.0), False),
+        _scale_prediction("reacher_hard", "prediction", (18.0, 27.0), (1.0, 1.0), (1.0, 1.0), True)])
+    runs = pd.DataFrame([
+        _qsm_run("cheetah_run", 0, 7.2, 1.0, 0.25),
+        # walker: RMS 14 is within 10 x 1.5, mass 0.86 within 0.95 - 0.1: agrees
+        _qsm_run("walker_run", 0, 14.0, 0.86, 0.5), _qsm_run("walker_run", 1, 20.0, 0.86, 0.5),
+        _qsm_run("walker_run", 2, 1.0, 0.86, 0.5),  # median RMS of 1, 14, 20: 14
+        # the behaviour distribution and an unfinished run are not read
+        _qsm_run("walker_run", 0, 99.0, 0.0, distribution="behaviour"),
+        _qsm_run("walker_run", 3, 99.0, 0.0, status="running"),
+        # hopper: RMS right but every sample on a bound (0.95 > 0.6 + 0.1): disagrees
+        _qsm_run("hopper_hop", 0, 1.1, 0.95, 0.9)])
+    text = findings.scale_predictions_section(predictions, runs, "b4588b9aaaaa")
+    assert "committed at b4588b9aaaaa" in text
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()
+            if line.startswith("| ") and "---" not in line}
+    assert rows["cheetah_run"].endswith("| yes (in-sample) |")
+    assert "| 14 (3 seeds) |" in rows["walker_run"] and rows["walker_run"].endswith("| yes |")
+    assert "| 0.86 (0.86, 0.86, 0.86) |" in rows["walker_run"]
+    assert rows["hopper_hop"].endswith("| **no** |")
+    assert rows["reacher_hard"].endswith("| not trained yet |")
+    point = findings.scale_predictions_point(predictions, runs)
+    assert point.startswith("**Score scale on the benchmark tasks** (predictions committed before "
+                            "the runs): 1 of 2 tasks trained so far agree")
+    assert "walker_run: agrees, predicted on the bounds" in point
+    assert "hopper_hop: disagrees, predicted mostly off the bounds, mass on a bound 0.95" in point
+    assert point.endswith("; not trained yet: reacher_hard.")
+    assert findings.scale_predictions_point(pd.DataFrame(), runs) == ""
+
+
 def test_budgets_name_each_tasks_steps_and_the_tasks_without_a_run():
     status = pd.DataFrame({"task": ["cheetah_run", "cheetah_run", "walker_run", "toy"],
                            "budget_steps": [100_000.0, 100_000.0, math.nan, 40_000.0]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,3 +110,38 @@ def test_the_command_refuses_a_manifest_it_cannot_calibrate_on(tmp_path):
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "nothing to calibrate" in proc.stderr and not (tmp_path / "p.csv").exists()
+
+
+def test_the_committed_predictions_are_this_codes_on_the_runs_archived_when_they_were_made(
+        tmp_path):
+    """docs/predictions/score_scale_predictions.csv, recomputed from exactly the runs the study's
+    archive held at the commit that added it (its MANIFEST.json there), by the current code."""
+    import json
+
+    import pandas as pd
+    import yaml
+
+    from analysis.audit.scale_model import scale_runs
+    from analysis.records.manifest import load_manifest, manifest_dict, manifest_entry
+    config = yaml.safe_load((ROOT / "config" / "study.yaml").read_text())
+    spec = config["predictions"]["score_scale"]
+    archive = ROOT / "results" / "archive" / "study"
+    then = subprocess.run(["git", "show", f"{spec['commit']}:results/archive/study/MANIFEST.json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    if then.returncode:
+        pytest.skip(f"the commit {spec['commit'][:12]} is not in this clone's history")
+    runs = [manifest_entry(r["algo"], r["task"], r["seed"], r["roles"][0], r["run_id"],
+                           r["code_version"], str(archive / r["path"]))
+            for r in json.loads(then.stdout)["runs"]]
+    path = tmp_path / "manifest.json"
+    sweeps = {w["name"]: {"hparam": w["hparam"], "algos": w["algos"], "values": w["values"]}
+              for w in config["sweeps"]}
+    path.write_text(json.dumps(manifest_dict("then", str(archive), runs, sweeps)))
+    again = score_scale_predictions(scale_runs(load_manifest(path)))
+    committed = pd.read_csv(ROOT / spec["table"])
+    assert again["task"].tolist() == committed["task"].tolist()
+    for column in PREDICTION_COLUMNS:
+        if again[column].dtype.kind == "f":
+            assert np.allclose(again[column], committed[column], atol=1e-4), column
+        else:
+            assert again[column].tolist() == committed[column].tolist(), column

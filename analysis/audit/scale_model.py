@@ -165,6 +165,14 @@ def score_scale_predictions(runs) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
 
 
+def agrees(prediction, rms: float, mass_any_bound: float) -> bool:
+    """Whether runs agree with a prediction row (RMS_FACTOR, MASS_TOLERANCE): their median
+    score-target RMS and their mean mass with a coordinate on a bound."""
+    return (prediction["rms_low"] / RMS_FACTOR <= rms <= prediction["rms_high"] * RMS_FACTOR
+            and prediction["mass_any_bound_low"] - MASS_TOLERANCE <= mass_any_bound
+            <= prediction["mass_any_bound_high"] + MASS_TOLERANCE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m analysis.audit.scale_model",

@@ -3,9 +3,10 @@
 # Every number comes from a table; the seed-count plan of the fidelity pair is a table of its own.
 # The findings name the command that regenerates them: the preset's file names, not their paths,
 # so that the committed study findings read the same from any checkout.
-# Predictions committed before the runs they predict trained (config predictions: the table and
-# the commit that added it), shown beside what those runs learned.
-PREDICTIONS = config.get("predictions")
+# Predictions committed before the runs they predict trained (config predictions, per model: the
+# table and the commit that added it), shown beside what those runs learned.
+PREDICTIONS = config.get("predictions") or {}
+PREDICTION_OPTIONS = {"oracle": "--predictions", "score_scale": "--scale-predictions"}
 REGENERATE = "snakemake --cores all" + (
     " --configfile " + " ".join(f"config/{Path(p).name}" for p in workflow.overwrite_configfiles)
     if workflow.overwrite_configfiles else "")
@@ -40,13 +41,14 @@ rule findings:
         manifest=MANIFEST,
         tables=[table_path(name) for name in (
             "run_status.csv", "final_scores.csv", "aggregate.csv", "probability_of_improvement.csv",
-            "modes_summary.csv", "cost_summary.csv", "run_cost.csv", "initial_state.csv",
+            "modes_summary.csv", "audit_runs.csv", "cost_summary.csv", "run_cost.csv",
+            "initial_state.csv",
             "oracle.csv", "oracle_steps.csv", "scale_match.csv", "references.csv",
             "toy_optima.csv")]
         + [table_path(f"{sweep['name']}.csv") for sweep in config.get("sweeps") or []]
         + ([table_path("fidelity.csv")] if config.get("fidelity") else []),
         # predictions committed before their runs trained (config predictions), shown beside them
-        predictions=[str(REPO / PREDICTIONS["table"])] if PREDICTIONS else [],
+        predictions=[str(REPO / p["table"]) for p in PREDICTIONS.values()],
     output:
         findings=FINDINGS,
         plan=table("seed_plan.csv"),
@@ -61,8 +63,9 @@ rule findings:
         reference=config["stats"]["reference"],
         tasks=("--tasks " + " ".join(config["stats"]["tasks"]) + " ")
         if config["stats"].get("tasks") else "",
-        predictions=(f"--predictions {REPO / PREDICTIONS['table']} --predictions-commit "
-                     f"{PREDICTIONS['commit'][:12]}") if PREDICTIONS else "",
+        predictions="".join(f" {PREDICTION_OPTIONS[model]} {REPO / p['table']} "
+                            f"{PREDICTION_OPTIONS[model]}-commit {p['commit'][:12]}"
+                            for model, p in PREDICTIONS.items()),
     conda:
         "../../environment.yml"
     shell:
