@@ -477,6 +477,12 @@ def scale_predictions_rows(predictions: pd.DataFrame, runs: pd.DataFrame) -> lis
     return out
 
 
+def span(low, high, digits=3) -> str:
+    """A predicted range as the findings print it: one number where both ends print alike."""
+    a, b = num(low, digits), num(high, digits)
+    return a if a == b else f"{a} to {b}"
+
+
 def scale_predictions_section(predictions: pd.DataFrame, runs: pd.DataFrame, commit: str) -> str:
     """The score-scale model's committed predictions beside QSM's benchmark runs."""
     from analysis.audit.scale_model import MASS_TOLERANCE, RMS_FACTOR
@@ -486,9 +492,9 @@ def scale_predictions_section(predictions: pd.DataFrame, runs: pd.DataFrame, com
     for x in scale_predictions_rows(predictions, runs):
         p = x["p"]
         kind = "in-sample" if p["kind"] == "calibration" else "prediction"
-        predicted = (f"{num(p['rms_low'])} to {num(p['rms_high'])}",
-                     f"{num(p['mass_any_bound_low'], 2)} to {num(p['mass_any_bound_high'], 2)}",
-                     f"{num(p['mass_corner_low'], 2)} to {num(p['mass_corner_high'], 2)}")
+        predicted = (span(p["rms_low"], p["rms_high"]),
+                     span(p["mass_any_bound_low"], p["mass_any_bound_high"], 2),
+                     span(p["mass_corner_low"], p["mass_corner_high"], 2))
         if not x["n"]:
             rows.append((p["task"], kind, num(p["td3_q_mean"]), predicted[0], "", predicted[1],
                          "", predicted[2], "", "not trained yet"))
@@ -524,14 +530,15 @@ def scale_predictions_point(predictions: pd.DataFrame, runs: pd.DataFrame) -> st
               if x["p"]["kind"] == "prediction"]
     done = [x for x in tested if x["n"]]
     waiting = [x["p"]["task"] for x in tested if not x["n"]]
-    text = (f"**Score scale on the benchmark tasks** (predictions committed before the runs): "
-            f"{sum(x['agrees'] for x in done)} of {len(done)} tasks trained so far agree")
-    if done:
-        text += " (" + "; ".join(
+    text = "**Score scale on the benchmark tasks** (predictions committed before the runs): "
+    if not done:
+        return text + f"no predicted task has a QSM run yet ({', '.join(waiting)})."
+    text += (f"{sum(x['agrees'] for x in done)} of {len(done)} tasks trained so far agree"
+             + " (" + "; ".join(
             f"{x['p']['task']}: {'agrees' if x['agrees'] else 'disagrees'}, predicted "
             f"{'on the bounds' if x['p']['predicted_on_bounds'] else 'mostly off the bounds'}, "
             f"mass on a bound {num(x['any'], 2)}, score-target RMS {num(x['rms'])} "
-            f"({counted(x['n'], 'seed')})" for x in done) + ")"
+            f"({counted(x['n'], 'seed')})" for x in done) + ")")
     return text + (f"; not trained yet: {', '.join(waiting)}" if waiting else "") + "."
 
 

@@ -163,7 +163,13 @@ def test_score_scale_predictions_are_judged_against_the_qsm_runs_by_the_committe
     assert "walker_run: agrees, predicted on the bounds" in point
     assert "hopper_hop: disagrees, predicted mostly off the bounds, mass on a bound 0.95" in point
     assert point.endswith("; not trained yet: reacher_hard.")
+    assert "| 5 to 7 | 7.2 (1 seed) | 0.99 to 1 | 1 (1) | 0.2 to 1 | 0.25 | yes (in-sample) |" \
+        in rows["cheetah_run"]
+    assert "| 1 | " in rows["reacher_hard"]  # a range whose ends print alike is one number
     assert findings.scale_predictions_point(pd.DataFrame(), runs) == ""
+    waiting = findings.scale_predictions_point(predictions, runs[runs["task"] == "cheetah_run"])
+    assert waiting.endswith("no predicted task has a QSM run yet (walker_run, hopper_hop, "
+                            "reacher_hard).")
 
 
 def test_budgets_name_each_tasks_steps_and_the_tasks_without_a_run():
