@@ -544,13 +544,6 @@ def scale_predictions_point(predictions: pd.DataFrame, runs: pd.DataFrame) -> st
 
 # -- the verdict, point by point: each sentence from a table -----------------------------------
 
-def paper_setting() -> tuple[float, int, str]:
-    """The paper's QSM setting (M_q, T, score target): the declared defaults of the qsm agent."""
-    from qsm.declare.catalog import get_entry
-    specs = get_entry("qsm").specs
-    return float(specs["M_q"].default), int(specs["T"].default), str(specs["score_target"].default)
-
-
 def toy_geometry(toy_optima: pd.DataFrame) -> dict:
     """Per toy task: (its action dimension, the optima's distance from the nearest action bound),
     from toy_optima.csv's `optima` column, e.g. '(-0.8,-0.8) (-0.8,0.8) ...'."""
@@ -585,6 +578,7 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchma
     the sampler (the oracle's agreement), geometry, sampler
     steps, target form and score scale; and which parts of the algorithm the evidence points to."""
     from analysis.audit.oracle import AGREEMENT
+    from analysis.audit.scale_model import paper_setting
     M_q, T, form = paper_setting()
     paper = f"M_q {num(M_q)}, T {T}, {form}"
     points, causes, not_causes = [], [], []

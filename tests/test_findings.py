@@ -199,7 +199,8 @@ def test_the_verdict_points_name_the_part_of_the_algorithm_the_tables_point_to()
                            "algo": "qsm", "task": findings.DEMO_TASK, "distribution": "policy"}])
     toy_optima = pd.DataFrame({"task": ["at", "near", "inside"],
                                "optima": ["(-1) (1)", "(-0.8) (0.8)", "(-0.5) (0.5)"]})
-    M_q, T, form = findings.paper_setting()
+    from analysis.audit.scale_model import paper_setting
+    M_q, T, form = paper_setting()
     assert (M_q, T, form) == (50.0, 5, "constant")  # the paper's, as the agent declares them
     oracle = pd.DataFrame([
         _verdict_oracle_row("at", M_q, T, 3, 1.0), _verdict_oracle_row("near", M_q, T, 3, 0.8),

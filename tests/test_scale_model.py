@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.audit.scale_model import (PAPER_SETTING, PREDICTION_COLUMNS, ScaleRun, coord_bound_at,
-                                        score_scale_predictions, toy_curve)
+from analysis.audit.scale_model import (PREDICTION_COLUMNS, ScaleRun, coord_bound_at,
+                                        paper_setting, score_scale_predictions, toy_curve)
 from conftest import ROOT
 from contract import run_config, seed_dir, write_manifest
 from qsm.contract.rundir import TIMING_PHASES, SeedRunWriter
@@ -23,9 +23,9 @@ def toy(task, m_q, rms, share, T=5, form="constant"):
     return ScaleRun("qsm", task, "audit", (m_q, T, form), True, 10.0, rms, share, 1)
 
 
-def bench(algo, task, q=NAN, rms=NAN, d=2, setting=PAPER_SETTING):
-    return ScaleRun(algo, task, "benchmark", setting if algo == "qsm" else None, False, q, rms,
-                    0.5, d)
+def bench(algo, task, q=NAN, rms=NAN, d=2, setting=None):
+    setting = (setting or paper_setting()) if algo == "qsm" else None
+    return ScaleRun(algo, task, "benchmark", setting, False, q, rms, 0.5, d)
 
 
 # the toy curve: share 0.1 at RMS 1, 0.5 at RMS 4, 1.0 at RMS 16 (medians of each toy and M_q)

@@ -39,8 +39,6 @@ from analysis.records.manifest import ManifestError, load_manifest, read_runs
 from analysis.training.metrics import end_of_training_value
 
 
-#: The paper's sampler setting (M_q, T, target form): the calibration runs and the toy curve use it.
-PAPER_SETTING = (50.0, 5, "constant")
 PREDICTION_COLUMNS = ["task", "kind", "act_dim", "td3_q_mean", "n_td3_seeds", "ratio_low", "ratio_high",
                       "calibration_tasks", "rms_low", "rms_high", "coord_bound_low",
                       "coord_bound_high", "mass_any_bound_low", "mass_any_bound_high",
@@ -52,6 +50,14 @@ RMS_FACTOR = 1.5
 MASS_TOLERANCE = 0.1
 #: 'on the bounds': at least this much of the policy's mass with a coordinate on a bound
 ON_BOUNDS = 0.9
+
+
+def paper_setting() -> tuple[float, int, str]:
+    """The paper's QSM setting (M_q, T, score target): the declared defaults of the qsm agent.
+    The calibration runs are at it, and the toy curve at its T and target form."""
+    from qsm.declare.catalog import get_entry
+    specs = get_entry("qsm").specs
+    return float(specs["M_q"].default), int(specs["T"].default), str(specs["score_target"].default)
 
 
 @dataclass(frozen=True)
@@ -100,14 +106,15 @@ def toy_curve(runs) -> tuple[np.ndarray, np.ndarray]:
     """The toys' share of each action coordinate on a bound against the score-target RMS, at the
     paper's T and target form (any M_q): one point per (toy, M_q), the medians of its seeds,
     sorted by RMS and made non-decreasing (more score, no less mass pushed onto the bounds)."""
+    _, T, form = paper_setting()
     groups: dict = {}
     for r in runs:
-        if r.toy and r.setting is not None and r.setting[1:] == PAPER_SETTING[1:] \
+        if r.toy and r.setting is not None and r.setting[1:] == (T, form) \
                 and math.isfinite(r.score_target_rms):
             groups.setdefault((r.task, r.setting[0]), []).append(r)
     if len(groups) < 2:
         raise ValueError("the score-scale model needs toy runs at two or more score scales "
-                         f"(T {PAPER_SETTING[1]}, {PAPER_SETTING[2]} target); found {len(groups)}")
+                         f"(T {T}, {form} target); found {len(groups)}")
     pts = sorted((float(np.median([r.score_target_rms for r in g])),
                   float(np.median([r.coord_bound for r in g]))) for g in groups.values())
     rms, share = (np.array(v) for v in zip(*pts))
@@ -132,9 +139,10 @@ def score_scale_predictions(runs) -> pd.DataFrame:
         return (float(np.median(v)) if v else math.nan), len(v)
 
     tasks = sorted({r.task for r in bench})
+    paper = paper_setting()
     ratios = {}
     for task in tasks:
-        rms, _ = median("qsm", task, "score_target_rms", PAPER_SETTING)
+        rms, _ = median("qsm", task, "score_target_rms", paper)
         q, _ = median("td3", task, "q_mean")
         if math.isfinite(rms) and math.isfinite(q) and q > 0:
             ratios[task] = rms / q
