@@ -477,20 +477,68 @@ def scale_predictions_rows(predictions: pd.DataFrame, runs: pd.DataFrame) -> lis
     return out
 
 
+def scale_diagnosis(x: dict, diagnostics: pd.DataFrame) -> str:
+    """Which step of the score-scale model fails where a task disagrees, from the runs' training
+    diagnostics (diagnostics.csv): the Q level QSM's critic reached against TD3's, which the
+    prediction used (step 1), and QSM's score-target RMS per unit of its own Q against the
+    calibrated ratio (step 2); the mass on the bounds as predicted or not (step 3)."""
+    from analysis.audit.scale_model import MASS_TOLERANCE, RMS_FACTOR
+    p = x["p"]
+    done = (diagnostics[(diagnostics["task"] == p["task"]) & (diagnostics["role"] == "benchmark")
+                        & (diagnostics["status"] == "complete")] if not diagnostics.empty
+            else diagnostics)
+
+    def q_of(algo):
+        v = done.loc[done["algo"] == algo, "q_mean"].dropna() if len(done) else []
+        return (float(np.median(v)) if len(v) else math.nan), len(v)
+
+    rms_ok = p["rms_low"] / RMS_FACTOR <= x["rms"] <= p["rms_high"] * RMS_FACTOR
+    mass_ok = (p["mass_any_bound_low"] - MASS_TOLERANCE <= x["any"]
+               <= p["mass_any_bound_high"] + MASS_TOLERANCE)
+    text = (f"**{p['task']}** ({counted(x['n'], 'seed')} of QSM): the score-target RMS "
+            f"{'agrees' if rms_ok else 'disagrees'} ({num(x['rms'])} against "
+            f"{span(p['rms_low'], p['rms_high'])} predicted), the mass on a bound "
+            f"{'agrees' if mass_ok else 'disagrees'} ({num(x['any'], 2)} against "
+            f"{span(p['mass_any_bound_low'], p['mass_any_bound_high'], 2)}).")
+    q, n_q = q_of("qsm")
+    if not math.isfinite(q) or q <= 0:
+        return text + " The runs' training diagnostics give no Q level to say which step fails."
+    td3_now, n_td3 = q_of("td3")
+    level_ok = 1 / RMS_FACTOR <= q / p["td3_q_mean"] <= RMS_FACTOR
+    ratio = x["rms"] / q
+    ratio_ok = p["ratio_low"] / RMS_FACTOR <= ratio <= p["ratio_high"] * RMS_FACTOR
+    text += (f" Step 1, the Q level: QSM's critic ends at a mean Q of {num(q)} ("
+             f"{counted(n_q, 'seed')}) against TD3's {num(p['td3_q_mean'])} that the prediction "
+             f"used (TD3 now: {num(td3_now)}, {counted(n_td3, 'seed')}): "
+             f"{'holds' if level_ok else 'fails'} (within a factor of {RMS_FACTOR:g} or not). "
+             f"Step 2, the score-target RMS per unit of Q: {num(ratio)} against the calibrated "
+             f"{span(p['ratio_low'], p['ratio_high'])}: {'holds' if ratio_ok else 'fails'}"
+             + ("" if ratio_ok else
+                f", so dQ/da is {'steeper' if ratio > p['ratio_high'] else 'flatter'} "
+                f"against the Q level on this task than on the calibration tasks") + ". "
+             f"Step 3, the mass on the bounds at that score scale: "
+             + ("as the toys' curve says." if mass_ok else "not as the toys' curve says."))
+    return text
+
+
 def span(low, high, digits=3) -> str:
     """A predicted range as the findings print it: one number where both ends print alike."""
     a, b = num(low, digits), num(high, digits)
     return a if a == b else f"{a} to {b}"
 
 
-def scale_predictions_section(predictions: pd.DataFrame, runs: pd.DataFrame, commit: str) -> str:
-    """The score-scale model's committed predictions beside QSM's benchmark runs."""
+def scale_predictions_section(predictions: pd.DataFrame, runs: pd.DataFrame, commit: str,
+                              diagnostics: pd.DataFrame | None = None) -> str:
+    """The score-scale model's committed predictions beside QSM's benchmark runs, and for each
+    task that disagrees, which step of the model fails (scale_diagnosis)."""
     from analysis.audit.scale_model import MASS_TOLERANCE, RMS_FACTOR
     if predictions.empty:
         return "No committed score-scale predictions in this configuration."
-    rows = []
+    rows, disagree = [], []
     for x in scale_predictions_rows(predictions, runs):
         p = x["p"]
+        if x["n"] and not x["agrees"]:
+            disagree.append(x)
         kind = "in-sample" if p["kind"] == "calibration" else "prediction"
         predicted = (span(p["rms_low"], p["rms_high"]),
                      span(p["mass_any_bound_low"], p["mass_any_bound_high"], 2),
@@ -519,7 +567,13 @@ def scale_predictions_section(predictions: pd.DataFrame, runs: pd.DataFrame, com
             f"when the predictions were made.\n\n"
             + table(("task", "kind", "TD3's Q", "predicted score-target RMS", "learned (median)",
                      "predicted mass on a bound", "learned (mean; per seed)",
-                     "predicted mass in corners", "learned", "agree"), rows))
+                     "predicted mass in corners", "learned", "agree"), rows)
+            + ("\n\nWhere prediction and runs disagree, which step of the model fails (the runs' "
+               "end-of-training Q and score-target RMS: `diagnostics.csv`), reported, never tuned "
+               "away:\n\n" + "\n".join(
+                   f"- {scale_diagnosis(x, pd.DataFrame() if diagnostics is None else diagnostics)}"
+                   for x in disagree) if disagree else
+               "\n\nWhere prediction and runs disagree: nowhere so far."))
 
 
 def scale_predictions_point(predictions: pd.DataFrame, runs: pd.DataFrame) -> str:
@@ -710,7 +764,7 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchma
 
 def verdict_section(modes, initial, status, predictions, oracle, steps, scale, commit,
                     toy_optima=None, scale_predictions=None, scale_commit="",
-                    audit_runs=None) -> str:
+                    audit_runs=None, diagnostics=None) -> str:
     tasks = sorted(set(modes["task"])) if not modes.empty else []
     parts = [f"The paper's claim, in its own words: \"{PAPER_CLAIM}\" (abstract). Its evidence "
              f"of multimodality is a picture of a QSM policy's actions at the initial state of "
@@ -738,7 +792,8 @@ def verdict_section(modes, initial, status, predictions, oracle, steps, scale, c
               predictions_section(predictions, oracle, steps, commit)]
     if not scale_predictions.empty:
         parts += ["### Predicted beside learned: the score scale on the benchmark tasks",
-                  scale_predictions_section(scale_predictions, audit_runs, scale_commit)]
+                  scale_predictions_section(scale_predictions, audit_runs, scale_commit,
+                                            diagnostics)]
     parts += ["### Score scale", scale_section(scale)]
     return "\n\n".join(parts)
 
@@ -1000,7 +1055,8 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
                               status, predictions, read(tables, "oracle.csv"),
                               read(tables, "oracle_steps.csv"), read(tables, "scale_match.csv"),
                               predictions_commit, read(tables, "toy_optima.csv"),
-                              scale_predictions, scale_commit, read(tables, "audit_runs.csv"))]
+                              scale_predictions, scale_commit, read(tables, "audit_runs.csv"),
+                              read(tables, "diagnostics.csv"))]
     for name, spec in manifest.sweeps.items():  # one section per sweep of the configuration
         parts += [f"## Sweep {name}: {spec['hparam']} of {', '.join(spec.get('algos', []))}",
                   sweep_section(read(tables, f"{name}.csv"), spec["hparam"])]

@@ -167,6 +167,30 @@ def test_score_scale_predictions_are_judged_against_the_qsm_runs_by_the_committe
         in rows["cheetah_run"]
     assert "| 1 | " in rows["reacher_hard"]  # a range whose ends print alike is one number
     assert findings.scale_predictions_point(pd.DataFrame(), runs) == ""
+    # which step of the model fails where a task disagrees, from the training diagnostics
+    diagnostics = pd.DataFrame([
+        {"algo": "qsm", "task": "hopper_hop", "role": "benchmark", "status": "complete",
+         "q_mean": 3.0},
+        {"algo": "td3", "task": "hopper_hop", "role": "benchmark", "status": "complete",
+         "q_mean": 2.0},
+        {"algo": "td3", "task": "hopper_hop", "role": "benchmark", "status": "running",
+         "q_mean": 99.0}])
+    text = findings.scale_predictions_section(predictions, runs, "b4588b9aaaaa", diagnostics)
+    said = text.split("which step of the model fails")[1]
+    assert "walker_run" not in said and "cheetah_run" not in said  # they agree
+    assert ("**hopper_hop** (1 seed of QSM): the score-target RMS agrees (1.1 against 1 to 1.3 "
+            "predicted), the mass on a bound disagrees (0.95 against 0.2 to 0.6)") in said
+    # Q 3 against TD3's 20 used by the prediction: more than a factor 1.5 off
+    assert "mean Q of 3 (1 seed) against TD3's 20 that the prediction used (TD3 now: 2, 1 seed)" \
+        ": fails" in said
+    # 1.1 / 3 = 0.367 within 0.34 / 1.5 to 0.5 x 1.5
+    assert "per unit of Q: 0.367 against the calibrated 0.34 to 0.5: holds." in said
+    assert said.rstrip().endswith("not as the toys' curve says.")
+    bare = findings.scale_predictions_section(predictions, runs, "b4588b9aaaaa")
+    assert "no Q level to say which step fails" in bare
+    agreeing = runs[runs["task"] != "hopper_hop"]
+    assert findings.scale_predictions_section(predictions, agreeing, "c").endswith(
+        "Where prediction and runs disagree: nowhere so far.")
     waiting = findings.scale_predictions_point(predictions, runs[runs["task"] == "cheetah_run"])
     assert waiting.endswith("no predicted task has a QSM run yet (walker_run, hopper_hop, "
                             "reacher_hard).")

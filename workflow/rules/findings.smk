@@ -41,9 +41,8 @@ rule findings:
         manifest=MANIFEST,
         tables=[table_path(name) for name in (
             "run_status.csv", "final_scores.csv", "aggregate.csv", "probability_of_improvement.csv",
-            "modes_summary.csv", "audit_runs.csv", "cost_summary.csv", "run_cost.csv",
-            "initial_state.csv",
-            "oracle.csv", "oracle_steps.csv", "scale_match.csv", "references.csv",
+            "modes_summary.csv", "audit_runs.csv", "diagnostics.csv", "cost_summary.csv",
+            "run_cost.csv", "initial_state.csv", "oracle.csv", "oracle_steps.csv", "scale_match.csv", "references.csv",
             "toy_optima.csv")]
         + [table_path(f"{sweep['name']}.csv") for sweep in config.get("sweeps") or []]
         + ([table_path("fidelity.csv")] if config.get("fidelity") else []),
