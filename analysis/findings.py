@@ -510,7 +510,8 @@ def scale_diagnosis(x: dict, diagnostics: pd.DataFrame) -> str:
     text += (f" Step 1, the Q level: QSM's critic ends at a mean Q of {num(q)} ("
              f"{counted(n_q, 'seed')}) against TD3's {num(p['td3_q_mean'])} that the prediction "
              f"used (TD3 now: {num(td3_now)}, {counted(n_td3, 'seed')}): "
-             f"{'holds' if level_ok else 'fails'} (within a factor of {RMS_FACTOR:g} or not). "
+             + (f"holds (within a factor of {RMS_FACTOR:g}). " if level_ok else
+                f"fails (off by more than a factor of {RMS_FACTOR:g}). ") +
              f"Step 2, the score-target RMS per unit of Q: {num(ratio)} against the calibrated "
              f"{span(p['ratio_low'], p['ratio_high'])}: {'holds' if ratio_ok else 'fails'}"
              + ("" if ratio_ok else
