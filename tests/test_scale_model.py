@@ -20,12 +20,12 @@ NAN = math.nan
 
 
 def toy(task, m_q, rms, share, T=5, form="constant"):
-    return ScaleRun("qsm", task, "audit", (m_q, T, form), True, 10.0, rms, share, 1)
+    return ScaleRun("qsm", task, (m_q, T, form), True, 10.0, rms, share, 1)
 
 
 def bench(algo, task, q=NAN, rms=NAN, d=2, setting=None):
     setting = (setting or paper_setting()) if algo == "qsm" else None
-    return ScaleRun(algo, task, "benchmark", setting, False, q, rms, 0.5, d)
+    return ScaleRun(algo, task, setting, False, q, rms, 0.5, d)
 
 
 # the toy curve: share 0.1 at RMS 1, 0.5 at RMS 4, 1.0 at RMS 16 (medians of each toy and M_q)

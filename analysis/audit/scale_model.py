@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -65,7 +65,6 @@ class ScaleRun:
     """What the score-scale model reads of one complete run."""
     algo: str
     task: str
-    role: str
     setting: tuple | None      # (M_q, T, form) of a QSM-like learner, else None
     toy: bool                  # a task with known optima
     q_mean: float              # end-of-training mean Q of the critic (metrics.csv)
@@ -87,7 +86,7 @@ def scale_runs(manifest) -> list[ScaleRun]:
         hp = dict(run.config.get("hparams") or {})
         setting = ((float(hp["M_q"]), int(hp["T"]), str(hp.get("score_target", "constant")))
                    if "M_q" in hp and "T" in hp else None)
-        return ScaleRun(run.algo, run.task, "", setting, run.config["env"].get("optima") is not None,
+        return ScaleRun(run.algo, run.task, setting, run.config["env"].get("optima") is not None,
                         end_of_training_value(run, "q_mean"),
                         end_of_training_value(run, "score_target_rms"),
                         float((bound_pattern(a.reshape(-1, a.shape[-1])) != 0).mean()),
@@ -98,7 +97,7 @@ def scale_runs(manifest) -> list[ScaleRun]:
     for listed in read_runs(manifest, roles, read=read):
         r = listed.data
         if isinstance(r, ScaleRun):  # one per run, whichever role lists it first
-            runs.setdefault(listed.entry.path, replace(r, role=listed.entry.role))
+            runs.setdefault(listed.entry.path, r)
     return list(runs.values())
 
 
