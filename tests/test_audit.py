@@ -295,13 +295,21 @@ def test_known_optima_come_from_config_json_not_the_task_name(cli_out):
 
 def test_the_audit_does_not_import_the_environments():
     """The contract is the only coupling: what the audit knows of a task comes from its runs. The
-    one exception is the oracle (analysis/audit/oracle.py), which runs the agent's sampler on the
-    toys' rewards to predict what the runs will learn, and which no other module imports."""
+    exceptions are the two prediction models, which read the qsm agent's declarations to predict
+    what the runs will learn: the oracle (analysis/audit/oracle.py) runs the agent's sampler on the
+    toys' rewards, and the score-scale model (analysis/audit/scale_model.py) reads the paper's
+    setting from the agent's declared defaults. No other audit module imports either."""
     from qsm.contract.identity import closure, imports_of
+    predictors = ("oracle", "scale_model")
     audit = ["analysis.audit." + p.stem for p in (ROOT / "analysis" / "audit").glob("*.py")
-             if p.stem not in ("__init__", "__main__", "oracle")]
+             if p.stem not in ("__init__", "__main__", *predictors)]
     modules = closure(["analysis.audit", *audit])
-    assert "analysis.audit.oracle" not in modules
+    assert not [m for m in modules if m in {f"analysis.audit.{p}" for p in predictors}]
+    # the score-scale model reaches the declarations only, never an agent or an environment
+    assert not [m for m in closure(["analysis.audit.scale_model"]) if m.startswith("qsm.")
+                and m not in ("qsm.declare.catalog", "qsm.declare.hparams", "qsm.harness.metrics",
+                              "qsm.contract.rundir", "qsm.contract.identity", "qsm.declare.budget",
+                              "qsm.declare.cli")]
     assert "analysis.audit.load" in modules and "analysis.estimators.mixed" in modules
     # its intervals come from the engine, not from the benchmark's tables (analysis.benchmark.stats)
     assert "analysis.estimators.bootstrap" in modules
