@@ -477,11 +477,13 @@ def scale_predictions_rows(predictions: pd.DataFrame, runs: pd.DataFrame) -> lis
     return out
 
 
-def scale_diagnosis(x: dict, diagnostics: pd.DataFrame) -> str:
+def scale_diagnosis(x: dict, diagnostics: pd.DataFrame,
+                    no_denoiser: pd.DataFrame | None = None) -> str:
     """Which step of the score-scale model fails where a task disagrees, from the runs' training
     diagnostics (diagnostics.csv): the Q level QSM's critic reached against TD3's, which the
     prediction used (step 1), and QSM's score-target RMS per unit of its own Q against the
-    calibrated ratio (step 2); the mass on the bounds as predicted or not (step 3)."""
+    calibrated ratio (step 2); the mass on the bounds as predicted or not (step 3), and where
+    not, how many probe states are the no-denoiser sampler's (no_denoiser.csv)."""
     from analysis.audit.scale_model import MASS_TOLERANCE, RMS_FACTOR
     p = x["p"]
     done = (diagnostics[(diagnostics["task"] == p["task"]) & (diagnostics["role"] == "benchmark")
@@ -519,6 +521,13 @@ def scale_diagnosis(x: dict, diagnostics: pd.DataFrame) -> str:
                 f"against the Q level on this task than on the calibration tasks") + ". "
              f"Step 3, the mass on the bounds at that score scale: "
              + ("as the toys' curve says." if mass_ok else "not as the toys' curve says."))
+    alone = [g for g in no_denoiser_groups(pd.DataFrame() if no_denoiser is None
+                                           else no_denoiser, [p["task"]]) if g["algo"] == "qsm"]
+    if not mass_ok and alone:
+        g = alone[0]
+        text += (f" At {g['matched']} of its {g['states']} probe states the policy is what the "
+                 f"sampler draws with no denoiser (a coordinate on a bound: {num(g['coord'], 2)} "
+                 f"against that sampler's {num(g['null_coord'], 2)}; below).")
     return text
 
 
@@ -529,7 +538,8 @@ def span(low, high, digits=3) -> str:
 
 
 def scale_predictions_section(predictions: pd.DataFrame, runs: pd.DataFrame, commit: str,
-                              diagnostics: pd.DataFrame | None = None) -> str:
+                              diagnostics: pd.DataFrame | None = None,
+                              no_denoiser: pd.DataFrame | None = None) -> str:
     """The score-scale model's committed predictions beside QSM's benchmark runs, and for each
     task that disagrees, which step of the model fails (scale_diagnosis)."""
     from analysis.audit.scale_model import MASS_TOLERANCE, RMS_FACTOR
@@ -572,7 +582,7 @@ def scale_predictions_section(predictions: pd.DataFrame, runs: pd.DataFrame, com
             + ("\n\nWhere prediction and runs disagree, which step of the model fails (the runs' "
                "end-of-training Q and score-target RMS: `diagnostics.csv`), reported, never tuned "
                "away:\n\n" + "\n".join(
-                   f"- {scale_diagnosis(x, pd.DataFrame() if diagnostics is None else diagnostics)}"
+                   f"- {scale_diagnosis(x, pd.DataFrame() if diagnostics is None else diagnostics, no_denoiser)}"
                    for x in disagree) if disagree else
                "\n\nWhere prediction and runs disagree: nowhere so far."))
 
@@ -595,6 +605,104 @@ def scale_predictions_point(predictions: pd.DataFrame, runs: pd.DataFrame) -> st
             f"mass on a bound {num(x['any'], 2)}, score-target RMS {num(x['rms'])} "
             f"({counted(x['n'], 'seed')})" for x in done) + ")")
     return text + (f"; not trained yet: {', '.join(waiting)}" if waiting else "") + "."
+
+
+def no_denoiser_groups(nd: pd.DataFrame, tasks) -> list[dict]:
+    """no_denoiser.csv's runs of these tasks per (algo, task, setting): seeds, probe states that
+    are the no-denoiser sampler's (in all and per seed), and the shares on a bound, the runs' mean
+    and the sampler's."""
+    if nd.empty:
+        return []
+    keys = ["algo", "task", "M_q", "T", "score_target"]
+    out = []
+    mine = nd[nd["task"].isin(list(tasks))].fillna({"other_hparams": ""})
+    for key, g in mine.groupby(keys + ["other_hparams"], sort=True):
+        g = g.sort_values("seed")
+        out.append({**dict(zip(keys + ["other_hparams"], key)), "n": len(g),
+                    "matched": int(g["states_as_no_denoiser"].sum()),
+                    "states": int(g["n_states"].sum()),
+                    "per_seed": ", ".join(str(int(v)) for v in g["states_as_no_denoiser"]),
+                    "coord": float(g["coord_bound"].mean()),
+                    "null_coord": float(g["no_denoiser_coord_bound"].iloc[0]),
+                    "any": float(g["mass_any_bound"].mean()),
+                    "null_any": float(g["no_denoiser_mass_any_bound"].iloc[0])})
+    return out
+
+
+def the_samplers_own(x: dict) -> bool:
+    """Half or more of the probe states of these runs are what the sampler draws with no
+    denoiser."""
+    return x["states"] > 0 and 2 * x["matched"] >= x["states"]
+
+
+def no_denoiser_section(nd: pd.DataFrame, benchmark_tasks, toy_tasks) -> str:
+    """QSM-like runs beside their sampler with no denoiser (no_denoiser.csv): per benchmark task
+    a row, the toys in one sentence."""
+    from analysis.audit.oracle import NO_DENOISER_TV
+    if nd.empty:
+        return "No QSM-like run to put beside its sampler with no denoiser."
+    null = nd.drop_duplicates("T").sort_values("T")
+    splits = "; ".join(f"at T {int(r['T'])}: {num(r['no_denoiser_lower'], 2)} of each coordinate "
+                       f"at -1, {num(r['no_denoiser_inside'], 2)} inside, "
+                       f"{num(r['no_denoiser_upper'], 2)} at +1" for _, r in null.iterrows())
+    rows = [(x["task"], x["algo"], f"M_q {num(x['M_q'])}, T {int(x['T'])}, {x['score_target']}"
+             + (f", {x['other_hparams']}" if x["other_hparams"] else ""), x["n"],
+             f"{x['matched']} of {x['states']} ({x['per_seed']})",
+             f"{num(x['coord'], 2)} / {num(x['null_coord'], 2)}",
+             f"{num(x['any'], 2)} / {num(x['null_any'], 2)}")
+            for x in no_denoiser_groups(nd, benchmark_tasks)]
+    toys = no_denoiser_groups(nd, toy_tasks)
+    text = ("QSM's denoiser is regressed onto -M_q dQ/da, not onto the noise, so nothing in its "
+            "sampler undoes the chain's rescaling by 1/sqrt(alpha_t): where the score is weak, "
+            "the draws spread, and the clip after every step piles them on the bounds. With no "
+            f"denoiser at all (eps_theta = 0) the sampler draws, {splits} (`python -m "
+            "analysis.audit.oracle no-denoiser`); in d dimensions 1 - inside^d of its samples "
+            "have a coordinate on a bound. A probe state of a run is the sampler's own when the "
+            "shares at -1, inside and at +1 of each of its coordinates lie within "
+            f"{NO_DENOISER_TV:g} of these in total variation (`no_denoiser.csv`); there the "
+            "policy's place on the bounds says nothing of the task. Policy distribution, 8 probe "
+            "states per seed, end of training.")
+    if rows:
+        text += "\n\n" + table(("task", "algorithm", "setting", "seeds",
+                                 "probe states as the sampler's with no denoiser (per seed)",
+                                 "a coordinate on a bound: learned / no denoiser",
+                                 "mass on a bound: learned / no denoiser"), rows)
+    if toys:
+        text += ("\n\nOn the toys, over all " + counted(len(toys), "setting") + " of their QSM-like "
+                 f"runs: {sum(x['matched'] for x in toys)} of {sum(x['states'] for x in toys)} "
+                 "probe states are the no-denoiser sampler's (their learned scores pull the "
+                 "samples to the optima or hold them on the bounds).")
+    return text
+
+
+def no_denoiser_point(nd: pd.DataFrame, benchmark_tasks, setting) -> tuple[str, str]:
+    """The verdict's sentence on the sampler with no denoiser at the paper's setting, and the
+    cause it adds to the verdict's last point (empty where no task's policy is the sampler's)."""
+    groups = [x for x in no_denoiser_groups(nd, benchmark_tasks)
+              if x["algo"] == "qsm" and not x["other_hparams"]
+              and (x["M_q"], x["T"], x["score_target"]) == setting]
+    if not groups:
+        return "", ""
+    own = [x for x in groups if the_samplers_own(x)]
+    rest = [x for x in groups if not the_samplers_own(x)]
+
+    def said(x):
+        return (f"{x['task']} ({counted(x['n'], 'seed')}): {x['matched']} of {x['states']} probe "
+                f"states")
+    text = ("**The sampler alone** (`no_denoiser.csv`): the probe states at which QSM's policy "
+            "draws, coordinate by coordinate, what its sampler draws with no denoiser at all: "
+            + "; ".join(said(x) for x in own + rest) + ".")
+    if not own:
+        return text + (" On no benchmark task is the policy the sampler's own: its place on the "
+                       "bounds is the learned score's doing."), ""
+    text += (" On " + ", ".join(x["task"] for x in own) + " the policy is, at half or more of "
+             "its probe states, what the sampler draws knowing nothing of Q (a coordinate on a "
+             "bound: " + ", ".join(f"{num(x['coord'], 2)} against the sampler's "
+                                   f"{num(x['null_coord'], 2)}" for x in own) + "): there the "
+             "score is too weak to move the samples, and the mass on the bounds is the sampler's, "
+             "not the task's.")
+    return text, ("the sampler itself where the score is weak (" + ", ".join(x["task"] for x in own)
+                  + ": the policy is what the sampler draws with no denoiser)")
 
 
 # -- the verdict, point by point: each sentence from a table -----------------------------------
@@ -626,12 +734,14 @@ def _learns(r) -> bool:
     return r["n_learned"] * 2 > r["n_seeds"]
 
 
-def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchmark=()) -> str:
+def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchmark=(),
+                   no_denoiser=None) -> str:
     """The section's conclusions, one point per part of the question, each computed from the
     tables the subsections below show: the paper's demonstration, the kind of multimodality on
     each benchmark task (followed by `on_benchmark`, points already written), learning against
     the sampler (the oracle's agreement), geometry, sampler
-    steps, target form and score scale; and which parts of the algorithm the evidence points to."""
+    steps, target form and score scale; and which parts of the algorithm the evidence points to
+    (the sampler alone among them, where a task's policy is its no-denoiser sampler's)."""
     from analysis.audit.oracle import AGREEMENT
     from analysis.audit.scale_model import paper_setting
     M_q, T, form = paper_setting()
@@ -674,6 +784,12 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchma
                       + (". " if described and without else "")
                       + (f"No QSM run yet on {', '.join(without)}" if without else "") + ".")
     points += [p for p in on_benchmark if p]
+    alone, alone_cause = no_denoiser_point(
+        pd.DataFrame() if no_denoiser is None else no_denoiser, benchmark, (M_q, T, form))
+    if alone:
+        points.append(alone)
+    if alone_cause:
+        causes.append(alone_cause)
 
     qsm_oracle = (oracle[(oracle["algo"] == "qsm") & (oracle["other_hparams"].fillna("") == "")]
                   if not oracle.empty else oracle)
@@ -765,7 +881,7 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchma
 
 def verdict_section(modes, initial, status, predictions, oracle, steps, scale, commit,
                     toy_optima=None, scale_predictions=None, scale_commit="",
-                    audit_runs=None, diagnostics=None) -> str:
+                    audit_runs=None, diagnostics=None, no_denoiser=None) -> str:
     tasks = sorted(set(modes["task"])) if not modes.empty else []
     parts = [f"The paper's claim, in its own words: \"{PAPER_CLAIM}\" (abstract). Its evidence "
              f"of multimodality is a picture of a QSM policy's actions at the initial state of "
@@ -779,8 +895,9 @@ def verdict_section(modes, initial, status, predictions, oracle, steps, scale, c
     toy_optima = pd.DataFrame() if toy_optima is None else toy_optima
     scale_predictions = pd.DataFrame() if scale_predictions is None else scale_predictions
     audit_runs = pd.DataFrame() if audit_runs is None else audit_runs
+    no_denoiser = pd.DataFrame() if no_denoiser is None else no_denoiser
     points = verdict_points(modes, initial, status, oracle, scale, toy_optima,
-                            [scale_predictions_point(scale_predictions, audit_runs)])
+                            [scale_predictions_point(scale_predictions, audit_runs)], no_denoiser)
     if points:
         parts += ["### The verdict, point by point", "Each point is computed from the tables "
                   "of the subsections below, at the budgets and seeds it names.", points]
@@ -794,8 +911,11 @@ def verdict_section(modes, initial, status, predictions, oracle, steps, scale, c
     if not scale_predictions.empty:
         parts += ["### Predicted beside learned: the score scale on the benchmark tasks",
                   scale_predictions_section(scale_predictions, audit_runs, scale_commit,
-                                            diagnostics)]
-    parts += ["### Score scale", scale_section(scale)]
+                                            diagnostics, no_denoiser)]
+    benchmark = sorted(set(status.loc[status["role"] == "benchmark", "task"]))
+    parts += ["### Beside the sampler with no denoiser",
+              no_denoiser_section(no_denoiser, benchmark, sorted(toy_geometry(toy_optima))),
+              "### Score scale", scale_section(scale)]
     return "\n\n".join(parts)
 
 
@@ -1057,7 +1177,7 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
                               read(tables, "oracle_steps.csv"), read(tables, "scale_match.csv"),
                               predictions_commit, read(tables, "toy_optima.csv"),
                               scale_predictions, scale_commit, read(tables, "audit_runs.csv"),
-                              read(tables, "diagnostics.csv"))]
+                              read(tables, "diagnostics.csv"), read(tables, "no_denoiser.csv"))]
     for name, spec in manifest.sweeps.items():  # one section per sweep of the configuration
         parts += [f"## Sweep {name}: {spec['hparam']} of {', '.join(spec.get('algos', []))}",
                   sweep_section(read(tables, f"{name}.csv"), spec["hparam"])]

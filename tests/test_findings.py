@@ -132,6 +132,56 @@ def _qsm_run(task, seed, rms, any_bound, corner=0.0, distribution="policy", stat
             "mass_any_bound": any_bound, "mass_corner": corner}
 
 
+def _no_denoiser_run(task, seed, matched, coord, algo="qsm", M_q=50.0, act_dim=4):
+    return {"algo": algo, "task": task, "seed": seed, "M_q": M_q, "T": 5,
+            "score_target": "constant", "other_hparams": float("nan"), "act_dim": act_dim,
+            "n_states": 8, "states_as_no_denoiser": matched, "distance_median": 0.1,
+            "coord_bound": coord, "no_denoiser_coord_bound": 0.67, "mass_any_bound": 0.99,
+            "no_denoiser_mass_any_bound": 1 - 0.33**act_dim, "no_denoiser_lower": 0.335,
+            "no_denoiser_inside": 0.33, "no_denoiser_upper": 0.335}
+
+
+def test_the_sampler_alone_is_named_where_the_policy_is_its_no_denoiser_draws():
+    """hopper_hop: 4 + 6 of 16 probe states are the no-denoiser sampler's (half or more): the
+    verdict names the sampler as the cause there; cheetah_run: none; a toy and another M_q are
+    not read by the verdict's point."""
+    nd = pd.DataFrame([_no_denoiser_run("hopper_hop", 0, 4, 0.67),
+                       _no_denoiser_run("hopper_hop", 1, 6, 0.63),
+                       _no_denoiser_run("cheetah_run", 0, 0, 0.78, act_dim=6),
+                       _no_denoiser_run("cheetah_run", 0, 8, 0.67, M_q=1.0, act_dim=6),
+                       _no_denoiser_run("toy_bimodal", 0, 1, 1.0, act_dim=1)])
+    point, cause = findings.no_denoiser_point(nd, ["cheetah_run", "hopper_hop"],
+                                              (50.0, 5, "constant"))
+    assert point.startswith("**The sampler alone** (`no_denoiser.csv`)")
+    assert "hopper_hop (2 seeds): 10 of 16 probe states; cheetah_run (1 seed): 0 of 8" in point
+    assert "On hopper_hop the policy is, at half or more of its probe states" in point
+    assert "0.65 against the sampler's 0.67" in point  # the mean of 0.67 and 0.63
+    assert cause.startswith("the sampler itself where the score is weak (hopper_hop")
+    point, cause = findings.no_denoiser_point(nd[nd["task"] != "hopper_hop"], ["cheetah_run"],
+                                              (50.0, 5, "constant"))
+    assert point.endswith("its place on the bounds is the learned score's doing.") and cause == ""
+    assert findings.no_denoiser_point(pd.DataFrame(), ["cheetah_run"], (50.0, 5, "constant")) \
+        == ("", "")
+    section = findings.no_denoiser_section(nd, ["cheetah_run", "hopper_hop"], ["toy_bimodal"])
+    assert "at T 5: 0.34 of each coordinate at -1, 0.33 inside, 0.34 at +1" in section
+    assert "| hopper_hop | qsm | M_q 50, T 5, constant | 2 | 10 of 16 (4, 6) | 0.65 / 0.67 |" \
+        in section
+    assert "| cheetah_run | qsm | M_q 1, T 5, constant | 1 | 8 of 8 (8) |" in section
+    assert "On the toys, over all 1 setting of their QSM-like runs: 1 of 8 probe states" in section
+    # where the score-scale model's step 3 fails, the diagnosis says how many states are the
+    # sampler's
+    predictions = pd.DataFrame([_scale_prediction("hopper_hop", "prediction", (1.0, 1.3),
+                                                  (0.2, 0.6), (0.0, 0.0), False)])
+    runs = pd.DataFrame([_qsm_run("hopper_hop", 0, 1.1, 0.95, 0.9)])
+    diagnostics = pd.DataFrame([{"algo": a, "task": "hopper_hop", "role": "benchmark",
+                                 "status": "complete", "q_mean": 2.5} for a in ("qsm", "td3")])
+    text = findings.scale_predictions_section(predictions, runs, "c", diagnostics, nd)
+    assert text.rstrip().endswith(
+        "not as the toys' curve says. At 10 of its 16 probe states the policy is what the sampler "
+        "draws with no denoiser (a coordinate on a bound: 0.65 against that sampler's 0.67; "
+        "below).")
+
+
 def test_score_scale_predictions_are_judged_against_the_qsm_runs_by_the_committed_rule():
     predictions = pd.DataFrame([
         _scale_prediction("cheetah_run", "calibration", (5.0, 7.0), (0.99, 1.0), (0.2, 1.0), True),

@@ -227,3 +227,64 @@ def test_step_swaps_of_an_archived_run_redraw_its_policy_and_find_the_step_that_
     assert swaps["learned"] == pytest.approx(final, abs=0.02)
     assert abs(swaps[0] - swaps["learned"]) < 0.02
     assert all(abs(swaps[t] - swaps["ideal"]) < 0.02 for t in (1, 2, 3, 4))
+
+
+def test_the_sampler_with_no_denoiser_rescales_its_gaussian_start_and_clips():
+    """eps_theta = 0: at T 1 the chain's one step is a = clip(z / sqrt(alpha_1)), so the share
+    inside is exactly P(|z| < sqrt(alpha_1)); at T 5 the chain agrees with the update written out
+    here from the schedule's formula (vp_beta_schedule's docstring), with its own random numbers."""
+    from statistics import NormalDist
+    alpha_1 = math.exp(-0.1 - 0.5 * 9.9)
+    lower, inside, upper = oracle.no_denoiser_split(1)
+    se = math.sqrt(0.25 / oracle.NO_DENOISER_SAMPLES)
+    assert inside == pytest.approx(2 * NormalDist().cdf(math.sqrt(alpha_1)) - 1, abs=4 * se)
+    assert lower == pytest.approx(upper, abs=8 * se) and lower + inside + upper == pytest.approx(1)
+    rng = np.random.default_rng(1)
+    T = 5
+    a = rng.standard_normal(200_000)
+    for t in range(T, 0, -1):
+        alpha = math.exp(-0.1 / T - 0.5 * 9.9 * (2 * t - 1) / T**2)
+        a = a / math.sqrt(alpha) + (math.sqrt(1 - alpha) * rng.standard_normal(a.shape) if t > 1
+                                     else 0.0)
+        a = np.clip(a, -1, 1)
+    mine = [(a <= -1).mean(), (np.abs(a) < 1).mean(), (a >= 1).mean()]
+    np.testing.assert_allclose(oracle.no_denoiser_split(T), mine, atol=0.01)
+    # two thirds of each coordinate on a bound: the weak-score regime's mass is the sampler's
+    assert 1 - oracle.no_denoiser_split(T)[1] == pytest.approx(2 / 3, abs=0.02)
+    with pytest.raises(oracle.OracleError, match="T must be"):
+        oracle.no_denoiser_split(0)
+
+
+def test_distance_to_the_no_denoiser_sampler_is_the_worst_coordinates_total_variation():
+    actions = np.array([[[-1.0, 1.0], [1.0, 0.2], [0.0, -1.0], [1.0, 0.5]]])  # (1 state, 4, 2)
+    splits = oracle.coordinate_splits(actions)
+    np.testing.assert_allclose(splits[0], [[0.25, 0.25, 0.5], [0.25, 0.5, 0.25]])
+    third = np.full(3, 1 / 3)
+    # coordinate 0: (|0.25 - 1/3| + |0.25 - 1/3| + |0.5 - 1/3|) / 2 = 1/6; coordinate 1: 1/6
+    assert oracle.distance_to(splits, third)[0] == pytest.approx(1 / 6)
+    assert oracle.distance_to(oracle.coordinate_splits(np.ones((1, 5, 3))), third)[0] == \
+        pytest.approx(2 / 3)
+
+
+def test_no_denoiser_table_counts_the_states_where_a_run_draws_what_the_sampler_does():
+    """A run whose first three states are drawn from the no-denoiser sampler's shares and whose
+    fourth sits on +1: 3 of 4 states are the sampler's. A run without M_q and T (SAC) is not a
+    QSM-like run and gets no row."""
+    from analysis.audit.load import RunEntry
+    lower, inside, upper = oracle.no_denoiser_split(5)
+    rng = np.random.default_rng(0)
+    where = rng.choice(3, size=(3, 1000, 4), p=[lower, inside, upper])
+    drawn = np.where(where == 0, -1.0, np.where(where == 2, 1.0, rng.uniform(-0.9, 0.9, where.shape)))
+    actions = np.concatenate([drawn, np.ones((1, 1000, 4))])
+    qsm = RunEntry("qsm", "hopper_hop", 0, "complete", "", "runs/qsm/a/seed0",
+                   states=np.zeros((4, 3)), actions=actions, role="benchmark",
+                   hparams={"M_q": 50.0, "T": 5})
+    sac = RunEntry("sac", "hopper_hop", 0, "complete", "", "runs/sac/a/seed0",
+                   states=np.zeros((4, 3)), actions=actions, role="benchmark", hparams={})
+    df = oracle.no_denoiser_table([qsm, sac])
+    assert list(df.columns) == oracle.NO_DENOISER_COLUMNS and len(df) == 1
+    row = df.iloc[0]
+    assert row["n_states"] == 4 and row["states_as_no_denoiser"] == 3 and row["act_dim"] == 4
+    assert row["no_denoiser_coord_bound"] == pytest.approx(1 - inside)
+    assert row["no_denoiser_mass_any_bound"] == pytest.approx(1 - inside**4)
+    assert row["coord_bound"] == pytest.approx(0.75 * (1 - inside) + 0.25, abs=0.02)

@@ -145,3 +145,36 @@ def test_the_committed_predictions_are_this_codes_on_the_runs_archived_when_they
             assert np.allclose(again[column], committed[column], atol=1e-4), column
         else:
             assert again[column].tolist() == committed[column].tolist(), column
+
+
+def _nd(task, seed, matched, algo="qsm", M_q=None):
+    M_q_paper, T, form = paper_setting()
+    return {"algo": algo, "task": task, "seed": seed, "M_q": M_q or M_q_paper, "T": T,
+            "score_target": form, "other_hparams": NAN, "n_states": 8,
+            "states_as_no_denoiser": matched}
+
+
+def test_the_sampler_alone_is_predicted_from_the_score_scale_bracketed_by_trained_tasks():
+    """Trained: task_w (RMS 1, 5 of 8 states the sampler's: its own) and task_s (RMS 9, 0 of 8:
+    not). Predicted RMS 0.5 to 1.4 (<= 1 x 1.5): the sampler's own; 6 to 20 (>= 9 / 1.5):
+    not; 2 to 7: undecided. Another M_q, SAC and a toy are not read."""
+    import pandas as pd
+
+    from analysis.audit.scale_model import (ALONE_COLUMNS, NOT_OWN, OWN, UNDECIDED,
+                                            sampler_alone_predictions, samplers_own)
+    assert samplers_own(4, 8) and not samplers_own(3, 8) and not samplers_own(0, 0)
+    runs = [bench("qsm", "task_w", rms=1.0), bench("qsm", "task_s", rms=8.0),
+            bench("qsm", "task_s", rms=9.0), bench("qsm", "task_s", rms=10.0),
+            bench("qsm", "task_s", rms=0.1, setting=(1.0, 5, "constant")), *TOYS]
+    nd = pd.DataFrame([_nd("task_w", 0, 5), _nd("task_s", 0, 0), _nd("task_s", 2, 1),
+                       _nd("task_s", 1, 8, M_q=1.0), _nd("task_s", 3, 8, algo="sac"),
+                       _nd("toy_a", 0, 8)])
+    scale = pd.DataFrame([{"task": t, "rms_low": lo, "rms_high": hi} for t, lo, hi in (
+        ("task_w", 0.5, 1.4), ("task_new", 6.0, 20.0), ("task_mid", 2.0, 7.0))])
+    df = sampler_alone_predictions(runs, scale, nd)
+    assert list(df.columns) == ALONE_COLUMNS
+    assert df["predicted"].tolist() == [OWN, NOT_OWN, UNDECIDED]
+    assert df["seeds_in_sample"].tolist() == ["0", "", ""]
+    assert (df["own_rms_max"] == 1.0).all() and (df["other_rms_min"] == 9.0).all()
+    with pytest.raises(ValueError, match="both sides"):
+        sampler_alone_predictions(runs, scale, nd[nd["task"] != "task_w"])

@@ -33,11 +33,22 @@ at the run's probe states and with the same noise, the chain with the run's lear
 one step t and the exact one at the others (step_swaps); the step whose swap moves the return to
 the learned policy's is where learning makes the difference.
 
+The other end of the same question: the sampler with no denoiser at all (eps_theta = 0, what
+it draws knowing nothing of Q). QSM's denoiser is regressed onto -M_q dQ/da, not onto the noise,
+so nothing in the chain undoes its 1 / sqrt(alpha_t) rescaling: with a weak score the draws
+spread, and every step's clip piles them on the bounds (at the paper's T 5, two thirds of each
+coordinate). Per QSM-like run on any task (no_denoiser.csv), how many probe states hold, coordinate
+by coordinate, what that sampler draws (total variation of the shares at -1, inside and at +1
+within NO_DENOISER_TV): there the policy's mass on the bounds is the sampler's own, not the
+task's.
+
     python -m analysis.audit.oracle point toy_bimodal --M_q 50 --T 5
+    python -m analysis.audit.oracle no-denoiser --T 5
     python -m analysis.audit.oracle predict --configfile config/study.yaml \
         --out docs/predictions/oracle_predictions.csv
     python -m analysis.audit.oracle check --manifest results/tables/run_manifest.json \
-        --tables results/tables --figures results/figures   # oracle(_steps).csv, oracle.png
+        --tables results/tables --figures results/figures
+        # oracle.csv, oracle_steps.csv, no_denoiser.csv, oracle.png
 """
 from __future__ import annotations
 
@@ -284,6 +295,83 @@ def learned_prediction(measures: dict) -> bool:
     return measures["return_over_optimum"] >= LEARNED_THRESHOLD
 
 
+# -- the other end: the sampler with no denoiser -------------------------------------------------
+
+#: A probe state is the no-denoiser sampler's when no coordinate's shares at -1, inside and at +1
+#: are further than this from the sampler's in total variation (1000 samples: about 0.02 by chance)
+NO_DENOISER_TV = 0.1
+NO_DENOISER_SAMPLES = 100_000
+
+
+class NoDenoiser:
+    """eps_theta = 0 at every step: the sampler knowing nothing of Q."""
+
+    def at(self, obs):
+        return lambda a, t: torch.zeros_like(a)
+
+
+def no_denoiser_split(T: int, beta_min: float = 0.1, beta_max: float = 10.0,
+                      temperature: float = 1.0, samples: int = NO_DENOISER_SAMPLES,
+                      seed: int = ORACLE_SEED) -> np.ndarray:
+    """The shares of one coordinate of the no-denoiser sampler's draws at -1, inside and at +1
+    (coordinates are independent when eps_theta is 0, so one describes them all)."""
+    if T < 1:
+        raise OracleError(f"T must be >= 1; got {T}")
+    x, _ = run_chain(NoDenoiser(), Schedule(T, beta_min, beta_max), torch.zeros(1, samples, 1), 1,
+                     seed, temperature)
+    return coordinate_splits(x[None])[0, 0]
+
+
+def coordinate_splits(actions: np.ndarray) -> np.ndarray:
+    """(P, d, 3): per probe state and coordinate, the shares of the samples (P, N, d) at -1,
+    strictly inside and at +1 (the sampler clips, so a bound is hit exactly)."""
+    a = np.clip(np.asarray(actions, np.float64), -1.0, 1.0)
+    return np.stack([(a <= -1).mean(1), (np.abs(a) < 1).mean(1), (a >= 1).mean(1)], axis=-1)
+
+
+def distance_to(splits: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(P,): per probe state, the largest over coordinates of the total variation between the
+    state's shares (P, d, 3) and the reference's (3,)."""
+    return 0.5 * np.abs(splits - reference).sum(-1).max(-1)
+
+
+NO_DENOISER_COLUMNS = ["algo", "task", "seed", "M_q", "T", "score_target", "other_hparams",
+                       "act_dim", "n_states", "states_as_no_denoiser", "distance_median",
+                       "coord_bound", "no_denoiser_coord_bound", "mass_any_bound",
+                       "no_denoiser_mass_any_bound", "no_denoiser_lower", "no_denoiser_inside",
+                       "no_denoiser_upper"]
+
+
+def no_denoiser_table(entries) -> pd.DataFrame:
+    """Per audited QSM-like run (any task; policy distribution), its probe states beside the
+    no-denoiser sampler at the run's T, schedule and temperature: how many states are that
+    sampler's (distance_to within NO_DENOISER_TV), the median distance, and the share of each
+    coordinate and of the samples with any coordinate on a bound, the run's and the sampler's."""
+    splits, rows = {}, []
+    for e in sorted(policy_runs(entries), key=lambda e: (e.algo, e.task, e.path)):
+        if setting(e) is None:
+            continue
+        p = point_of(e)
+        key = (p.T, p.beta_min, p.beta_max, p.temperature)
+        if key not in splits:
+            splits[key] = no_denoiser_split(*key)
+        null = splits[key]
+        d = distance_to(coordinate_splits(e.actions), null)
+        act_dim = e.actions.shape[-1]
+        rows.append({"algo": e.algo, "task": e.task, "seed": e.seed, "M_q": p.M_q, "T": p.T,
+                     "score_target": p.form, "other_hparams": other_hparams(e),
+                     "act_dim": act_dim, "n_states": len(d),
+                     "states_as_no_denoiser": int((d <= NO_DENOISER_TV).sum()),
+                     "distance_median": float(np.median(d)),
+                     "coord_bound": float((np.abs(np.clip(e.actions, -1, 1)) >= 1).mean()),
+                     "no_denoiser_coord_bound": 1 - null[1],
+                     "mass_any_bound": mass_any_bound(e),
+                     "no_denoiser_mass_any_bound": 1 - null[1] ** act_dim,
+                     "no_denoiser_lower": null[0], "no_denoiser_inside": null[1],
+                     "no_denoiser_upper": null[2]})
+    return pd.DataFrame(rows, columns=NO_DENOISER_COLUMNS)
+
+
 # -- beside the runs: the audit's oracle.csv and oracle.png --------------------------------------
 
 ORACLE_COLUMNS = ["algo", "task", "M_q", "T", "score_target", "other_hparams", "n_seeds",
@@ -449,7 +537,8 @@ def plot_oracle(oracle_df, runs, outdir, provenance):
 def check(manifest, tables, figures, reps=DEFAULT_REPS, seed=DEFAULT_SEED, log=print) -> list:
     """oracle.csv and oracle.png: the oracle at the setting of every audited QSM run on a toy
     task of the manifest, beside what those runs learned; oracle_steps.csv: which sampler step
-    makes the runs differ from it (steps_table); returns the written paths."""
+    makes the runs differ from it (steps_table); no_denoiser.csv: every audited QSM-like run
+    beside its sampler with no denoiser (no_denoiser_table); returns the written paths."""
     from pathlib import Path
 
     from analysis.audit.load import load_entries
@@ -467,6 +556,10 @@ def check(manifest, tables, figures, reps=DEFAULT_REPS, seed=DEFAULT_SEED, log=p
     paths = [write_table(Path(tables) / "oracle.csv", df, prov, used, float_format="%.6g")]
     steps = steps_table(entries, reps=reps, seed=seed)
     paths.append(write_table(Path(tables) / "oracle_steps.csv", steps, prov, used,
+                             float_format="%.6g"))
+    null = no_denoiser_table(entries)
+    paths.append(write_table(Path(tables) / "no_denoiser.csv", null, prov,
+                             {e.path for e in policy_runs(entries) if setting(e) is not None},
                              float_format="%.6g"))
     runs = pd.DataFrame([{"algo": e.algo, "task": e.task, "seed": e.seed, "path": e.path,
                           "status": e.status, "audited": e.audited}
@@ -530,6 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--T", type=int, default=5)
     one.add_argument("--form", choices=FORMS, default="constant")
     one.add_argument("--temperature", type=float, default=1.0)
+    null = sub.add_parser("no-denoiser", help="the shares of one coordinate at -1, inside and "
+                                              "at +1 of the sampler with eps_theta = 0")
+    null.add_argument("--T", type=int, default=5)
+    null.add_argument("--temperature", type=float, default=1.0)
+    null.add_argument("--samples", type=int, default=NO_DENOISER_SAMPLES)
     chk = sub.add_parser("check", help="oracle.csv and oracle.png: the oracle beside the QSM toy "
                                        "runs of a run manifest")
     chk.add_argument("--manifest", required=True, help="run_manifest.json")
@@ -554,6 +652,12 @@ def main(argv=None) -> int:
                         args.states, args.samples)
             for k, v in m.items():
                 print(f"{k:>22}  {v:.4g}" if isinstance(v, float) else f"{k:>22}  {v}")
+            return 0
+        if args.command == "no-denoiser":
+            lower, inside, upper = no_denoiser_split(args.T, temperature=args.temperature,
+                                                     samples=args.samples)
+            print(f"T {args.T}, {args.samples} draws: at -1 {lower:.4f}, inside {inside:.4f}, "
+                  f"at +1 {upper:.4f}")
             return 0
         if args.command == "check":
             check(args.manifest, args.tables, args.figures, args.reps, args.seed,

@@ -23,6 +23,13 @@ coordinates need not fall on bounds independently; QSM's Q level need not be TD3
 
     python -m analysis.audit.scale_model predict --manifest results/tables/run_manifest.json \
         --out docs/predictions/score_scale_predictions.csv
+
+A second prediction from the same scale (below, `sampler_alone_predictions`): on which tasks
+QSM's policy will be what its sampler draws with no denoiser at all.
+
+    python -m analysis.audit.scale_model predict-alone --manifest results/tables/run_manifest.json \
+        --scale-predictions docs/predictions/score_scale_predictions.csv \
+        --no-denoiser results/tables/no_denoiser.csv --out docs/predictions/sampler_alone_predictions.csv
 """
 from __future__ import annotations
 
@@ -180,14 +187,84 @@ def agrees(prediction, rms: float, mass_any_bound: float) -> bool:
             <= prediction["mass_any_bound_high"] + MASS_TOLERANCE)
 
 
+# -- a second prediction from the same scale: where the policy is the sampler's own ------------
+#
+# With no denoiser at all QSM's sampler puts about two thirds of each coordinate on a bound
+# (analysis.audit.oracle.no_denoiser_split): a policy whose score is too weak to move the samples
+# draws what that sampler draws. A task's QSM policy is 'the sampler's own' when at least
+# SAMPLERS_OWN of its probe states are (no_denoiser.csv). The prediction, from the score-target RMS
+# the score-scale model predicts (docs/predictions/score_scale_predictions.csv), bracketed by the
+# tasks already trained at the paper's setting: the sampler's own where the predicted RMS stays
+# within RMS_FACTOR of the largest RMS of a task whose policy is the sampler's own; not the
+# sampler's where it stays above the smallest RMS of a task whose policy is not, divided by
+# RMS_FACTOR; undecided in between. Seeds trained when the prediction is made are in-sample; the
+# others test it.
+
+SAMPLERS_OWN = 0.5
+ALONE_COLUMNS = ["task", "seeds_in_sample", "rms_low", "rms_high", "own_rms_max",
+                 "other_rms_min", "predicted"]
+OWN, NOT_OWN, UNDECIDED = "the sampler's own", "not the sampler's", "undecided"
+
+
+def samplers_own(matched: int, states: int) -> bool:
+    """Whether probe states of which `matched` are the no-denoiser sampler's make the policy the
+    sampler's own."""
+    return states > 0 and matched >= SAMPLERS_OWN * states
+
+
+def sampler_alone_predictions(runs, scale_predictions: pd.DataFrame,
+                              no_denoiser: pd.DataFrame) -> pd.DataFrame:
+    """Per task of the score-scale predictions: whether QSM's policy at the paper's setting will
+    be the sampler's own, from its predicted RMS and the benchmark tasks QSM has trained on (their
+    median score-target RMS from `runs`, their probe states from `no_denoiser`)."""
+    M_q, T, form = paper_setting()
+    nd = no_denoiser[(no_denoiser["algo"] == "qsm") & (no_denoiser["M_q"] == M_q)
+                     & (no_denoiser["T"] == T) & (no_denoiser["score_target"] == form)
+                     & (no_denoiser["other_hparams"].fillna("") == "")]
+    rms = {}
+    for r in runs:
+        if r.algo == "qsm" and not r.toy and r.setting == (M_q, T, form) \
+                and math.isfinite(r.score_target_rms):
+            rms.setdefault(r.task, []).append(r.score_target_rms)
+    own, other, seeds = [], [], {}
+    for task, g in nd.groupby("task"):
+        if task not in rms:
+            continue
+        seeds[task] = " ".join(str(int(s)) for s in sorted(g["seed"]))
+        is_own = samplers_own(int(g["states_as_no_denoiser"].sum()), int(g["n_states"].sum()))
+        (own if is_own else other).append(float(np.median(rms[task])))
+    if not own or not other:
+        raise ValueError("the sampler-alone prediction needs trained benchmark tasks on both "
+                         f"sides: {len(own)} whose QSM policy is the sampler's own, {len(other)} "
+                         "whose policy is not")
+    own_max, other_min = max(own), min(other)
+    rows = []
+    for _, p in scale_predictions.iterrows():
+        if p["rms_high"] <= own_max * RMS_FACTOR:
+            predicted = OWN
+        elif p["rms_low"] >= other_min / RMS_FACTOR:
+            predicted = NOT_OWN
+        else:
+            predicted = UNDECIDED
+        rows.append({"task": p["task"], "seeds_in_sample": seeds.get(p["task"], ""),
+                     "rms_low": p["rms_low"], "rms_high": p["rms_high"], "own_rms_max": own_max,
+                     "other_rms_min": other_min, "predicted": predicted})
+    return pd.DataFrame(rows, columns=ALONE_COLUMNS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m analysis.audit.scale_model",
         description="Predict, from the score scale alone, QSM's score-target RMS and its policy's "
                     "mass on the action bounds on every benchmark task where TD3 has finished "
                     "runs (docs/predictions/README.md).")
-    p.add_argument("command", choices=["predict"], help="predict: write the predictions table")
+    p.add_argument("command", choices=["predict", "predict-alone"],
+                   help="predict: the score-scale predictions; predict-alone: where QSM's policy "
+                        "will be its sampler's own (needs --scale-predictions and --no-denoiser)")
     p.add_argument("--manifest", required=True, help="run_manifest.json of the configuration")
+    p.add_argument("--scale-predictions", help="the committed score-scale predictions (CSV)")
+    p.add_argument("--no-denoiser", help="no_denoiser.csv of the same runs (python -m "
+                                         "analysis.audit.oracle check)")
     p.add_argument("--out", required=True, help="CSV to write")
     return p
 
@@ -195,8 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     try:
-        df = score_scale_predictions(scale_runs(a.manifest))
-    except (ValueError, ManifestError) as e:
+        if a.command == "predict":
+            df = score_scale_predictions(scale_runs(a.manifest))
+        elif not (a.scale_predictions and a.no_denoiser):
+            raise ValueError("predict-alone needs --scale-predictions and --no-denoiser")
+        else:
+            df = sampler_alone_predictions(scale_runs(a.manifest),
+                                           pd.read_csv(a.scale_predictions),
+                                           pd.read_csv(a.no_denoiser))
+    except (ValueError, ManifestError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     df.to_csv(a.out, index=False, float_format="%.4f")

@@ -163,6 +163,13 @@ OUTPUTS = (
                "the optimum's of the chain with the exact denoiser, with the run's learned one, "
                "and with the learned one at a single step t, mean over seeds with 95% "
                "intervals")),
+    Output("oracle", "Multimodality audit", tables=("no_denoiser.csv",),
+           reported=("no_denoiser.csv",), shows=(
+               "per audited QSM-like run on any task, its probe states beside its sampler with "
+               "no denoiser at all (eps_theta = 0, at the run's T): how many states hold, "
+               "coordinate by coordinate, what that sampler draws (shares at -1, inside and at "
+               "+1 within 0.1 in total variation), and the shares on a bound, the run's and the "
+               "sampler's: where they match, the mass on the bounds is the sampler's own")),
     Output("audit", "Sweeps", tables=("{sweep}.csv",), figures=("{sweep}",),
            reported=("{sweep}.csv",), shows=(
                "one per entry of `sweeps:` (e.g. `mq_sweep`): per algorithm, task, swept value "

@@ -43,7 +43,7 @@ rule findings:
             "run_status.csv", "final_scores.csv", "aggregate.csv", "probability_of_improvement.csv",
             "modes_summary.csv", "audit_runs.csv", "diagnostics.csv", "cost_summary.csv",
             "run_cost.csv", "initial_state.csv", "oracle.csv", "oracle_steps.csv", "scale_match.csv", "references.csv",
-            "toy_optima.csv")]
+            "toy_optima.csv", "no_denoiser.csv")]
         + [table_path(f"{sweep['name']}.csv") for sweep in config.get("sweeps") or []]
         + ([table_path("fidelity.csv")] if config.get("fidelity") else []),
         # predictions committed before their runs trained (config predictions), shown beside them
