@@ -35,6 +35,10 @@ MODULE = "analysis.findings"
 ROLES = ("benchmark", "audit")
 PLAN_FILE = "seed_plan.csv"
 DEFAULT_COMMAND = "snakemake --cores all"  # the demo preset's
+#: The models whose predictions a configuration can commit (config predictions): the oracle's
+#: (analysis.audit.oracle predict), the score-scale model's and the sampler-alone rule's
+#: (analysis.audit.scale_model predict, predict-alone)
+PREDICTION_MODELS = ("oracle", "score_scale", "sampler_alone")
 AUDIT_COLUMNS = (("interior_modes", "interior modes"), ("mass_any_bound", "mass on a bound"),
                  ("mass_corner", "mass in corners"), ("score_target_rms", "score-target RMS"),
                  ("final_normalized", "final score"))
@@ -607,6 +611,100 @@ def scale_predictions_point(predictions: pd.DataFrame, runs: pd.DataFrame) -> st
     return text + (f"; not trained yet: {', '.join(waiting)}" if waiting else "") + "."
 
 
+def seeds_in_sample(p) -> set[int]:
+    """The seeds a committed prediction row lists as trained when it was made."""
+    v = p.get("seeds_in_sample", "")
+    if isinstance(v, float):
+        return set() if math.isnan(v) else {int(v)}
+    return {int(x) for x in str(v).split()}
+
+
+def alone_rows(predictions: pd.DataFrame, nd: pd.DataFrame,
+               status: pd.DataFrame | None = None) -> list[dict]:
+    """Per task of the committed sampler-alone predictions: the prediction, whether the
+    configuration asks for QSM seeds beyond its sample (run_status.csv; `untested` where not), and
+    what QSM's runs at the paper's setting of seeds not in its sample show (no_denoiser.csv):
+    their seeds, probe states that are the no-denoiser sampler's, whether that makes the policy the
+    sampler's own, and whether it agrees (None where the prediction is undecided)."""
+    from analysis.audit.scale_model import OWN, UNDECIDED, paper_setting, samplers_own
+    M_q, T, form = paper_setting()
+    mine = (nd[(nd["algo"] == "qsm") & (nd["M_q"] == M_q) & (nd["T"] == T)
+               & (nd["score_target"] == form) & (nd["other_hparams"].fillna("") == "")]
+            if not nd.empty else nd)
+    out = []
+    for _, p in predictions.iterrows():
+        new = (mine[(mine["task"] == p["task"]) & ~mine["seed"].isin(seeds_in_sample(p))]
+               if not mine.empty else mine)
+        asked = (set(status.loc[(status["algo"] == "qsm") & (status["role"] == "benchmark")
+                                & (status["task"] == p["task"]), "seed"].astype(int))
+                 if status is not None and not status.empty else None)
+        row = {"p": p, "n": len(new),
+               "untested": asked is not None and asked <= seeds_in_sample(p)}
+        if len(new):
+            matched, states = int(new["states_as_no_denoiser"].sum()), int(new["n_states"].sum())
+            own = samplers_own(matched, states)
+            row.update(seeds=", ".join(str(int(s)) for s in sorted(new["seed"])),
+                       matched=matched, states=states, own=own,
+                       agrees=None if p["predicted"] == UNDECIDED else own == (p["predicted"] == OWN))
+        out.append(row)
+    return out
+
+
+def alone_section(predictions: pd.DataFrame, nd: pd.DataFrame, commit: str,
+                  status: pd.DataFrame | None = None) -> str:
+    """The committed sampler-alone predictions beside the seeds that test them."""
+    from analysis.audit.scale_model import OWN, NOT_OWN, RMS_FACTOR, SAMPLERS_OWN
+    rows = []
+    for x in alone_rows(predictions, nd, status):
+        p = x["p"]
+        sample = ", ".join(str(s) for s in sorted(seeds_in_sample(p))) or "none"
+        head = (p["task"], sample, span(p["rms_low"], p["rms_high"]), p["predicted"])
+        if not x["n"]:
+            rows.append((*head, "", "", "", "in-sample: no seed asked beyond it" if x["untested"]
+                         else "no new seed yet"))
+            continue
+        rows.append((*head, x["seeds"], f"{x['matched']} of {x['states']}",
+                     OWN if x["own"] else NOT_OWN,
+                     "not judged (undecided)" if x["agrees"] is None
+                     else "yes" if x["agrees"] else "**no**"))
+    p0 = predictions.iloc[0]
+    return (f"Predictions committed at {commit} (`docs/predictions/sampler_alone_predictions.csv`, "
+            f"`python -m analysis.audit.scale_model predict-alone`) before the seeds that test "
+            f"them trained. A policy is the sampler's own when at least "
+            f"{SAMPLERS_OWN:.0%} of its probe states are what its sampler draws with no denoiser "
+            f"(the subsection below). The rule: from the score-target RMS the score-scale model "
+            f"predicts, the sampler's own within a factor of {RMS_FACTOR:g} of the largest "
+            f"median RMS of a trained task whose policy is ({num(p0['own_rms_max'])}), not the "
+            f"sampler's above the smallest of a task whose policy is not "
+            f"({num(p0['other_rms_min'])}) divided by {RMS_FACTOR:g}, undecided between. The "
+            f"seeds in sample had trained when the predictions were made; only the others "
+            f"judge them (QSM at the paper's setting, end of training, 8 probe states per seed)."
+            f"\n\n" + table(("task", "seeds in sample", "predicted score-target RMS", "predicted",
+                              "new seeds", "their probe states as the sampler's", "learned",
+                              "agree"), rows))
+
+
+def alone_point(predictions: pd.DataFrame, nd: pd.DataFrame,
+                status: pd.DataFrame | None = None) -> str:
+    """The verdict's sentence on the sampler-alone predictions (empty without them)."""
+    if predictions.empty:
+        return ""
+    rows = alone_rows(predictions, nd, status)
+    done = [x for x in rows if x["n"] and x["agrees"] is not None]
+    waiting = [x["p"]["task"] for x in rows if not x["n"] and not x["untested"]]
+    text = "**The sampler alone, predicted** (committed before the seeds that test it): "
+    if not done:
+        return text + ("no seed that tests it has trained yet"
+                       + (f" ({', '.join(waiting)})" if waiting else "") + ".")
+    else:
+        text += (f"{sum(x['agrees'] for x in done)} of {len(done)} tasks with new seeds agree ("
+                 + "; ".join(f"{x['p']['task']}: predicted {x['p']['predicted']}, "
+                             f"{x['matched']} of {x['states']} probe states of seeds "
+                             f"{x['seeds']} the sampler's: "
+                             f"{'agrees' if x['agrees'] else 'disagrees'}" for x in done) + ")")
+    return text + (f"; no new seed yet: {', '.join(waiting)}" if waiting else "") + "."
+
+
 def no_denoiser_groups(nd: pd.DataFrame, tasks) -> list[dict]:
     """no_denoiser.csv's runs of these tasks per (algo, task, setting): seeds, probe states that
     are the no-denoiser sampler's (in all and per seed), and the shares on a bound, the runs' mean
@@ -627,12 +725,6 @@ def no_denoiser_groups(nd: pd.DataFrame, tasks) -> list[dict]:
                     "any": float(g["mass_any_bound"].mean()),
                     "null_any": float(g["no_denoiser_mass_any_bound"].iloc[0])})
     return out
-
-
-def the_samplers_own(x: dict) -> bool:
-    """Half or more of the probe states of these runs are what the sampler draws with no
-    denoiser."""
-    return x["states"] > 0 and 2 * x["matched"] >= x["states"]
 
 
 def no_denoiser_section(nd: pd.DataFrame, benchmark_tasks, toy_tasks) -> str:
@@ -678,13 +770,14 @@ def no_denoiser_section(nd: pd.DataFrame, benchmark_tasks, toy_tasks) -> str:
 def no_denoiser_point(nd: pd.DataFrame, benchmark_tasks, setting) -> tuple[str, str]:
     """The verdict's sentence on the sampler with no denoiser at the paper's setting, and the
     cause it adds to the verdict's last point (empty where no task's policy is the sampler's)."""
+    from analysis.audit.scale_model import SAMPLERS_OWN, samplers_own
     groups = [x for x in no_denoiser_groups(nd, benchmark_tasks)
               if x["algo"] == "qsm" and not x["other_hparams"]
               and (x["M_q"], x["T"], x["score_target"]) == setting]
     if not groups:
         return "", ""
-    own = [x for x in groups if the_samplers_own(x)]
-    rest = [x for x in groups if not the_samplers_own(x)]
+    own = [x for x in groups if samplers_own(x["matched"], x["states"])]
+    rest = [x for x in groups if not samplers_own(x["matched"], x["states"])]
 
     def said(x):
         return (f"{x['task']} ({counted(x['n'], 'seed')}): {x['matched']} of {x['states']} probe "
@@ -695,8 +788,9 @@ def no_denoiser_point(nd: pd.DataFrame, benchmark_tasks, setting) -> tuple[str, 
     if not own:
         return text + (" On no benchmark task is the policy the sampler's own: its place on the "
                        "bounds is the learned score's doing."), ""
-    text += (" On " + ", ".join(x["task"] for x in own) + " the policy is, at half or more of "
-             "its probe states, what the sampler draws knowing nothing of Q (a coordinate on a "
+    text += (" On " + ", ".join(x["task"] for x in own) + " the policy is, at "
+             f"{SAMPLERS_OWN:.0%} or more of its probe states, what the sampler draws knowing "
+             "nothing of Q (a coordinate on a "
              "bound: " + ", ".join(f"{num(x['coord'], 2)} against the sampler's "
                                    f"{num(x['null_coord'], 2)}" for x in own) + "): there the "
              "score is too weak to move the samples, and the mass on the bounds is the sampler's, "
@@ -735,13 +829,14 @@ def _learns(r) -> bool:
 
 
 def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchmark=(),
-                   no_denoiser=None) -> str:
+                   no_denoiser=None, on_alone=()) -> str:
     """The section's conclusions, one point per part of the question, each computed from the
     tables the subsections below show: the paper's demonstration, the kind of multimodality on
     each benchmark task (followed by `on_benchmark`, points already written), learning against
     the sampler (the oracle's agreement), geometry, sampler
     steps, target form and score scale; and which parts of the algorithm the evidence points to
-    (the sampler alone among them, where a task's policy is its no-denoiser sampler's)."""
+    (the sampler alone among them, where a task's policy is its no-denoiser sampler's, followed
+    by `on_alone`)."""
     from analysis.audit.oracle import AGREEMENT
     from analysis.audit.scale_model import paper_setting
     M_q, T, form = paper_setting()
@@ -788,6 +883,7 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchma
         pd.DataFrame() if no_denoiser is None else no_denoiser, benchmark, (M_q, T, form))
     if alone:
         points.append(alone)
+    points += [p for p in on_alone if p]
     if alone_cause:
         causes.append(alone_cause)
 
@@ -879,9 +975,10 @@ def verdict_points(modes, initial, status, oracle, scale, toy_optima, on_benchma
     return "\n".join(f"- {p}" for p in points)
 
 
-def verdict_section(modes, initial, status, predictions, oracle, steps, scale, commit,
-                    toy_optima=None, scale_predictions=None, scale_commit="",
-                    audit_runs=None, diagnostics=None, no_denoiser=None) -> str:
+def verdict_section(modes, initial, status, oracle, steps, scale, toy_optima=None,
+                    committed=None, audit_runs=None, diagnostics=None, no_denoiser=None) -> str:
+    """The audit's verdict; `committed`: the predictions committed before their runs, per model
+    of PREDICTION_MODELS, (table, commit)."""
     tasks = sorted(set(modes["task"])) if not modes.empty else []
     parts = [f"The paper's claim, in its own words: \"{PAPER_CLAIM}\" (abstract). Its evidence "
              f"of multimodality is a picture of a QSM policy's actions at the initial state of "
@@ -893,11 +990,15 @@ def verdict_section(modes, initial, status, predictions, oracle, steps, scale, c
              f"shows a kind when the lower end of the 95% interval over seeds of its count per "
              f"probe state exceeds 1."]
     toy_optima = pd.DataFrame() if toy_optima is None else toy_optima
-    scale_predictions = pd.DataFrame() if scale_predictions is None else scale_predictions
+    committed = committed or {}
+    predictions, commit = committed.get("oracle", (pd.DataFrame(), ""))
+    scale_predictions, scale_commit = committed.get("score_scale", (pd.DataFrame(), ""))
+    alone, alone_commit = committed.get("sampler_alone", (pd.DataFrame(), ""))
     audit_runs = pd.DataFrame() if audit_runs is None else audit_runs
     no_denoiser = pd.DataFrame() if no_denoiser is None else no_denoiser
     points = verdict_points(modes, initial, status, oracle, scale, toy_optima,
-                            [scale_predictions_point(scale_predictions, audit_runs)], no_denoiser)
+                            [scale_predictions_point(scale_predictions, audit_runs)], no_denoiser,
+                            [alone_point(alone, no_denoiser, status)])
     if points:
         parts += ["### The verdict, point by point", "Each point is computed from the tables "
                   "of the subsections below, at the budgets and seeds it names.", points]
@@ -912,6 +1013,9 @@ def verdict_section(modes, initial, status, predictions, oracle, steps, scale, c
         parts += ["### Predicted beside learned: the score scale on the benchmark tasks",
                   scale_predictions_section(scale_predictions, audit_runs, scale_commit,
                                             diagnostics, no_denoiser)]
+    if not alone.empty:
+        parts += ["### Predicted beside learned: where the policy is the sampler's own",
+                  alone_section(alone, no_denoiser, alone_commit, status)]
     benchmark = sorted(set(status.loc[status["role"] == "benchmark", "task"]))
     parts += ["### Beside the sampler with no denoiser",
               no_denoiser_section(no_denoiser, benchmark, sorted(toy_geometry(toy_optima))),
@@ -1117,10 +1221,9 @@ def comparison_plan_section(plans: pd.DataFrame, reference: str, tasks) -> str:
 
 
 def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMAND,
-             predictions: pd.DataFrame | None = None, predictions_commit: str = "",
-             reference: str = "qsm", tasks=None, scale_predictions: pd.DataFrame | None = None,
-             scale_commit: str = ""):
-    predictions = pd.DataFrame() if predictions is None else predictions
+             committed: dict | None = None, reference: str = "qsm", tasks=None):
+    """The findings' text and the seed-count plan; `committed`: predictions committed before
+    their runs, per model of PREDICTION_MODELS, (table, commit)."""
     status = read(tables, "run_status.csv")
     final = read(tables, "final_scores.csv")
     fidelity = read(tables, "fidelity.csv")
@@ -1173,10 +1276,9 @@ def findings(manifest, tables: Path, margin: float, command: str = DEFAULT_COMMA
               references_section(read(tables, "references.csv"))]
     parts += ["## Is QSM multi-modal, and where?",
               verdict_section(read(tables, "modes_summary.csv"), read(tables, "initial_state.csv"),
-                              status, predictions, read(tables, "oracle.csv"),
-                              read(tables, "oracle_steps.csv"), read(tables, "scale_match.csv"),
-                              predictions_commit, read(tables, "toy_optima.csv"),
-                              scale_predictions, scale_commit, read(tables, "audit_runs.csv"),
+                              status, read(tables, "oracle.csv"), read(tables, "oracle_steps.csv"),
+                              read(tables, "scale_match.csv"), read(tables, "toy_optima.csv"),
+                              committed, read(tables, "audit_runs.csv"),
                               read(tables, "diagnostics.csv"), read(tables, "no_denoiser.csv"))]
     for name, spec in manifest.sweeps.items():  # one section per sweep of the configuration
         parts += [f"## Sweep {name}: {spec['hparam']} of {', '.join(spec.get('algos', []))}",
@@ -1193,16 +1295,18 @@ PLAN_COLUMNS = ["plan", "comparison", "tasks", "n_seeds", "statistic", "width_me
                 "width_p90", "observed_seeds", "excludes_zero", "margin", "decides"]
 
 
-def write(manifest_path, tables, out, margin=0.05, command=DEFAULT_COMMAND, predictions=None,
-          predictions_commit="", reference="qsm", tasks=None, scale_predictions=None,
-          scale_commit=""):
+def write(manifest_path, tables, out, margin=0.05, command=DEFAULT_COMMAND, predictions=(),
+          reference="qsm", tasks=None):
+    """`predictions`: (model, table path, commit) of each committed predictions table."""
     manifest = load_manifest(manifest_path)
     tables = Path(tables)
-    text, plan = findings(manifest, tables, margin, command,
-                          pd.read_csv(predictions) if predictions else None, predictions_commit,
-                          reference, tasks,
-                          pd.read_csv(scale_predictions) if scale_predictions else None,
-                          scale_commit)
+    committed = {}
+    for model, path, commit in predictions:
+        if model not in PREDICTION_MODELS:
+            raise ValueError(f"unknown prediction model {model!r}: one of "
+                             f"{', '.join(PREDICTION_MODELS)}")
+        committed[model] = (pd.read_csv(path), commit)
+    text, plan = findings(manifest, tables, margin, command, committed, reference, tasks)
     atomic_write_text(out, text)
     plan = (plan if plan is not None else pd.DataFrame()).reindex(columns=PLAN_COLUMNS)
     plan_path = tables / PLAN_FILE
@@ -1227,25 +1331,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the tasks the statistics stratify over (config stats.tasks; default: "
                          "every benchmark task), over which the seed-count planner compares the "
                          "reference with every other algorithm")
-    ap.add_argument("--predictions", default=None,
-                    help="a committed predictions table (analysis.audit.oracle predict) to show "
-                         "beside what the runs learned")
-    ap.add_argument("--predictions-commit", default="",
-                    help="the commit that fixed the predictions, named in the findings")
-    ap.add_argument("--scale-predictions", default=None,
-                    help="a committed table of the score-scale model (analysis.audit.scale_model "
-                         "predict) to show beside QSM's benchmark runs")
-    ap.add_argument("--scale-predictions-commit", default="",
-                    help="the commit that fixed the score-scale predictions")
+    ap.add_argument("--prediction", nargs=3, action="append", default=[],
+                    metavar=("MODEL", "TABLE", "COMMIT"),
+                    help="a predictions table committed before its runs (config predictions), "
+                         "shown beside what the runs learned; MODEL is one of "
+                         f"{', '.join(PREDICTION_MODELS)}; COMMIT the commit that added it. "
+                         "Repeat for each model")
     ap.add_argument("--command", default=DEFAULT_COMMAND,
                     help="the command that regenerates the findings, named in their first lines")
     return ap
 
 
 def main(argv=None) -> int:
-    a = build_parser().parse_args(argv)
-    write(a.manifest, a.tables, a.out, a.margin, a.command, a.predictions, a.predictions_commit,
-          a.reference, a.tasks, a.scale_predictions, a.scale_predictions_commit)
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    unknown = sorted({model for model, _, _ in a.prediction} - set(PREDICTION_MODELS))
+    if unknown:
+        parser.error(f"--prediction: unknown model {', '.join(unknown)}; one of "
+                     f"{', '.join(PREDICTION_MODELS)}")
+    write(a.manifest, a.tables, a.out, a.margin, a.command, a.prediction, a.reference, a.tasks)
     print(f"findings -> {a.out}", file=sys.stderr)
     return 0
 

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from analysis import findings
+from conftest import ROOT
 
 
 def summary_row(**kw):
@@ -154,7 +155,7 @@ def test_the_sampler_alone_is_named_where_the_policy_is_its_no_denoiser_draws():
                                               (50.0, 5, "constant"))
     assert point.startswith("**The sampler alone** (`no_denoiser.csv`)")
     assert "hopper_hop (2 seeds): 10 of 16 probe states; cheetah_run (1 seed): 0 of 8" in point
-    assert "On hopper_hop the policy is, at half or more of its probe states" in point
+    assert "On hopper_hop the policy is, at 50% or more of its probe states" in point
     assert "0.65 against the sampler's 0.67" in point  # the mean of 0.67 and 0.63
     assert cause.startswith("the sampler itself where the score is weak (hopper_hop")
     point, cause = findings.no_denoiser_point(nd[nd["task"] != "hopper_hop"], ["cheetah_run"],
@@ -180,6 +181,64 @@ def test_the_sampler_alone_is_named_where_the_policy_is_its_no_denoiser_draws():
         "not as the toys' curve says. At 10 of its 16 probe states the policy is what the sampler "
         "draws with no denoiser (a coordinate on a bound: 0.65 against that sampler's 0.67; "
         "below).")
+
+
+def test_sampler_alone_predictions_are_judged_on_the_seeds_trained_after_them():
+    """hopper_hop predicted the sampler's own with seed 0 in sample: seeds 1 and 2 (5 + 2 of 16
+    states) make it not the sampler's own: disagrees, and seed 0's 8 of 8 are not read. walker_run
+    predicted not: seed 0 with 0 of 8 agrees. reacher_hard: no seed yet; an undecided task is not
+    judged."""
+    from analysis.audit.scale_model import NOT_OWN, OWN, UNDECIDED
+    predictions = pd.DataFrame([
+        {"task": t, "seeds_in_sample": sample, "rms_low": 1.0, "rms_high": 2.0,
+         "own_rms_max": 0.96, "other_rms_min": 7.21, "predicted": predicted}
+        for t, sample, predicted in (("hopper_hop", "0", OWN), ("walker_run", float("nan"), NOT_OWN),
+                                     ("reacher_hard", float("nan"), NOT_OWN),
+                                     ("quadruped_walk", float("nan"), UNDECIDED))])
+    nd = pd.DataFrame([_no_denoiser_run("hopper_hop", 0, 8, 0.67),
+                       _no_denoiser_run("hopper_hop", 1, 5, 0.67),
+                       _no_denoiser_run("hopper_hop", 2, 2, 0.67),
+                       _no_denoiser_run("walker_run", 0, 0, 0.9),
+                       _no_denoiser_run("walker_run", 1, 8, 0.67, M_q=1.0),
+                       _no_denoiser_run("quadruped_walk", 0, 8, 0.67)])
+    text = findings.alone_section(predictions, nd, "5ab5d89aaaaa")
+    assert "committed at 5ab5d89aaaaa" in text and "(0.96)" in text and "(7.21)" in text
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()
+            if line.startswith("| ") and "---" not in line}
+    assert rows["hopper_hop"].endswith(f"| 0 | 1 to 2 | {OWN} | 1, 2 | 7 of 16 | {NOT_OWN} | **no** |")
+    assert rows["walker_run"].endswith(f"| none | 1 to 2 | {NOT_OWN} | 0 | 0 of 8 | {NOT_OWN} | yes |")
+    assert rows["reacher_hard"].endswith("| no new seed yet |")
+    assert rows["quadruped_walk"].endswith("| not judged (undecided) |")
+    point = findings.alone_point(predictions, nd)
+    assert point.startswith("**The sampler alone, predicted** (committed before the seeds that "
+                            "test it): 1 of 2 tasks with new seeds agree (hopper_hop: predicted "
+                            f"{OWN}, 7 of 16 probe states of seeds 1, 2 the sampler's: disagrees")
+    assert point.endswith("; no new seed yet: reacher_hard.")
+    assert findings.alone_point(pd.DataFrame(), nd) == ""
+    assert findings.alone_point(predictions, nd.iloc[:1]).endswith(
+        "no seed that tests it has trained yet (hopper_hop, walker_run, reacher_hard, "
+        "quadruped_walk).")
+    # a task whose asked seeds are all in sample is not waiting for anything
+    status = pd.DataFrame([{"algo": "qsm", "role": "benchmark", "task": t, "seed": k}
+                           for t, seeds in (("hopper_hop", (0,)), ("reacher_hard", (0, 1)))
+                           for k in seeds])
+    rows = {line.split(" | ")[0].lstrip("| "): line
+            for line in findings.alone_section(predictions, nd.iloc[:1], "c", status).splitlines()
+            if line.startswith("| ") and "---" not in line}
+    assert rows["hopper_hop"].endswith("| in-sample: no seed asked beyond it |")
+    assert rows["reacher_hard"].endswith("| no new seed yet |")
+    assert "hopper_hop" not in findings.alone_point(predictions, nd.iloc[:1], status)
+
+
+def test_the_findings_command_names_an_unknown_prediction_model_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "analysis.findings", "--manifest", "m.json",
+                           "--tables", str(tmp_path), "--out", str(tmp_path / "f.md"),
+                           "--prediction", "crystal_ball", "p.csv", "abc"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2 and "unknown model crystal_ball" in proc.stderr
+    assert "oracle, score_scale, sampler_alone" in proc.stderr
 
 
 def test_score_scale_predictions_are_judged_against_the_qsm_runs_by_the_committed_rule():

@@ -178,3 +178,47 @@ def test_the_sampler_alone_is_predicted_from_the_score_scale_bracketed_by_traine
     assert (df["own_rms_max"] == 1.0).all() and (df["other_rms_min"] == 9.0).all()
     with pytest.raises(ValueError, match="both sides"):
         sampler_alone_predictions(runs, scale, nd[nd["task"] != "task_w"])
+
+
+def test_the_committed_sampler_alone_predictions_are_this_codes_on_the_runs_archived_then(
+        tmp_path):
+    """docs/predictions/sampler_alone_predictions.csv, recomputed by the current code from the
+    runs the study's archive held at the commit that added it: their no-denoiser comparison
+    (analysis.audit.oracle) and score-target RMS, and the committed score-scale predictions."""
+    import json
+
+    import pandas as pd
+    import yaml
+
+    from analysis.audit import oracle
+    from analysis.audit.load import load_entries
+    from analysis.audit.scale_model import ALONE_COLUMNS, sampler_alone_predictions, scale_runs
+    from analysis.records.manifest import load_manifest, manifest_dict, manifest_entry
+    config = yaml.safe_load((ROOT / "config" / "study.yaml").read_text())
+    spec = config["predictions"]["sampler_alone"]
+    archive = ROOT / "results" / "archive" / "study"
+    then = subprocess.run(["git", "show", f"{spec['commit']}:results/archive/study/MANIFEST.json"],
+                          capture_output=True, text=True, cwd=ROOT)
+    if then.returncode:
+        pytest.skip(f"the commit {spec['commit'][:12]} is not in this clone's history")
+    runs = [manifest_entry(r["algo"], r["task"], r["seed"], r["roles"][0], r["run_id"],
+                           r["code_version"], str(archive / r["path"]))
+            for r in json.loads(then.stdout)["runs"]]
+    path = tmp_path / "manifest.json"
+    sweeps = {w["name"]: {"hparam": w["hparam"], "algos": w["algos"], "values": w["values"]}
+              for w in config["sweeps"]}
+    path.write_text(json.dumps(manifest_dict("then", str(archive), runs, sweeps)))
+    manifest = load_manifest(path)
+    entries = [e for role in ("benchmark", "audit", *manifest.sweeps)
+               for e in load_entries(manifest, ("policy",), roles=(role,))]
+    again = sampler_alone_predictions(
+        scale_runs(manifest), pd.read_csv(ROOT / config["predictions"]["score_scale"]["table"]),
+        oracle.no_denoiser_table(entries))
+    committed = pd.read_csv(ROOT / spec["table"], dtype={"seeds_in_sample": str},
+                            keep_default_na=False)
+    assert again["task"].tolist() == committed["task"].tolist()
+    for column in ALONE_COLUMNS:
+        if again[column].dtype.kind == "f":
+            assert np.allclose(again[column], committed[column], atol=1e-4), column
+        else:
+            assert again[column].tolist() == committed[column].tolist(), column

@@ -6,7 +6,6 @@
 # Predictions committed before the runs they predict trained (config predictions, per model: the
 # table and the commit that added it), shown beside what those runs learned.
 PREDICTIONS = config.get("predictions") or {}
-PREDICTION_OPTIONS = {"oracle": "--predictions", "score_scale": "--scale-predictions"}
 REGENERATE = "snakemake --cores all" + (
     " --configfile " + " ".join(f"config/{Path(p).name}" for p in workflow.overwrite_configfiles)
     if workflow.overwrite_configfiles else "")
@@ -62,8 +61,7 @@ rule findings:
         reference=config["stats"]["reference"],
         tasks=("--tasks " + " ".join(config["stats"]["tasks"]) + " ")
         if config["stats"].get("tasks") else "",
-        predictions="".join(f" {PREDICTION_OPTIONS[model]} {REPO / p['table']} "
-                            f"{PREDICTION_OPTIONS[model]}-commit {p['commit'][:12]}"
+        predictions="".join(f" --prediction {model} {REPO / p['table']} {p['commit'][:12]}"
                             for model, p in PREDICTIONS.items()),
     conda:
         "../../environment.yml"
