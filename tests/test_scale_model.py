@@ -112,19 +112,17 @@ def test_the_command_refuses_a_manifest_it_cannot_calibrate_on(tmp_path):
     assert "nothing to calibrate" in proc.stderr and not (tmp_path / "p.csv").exists()
 
 
-def test_the_committed_predictions_are_this_codes_on_the_runs_archived_when_they_were_made(
-        tmp_path):
-    """docs/predictions/score_scale_predictions.csv, recomputed from exactly the runs the study's
-    archive held at the commit that added it (its MANIFEST.json there), by the current code."""
+def _archive_then(model, tmp_path):
+    """The study's configuration, the spec of its committed predictions of `model`, and a
+    manifest of exactly the runs the archive held at the commit that added them (its
+    MANIFEST.json there); skips in a clone without that commit."""
     import json
 
-    import pandas as pd
     import yaml
 
-    from analysis.audit.scale_model import scale_runs
     from analysis.records.manifest import load_manifest, manifest_dict, manifest_entry
     config = yaml.safe_load((ROOT / "config" / "study.yaml").read_text())
-    spec = config["predictions"]["score_scale"]
+    spec = config["predictions"][model]
     archive = ROOT / "results" / "archive" / "study"
     then = subprocess.run(["git", "show", f"{spec['commit']}:results/archive/study/MANIFEST.json"],
                           capture_output=True, text=True, cwd=ROOT)
@@ -137,14 +135,27 @@ def test_the_committed_predictions_are_this_codes_on_the_runs_archived_when_they
     sweeps = {w["name"]: {"hparam": w["hparam"], "algos": w["algos"], "values": w["values"]}
               for w in config["sweeps"]}
     path.write_text(json.dumps(manifest_dict("then", str(archive), runs, sweeps)))
-    again = score_scale_predictions(scale_runs(load_manifest(path)))
-    committed = pd.read_csv(ROOT / spec["table"])
+    return config, spec, load_manifest(path)
+
+
+def _assert_same_table(again, committed, columns):
     assert again["task"].tolist() == committed["task"].tolist()
-    for column in PREDICTION_COLUMNS:
+    for column in columns:
         if again[column].dtype.kind == "f":
             assert np.allclose(again[column], committed[column], atol=1e-4), column
         else:
             assert again[column].tolist() == committed[column].tolist(), column
+
+
+def test_the_committed_predictions_are_this_codes_on_the_runs_archived_when_they_were_made(        tmp_path):
+    """docs/predictions/score_scale_predictions.csv, recomputed from exactly the runs the study's
+    archive held at the commit that added it (its MANIFEST.json there), by the current code."""
+    import pandas as pd
+
+    from analysis.audit.scale_model import scale_runs
+    _, spec, manifest = _archive_then("score_scale", tmp_path)
+    _assert_same_table(score_scale_predictions(scale_runs(manifest)),
+                       pd.read_csv(ROOT / spec["table"]), PREDICTION_COLUMNS)
 
 
 def _nd(task, seed, matched, algo="qsm", M_q=None):
@@ -185,40 +196,16 @@ def test_the_committed_sampler_alone_predictions_are_this_codes_on_the_runs_arch
     """docs/predictions/sampler_alone_predictions.csv, recomputed by the current code from the
     runs the study's archive held at the commit that added it: their no-denoiser comparison
     (analysis.audit.oracle) and score-target RMS, and the committed score-scale predictions."""
-    import json
-
     import pandas as pd
-    import yaml
 
     from analysis.audit import oracle
     from analysis.audit.load import load_entries
     from analysis.audit.scale_model import ALONE_COLUMNS, sampler_alone_predictions, scale_runs
-    from analysis.records.manifest import load_manifest, manifest_dict, manifest_entry
-    config = yaml.safe_load((ROOT / "config" / "study.yaml").read_text())
-    spec = config["predictions"]["sampler_alone"]
-    archive = ROOT / "results" / "archive" / "study"
-    then = subprocess.run(["git", "show", f"{spec['commit']}:results/archive/study/MANIFEST.json"],
-                          capture_output=True, text=True, cwd=ROOT)
-    if then.returncode:
-        pytest.skip(f"the commit {spec['commit'][:12]} is not in this clone's history")
-    runs = [manifest_entry(r["algo"], r["task"], r["seed"], r["roles"][0], r["run_id"],
-                           r["code_version"], str(archive / r["path"]))
-            for r in json.loads(then.stdout)["runs"]]
-    path = tmp_path / "manifest.json"
-    sweeps = {w["name"]: {"hparam": w["hparam"], "algos": w["algos"], "values": w["values"]}
-              for w in config["sweeps"]}
-    path.write_text(json.dumps(manifest_dict("then", str(archive), runs, sweeps)))
-    manifest = load_manifest(path)
+    config, spec, manifest = _archive_then("sampler_alone", tmp_path)
     entries = [e for role in ("benchmark", "audit", *manifest.sweeps)
                for e in load_entries(manifest, ("policy",), roles=(role,))]
     again = sampler_alone_predictions(
         scale_runs(manifest), pd.read_csv(ROOT / config["predictions"]["score_scale"]["table"]),
         oracle.no_denoiser_table(entries))
-    committed = pd.read_csv(ROOT / spec["table"], dtype={"seeds_in_sample": str},
-                            keep_default_na=False)
-    assert again["task"].tolist() == committed["task"].tolist()
-    for column in ALONE_COLUMNS:
-        if again[column].dtype.kind == "f":
-            assert np.allclose(again[column], committed[column], atol=1e-4), column
-        else:
-            assert again[column].tolist() == committed[column].tolist(), column
+    _assert_same_table(again, pd.read_csv(ROOT / spec["table"], dtype={"seeds_in_sample": str},
+                                          keep_default_na=False), ALONE_COLUMNS)
