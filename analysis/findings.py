@@ -699,8 +699,8 @@ def alone_point(predictions: pd.DataFrame, nd: pd.DataFrame,
     else:
         text += (f"{sum(x['agrees'] for x in done)} of {len(done)} tasks with new seeds agree ("
                  + "; ".join(f"{x['p']['task']}: predicted {x['p']['predicted']}, "
-                             f"{x['matched']} of {x['states']} probe states of seeds "
-                             f"{x['seeds']} the sampler's: "
+                             f"{x['matched']} of {x['states']} probe states of "
+                             f"{'seed' if x['n'] == 1 else 'seeds'} {x['seeds']} the sampler's: "
                              f"{'agrees' if x['agrees'] else 'disagrees'}" for x in done) + ")")
     return text + (f"; no new seed yet: {', '.join(waiting)}" if waiting else "") + "."
 

@@ -213,6 +213,8 @@ def test_sampler_alone_predictions_are_judged_on_the_seeds_trained_after_them():
     assert point.startswith("**The sampler alone, predicted** (committed before the seeds that "
                             "test it): 1 of 2 tasks with new seeds agree (hopper_hop: predicted "
                             f"{OWN}, 7 of 16 probe states of seeds 1, 2 the sampler's: disagrees")
+    assert (f"walker_run: predicted {NOT_OWN}, 0 of 8 probe states of seed 0 the sampler's: "
+            "agrees)") in point
     assert point.endswith("; no new seed yet: reacher_hard.")
     assert findings.alone_point(pd.DataFrame(), nd) == ""
     assert findings.alone_point(predictions, nd.iloc[:1]).endswith(
