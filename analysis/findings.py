@@ -626,11 +626,8 @@ def alone_rows(predictions: pd.DataFrame, nd: pd.DataFrame,
     what QSM's runs at the paper's setting of seeds not in its sample show (no_denoiser.csv):
     their seeds, probe states that are the no-denoiser sampler's, whether that makes the policy the
     sampler's own, and whether it agrees (None where the prediction is undecided)."""
-    from analysis.audit.scale_model import OWN, UNDECIDED, paper_setting, samplers_own
-    M_q, T, form = paper_setting()
-    mine = (nd[(nd["algo"] == "qsm") & (nd["M_q"] == M_q) & (nd["T"] == T)
-               & (nd["score_target"] == form) & (nd["other_hparams"].fillna("") == "")]
-            if not nd.empty else nd)
+    from analysis.audit.scale_model import OWN, UNDECIDED, at_paper_setting, samplers_own
+    mine = at_paper_setting(nd)
     out = []
     for _, p in predictions.iterrows():
         new = (mine[(mine["task"] == p["task"]) & ~mine["seed"].isin(seeds_in_sample(p))]

@@ -356,14 +356,15 @@ def no_denoiser_table(entries) -> pd.DataFrame:
         if key not in splits:
             splits[key] = no_denoiser_split(*key)
         null = splits[key]
-        d = distance_to(coordinate_splits(e.actions), null)
+        splits_e = coordinate_splits(e.actions)
+        d = distance_to(splits_e, null)
         act_dim = e.actions.shape[-1]
         rows.append({"algo": e.algo, "task": e.task, "seed": e.seed, "M_q": p.M_q, "T": p.T,
                      "score_target": p.form, "other_hparams": other_hparams(e),
                      "act_dim": act_dim, "n_states": len(d),
                      "states_as_no_denoiser": int((d <= NO_DENOISER_TV).sum()),
                      "distance_median": float(np.median(d)),
-                     "coord_bound": float((np.abs(np.clip(e.actions, -1, 1)) >= 1).mean()),
+                     "coord_bound": float(1 - splits_e[..., 1].mean()),
                      "no_denoiser_coord_bound": 1 - null[1],
                      "mass_any_bound": mass_any_bound(e),
                      "no_denoiser_mass_any_bound": 1 - null[1] ** act_dim,

@@ -212,15 +212,24 @@ def samplers_own(matched: int, states: int) -> bool:
     return states > 0 and matched >= SAMPLERS_OWN * states
 
 
+def at_paper_setting(no_denoiser: pd.DataFrame) -> pd.DataFrame:
+    """The rows of no_denoiser.csv of qsm at the paper's setting and its declared other
+    hyperparameters."""
+    if no_denoiser.empty:
+        return no_denoiser
+    M_q, T, form = paper_setting()
+    nd = no_denoiser
+    return nd[(nd["algo"] == "qsm") & (nd["M_q"] == M_q) & (nd["T"] == T)
+              & (nd["score_target"] == form) & (nd["other_hparams"].fillna("") == "")]
+
+
 def sampler_alone_predictions(runs, scale_predictions: pd.DataFrame,
                               no_denoiser: pd.DataFrame) -> pd.DataFrame:
     """Per task of the score-scale predictions: whether QSM's policy at the paper's setting will
     be the sampler's own, from its predicted RMS and the benchmark tasks QSM has trained on (their
     median score-target RMS from `runs`, their probe states from `no_denoiser`)."""
     M_q, T, form = paper_setting()
-    nd = no_denoiser[(no_denoiser["algo"] == "qsm") & (no_denoiser["M_q"] == M_q)
-                     & (no_denoiser["T"] == T) & (no_denoiser["score_target"] == form)
-                     & (no_denoiser["other_hparams"].fillna("") == "")]
+    nd = at_paper_setting(no_denoiser)
     rms = {}
     for r in runs:
         if r.algo == "qsm" and not r.toy and r.setting == (M_q, T, form) \
